@@ -1,0 +1,378 @@
+"""Data contracts: one schema per table, declared once.
+
+Every published table is a `Table`: its columns (name, Polars dtype, DuckDB type, nullability, meaning,
+unit) and its primary key. The same object drives the Polars casts (`Table.conform`), the DuckDB DDL
+(`Table.ddl`), the Great Expectations suites (not-null / unique / type checks) and `docs/tables.md`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+MONEY = pl.Decimal(18, 2)
+MONEY_SQL = "DECIMAL(18,2)"
+TIMESTAMP = pl.Datetime("us")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: pl.DataType
+    sql: str
+    description: str
+    nullable: bool = True
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    account_scoped: bool = True
+    """Rows belong to one account (`account_id`): an incremental run replaces them per account."""
+    append_only: bool = False
+    """Rows are history (runs, files, results): never replaced, only appended."""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def polars_schema(self) -> pl.Schema:
+        return pl.Schema({c.name: c.dtype for c in self.columns})
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if not c.nullable]
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(
+            f'"{c.name}" {c.sql}{"" if c.nullable else " NOT NULL"}' for c in self.columns
+        )
+        pk = f',\n  PRIMARY KEY ({", ".join(self.primary_key)})' if self.primary_key else ""
+        return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols}{pk}\n)'
+
+    def conform(self, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+        """Select exactly this table's columns, in order, cast to the contract types.
+
+        A missing nullable column is added as nulls; a missing required column is a programming error.
+        """
+        lf = frame.lazy()
+        present = set(lf.collect_schema().names())
+        missing = [c for c in self.required if c not in present]
+        if missing:
+            raise ValueError(f"{self.name}: required columns missing from frame: {missing}")
+        return lf.select(
+            [
+                (pl.col(c.name) if c.name in present else pl.lit(None)).cast(c.dtype).alias(c.name)
+                for c in self.columns
+            ]
+        )
+
+    def empty(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=self.polars_schema)
+
+
+def col(name: str, dtype: pl.DataType, sql: str, description: str, *, nullable: bool = True, unit: str = "") -> Column:
+    return Column(name, dtype, sql, description, nullable, unit)
+
+
+def money(name: str, description: str, *, nullable: bool = False) -> Column:
+    return Column(name, MONEY, MONEY_SQL, description, nullable, "currency units (exact, 2 decimals)")
+
+
+def count(name: str, description: str) -> Column:
+    return Column(name, pl.Int64, "BIGINT", description, False, "count")
+
+
+def ratio(name: str, description: str, *, nullable: bool = True) -> Column:
+    return Column(name, pl.Float64, "DOUBLE", description, nullable, "ratio")
+
+
+def text(name: str, description: str, *, nullable: bool = True) -> Column:
+    return Column(name, pl.String, "VARCHAR", description, nullable)
+
+
+def month_col(description: str = "Calendar month (first day), local time.") -> Column:
+    return Column("month_on", pl.Date, "DATE", description, False)
+
+
+ACCOUNT_ID = text("account_id", "Account identifier as given by the bank export.", nullable=False)
+RUN_ID = text("run_id", "Pipeline run that produced the row.", nullable=False)
+EVIDENCE = Column(
+    "evidence_txn_ids", pl.List(pl.String), "VARCHAR[]", "Transaction ids that prove the row.", False
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Canonical input: the columns a canonical CSV / Parquet export may carry, before any parsing.
+CANONICAL_INPUT_COLUMNS = (
+    "account_id",
+    "txn_id",
+    "booked_at",
+    "amount",
+    "currency",
+    "balance_after",
+    "counterparty_name",
+    "counterparty_account",
+    "description",
+    "channel",
+)
+CANONICAL_REQUIRED_INPUT = ("account_id", "booked_at", "amount")
+
+CANONICAL_TRANSACTION = Table(
+    "canonical_transactions",
+    "One row per unique bank transaction, parsed and typed (the ingest output, before classification).",
+    (
+        text("txn_id", "Stable id: the bank's id (prefixed by account) or a hash of the identifying fields "
+             "and the ordinal among identical rows of the same day.", nullable=False),
+        ACCOUNT_ID,
+        col("booked_at", TIMESTAMP, "TIMESTAMP", "Booking time, bank local time (date-only exports: 00:00).",
+            nullable=False),
+        money("amount", "Signed amount: + money in, - money out."),
+        text("currency", "ISO 4217 code (default CNY).", nullable=False),
+        money("balance_after", "Balance after the transaction, as the bank states it.", nullable=True),
+        text("counterparty_name", "Counterparty name (对方户名)."),
+        text("counterparty_account", "Counterparty account number (对方账号)."),
+        text("description", "Memo / 摘要 / 附言."),
+        text("channel", "Channel (网银, ATM, POS, ...)."),
+        text("source_file", "File name the row came from.", nullable=False),
+        count("source_row", "1-based data row number in the source file (header excluded)."),
+        text("batch_id", "Ingest batch (one per run).", nullable=False),
+    ),
+    primary_key=("txn_id",),
+)
+
+TRANSACTIONS = Table(
+    "transactions",
+    "Canonical transactions plus their classification. One row per unique bank transaction.",
+    CANONICAL_TRANSACTION.columns
+    + (
+        col("booked_on", pl.Date, "DATE", "Local booking date.", nullable=False),
+        text("customer_id", "Customer owning the account (accounts.csv); the account id when unknown.",
+             nullable=False),
+        text("txn_class", "Classification: salary, income, loan_disbursement, loan_repayment, refund, "
+             "own_transfer_in/out, related_transfer_in/out, penalty_fee, failed_debit, spend, other_in.",
+             nullable=False),
+        text("related_relation", "Relation of the counterparty when related (self, spouse, family, "
+             "own_account, ...)."),
+        text("lender_id", "Lender registry id when the row is a loan disbursement, repayment or penalty."),
+        col("is_clean_income", pl.Boolean, "BOOLEAN", "Counts as earned income (clean income).",
+            nullable=False),
+    ),
+    primary_key=("txn_id",),
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    "Input rows that could not become transactions: file, row, raw content and reason.",
+    (
+        text("source_file", "File name.", nullable=False),
+        count("source_row", "1-based data row number in the file (header excluded)."),
+        text("raw", "The raw row content as read (cells joined by ',').", nullable=False),
+        text("reason_code", "Machine code: bad_date, bad_amount, missing_account, ...", nullable=False),
+        text("reason", "Human readable reason naming the column and value.", nullable=False),
+        text("batch_id", "Ingest batch.", nullable=False),
+        text("file_sha256", "Content hash of the file.", nullable=False),
+    ),
+    primary_key=("file_sha256", "source_row", "reason_code"),
+    account_scoped=False,
+    append_only=True,
+)
+
+SOURCE_FILES = Table(
+    "source_files",
+    "Every file the pipeline has seen, with its outcome.",
+    (
+        text("file_sha256", "SHA-256 of the file content.", nullable=False),
+        text("file_name", "File name (as found in the inbox).", nullable=False),
+        text("profile", "Layout profile used (canonical, icbc_debit, ...).", nullable=True),
+        col("size_bytes", pl.Int64, "BIGINT", "File size.", nullable=False, unit="bytes"),
+        count("rows_read", "Data rows read."),
+        count("rows_ok", "Rows that became (or already were) transactions."),
+        count("rows_duplicate", "Rows that duplicated a transaction already known (counted in rows_ok)."),
+        count("rows_rejected", "Rows sent to quarantine."),
+        text("status", "loaded, partial (some rows quarantined), rejected (whole file), skipped_known.",
+             nullable=False),
+        text("error", "Whole-file error message."),
+        text("batch_id", "Batch that first saw the file.", nullable=False),
+        col("seen_at", TIMESTAMP, "TIMESTAMP", "When the file was processed (UTC).", nullable=False),
+    ),
+    primary_key=("file_sha256",),
+    account_scoped=False,
+    append_only=True,
+)
+
+ACCOUNT_MONTHS = Table(
+    "account_months",
+    "One row per account per covered month: flows, clean income, related and large flows, balances.",
+    (
+        ACCOUNT_ID,
+        month_col(),
+        text("currency", "Currency of the figures (the account's main currency).", nullable=False),
+        col("is_full_month", pl.Boolean, "BOOLEAN", "Month fully covered by the statement and before the "
+            "as-of month; only full months are judged.", nullable=False),
+        count("covered_days", "Days of the month inside the account's statement coverage."),
+        count("txn_count", "Transactions in the month."),
+        money("inflow", "Sum of positive amounts."),
+        money("outflow", "Sum of negative amounts, as a positive number."),
+        money("clean_income", "Inflow that is earned: minus own/related transfers, loan disbursements, "
+              "refunds/reversals and inbound legs of round trips."),
+        money("related_in", "Inflow from own accounts or related parties."),
+        money("related_out", "Outflow to own accounts or related parties."),
+        count("related_out_count", "Outflows to own accounts or related parties."),
+        money("loan_disbursed", "Loan disbursements received."),
+        money("loan_repaid", "Loan repayments paid."),
+        count("large_outflow_count", "Outflows flagged as large."),
+        money("large_outflow_sum", "Sum of flagged large outflows."),
+        money("closing_balance", "Last stated balance in the month (statement order).", nullable=True),
+        ratio("income_cv", "Coefficient of variation of clean income over the trailing window; null when "
+              "fewer months than the minimum."),
+        ratio("income_swing_share", "Share of window months whose clean income moved >= the swing "
+              "threshold against the previous month."),
+        count("window_months", "Full months in the trailing window used for income_cv."),
+        money("typical_income", "Median clean income of the previous full months in the window (the base "
+              "for large-outflow limits).", nullable=True),
+        ratio("related_out_share", "related_out / outflow."),
+        ratio("debt_burden", "loan_repaid / clean_income (null when clean income is 0)."),
+    ),
+    primary_key=("account_id", "month_on", "currency"),
+)
+
+TRANSFER_LINKS = Table(
+    "transfer_links",
+    "Pairs or chains of transactions that belong together: round trips, both legs of a transfer inside "
+    "the batch, related transfers, borrow-to-repay, cycles.",
+    (
+        text("link_id", "Stable id of the link.", nullable=False),
+        text("link_type", "round_trip, transfer_legs, borrow_to_repay, cycle.", nullable=False),
+        ACCOUNT_ID,
+        text("out_txn_id", "First (outgoing / disbursement) transaction.", nullable=False),
+        text("in_txn_id", "Second transaction (returning / repayment / other leg).", nullable=False),
+        money("amount_out", "Absolute amount of the first transaction."),
+        money("amount_in", "Absolute amount of the second transaction."),
+        col("days_apart", pl.Int64, "BIGINT", "Days between the two transactions.", nullable=False,
+            unit="days"),
+        text("counterparty", "Party the money went to and came back from (or lender pair)."),
+        EVIDENCE,
+    ),
+    primary_key=("link_id",),
+)
+
+RISK_FLAGS = Table(
+    "risk_flags",
+    "One row per account x period x flag code: metric, threshold, severity, rule version, reasons, "
+    "remediation and evidence.",
+    (
+        text("flag_id", "Stable id (account, code, period).", nullable=False),
+        ACCOUNT_ID,
+        text("flag_code", "Rule code, e.g. INCOME_VOLATILE, LARGE_OUTFLOW, RELATED_TRANSFER_HEAVY, "
+             "ROUND_TRIP.", nullable=False),
+        col("period_start_on", pl.Date, "DATE", "First day of the judged period.", nullable=False),
+        col("period_end_on", pl.Date, "DATE", "Last day of the judged period.", nullable=False),
+        ratio("metric_value", "Value of the metric the rule judged.", nullable=False),
+        ratio("threshold", "Threshold the metric crossed.", nullable=False),
+        text("limit_name", "Which limit fired (e.g. relative_to_income, absolute_floor).", nullable=False),
+        text("severity", "low, medium, high.", nullable=False),
+        text("rule_version", "Version of the rule (config).", nullable=False),
+        text("reason_zh", "Explanation in Chinese.", nullable=False),
+        text("reason_en", "Explanation in English.", nullable=False),
+        text("remediation_zh", "What would have to change (Chinese).", nullable=False),
+        text("remediation_en", "What would have to change (English).", nullable=False),
+        EVIDENCE,
+    ),
+    primary_key=("flag_id",),
+)
+
+DQ_RESULTS = Table(
+    "dq_results",
+    "Every expectation of every run: suite, expectation, blocking or warning, outcome.",
+    (
+        RUN_ID,
+        text("suite", "Suite name (one per table).", nullable=False),
+        text("table_name", "Table validated.", nullable=False),
+        text("expectation", "Expectation type.", nullable=False),
+        text("column_name", "Column, if any."),
+        text("kwargs_json", "Expectation arguments (JSON).", nullable=False),
+        text("level", "blocking or warning.", nullable=False),
+        col("success", pl.Boolean, "BOOLEAN", "Did the expectation hold.", nullable=False),
+        col("unexpected_count", pl.Int64, "BIGINT", "Rows violating it, when known.", unit="count"),
+        count("element_count", "Rows validated."),
+        text("detail", "Observed value / sample of unexpected values."),
+        col("validated_at", TIMESTAMP, "TIMESTAMP", "When (UTC).", nullable=False),
+    ),
+    primary_key=("run_id", "suite", "expectation", "kwargs_json"),
+    account_scoped=False,
+    append_only=True,
+)
+
+PIPELINE_RUNS = Table(
+    "pipeline_runs",
+    "One row per run: parameters, counts, stage timings, versions, status.",
+    (
+        RUN_ID,
+        col("started_at", TIMESTAMP, "TIMESTAMP", "Start (UTC).", nullable=False),
+        col("finished_at", TIMESTAMP, "TIMESTAMP", "End (UTC)."),
+        text("status", "published, nothing_new, blocked_by_dq, failed.", nullable=False),
+        text("mode", "full or incremental.", nullable=False),
+        col("as_of_on", pl.Date, "DATE", "As-of date of the run.", nullable=False),
+        text("parameters_json", "Run parameters (JSON).", nullable=False),
+        text("counts_json", "Row counts per table and per stage (JSON).", nullable=False),
+        text("stage_seconds_json", "Wall time per stage (JSON, seconds).", nullable=False),
+        text("stage_peak_rss_mb_json", "Peak resident memory after each stage (JSON, MiB).", nullable=False),
+        text("versions_json", "Library and rule versions (JSON).", nullable=False),
+        text("config_sha256", "Hash of rules config + reference data; a change forces a full recompute.",
+             nullable=False),
+        text("message", "Summary or error message."),
+    ),
+    primary_key=("run_id",),
+    account_scoped=False,
+    append_only=True,
+)
+
+PUBLISHED_TABLES: tuple[Table, ...] = (
+    TRANSACTIONS,
+    QUARANTINE,
+    SOURCE_FILES,
+    ACCOUNT_MONTHS,
+    TRANSFER_LINKS,
+    RISK_FLAGS,
+    DQ_RESULTS,
+    PIPELINE_RUNS,
+)
+
+# Reference inputs -----------------------------------------------------------------------------------
+ACCOUNTS_REF = Table(
+    "accounts",
+    "Reference: account ownership (data/reference/accounts.csv).",
+    (
+        ACCOUNT_ID,
+        text("customer_id", "Customer.", nullable=False),
+        text("holder_name", "Account holder name."),
+        text("account_type", "personal or business."),
+    ),
+    primary_key=("account_id",),
+)
+
+RELATED_PARTIES_REF = Table(
+    "related_parties",
+    "Reference: declared related parties per customer (data/reference/related_parties.csv).",
+    (
+        text("customer_id", "Customer.", nullable=False),
+        text("party_name", "Related party name."),
+        text("party_account", "Related party account number."),
+        text("relation", "spouse, shareholder, legal_representative, family, self, ...", nullable=False),
+    ),
+    account_scoped=False,
+)
+
+
+def table(name: str) -> Table:
+    for t in PUBLISHED_TABLES:
+        if t.name == name:
+            return t
+    raise KeyError(name)
