@@ -179,7 +179,7 @@ QUARANTINE = Table(
         text("batch_id", "Ingest batch.", nullable=False),
         text("file_sha256", "Content hash of the file.", nullable=False),
     ),
-    primary_key=("file_sha256", "source_row", "reason_code"),
+    primary_key=("file_sha256", "source_row"),
     account_scoped=False,
     append_only=True,
 )
@@ -196,13 +196,13 @@ SOURCE_FILES = Table(
         count("rows_ok", "Rows that became (or already were) transactions."),
         count("rows_duplicate", "Rows that duplicated a transaction already known (counted in rows_ok)."),
         count("rows_rejected", "Rows sent to quarantine."),
-        text("status", "loaded, partial (some rows quarantined), rejected (whole file), skipped_known.",
-             nullable=False),
+        text("status", "loaded, partial (some rows quarantined) or rejected (whole file; retried on the next "
+             "run, one row per attempt).", nullable=False),
         text("error", "Whole-file error message."),
         text("batch_id", "Batch that first saw the file.", nullable=False),
         col("seen_at", TIMESTAMP, "TIMESTAMP", "When the file was processed (UTC).", nullable=False),
     ),
-    primary_key=("file_sha256",),
+    primary_key=("file_sha256", "batch_id"),
     account_scoped=False,
     append_only=True,
 )
@@ -213,7 +213,10 @@ ACCOUNT_MONTHS = Table(
     (
         ACCOUNT_ID,
         month_col(),
-        text("currency", "Currency of the figures (the account's main currency).", nullable=False),
+        text("currency", "Currency of the figures (figures are per currency, never added across).",
+             nullable=False),
+        col("is_main_currency", pl.Boolean, "BOOLEAN", "The account's main currency (most transactions); "
+            "only main-currency months are judged.", nullable=False),
         col("is_full_month", pl.Boolean, "BOOLEAN", "Month fully covered by the statement and before the "
             "as-of month; only full months are judged.", nullable=False),
         count("covered_days", "Days of the month inside the account's statement coverage."),
@@ -235,6 +238,8 @@ ACCOUNT_MONTHS = Table(
         ratio("income_swing_share", "Share of window months whose clean income moved >= the swing "
               "threshold against the previous month."),
         count("window_months", "Full months in the trailing window used for income_cv."),
+        count("income_history_months", "Full months before this one in the window (the base of "
+              "typical_income)."),
         money("typical_income", "Median clean income of the previous full months in the window (the base "
               "for large-outflow limits).", nullable=True),
         ratio("related_out_share", "related_out / outflow."),

@@ -1,0 +1,39 @@
+# liushui — a newcomer's targets: `make run` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE := data/sample
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: setup run sample test lint bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==0.13.8
+
+setup: $(UV)  ## create .venv from the lockfile (exact pinned versions)
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+$(SAMPLE)/labels.csv: | setup
+	$(BIN)/liushui generate $(SAMPLE) --seed 7 --accounts 200 --months 12
+
+sample: setup $(SAMPLE)/labels.csv  ## generate the built-in sample data (deterministic)
+
+run: sample  ## run the nightly job on the sample into data/warehouse/liushui.duckdb
+	$(BIN)/liushui run --inbox $(SAMPLE)/inbox --reference $(SAMPLE)/reference
+
+test: setup  ## the whole test suite
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup  ## benchmarks (not part of the tests); writes BENCHMARKS.md
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) data/warehouse data/staging data/prefect $(SAMPLE)

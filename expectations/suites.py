@@ -1,0 +1,513 @@
+"""Great Expectations suites, one per table, declared in code next to the contracts they guard.
+
+A suite is a list of `Check`s: a Great Expectations 1.x expectation instance plus a level,
+``blocking`` (a failure stops the publish) or ``warning`` (recorded in ``dq_results``, nothing stops).
+
+The generic part of every suite is derived from the table's contract (`liushui.contracts`) by
+`contract_checks`: the column set, not-null for every non-nullable column, uniqueness of the primary key.
+Business expectations are added per table below.
+
+GX runs on pandas and knows nothing about Polars Decimal or List columns, so the suites speak about
+*GX columns*: a source column as is, or a `Derived` column computed by Polars before the frame is handed
+to GX (see `expectations.runner`):
+
+* every Decimal (money) column ``x`` is checked as ``x_cents`` (Int64, exact integer minor units);
+* every List column ``x`` is checked as ``x_count`` (Int64 list length, null stays null);
+* business derivations (``month_on_day``, ``rows_unaccounted``, ...) are declared per suite.
+
+The source data is never changed. ``import great_expectations`` takes seconds, so nothing here imports it
+at module import time: suites are built on first use (`suite_for`, `ALL_SUITES`) and cached.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+
+from liushui import contracts
+from liushui.contracts import Table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from great_expectations.expectations import Expectation
+
+Level = Literal["blocking", "warning"]
+LEVELS: tuple[str, ...] = ("blocking", "warning")
+
+# Suite parameters (GX ``{"$PARAMETER": name}``), supplied by the runner at validation time.
+PARAM_BOOKED_AT_MAX = "booked_at_max"
+"""as-of date + 1 day, 00:00 (naive local time): nothing can be booked after the end of the as-of day."""
+
+EARLIEST_BOOKING = datetime(1990, 1, 1)
+
+# Vocabularies -----------------------------------------------------------------------------------------
+# Active ISO 4217 codes (plus the precious-metal / fund codes banks actually use in statements).
+ISO_4217: tuple[str, ...] = tuple(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN BZD
+    CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW
+    KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD
+    NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE
+    SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED
+    VES VND VUV WST XAF XAG XAU XCD XCG XDR XOF XPD XPF XPT XSU XUA YER ZAR ZMW ZWG ZWL
+    """.split()
+)
+# Vocabularies owned by other modules (classify, flags, links): an unknown value is a *warning* so adding a
+# class / rule / link type never blocks a nightly run; register the new value here when you add it.
+KNOWN_TXN_CLASSES: tuple[str, ...] = (
+    "salary", "income", "loan_disbursement", "loan_repayment", "refund", "own_transfer_in",
+    "own_transfer_out", "related_transfer_in", "related_transfer_out", "penalty_fee", "failed_debit",
+    "spend", "other_in",
+)
+KNOWN_FLAG_CODES: tuple[str, ...] = (
+    "INCOME_VOLATILE", "LARGE_OUTFLOW", "RELATED_TRANSFER_HEAVY", "ROUND_TRIP",
+)
+KNOWN_LINK_TYPES: tuple[str, ...] = ("round_trip", "transfer_legs", "borrow_to_repay", "cycle")
+# Vocabularies that are part of the published interface (dashboards filter on them): blocking.
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+FILE_STATUSES: tuple[str, ...] = ("loaded", "partial", "rejected", "skipped_known")
+RUN_STATUSES: tuple[str, ...] = ("published", "nothing_new", "blocked_by_dq", "failed")
+RUN_MODES: tuple[str, ...] = ("full", "incremental")
+
+SHA256_REGEX = r"^[0-9a-f]{64}$"
+FLAG_CODE_REGEX = r"^[A-Z][A-Z0-9_]*$"
+
+# Expectations that look only at the column names: the runner checks them against a zero-row frame with the
+# source frame's columns (the data frame GX sees holds only the derived / needed columns).
+SCHEMA_EXPECTATIONS = frozenset(
+    {
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_column_to_exist",
+    }
+)
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+_COLUMN_LIST_KWARGS = ("column_list",)
+
+
+# Building blocks ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Derived:
+    """A column computed (by Polars, from the source frame) only for validation."""
+
+    name: str
+    expr: pl.Expr
+    sources: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation and what a failure means."""
+
+    expectation: Expectation
+    level: Level
+    why: str = ""
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
+
+    @property
+    def expectation_type(self) -> str:
+        """Snake-case type, e.g. ``expect_column_values_to_not_be_null``."""
+        return self.expectation.expectation_type
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        kw = dict(self.expectation.configuration.kwargs)
+        kw.pop("batch_id", None)
+        return kw
+
+    @property
+    def kwargs_json(self) -> str:
+        return json.dumps(self.kwargs, sort_keys=True, default=str, ensure_ascii=False)
+
+    @property
+    def gx_columns(self) -> tuple[str, ...]:
+        """Columns of the GX frame this expectation reads (empty for table-level expectations)."""
+        kw = self.kwargs
+        cols: list[str] = [kw[k] for k in _COLUMN_KWARGS if isinstance(kw.get(k), str)]
+        for k in _COLUMN_LIST_KWARGS:
+            if isinstance(kw.get(k), list):
+                cols.extend(kw[k])
+        return tuple(cols)
+
+    @property
+    def is_schema_check(self) -> bool:
+        return self.expectation_type in SCHEMA_EXPECTATIONS
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    table: Table
+    checks: tuple[Check, ...]
+    derived: tuple[Derived, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        keys = [(c.expectation_type, c.kwargs_json) for c in self.checks]
+        dupes = {k for k in keys if keys.count(k) > 1}
+        if dupes:
+            # GX suites are set-like and would silently drop the duplicate: one check = one result row.
+            raise ValueError(f"suite {self.name}: duplicate expectations {sorted(dupes)}")
+        names = [d.name for d in self.derived]
+        if len(set(names)) != len(names):
+            raise ValueError(f"suite {self.name}: duplicate derived columns {names}")
+        clash = set(names) & set(self.table.names)
+        if clash:
+            raise ValueError(f"suite {self.name}: derived columns shadow table columns {sorted(clash)}")
+
+    @property
+    def table_name(self) -> str:
+        return self.table.name
+
+    def derived_column(self, name: str) -> Derived | None:
+        for d in self.derived:
+            if d.name == name:
+                return d
+        return None
+
+    def source_columns(self, gx_column: str) -> tuple[str, ...]:
+        """The table columns a GX column is computed from (itself when not derived)."""
+        d = self.derived_column(gx_column)
+        return d.sources if d is not None else (gx_column,)
+
+    def column_name(self, check: Check) -> str | None:
+        """What ``dq_results.column_name`` reports: the source column(s) the check is about."""
+        sources: list[str] = []
+        for c in check.gx_columns:
+            for s in self.source_columns(c):
+                if s not in sources:
+                    sources.append(s)
+        return ",".join(sources) if sources else None
+
+    @property
+    def blocking(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.level == "blocking")
+
+    @property
+    def warnings(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.level == "warning")
+
+
+def gx_column(table: Table, name: str) -> str:
+    """The GX column that stands for table column `name`."""
+    column = next(c for c in table.columns if c.name == name)
+    if isinstance(column.dtype, pl.Decimal):
+        return f"{name}_cents"
+    if isinstance(column.dtype, pl.List):
+        return f"{name}_count"
+    return name
+
+
+def contract_derived(table: Table) -> list[Derived]:
+    """Decimal -> ``<name>_cents`` (exact Int64 minor units), List -> ``<name>_count``."""
+    out: list[Derived] = []
+    for c in table.columns:
+        if isinstance(c.dtype, pl.Decimal):
+            scale = c.dtype.scale or 0
+            out.append(
+                Derived(
+                    gx_column(table, c.name),
+                    (pl.col(c.name) * (10**scale)).cast(pl.Int64),
+                    (c.name,),
+                    f"{c.name} in integer minor units (x 10^{scale}, exact)",
+                )
+            )
+        elif isinstance(c.dtype, pl.List):
+            out.append(
+                Derived(
+                    gx_column(table, c.name),
+                    pl.col(c.name).list.len().cast(pl.Int64),
+                    (c.name,),
+                    f"number of elements of {c.name} (null stays null)",
+                )
+            )
+    return out
+
+
+def contract_checks(table: Table) -> list[Check]:
+    """The generic, contract-derived part of a suite (all blocking)."""
+    import great_expectations as gx
+
+    E = gx.expectations
+    checks = [
+        Check(
+            E.ExpectTableColumnsToMatchSet(column_set=table.names, exact_match=True),
+            "blocking",
+            "the frame has exactly the contract's columns",
+        )
+    ]
+    checks += [
+        Check(E.ExpectColumnValuesToNotBeNull(column=gx_column(table, name)), "blocking",
+              f"{name} is required by the contract")
+        for name in table.required
+    ]
+    pk = [gx_column(table, n) for n in table.primary_key]
+    if len(pk) == 1:
+        checks.append(Check(E.ExpectColumnValuesToBeUnique(column=pk[0]), "blocking", "primary key"))
+    elif pk:
+        checks.append(Check(E.ExpectCompoundColumnsToBeUnique(column_list=pk), "blocking", "primary key"))
+    return checks
+
+
+# Business expectations per table ------------------------------------------------------------------------
+def _E():  # noqa: N802 - short alias for the GX expectations namespace
+    import great_expectations as gx
+
+    return gx.expectations
+
+
+def _transaction_checks() -> list[Check]:
+    """Shared by canonical_transactions and transactions."""
+    E = _E()
+    return [
+        Check(E.ExpectColumnValuesToBeInSet(column="currency", value_set=list(ISO_4217)), "blocking",
+              "ISO 4217 code (implies ^[A-Z]{3}$); an unknown code (e.g. RMB) would split an account's "
+              "figures into a currency nobody judges"),
+        Check(E.ExpectColumnValuesToBeBetween(
+            column="booked_at", min_value=EARLIEST_BOOKING, max_value={"$PARAMETER": PARAM_BOOKED_AT_MAX}),
+            "blocking", "booked between 1990-01-01 and the end of the as-of day: anything else is a parse "
+            "error (day/month swapped, 2-digit years, epoch zero)"),
+        Check(E.ExpectColumnValuesToBeBetween(column="source_row", min_value=1), "blocking",
+              "every row traces back to a 1-based data row of its file"),
+        Check(E.ExpectColumnValuesToNotBeInSet(column="amount_cents", value_set=[0]), "warning",
+              "zero-amount rows exist in real exports (waived fees, 0.00 interest postings, authorisations): "
+              "suspicious but legal"),
+    ]
+
+
+def _canonical_transactions() -> tuple[list[Check], list[Derived]]:
+    return _transaction_checks(), []
+
+
+def _transactions() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    derived = [
+        Derived("booked_on_matches_booked_at", pl.col("booked_at").dt.date() == pl.col("booked_on"),
+                ("booked_on", "booked_at"), "booked_on is the (local) date of booked_at"),
+        Derived("clean_income_amount_cents",
+                pl.when(pl.col("is_clean_income")).then((pl.col("amount") * 100).cast(pl.Int64)),
+                ("amount", "is_clean_income"), "amount in cents of rows counted as clean income, else null"),
+    ]
+    checks = _transaction_checks() + [
+        Check(E.ExpectColumnValuesToBeInSet(column="booked_on_matches_booked_at", value_set=[True]),
+              "blocking", "day boundaries are local: booked_on must be booked_at's date"),
+        Check(E.ExpectColumnValuesToBeBetween(column="clean_income_amount_cents", min_value=1), "blocking",
+              "only money in can be clean income"),
+        Check(E.ExpectColumnValuesToBeInSet(column="txn_class", value_set=list(KNOWN_TXN_CLASSES)),
+              "warning", "classification vocabulary (owned by classify): register new classes here"),
+    ]
+    return checks, derived
+
+
+def _account_months() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    derived = [
+        Derived("month_on_day", pl.col("month_on").dt.day().cast(pl.Int64), ("month_on",),
+                "day of month of month_on"),
+    ]
+    between = E.ExpectColumnValuesToBeBetween
+    pair_ge = E.ExpectColumnPairValuesAToBeGreaterThanB
+    either = "either_value_is_missing"
+    checks = [
+        Check(E.ExpectColumnValuesToBeInSet(column="currency", value_set=list(ISO_4217)), "blocking",
+              "ISO 4217 code"),
+        Check(between(column="month_on_day", min_value=1, max_value=1), "blocking",
+              "month_on is the first day of the month"),
+        Check(between(column="covered_days", min_value=1, max_value=31), "blocking",
+              "a row exists only for a covered month"),
+        Check(between(column="inflow_cents", min_value=0), "blocking", "inflow is a sum of positive amounts"),
+        Check(between(column="outflow_cents", min_value=0), "blocking",
+              "outflow is a sum of negative amounts, stated positive"),
+        Check(between(column="clean_income_cents", min_value=0), "blocking", "clean income >= 0"),
+        Check(pair_ge(column_A="inflow_cents", column_B="clean_income_cents", or_equal=True,
+                      ignore_row_if=either), "blocking", "clean income is a part of inflow"),
+        Check(between(column="income_cv", min_value=0), "blocking", "a coefficient of variation is >= 0"),
+        Check(between(column="income_swing_share", min_value=0, max_value=1), "blocking", "a share"),
+        Check(between(column="related_out_share", min_value=0, max_value=1), "blocking", "a share"),
+        Check(between(column="txn_count", min_value=0), "blocking", "a count"),
+        Check(between(column="window_months", min_value=0), "blocking", "a count"),
+        Check(between(column="debt_burden", min_value=0), "warning", "repayments / clean income"),
+        Check(pair_ge(column_A="inflow_cents", column_B="related_in_cents", or_equal=True,
+                      ignore_row_if=either), "warning", "a sub-total of inflow"),
+        Check(pair_ge(column_A="inflow_cents", column_B="loan_disbursed_cents", or_equal=True,
+                      ignore_row_if=either), "warning", "a sub-total of inflow"),
+        Check(pair_ge(column_A="outflow_cents", column_B="related_out_cents", or_equal=True,
+                      ignore_row_if=either), "warning", "a sub-total of outflow"),
+        Check(pair_ge(column_A="outflow_cents", column_B="large_outflow_sum_cents", or_equal=True,
+                      ignore_row_if=either), "warning", "a sub-total of outflow"),
+    ]
+    return checks, derived
+
+
+def _transfer_links() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    derived = [
+        Derived("links_txn_to_itself", pl.col("out_txn_id") == pl.col("in_txn_id"),
+                ("out_txn_id", "in_txn_id"), "out_txn_id equals in_txn_id"),
+    ]
+    checks = [
+        Check(E.ExpectColumnValuesToBeBetween(column="days_apart", min_value=0), "blocking",
+              "the second leg never precedes the first"),
+        Check(E.ExpectColumnValuesToBeBetween(column="amount_out_cents", min_value=0), "blocking",
+              "absolute amount"),
+        Check(E.ExpectColumnValuesToBeBetween(column="amount_in_cents", min_value=0), "blocking",
+              "absolute amount"),
+        Check(E.ExpectColumnValuesToBeBetween(column="evidence_txn_ids_count", min_value=1), "blocking",
+              "evidence or it did not happen"),
+        Check(E.ExpectColumnValuesToBeInSet(column="links_txn_to_itself", value_set=[False]), "blocking",
+              "a link joins two different transactions"),
+        Check(E.ExpectColumnValuesToBeInSet(column="link_type", value_set=list(KNOWN_LINK_TYPES)),
+              "warning", "link vocabulary (owned by the links transform): register new types here"),
+    ]
+    return checks, derived
+
+
+def _risk_flags() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    lengths = E.ExpectColumnValueLengthsToBeBetween
+    checks = [
+        Check(E.ExpectColumnValuesToBeInSet(column="severity", value_set=list(SEVERITIES)), "blocking",
+              "published vocabulary"),
+        Check(E.ExpectColumnValuesToBeBetween(column="evidence_txn_ids_count", min_value=1), "blocking",
+              "evidence or it did not happen: a flag that cannot name its transactions is not published"),
+        Check(E.ExpectColumnValuesToMatchRegex(column="flag_code", regex=FLAG_CODE_REGEX), "blocking",
+              "rule codes are UPPER_SNAKE"),
+        Check(E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="period_end_on", column_B="period_start_on", or_equal=True,
+            ignore_row_if="either_value_is_missing"), "blocking", "a period ends after it starts"),
+        Check(lengths(column="reason_zh", min_value=1), "blocking", "explained: a non-empty reason"),
+        Check(lengths(column="reason_en", min_value=1), "blocking", "explained: a non-empty reason"),
+        Check(E.ExpectColumnValuesToBeInSet(column="flag_code", value_set=list(KNOWN_FLAG_CODES)),
+              "warning", "rule vocabulary (owned by flags): register new rule codes here"),
+        Check(lengths(column="remediation_zh", min_value=1), "warning", "what would have to change"),
+        Check(lengths(column="remediation_en", min_value=1), "warning", "what would have to change"),
+    ]
+    return checks, []
+
+
+def _quarantine() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    checks = [
+        Check(E.ExpectColumnValueLengthsToBeBetween(column="reason", min_value=1), "blocking",
+              "every rejected row says why"),
+        Check(E.ExpectColumnValuesToMatchRegex(column="file_sha256", regex=SHA256_REGEX), "blocking",
+              "joins to source_files"),
+        Check(E.ExpectColumnValuesToBeBetween(column="source_row", min_value=1), "warning",
+              "1-based row number; never block the record of a rejection for it"),
+    ]
+    return checks, []
+
+
+def _source_files() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    derived = [
+        Derived("rows_unaccounted",
+                pl.when(pl.col("status") != "skipped_known")
+                .then(pl.col("rows_read") - pl.col("rows_ok") - pl.col("rows_rejected")),
+                ("rows_read", "rows_ok", "rows_rejected"),
+                "rows read but neither ok nor quarantined (null for skipped_known files)"),
+        Derived("rejected_without_error", (pl.col("status") == "rejected") & pl.col("error").is_null(),
+                ("status", "error"), "a rejected file with no error message"),
+    ]
+    between = E.ExpectColumnValuesToBeBetween
+    checks = [
+        Check(E.ExpectColumnValuesToBeInSet(column="status", value_set=list(FILE_STATUSES)), "blocking",
+              "published vocabulary"),
+        Check(E.ExpectColumnValuesToMatchRegex(column="file_sha256", regex=SHA256_REGEX), "blocking",
+              "lower-case hex SHA-256"),
+        Check(between(column="rows_unaccounted", max_value=0), "blocking",
+              "nothing is silently dropped: rows_ok + rows_rejected >= rows_read"),
+        Check(between(column="size_bytes", min_value=0), "blocking", "a size"),
+        Check(between(column="rows_read", min_value=0), "blocking", "a count"),
+        Check(between(column="rows_ok", min_value=0), "blocking", "a count"),
+        Check(between(column="rows_rejected", min_value=0), "blocking", "a count"),
+        Check(E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="rows_ok", column_B="rows_duplicate", or_equal=True,
+            ignore_row_if="either_value_is_missing"), "warning", "duplicates are counted in rows_ok"),
+        Check(E.ExpectColumnValuesToBeInSet(column="rejected_without_error", value_set=[False]), "warning",
+              "a rejected file carries its error message"),
+    ]
+    return checks, derived
+
+
+def _dq_results() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    checks = [
+        Check(E.ExpectColumnValuesToBeInSet(column="level", value_set=list(LEVELS)), "blocking", "vocabulary"),
+        Check(E.ExpectColumnValuesToBeBetween(column="unexpected_count", min_value=0), "blocking", "a count"),
+    ]
+    return checks, []
+
+
+def _pipeline_runs() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    checks = [
+        Check(E.ExpectColumnValuesToBeInSet(column="status", value_set=list(RUN_STATUSES)), "blocking",
+              "published vocabulary"),
+        Check(E.ExpectColumnValuesToBeInSet(column="mode", value_set=list(RUN_MODES)), "blocking",
+              "published vocabulary"),
+    ]
+    return checks, []
+
+
+_BUSINESS: dict[str, Callable[[], tuple[list[Check], list[Derived]]]] = {
+    "canonical_transactions": _canonical_transactions,
+    "transactions": _transactions,
+    "quarantine": _quarantine,
+    "source_files": _source_files,
+    "account_months": _account_months,
+    "transfer_links": _transfer_links,
+    "risk_flags": _risk_flags,
+    "dq_results": _dq_results,
+    "pipeline_runs": _pipeline_runs,
+}
+
+
+def _guarded_tables() -> tuple[Table, ...]:
+    return (contracts.CANONICAL_TRANSACTION, *contracts.PUBLISHED_TABLES)
+
+
+def table_names() -> tuple[str, ...]:
+    """Names of every table that has a suite (cheap: does not import GX)."""
+    return tuple(t.name for t in _guarded_tables())
+
+
+def build_suite(table: Table, business: Iterable[Check] = (), derived: Iterable[Derived] = ()) -> Suite:
+    """Contract checks + business checks for `table`; suite name = table name."""
+    return Suite(
+        name=table.name,
+        table=table,
+        checks=tuple(contract_checks(table)) + tuple(business),
+        derived=tuple(contract_derived(table)) + tuple(derived),
+    )
+
+
+@cache
+def suite_for(table_name: str) -> Suite:
+    """The suite guarding `table_name` (built on first use, then cached)."""
+    for t in _guarded_tables():
+        if t.name == table_name:
+            business, derived = _BUSINESS.get(table_name, lambda: ([], []))()
+            return build_suite(t, business, derived)
+    raise KeyError(f"no expectation suite for table {table_name!r}; known: {list(table_names())}")
+
+
+def all_suites() -> dict[str, Suite]:
+    return {name: suite_for(name) for name in table_names()}
+
+
+def __getattr__(name: str) -> Any:  # lazy module attribute: building suites imports GX (seconds)
+    if name == "ALL_SUITES":
+        return all_suites()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

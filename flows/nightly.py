@@ -1,0 +1,298 @@
+"""The nightly run: inbox -> ingest -> validate(raw) -> signals -> validate(out) -> publish.
+
+Thin Prefect tasks that read, call transforms, validate and write; every setting arrives in `Settings`.
+Retries only on I/O (reading the inbox, reading and writing DuckDB); computation is deterministic and
+is not retried. Big frames pass between tasks in memory, so results are neither cached nor persisted.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from liushui.runtime import configure_environment
+
+configure_environment()
+
+import polars as pl  # noqa: E402
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from liushui import store  # noqa: E402
+from liushui.config import Settings, config_fingerprint, load_rules  # noqa: E402
+from liushui.contracts import CANONICAL_TRANSACTION, DQ_RESULTS, PIPELINE_RUNS  # noqa: E402
+from liushui.ingest.inbox import IngestResult, inbox_files, ingest_files  # noqa: E402
+from liushui.reference import read_reference  # noqa: E402
+
+IO_RETRIES = {"retries": 2, "retry_delay_seconds": 2}
+LOCAL_TZ_OFFSET = timedelta(hours=8)  # Asia/Shanghai: bank dates are local
+
+
+class PublishBlocked(Exception):
+    """A blocking expectation failed; nothing was published. The message lists the failures."""
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    status: str = "running"
+    mode: str = "full"
+    as_of: date | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    rejected_files: list[str] = field(default_factory=list)
+
+    def stage(self, name: str, started: float) -> None:
+        self.stage_seconds[name] = round(time.perf_counter() - started, 3)
+        self.stage_peak_rss_mb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@dataclass(frozen=True)
+class PriorState:
+    file_hashes: set[str]
+    last_run: tuple[str, str] | None
+    max_booked_on: date | None
+
+
+@task(name="read-prior-state", cache_policy=NO_CACHE, **IO_RETRIES)
+def read_prior_state(database: Path) -> PriorState:
+    if not database.exists():
+        return PriorState(set(), None, None)
+    con = store.reader(database)
+    try:
+        return PriorState(
+            store.known_file_hashes(con),
+            store.last_published_run(con),
+            con.sql("SELECT max(booked_on) FROM transactions").fetchone()[0],
+        )
+    finally:
+        con.close()
+
+
+@task(name="ingest", cache_policy=NO_CACHE, **IO_RETRIES)
+def ingest(settings: Settings, prior: PriorState, batch_id: str) -> IngestResult:
+    latest_booking = settings.as_of or (datetime.now(UTC) + LOCAL_TZ_OFFSET).date() + timedelta(days=1)
+    con = store.reader(settings.database) if settings.database.exists() else None
+    try:
+        return ingest_files(
+            inbox_files(settings.inbox),
+            known_file_hashes=prior.file_hashes,
+            is_known_txn=(lambda ids: store.known_txn_ids(con, ids)) if con else (lambda ids: ids.is_null()),
+            batch_id=batch_id,
+            latest_booking=latest_booking,
+            forced_profile=settings.profile,
+        )
+    finally:
+        if con is not None:
+            con.close()
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate(frames: dict[str, pl.DataFrame], run_id: str, as_of: date) -> pl.DataFrame:
+    from expectations.runner import validate_frame
+
+    results = [validate_frame(name, frame, run_id=run_id, as_of=as_of) for name, frame in frames.items()]
+    return pl.concat(results) if results else DQ_RESULTS.empty()
+
+
+@task(name="load-history", cache_policy=NO_CACHE, **IO_RETRIES)
+def load_history(database: Path, accounts: pl.Series | None) -> pl.DataFrame:
+    """Published canonical rows of the accounts to recompute (all accounts when None)."""
+    if not database.exists():
+        return CANONICAL_TRANSACTION.empty()
+    con = store.reader(database)
+    try:
+        return store.all_transactions(con) if accounts is None else store.account_history(con, accounts)
+    finally:
+        con.close()
+
+
+@task(name="derive-signals", cache_policy=NO_CACHE)
+def derive(canonical: pl.DataFrame, settings: Settings, as_of: date) -> dict[str, pl.DataFrame]:
+    from transforms.lenders import load_lender_registry
+    from transforms.signals import derive_signals
+
+    accounts, related = read_reference(settings.reference_dir)
+    return derive_signals(
+        canonical.lazy(),
+        accounts=accounts.lazy(),
+        related_parties=related.lazy(),
+        lender_registry=load_lender_registry(),
+        rules=load_rules(settings.rules_path),
+        as_of=as_of,
+    ).collect()
+
+
+@task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
+def publish(database: Path, frames: dict[str, pl.DataFrame], affected: pl.Series | None) -> None:
+    with store.writer(database) as con:
+        store.publish(con, frames, affected_accounts=affected)
+
+
+@task(name="record-stage-times", cache_policy=NO_CACHE, **IO_RETRIES)
+def record_stage_times(database: Path, report: RunReport) -> None:
+    """The run row is written inside the publish transaction; the publish's own time is known only after."""
+    with store.writer(database) as con:
+        con.execute(
+            "UPDATE pipeline_runs SET stage_seconds_json = ?, stage_peak_rss_mb_json = ?, "
+            "finished_at = ? WHERE run_id = ?",
+            [json.dumps(report.stage_seconds), json.dumps(report.stage_peak_rss_mb),
+             datetime.now(UTC).replace(tzinfo=None), report.run_id],
+        )
+
+
+def affected_accounts(new: pl.DataFrame, accounts_ref: pl.DataFrame) -> pl.Series:
+    """Accounts whose published figures a batch of new rows can change: the accounts with new rows, the
+    other accounts of the same customers (own transfers), and accounts of the dataset that the new rows
+    name as counterparty (the other leg of a transfer)."""
+    touched = new.select(pl.concat([pl.col("account_id"), pl.col("counterparty_account").drop_nulls()]).unique())
+    customers = accounts_ref.join(touched, on="account_id", how="semi").select("customer_id").unique()
+    siblings = accounts_ref.join(customers, on="customer_id", how="semi").select("account_id")
+    return pl.concat([new.select("account_id"), siblings, accounts_ref.join(touched, on="account_id", how="semi")
+                      .select("account_id")]).unique()["account_id"].sort()
+
+
+def _versions(rules_versions: dict[str, str]) -> str:
+    import duckdb
+    import great_expectations
+    import prefect
+    import pyarrow
+
+    return json.dumps(
+        {
+            "python": platform.python_version(),
+            "polars": pl.__version__,
+            "duckdb": duckdb.__version__,
+            "pyarrow": pyarrow.__version__,
+            "prefect": prefect.__version__,
+            "great_expectations": great_expectations.__version__,
+            "rules": rules_versions,
+        },
+        sort_keys=True,
+    )
+
+
+def _run_row(report: RunReport, settings: Settings, started_at: datetime, fingerprint: str, versions: str) -> dict:
+    return {
+        "run_id": report.run_id,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC).replace(tzinfo=None),
+        "status": report.status,
+        "mode": report.mode,
+        "as_of_on": report.as_of or started_at.date(),
+        "parameters_json": settings.model_dump_json(),
+        "counts_json": json.dumps(report.counts, sort_keys=True),
+        "stage_seconds_json": json.dumps(report.stage_seconds),
+        "stage_peak_rss_mb_json": json.dumps(report.stage_peak_rss_mb),
+        "versions_json": versions,
+        "config_sha256": fingerprint,
+        "message": report.message,
+    }
+
+
+@flow(name="liushui-nightly", log_prints=False, validate_parameters=True)
+def nightly(settings: Settings) -> RunReport:
+    """One nightly run. Returns the report; the published state changes only on status `published`."""
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    started_at = datetime.now(UTC).replace(tzinfo=None)
+    report = RunReport(run_id=run_id)
+    rules = load_rules(settings.rules_path)
+    fingerprint = config_fingerprint(settings.rules_path, settings.reference_dir)
+    with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s):
+        t = time.perf_counter()
+        prior = read_prior_state(settings.database)
+        ingested = ingest(settings, prior, run_id)
+        report.stage("ingest", t)
+        report.rejected_files = ingested.source_files.filter(pl.col("status") == "rejected")["error"].to_list()
+        new = ingested.transactions
+        report.counts.update(
+            files_new=ingested.source_files.height,
+            files_skipped_known=ingested.skipped_files,
+            files_rejected=len(report.rejected_files),
+            rows_read=int(ingested.source_files["rows_read"].sum()),
+            rows_new=new.height,
+            rows_duplicate=int(ingested.source_files["rows_duplicate"].sum()),
+            rows_quarantined=ingested.quarantine.height,
+        )
+        candidates = [d for d in (settings.as_of, prior.max_booked_on,
+                                  new["booked_at"].max().date() if new.height else None) if d is not None]
+        report.as_of = settings.as_of or (max(candidates) if candidates else started_at.date())
+        as_of_month = report.as_of.strftime("%Y-%m")
+        full = (
+            settings.full_rebuild
+            or prior.last_run is None
+            or prior.last_run[0] != fingerprint
+            or prior.last_run[1] != as_of_month
+        )
+        report.mode = "full" if full else "incremental"
+
+        t = time.perf_counter()
+        dq = [validate({"canonical_transactions": new}, run_id, report.as_of)]
+        report.stage("validate_raw", t)
+
+        frames: dict[str, pl.DataFrame] = {"source_files": ingested.source_files, "quarantine": ingested.quarantine}
+        affected: pl.Series | None = None
+        if full or new.height:
+            t = time.perf_counter()
+            accounts_ref, _ = read_reference(settings.reference_dir)
+            affected = None if full else affected_accounts(new, accounts_ref)
+            history = load_history(settings.database, affected)
+            canonical = pl.concat([history, new]).unique("txn_id", keep="first", maintain_order=True)
+            report.stage("load_history", t)
+            t = time.perf_counter()
+            frames |= derive(canonical, settings, report.as_of)
+            report.stage("derive_signals", t)
+            t = time.perf_counter()
+            dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
+                                                       "risk_flags", "quarantine", "source_files")},
+                               run_id, report.as_of))
+            report.stage("validate_out", t)
+            report.counts.update(accounts_recomputed=int(frames["transactions"]["account_id"].n_unique()))
+        report.counts.update({f"published_{k}": v.height for k, v in frames.items()})
+
+        dq_results = pl.concat(dq)
+        from expectations.runner import BlockingExpectationFailed, raise_on_blocking
+
+        try:
+            raise_on_blocking(dq_results)
+        except BlockingExpectationFailed as exc:
+            report.status = "blocked_by_dq"
+            report.message = f"publish stopped, previous state kept: {exc}"
+        else:
+            nothing_new = not full and not new.height and ingested.source_files.is_empty()
+            report.status = "nothing_new" if nothing_new else "published"
+            report.message = _summary(report)
+        t = time.perf_counter()
+        to_write = {"dq_results": dq_results}
+        if report.status == "published":
+            to_write |= frames
+        to_write["pipeline_runs"] = pl.DataFrame(
+            [_run_row(report, settings, started_at, fingerprint, _versions(rules.versions()))],
+            schema=PIPELINE_RUNS.polars_schema,
+        )
+        no_accounts = pl.Series("account_id", [], dtype=pl.String)
+        publish(settings.database, to_write, affected if report.status == "published" else no_accounts)
+        report.stage("publish", t)
+        record_stage_times(settings.database, report)
+    if report.status == "blocked_by_dq":
+        raise PublishBlocked(report.message)
+    return report
+
+
+def _summary(report: RunReport) -> str:
+    c = report.counts
+    return (
+        f"{report.mode} run as of {report.as_of}: {c.get('files_new', 0)} new file(s) "
+        f"({c.get('files_rejected', 0)} rejected, {c.get('files_skipped_known', 0)} already known), "
+        f"{c.get('rows_new', 0)} new transaction(s), {c.get('rows_duplicate', 0)} duplicate(s), "
+        f"{c.get('rows_quarantined', 0)} quarantined"
+    )
+

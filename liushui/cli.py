@@ -1,0 +1,236 @@
+"""The `liushui` command line: run the nightly job, generate sample data, look at the results.
+
+Every command that reads results opens DuckDB read-only. Errors a user can cause (bad paths, a locked
+database, invalid config, a blocking data-quality failure) are printed as one clear message with a
+non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from liushui.config import DEFAULT_DATA_DIR, ConfigError, Settings
+from liushui.runtime import configure_environment
+from liushui.store import StoreError, reader
+
+configure_environment()
+
+app = typer.Typer(
+    name="liushui",
+    help="Bank-statement analytics: inbox of exports -> canonical transactions -> explained risk flags in DuckDB.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_DB = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
+Database = Annotated[Path, typer.Option("--db", help="DuckDB file.")]
+
+EXIT_REJECTED = 3
+EXIT_BLOCKED = 2
+EXIT_ERROR = 1
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    inbox: Annotated[Path, typer.Option(help="Folder of exports (CSV / Parquet).")] = DEFAULT_DATA_DIR / "inbox",
+    db: Database = DEFAULT_DB,
+    reference: Annotated[
+        Path | None, typer.Option(help="Folder with accounts.csv / related_parties.csv (optional).")
+    ] = None,
+    rules: Annotated[Path | None, typer.Option(help="Rules file (default config/rules.yaml).")] = None,
+    as_of: Annotated[str | None, typer.Option(help="As-of date YYYY-MM-DD (default: latest booking).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Force this layout profile for bank exports.")] = None,
+    full_rebuild: Annotated[bool, typer.Option(help="Recompute every account, not only affected ones.")] = False,
+) -> None:
+    """Run the nightly job once.
+
+    Example: liushui run --inbox data/sample/inbox --reference data/sample/reference
+    """
+    from flows.nightly import PublishBlocked, nightly
+
+    try:
+        settings = Settings(
+            inbox=inbox.resolve(),
+            database=db.resolve(),
+            reference_dir=reference.resolve() if reference else None,
+            as_of=date.fromisoformat(as_of) if as_of else None,
+            profile=profile,
+            full_rebuild=full_rebuild,
+            **({"rules_path": rules.resolve()} if rules else {}),
+        )
+    except ValueError as exc:
+        _fail(f"invalid parameter: {exc}")
+    if not settings.inbox.is_dir():
+        _fail(f"inbox folder {settings.inbox} does not exist")
+    try:
+        report = nightly(settings)
+    except PublishBlocked as exc:
+        _fail(str(exc), EXIT_BLOCKED)
+    except (ConfigError, StoreError) as exc:
+        _fail(str(exc))
+    console.print(f"[bold green]{report.status}[/] {report.message}", highlight=False)
+    for error in report.rejected_files:
+        err.print(f"[yellow]rejected file:[/] {error}", highlight=False)
+    _print_published(settings.database)
+    if report.rejected_files or report.counts.get("rows_quarantined"):
+        raise typer.Exit(EXIT_REJECTED if report.rejected_files else 0)
+
+
+def _print_published(database: Path) -> None:
+    con = _open(database)
+    try:
+        table = RichTable(title=f"Published in {database}")
+        table.add_column("table")
+        table.add_column("rows", justify="right")
+        from liushui.contracts import PUBLISHED_TABLES
+
+        for t in PUBLISHED_TABLES:
+            table.add_row(t.name, f"{con.sql(f'SELECT count(*) FROM "{t.name}"').fetchone()[0]:,}")
+        console.print(table)
+    finally:
+        con.close()
+    console.print(
+        "Look at it:  liushui flags  |  liushui account ACCOUNT_ID  |  "
+        "liushui query \"SELECT flag_code, count(*) FROM risk_flags GROUP BY 1\"",
+        highlight=False,
+    )
+
+
+def _open(database: Path):
+    try:
+        return reader(database)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write inbox/, reference/ and labels.csv into.")],
+    seed: int = 7,
+    accounts: Annotated[int, typer.Option(help="Number of accounts.")] = 200,
+    months: Annotated[int, typer.Option(help="Months of history.")] = 12,
+    rows: Annotated[int | None, typer.Option(help="Target total rows (scales the data).")] = None,
+    file_format: Annotated[str, typer.Option("--format", help="csv, parquet or both.")] = "both",
+) -> None:
+    """Write deterministic sample data with planted behaviours and ground-truth labels.
+
+    Example: liushui generate data/sample --seed 7 --accounts 200 --months 12
+    """
+    from liushui.generate import generate_sample
+
+    sample = generate_sample(out_dir, seed=seed, n_accounts=accounts, months=months, file_format=file_format,
+                             target_rows=rows)
+    console.print(sample)
+
+
+@app.command()
+def flags(
+    db: Database = DEFAULT_DB,
+    code: Annotated[str | None, typer.Option(help="Only this flag code: list its flags.")] = None,
+    limit: int = 30,
+) -> None:
+    """Flags per code (accounts, severity); with --code, the flags of that code.
+
+    Example: liushui flags --code ROUND_TRIP
+    """
+    con = _open(db)
+    try:
+        if code is None:
+            result = con.sql(
+                "SELECT flag_code, count(*) AS flags, count(DISTINCT account_id) AS accounts, "
+                "count(*) FILTER (WHERE severity = 'high') AS high, max(rule_version) AS rule_version "
+                "FROM risk_flags GROUP BY 1 ORDER BY 1"
+            )
+        else:
+            result = con.execute(
+                "SELECT account_id, period_start_on, period_end_on, round(metric_value, 2) AS metric, "
+                "threshold, limit_name, severity, reason_en FROM risk_flags WHERE flag_code = ? "
+                "ORDER BY account_id, period_start_on LIMIT ?",
+                [code, limit],
+            )
+        _print_result(result, title="risk flags")
+    finally:
+        con.close()
+
+
+def _print_result(result, *, title: str) -> int:
+    """Print a DuckDB result (relation or executed connection) as a table; return the row count."""
+    rows = result.fetchall()
+    names = result.columns if hasattr(result, "columns") else [d[0] for d in result.description]
+    table = RichTable(title=title)
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+    return len(rows)
+
+
+@app.command()
+def account(
+    account_id: Annotated[str, typer.Argument(help="Account id.")],
+    db: Database = DEFAULT_DB,
+) -> None:
+    """One account: monthly figures and its flags with evidence.
+
+    Example: liushui account 6222020000000001
+    """
+    con = _open(db)
+    try:
+        months = con.execute(
+            "SELECT month_on, currency, is_full_month AS full, inflow, outflow, clean_income, related_out, "
+            "large_outflow_count AS large_n, round(income_cv, 2) AS income_cv, round(debt_burden, 2) AS debt, "
+            "closing_balance FROM account_months WHERE account_id = ? ORDER BY currency, month_on",
+            [account_id],
+        )
+        if not _print_result(months, title=f"account {account_id}: months"):
+            _fail(f"no account {account_id!r} in {db}")
+        flagged = con.execute(
+            "SELECT flag_code, period_start_on, severity, reason_zh, reason_en, remediation_en, "
+            "array_to_string(evidence_txn_ids[1:5], ' ') || CASE WHEN len(evidence_txn_ids) > 5 "
+            "THEN ' … (' || len(evidence_txn_ids) || ')' ELSE '' END AS evidence "
+            "FROM risk_flags WHERE account_id = ? ORDER BY period_start_on, flag_code",
+            [account_id],
+        )
+        _print_result(flagged, title=f"account {account_id}: flags")
+    finally:
+        con.close()
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="A SQL query (the database is opened read-only).")],
+    db: Database = DEFAULT_DB,
+) -> None:
+    """Run an ad-hoc read-only SQL query against the published tables.
+
+    Example: liushui query "SELECT * FROM v_flag_counts_by_month"
+    """
+    import duckdb
+
+    con = _open(db)
+    try:
+        _print_result(con.sql(sql), title="query")
+    except duckdb.Error as exc:
+        _fail(f"query failed: {exc}")
+    finally:
+        con.close()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

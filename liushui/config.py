@@ -1,0 +1,134 @@
+"""Settings of a run and the rule configuration, read from file / environment in this one place.
+
+`Settings` are the run parameters (inbox, database, as-of date, ...); `Rules` is `config/rules.yaml`,
+validated. Business code receives the pieces it needs as arguments and never reads either itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RULES_PATH = PROJECT_ROOT / "config" / "rules.yaml"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CoverageRules(_Strict):
+    min_covered_days_for_full_month: int = Field(25, ge=1, le=31)
+
+
+class IncomeVolatilityRules(_Strict):
+    version: str
+    window_months: int = Field(ge=2)
+    min_months: int = Field(ge=2)
+    cv_threshold: float = Field(gt=0)
+    cv_high: float = Field(gt=0)
+    swing_pct: float = Field(gt=0)
+
+
+class LargeOutflowRules(_Strict):
+    version: str
+    income_multiple: float = Field(gt=0)
+    absolute_floor: float = Field(ge=0)
+    no_history_limit: float = Field(gt=0)
+    min_months: int = Field(ge=1)
+    high_multiple: float = Field(gt=0)
+
+
+class RelatedTransferRules(_Strict):
+    version: str
+    share_threshold: float = Field(gt=0, le=1)
+    min_count: int = Field(ge=1)
+    high_share: float = Field(gt=0, le=1)
+
+
+class RoundTripRules(_Strict):
+    version: str
+    max_days: int = Field(ge=0)
+    amount_tolerance: float = Field(ge=0, lt=1)
+    min_amount: float = Field(ge=0)
+    min_count_per_month: int = Field(ge=1)
+    high_count: int = Field(ge=1)
+
+
+class Rules(_Strict):
+    coverage: CoverageRules = CoverageRules()
+    income_volatility: IncomeVolatilityRules
+    large_outflow: LargeOutflowRules
+    related_transfers: RelatedTransferRules
+    round_trip: RoundTripRules
+
+    def versions(self) -> dict[str, str]:
+        return {
+            name: getattr(self, name).version
+            for name in type(self).model_fields
+            if hasattr(getattr(self, name), "version")
+        }
+
+
+class ConfigError(Exception):
+    """A configuration file is missing or invalid; the message names the file and the field."""
+
+
+def load_rules(path: Path | None = None) -> Rules:
+    path = path or DEFAULT_RULES_PATH
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read rules file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return Rules.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: invalid rules: {problems}") from None
+
+
+class Settings(_Strict):
+    """Parameters of one run."""
+
+    inbox: Path = DEFAULT_DATA_DIR / "inbox"
+    database: Path = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
+    reference_dir: Path | None = None
+    rules_path: Path = DEFAULT_RULES_PATH
+    as_of: date | None = None
+    """As-of date; default: the latest booking date in the data."""
+    profile: str | None = None
+    """Force one layout profile for every non-canonical file (default: detect per file)."""
+    full_rebuild: bool = False
+    lock_timeout_s: float = 600.0
+    """How long a run waits for another run holding the database before it gives up."""
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.database.parent / "staging"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_fingerprint(rules_path: Path, reference_dir: Path | None) -> str:
+    """Hash of the rule file and the reference data: when it changes, every account is recomputed."""
+    digest = hashlib.sha256(rules_path.read_bytes())
+    if reference_dir is not None:
+        for path in sorted(reference_dir.glob("*.csv")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,166 @@
+"""Ingest an inbox folder: every file gets a `source_files` row, every row lands in exactly one of
+`transactions` or `quarantine`.
+
+Files already ingested (same SHA-256) are skipped; rows whose `txn_id` is already known, or repeated
+across overlapping exports of the same night, are counted as duplicates (they *are* in
+`transactions`), not dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from liushui.config import file_sha256
+from liushui.contracts import CANONICAL_TRANSACTION, QUARANTINE, SOURCE_FILES
+from liushui.ingest.canonical import (
+    FileRejected,
+    header_is_canonical,
+    looks_binary,
+    read_canonical_csv,
+    read_canonical_parquet,
+)
+from liushui.ingest.parse import parse_raw
+
+INBOX_SUFFIXES = (".csv", ".txt", ".parquet")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    transactions: pl.DataFrame
+    """New canonical transactions (deduplicated among themselves and against `known_txn_ids`)."""
+    quarantine: pl.DataFrame
+    source_files: pl.DataFrame
+    skipped_files: int
+
+
+def inbox_files(inbox: Path) -> list[Path]:
+    if not inbox.is_dir():
+        return []
+    return sorted(p for p in inbox.iterdir() if p.is_file() and p.suffix.lower() in INBOX_SUFFIXES)
+
+
+def _first_line(path: Path) -> list[str]:
+    with path.open("rb") as fh:
+        head = fh.read(64 * 1024)
+    if looks_binary(head):
+        raise FileRejected("binary content, not a CSV text export")
+    text = head.decode("utf-8-sig", errors="replace")
+    first = text.splitlines()[0] if text.strip() else ""
+    return first.split(",")
+
+
+def _read_profiled(path: Path, forced_profile: str | None) -> tuple[pl.DataFrame, str]:
+    from liushui.ingest import profiles  # the layout profiles are only needed for bank exports
+
+    shipped = profiles.load_profiles()
+    if forced_profile is not None:
+        if forced_profile not in shipped:
+            raise FileRejected(f"unknown profile '{forced_profile}' (known: {', '.join(sorted(shipped))})")
+        profile = shipped[forced_profile]
+    else:
+        profile = profiles.detect_profile(path, shipped)
+        if profile is None:
+            raise FileRejected(
+                "unknown layout: the header matches neither the canonical columns "
+                "(account_id, booked_at, amount, ...) nor any layout profile"
+            )
+    try:
+        return profiles.read_profiled(path, profile), profile.name
+    except profiles.LayoutError as exc:
+        raise FileRejected(str(exc)) from None
+
+
+def read_raw(path: Path, forced_profile: str | None = None) -> tuple[pl.DataFrame, str]:
+    """Pick the reader for a file and return its raw frame and the layout name."""
+    if path.stat().st_size == 0:
+        raise FileRejected("empty file (0 bytes)")
+    if path.suffix.lower() == ".parquet":
+        return read_canonical_parquet(path), "canonical_parquet"
+    if header_is_canonical(_first_line(path)):
+        return read_canonical_csv(path), "canonical_csv"
+    return _read_profiled(path, forced_profile)
+
+
+def _file_row(path: Path, sha: str, *, batch_id: str, seen_at: datetime, **fields) -> dict:
+    return {
+        "file_sha256": sha,
+        "file_name": path.name,
+        "size_bytes": path.stat().st_size,
+        "batch_id": batch_id,
+        "seen_at": seen_at,
+        "profile": None,
+        "error": None,
+        "rows_read": 0,
+        "rows_ok": 0,
+        "rows_duplicate": 0,
+        "rows_rejected": 0,
+        **fields,
+    }
+
+
+def ingest_files(
+    paths: Iterable[Path],
+    *,
+    known_file_hashes: set[str],
+    is_known_txn: Callable[[pl.Series], pl.Series],
+    batch_id: str,
+    latest_booking: date,
+    forced_profile: str | None = None,
+) -> IngestResult:
+    """Read, parse and deduplicate the given files.
+
+    `is_known_txn` maps a Series of txn ids to a boolean Series: already published?
+    """
+    seen_at = datetime.now(UTC).replace(tzinfo=None)
+    goods: list[pl.DataFrame] = []
+    bads: list[pl.DataFrame] = []
+    files: list[dict] = []
+    seen_hashes = set(known_file_hashes)
+    skipped = 0
+    for path in paths:
+        sha = file_sha256(path)
+        if sha in seen_hashes:
+            skipped += 1
+            continue
+        seen_hashes.add(sha)
+        try:
+            raw, layout = read_raw(path, forced_profile)
+        except FileRejected as exc:
+            files.append(_file_row(path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected",
+                                   error=f"{path.name}: {exc}"))
+            continue
+        parsed = parse_raw(raw, source_file=path.name, file_sha256=sha, batch_id=batch_id,
+                           latest_booking=latest_booking)
+        goods.append(parsed.good)
+        bads.append(parsed.bad)
+        files.append(_file_row(
+            path, sha, batch_id=batch_id, seen_at=seen_at, profile=layout,
+            status="loaded" if parsed.bad.is_empty() else "partial",
+            rows_read=raw.height, rows_ok=parsed.good.height, rows_rejected=parsed.bad.height,
+        ))
+
+    good = pl.concat(goods) if goods else CANONICAL_TRANSACTION.empty()
+    bad = pl.concat(bads) if bads else QUARANTINE.empty()
+    # Duplicates: first against what is already published, then among tonight's files (first file wins).
+    known = is_known_txn(good["txn_id"]) if good.height else pl.Series(dtype=pl.Boolean)
+    repeated = good["txn_id"].is_duplicated() & ~good.select(pl.col("txn_id").is_first_distinct()).to_series()
+    duplicate = known | repeated if good.height else known
+    dup_per_file = good.filter(duplicate).group_by("source_file").len()
+    source_files = pl.DataFrame(files, schema_overrides={"seen_at": pl.Datetime("us")}) if files else SOURCE_FILES.empty()
+    if dup_per_file.height:
+        source_files = (
+            source_files.join(dup_per_file, left_on="file_name", right_on="source_file", how="left")
+            .with_columns(rows_duplicate=pl.col("len").fill_null(0))
+            .drop("len")
+        )
+    return IngestResult(
+        transactions=good.filter(~duplicate) if good.height else good,
+        quarantine=bad,
+        source_files=SOURCE_FILES.conform(source_files).collect(),
+        skipped_files=skipped,
+    )

@@ -1,0 +1,203 @@
+"""Raw text rows -> typed canonical transactions + quarantine rows.
+
+Every reader (the canonical CSV / Parquet reader, the bank layout profiles) produces a *raw frame*: the
+canonical input columns as text, plus `source_row`, `raw` (the row as read) and `reject_code` /
+`reject_reason` (set when the reader itself could not split the row). This module is the one place that
+turns text into types, so every layout gets the same checks and the same quarantine reasons.
+
+Output of `parse_raw`: one row per input row, either in `good` (CANONICAL_TRANSACTION columns) or in
+`bad` (QUARANTINE columns) — never both, never neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import polars as pl
+import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
+
+from liushui.contracts import CANONICAL_INPUT_COLUMNS, CANONICAL_TRANSACTION, MONEY, QUARANTINE, TIMESTAMP
+
+RAW_META_COLUMNS = ("source_row", "raw", "reject_code", "reject_reason")
+DEFAULT_CURRENCY = "CNY"
+EARLIEST_BOOKING = datetime(1990, 1, 1)
+
+_TIMESTAMP_FORMATS = (
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+)
+_DATE_FORMATS = ("%Y-%m-%d",)
+# Up to 16 integer digits and at most 2 decimals: what DECIMAL(18,2) holds exactly. More decimals would
+# be rounded silently by a cast, so they are rejected instead.
+_MONEY_PATTERN = r"^[+-]?(\d{1,16}(\.\d{0,2})?|\.\d{1,2})$"
+_ID_SEPARATOR = "\x1f"
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    good: pl.DataFrame
+    bad: pl.DataFrame
+
+
+def empty_raw_frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            **{c: pl.String for c in CANONICAL_INPUT_COLUMNS},
+            "source_row": pl.Int64,
+            "raw": pl.String,
+            "reject_code": pl.String,
+            "reject_reason": pl.String,
+        }
+    )
+
+
+def _clean_text(name: str) -> pl.Expr:
+    """Trim spaces and tabs; an empty cell is null."""
+    stripped = pl.col(name).str.strip_chars(" \t\r\n\u3000")
+    return pl.when(stripped == "").then(None).otherwise(stripped).alias(name)
+
+
+def _parse_booked_at() -> pl.Expr:
+    text = pl.col("booked_at")
+    candidates = [text.str.strptime(TIMESTAMP, f, strict=False) for f in _TIMESTAMP_FORMATS]
+    candidates += [text.str.strptime(pl.Date, f, strict=False).cast(TIMESTAMP) for f in _DATE_FORMATS]
+    return pl.coalesce(candidates)
+
+
+def _parse_money(name: str) -> pl.Expr:
+    text = pl.col(name)
+    return pl.when(text.str.contains(_MONEY_PATTERN)).then(text.cast(MONEY, strict=False)).otherwise(None)
+
+
+def _problem(code: str, column: str, message: str) -> pl.Expr:
+    """Reason text naming the column and the offending value (truncated: a cell can be huge)."""
+    value = pl.col(column).str.slice(0, 60)
+    return pl.format(f"{message} in column '{column}': '{{}}'", value.fill_null("")), pl.lit(code)
+
+
+def parse_raw(
+    raw: pl.DataFrame | pl.LazyFrame,
+    *,
+    source_file: str,
+    file_sha256: str,
+    batch_id: str,
+    latest_booking: date,
+) -> ParsedFile:
+    """Type the raw text rows of one file; every row lands in exactly one of `good` / `bad`.
+
+    `latest_booking` is the last plausible booking date (a later date is rejected as in the future).
+    """
+    latest = datetime.combine(latest_booking, datetime.max.time())
+    lf = raw.lazy().with_columns([_clean_text(c) for c in CANONICAL_INPUT_COLUMNS])
+    lf = lf.with_columns(
+        _booked=_parse_booked_at(),
+        _amount=_parse_money("amount"),
+        _balance=_parse_money("balance_after"),
+        _currency=pl.col("currency").str.to_uppercase().fill_null(DEFAULT_CURRENCY),
+    )
+    checks: list[tuple[pl.Expr, tuple[pl.Expr, pl.Expr]]] = [
+        (pl.col("account_id").is_null(), _problem("missing_account", "account_id", "missing account id")),
+        (pl.col("booked_at").is_null(), _problem("missing_date", "booked_at", "missing booking time")),
+        (pl.col("_booked").is_null(), _problem("bad_date", "booked_at", "not a date/time")),
+        (
+            (pl.col("_booked") < EARLIEST_BOOKING) | (pl.col("_booked") > latest),
+            _problem("date_out_of_range", "booked_at",
+                     f"booking date outside {EARLIEST_BOOKING.date()}..{latest_booking}"),
+        ),
+        (pl.col("amount").is_null(), _problem("missing_amount", "amount", "missing amount")),
+        (pl.col("_amount").is_null(), _problem("bad_amount", "amount", "not an exact amount (max 2 decimals)")),
+        (
+            pl.col("balance_after").is_not_null() & pl.col("_balance").is_null(),
+            _problem("bad_balance", "balance_after", "not an exact balance (max 2 decimals)"),
+        ),
+        (~pl.col("_currency").str.contains(r"^[A-Z]{3}$"), _problem("bad_currency", "currency",
+                                                                     "not an ISO 4217 currency code")),
+    ]
+    # Built from the last check backwards, so the first failing check names the row's reason.
+    reason_expr, code_expr = pl.col("reject_reason"), pl.col("reject_code")
+    for failed, (message, failed_code) in reversed(checks):
+        reason_expr = pl.when(failed).then(message).otherwise(reason_expr)
+        code_expr = pl.when(failed).then(failed_code).otherwise(code_expr)
+    lf = lf.with_columns(
+        _reason=pl.when(pl.col("reject_code").is_not_null()).then(pl.col("reject_reason")).otherwise(reason_expr),
+        _code=pl.when(pl.col("reject_code").is_not_null()).then(pl.col("reject_code")).otherwise(code_expr),
+    ).collect()
+
+    bad = QUARANTINE.conform(
+        lf.lazy()
+        .filter(pl.col("_code").is_not_null())
+        .select(
+            source_file=pl.lit(source_file),
+            source_row=pl.col("source_row"),
+            raw=pl.col("raw").fill_null(""),
+            reason_code=pl.col("_code"),
+            reason=pl.format("{}, row {}: {}", pl.lit(source_file), pl.col("source_row"), pl.col("_reason")),
+            batch_id=pl.lit(batch_id),
+            file_sha256=pl.lit(file_sha256),
+        )
+    ).collect()
+
+    good = (
+        lf.lazy()
+        .filter(pl.col("_code").is_null())
+        .select(
+            bank_txn_id=pl.col("txn_id"),
+            account_id=pl.col("account_id"),
+            booked_at=pl.col("_booked"),
+            amount=pl.col("_amount"),
+            currency=pl.col("_currency"),
+            balance_after=pl.col("_balance"),
+            counterparty_name=pl.col("counterparty_name"),
+            counterparty_account=pl.col("counterparty_account"),
+            description=pl.col("description"),
+            channel=pl.col("channel"),
+            source_file=pl.lit(source_file),
+            source_row=pl.col("source_row"),
+            batch_id=pl.lit(batch_id),
+        )
+        .pipe(with_txn_id)
+    )
+    return ParsedFile(good=CANONICAL_TRANSACTION.conform(good).collect(), bad=bad)
+
+
+_IDENTIFYING = (
+    "account_id",
+    "booked_at",
+    "amount",
+    "currency",
+    "balance_after",
+    "counterparty_name",
+    "counterparty_account",
+    "description",
+)
+
+
+def with_txn_id(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Add the stable `txn_id`.
+
+    The bank's own id wins (prefixed with the account: ids are unique per bank, not across banks).
+    Otherwise a SHA-256 of the identifying fields in canonical text form plus the row's ordinal among
+    identical rows of the same day: two identical rows in one statement stay two transactions, and the
+    same statement delivered twice (or overlapping) yields the same ids, so it deduplicates.
+    """
+    key = pl.concat_str(
+        [
+            pl.col("account_id"),
+            pl.col("booked_at").dt.strftime("%Y-%m-%d %H:%M:%S"),
+            pl.col("amount").cast(pl.String),
+            pl.col("currency"),
+            pl.col("balance_after").cast(pl.String).fill_null(""),
+            pl.col("counterparty_name").fill_null(""),
+            pl.col("counterparty_account").fill_null(""),
+            pl.col("description").fill_null(""),
+        ],
+        separator=_ID_SEPARATOR,
+    )
+    ordinal = pl.int_range(pl.len()).over(key, order_by="source_row").cast(pl.String)
+    hashed = pl.concat_str([key, ordinal], separator=_ID_SEPARATOR).chash.sha2_256().str.slice(0, 32)
+    bank = pl.concat_str([pl.col("account_id"), pl.col("bank_txn_id")], separator=":")
+    return lf.with_columns(txn_id=pl.when(pl.col("bank_txn_id").is_not_null()).then(bank).otherwise(hashed))

@@ -1,0 +1,191 @@
+"""DuckDB storage: schema from the contracts, one writer at a time, atomic publish, read-only readers.
+
+Guarantees this module gives the flow:
+- the database file is created readable by its owner only (0600);
+- one writer at a time: a lock file next to the database; a second run waits up to its timeout, then
+  refuses with a clear message;
+- publish is one transaction: readers (and a crash) see the old state or the new one, never a mix;
+- no SQL text is ever built from input: data arrives as registered Arrow tables, values as parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from filelock import FileLock, Timeout
+
+from liushui.contracts import CANONICAL_TRANSACTION, PUBLISHED_TABLES, Table
+
+VIEWS: dict[str, str] = {
+    "v_flag_counts_by_month": """
+        SELECT flag_code, date_trunc('month', period_start_on)::DATE AS month_on, severity,
+               count(*) AS flag_count, count(DISTINCT account_id) AS account_count
+        FROM risk_flags GROUP BY ALL""",
+    "v_account_summary": """
+        SELECT m.account_id, max(m.month_on) AS last_month_on, sum(m.clean_income) AS clean_income_total,
+               sum(m.outflow) AS outflow_total,
+               (SELECT count(*) FROM risk_flags f WHERE f.account_id = m.account_id) AS flag_count
+        FROM account_months m WHERE m.is_main_currency GROUP BY m.account_id""",
+    "v_latest_run": """
+        SELECT * FROM pipeline_runs ORDER BY started_at DESC LIMIT 1""",
+}
+
+
+class StoreError(Exception):
+    """A storage problem with a message fit for the user (locked, missing, unreadable)."""
+
+
+def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for table in PUBLISHED_TABLES:
+        con.execute(table.ddl())
+    for name, sql in VIEWS.items():
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+
+
+_DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+@contextmanager
+def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
+    """One run at a time per database: a second run waits up to `timeout_s`, then refuses."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(database) + ".lock")
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout:
+        raise StoreError(
+            f"another liushui run is using {database} (lock file {lock.lock_file}); waited {timeout_s:.0f} s. "
+            "Try again when it has finished."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _retry_on_lock(open_once, database: Path, *, timeout_s: float, what: str) -> duckdb.DuckDBPyConnection:
+    """DuckDB refuses at once while another process holds the file; readers hold it briefly, so wait."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return open_once()
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise StoreError(f"cannot open {database} {what}: {exc}") from None
+            time.sleep(0.25)
+
+
+@contextmanager
+def writer(database: Path, *, timeout_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection (call inside `run_lock`). Creates the file 0600 and the schema."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+
+    def open_once() -> duckdb.DuckDBPyConnection:
+        old_umask = os.umask(0o077)
+        try:
+            return duckdb.connect(str(database), config=_DUCKDB_CONFIG)
+        finally:
+            os.umask(old_umask)
+
+    con = _retry_on_lock(open_once, database, timeout_s=timeout_s, what="read-write")
+    try:
+        os.chmod(database, 0o600)
+        _ensure_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+def reader(database: Path, *, timeout_s: float = 30.0) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, for every reader (CLI views, reports, dashboards)."""
+    if not database.exists():
+        raise StoreError(f"no database at {database}: run `liushui run` first")
+    return _retry_on_lock(
+        lambda: duckdb.connect(str(database), read_only=True, config=_DUCKDB_CONFIG),
+        database, timeout_s=timeout_s, what="read-only",
+    )
+
+
+def known_file_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.sql("SELECT file_sha256 FROM source_files WHERE status <> 'rejected'").fetchall()
+    return {r[0] for r in rows}
+
+
+def known_txn_ids(con: duckdb.DuckDBPyConnection, txn_ids: pl.Series) -> pl.Series:
+    """Which of `txn_ids` are already published (boolean, aligned with the input)."""
+    probe = pl.DataFrame({"txn_id": txn_ids}).with_row_index("_i").to_arrow()  # noqa: F841 (scanned by name)
+    found = con.sql(
+        "SELECT p._i FROM probe p SEMI JOIN transactions t ON t.txn_id = p.txn_id"
+    ).pl()["_i"]
+    return pl.Series(range(len(txn_ids))).is_in(found.implode())
+
+
+def account_history(con: duckdb.DuckDBPyConnection, account_ids: pl.Series) -> pl.DataFrame:
+    """Canonical columns of every published transaction of the given accounts."""
+    wanted = pl.DataFrame({"account_id": account_ids.unique()}).to_arrow()  # noqa: F841
+    columns = ", ".join(f't."{c}"' for c in CANONICAL_TRANSACTION.names)
+    frame = con.sql(f"SELECT {columns} FROM transactions t SEMI JOIN wanted w USING (account_id)").pl()
+    return CANONICAL_TRANSACTION.conform(frame).collect()
+
+
+def all_transactions(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    columns = ", ".join(f'"{c}"' for c in CANONICAL_TRANSACTION.names)
+    return CANONICAL_TRANSACTION.conform(con.sql(f"SELECT {columns} FROM transactions").pl()).collect()
+
+
+def last_published_run(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """(config_sha256, as_of month) of the last published run, if any."""
+    row = con.sql(
+        "SELECT config_sha256, strftime(as_of_on, '%Y-%m') FROM pipeline_runs "
+        "WHERE status = 'published' ORDER BY started_at DESC LIMIT 1"
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame) -> None:
+    if frame.is_empty():
+        return
+    rows = table.conform(frame).collect().to_arrow()  # noqa: F841 (scanned by name)
+    con.execute(f'INSERT INTO "{table.name}" BY NAME SELECT * FROM rows')
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection,
+    frames: dict[str, pl.DataFrame],
+    *,
+    affected_accounts: pl.Series | None,
+) -> None:
+    """Write every table in one transaction.
+
+    Account-scoped tables: the rows of `affected_accounts` are replaced (all rows when it is None: a
+    full rebuild). Append-only tables (files, quarantine, results, runs) only gain rows.
+    """
+    tables = {t.name: t for t in PUBLISHED_TABLES}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if affected_accounts is not None:
+            affected = pl.DataFrame({"account_id": affected_accounts.unique()}).to_arrow()  # noqa: F841
+            con.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT account_id FROM affected")
+        for name, frame in frames.items():
+            table = tables[name]
+            if table.account_scoped and not table.append_only:
+                if affected_accounts is None:
+                    con.execute(f'DELETE FROM "{name}"')
+                else:
+                    con.execute(f'DELETE FROM "{name}" WHERE account_id IN (SELECT account_id FROM _affected)')
+            _insert(con, table, frame)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def append(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame]) -> None:
+    """Append history rows (results, runs) outside a publish, in one transaction."""
+    publish(con, frames, affected_accounts=pl.Series("account_id", [], dtype=pl.String))

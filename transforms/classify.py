@@ -1,0 +1,111 @@
+"""Classify canonical transactions: who the counterparty is to the customer, and what kind of money moved.
+
+One output row per input transaction, with the columns of `contracts.TRANSACTIONS` beyond the canonical
+ones: `booked_on`, `customer_id`, `txn_class`, `related_relation`, `lender_id`, `is_clean_income`.
+Inputs are the lender-classified transactions (`transforms.lenders.classify_lenders`: `lender_id`,
+`loan_role`), the account reference (`account_id, customer_id, holder_name, account_type`) and the
+declared related parties (`customer_id, party_name, party_account, relation`).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+REFUND_PATTERN = r"(?i)退款|退货|冲正|抹账|撤销|退回|refund|reversal|chargeback"
+SALARY_PATTERN = r"(?i)代发工资|工资|薪资|薪酬|奖金|代发|salary|payroll|wages"
+
+INCOME_CLASSES = ("salary", "income")
+
+
+def account_owners(transactions: pl.LazyFrame, accounts: pl.LazyFrame) -> pl.LazyFrame:
+    """Attach `customer_id` and `holder_name`; an account missing from the reference is its own customer."""
+    owners = accounts.select("account_id", "customer_id", "holder_name").unique("account_id", keep="first")
+    return transactions.join(owners, on="account_id", how="left").with_columns(
+        customer_id=pl.coalesce("customer_id", "account_id")
+    )
+
+
+def counterparty_relation(
+    transactions: pl.LazyFrame, accounts: pl.LazyFrame, related_parties: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Add `related_relation`: own_account (the customer's other account), self (the holder's own name),
+    or the declared relation of a related party (matched by account number, then by name)."""
+    other_accounts = accounts.select(
+        counterparty_account=pl.col("account_id"), _cp_customer=pl.col("customer_id")
+    ).unique("counterparty_account", keep="first")
+    by_account = (
+        related_parties.filter(pl.col("party_account").is_not_null())
+        .select("customer_id", counterparty_account=pl.col("party_account"), _rel_acct=pl.col("relation"))
+        .unique(["customer_id", "counterparty_account"], keep="first")
+    )
+    by_name = (
+        related_parties.filter(pl.col("party_name").is_not_null())
+        .select("customer_id", counterparty_name=pl.col("party_name"), _rel_name=pl.col("relation"))
+        .unique(["customer_id", "counterparty_name"], keep="first")
+    )
+    return (
+        transactions.join(other_accounts, on="counterparty_account", how="left")
+        .join(by_account, on=["customer_id", "counterparty_account"], how="left")
+        .join(by_name, on=["customer_id", "counterparty_name"], how="left")
+        .with_columns(
+            related_relation=pl.when(
+                (pl.col("_cp_customer") == pl.col("customer_id")) & (pl.col("counterparty_account") != pl.col("account_id"))
+            )
+            .then(pl.lit("own_account"))
+            .when(pl.col("counterparty_name").is_not_null() & (pl.col("counterparty_name") == pl.col("holder_name")))
+            .then(pl.lit("self"))
+            .otherwise(pl.coalesce("_rel_acct", "_rel_name"))
+        )
+        .drop("_cp_customer", "_rel_acct", "_rel_name")
+    )
+
+
+def transaction_class() -> pl.Expr:
+    """The class of a row, in priority order: loan events, refunds, own/related transfers, income, spend."""
+    inflow = pl.col("amount") > 0
+    own = pl.col("related_relation").is_in(["own_account", "self"])
+    related = pl.col("related_relation").is_not_null()
+    text = pl.col("description").fill_null("")
+    return (
+        pl.when(pl.col("loan_role") == "penalty").then(pl.lit("penalty_fee"))
+        .when(pl.col("loan_role") == "failed_debit").then(pl.lit("failed_debit"))
+        .when((pl.col("loan_role") == "disbursement") & inflow).then(pl.lit("loan_disbursement"))
+        .when((pl.col("loan_role") == "repayment") & ~inflow).then(pl.lit("loan_repayment"))
+        .when(pl.col("loan_role") == "reversal").then(pl.lit("reversal"))
+        .when(inflow & text.str.contains(REFUND_PATTERN)).then(pl.lit("refund"))
+        .when(~inflow & text.str.contains(REFUND_PATTERN)).then(pl.lit("reversal"))
+        .when(own & inflow).then(pl.lit("own_transfer_in"))
+        .when(own).then(pl.lit("own_transfer_out"))
+        .when(related & inflow).then(pl.lit("related_transfer_in"))
+        .when(related).then(pl.lit("related_transfer_out"))
+        .when(inflow & text.str.contains(SALARY_PATTERN)).then(pl.lit("salary"))
+        .when(inflow).then(pl.lit("income"))
+        .otherwise(pl.lit("spend"))
+    )
+
+
+def classified_transactions(
+    lender_classified: pl.LazyFrame, accounts: pl.LazyFrame, related_parties: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Canonical + lender columns -> the published `transactions` shape (before round-trip marking)."""
+    return (
+        lender_classified.pipe(account_owners, accounts)
+        .pipe(counterparty_relation, accounts, related_parties)
+        .with_columns(booked_on=pl.col("booked_at").dt.date(), txn_class=transaction_class())
+        .with_columns(is_clean_income=pl.col("txn_class").is_in(INCOME_CLASSES))
+    )
+
+
+def mark_round_trip_returns(transactions: pl.LazyFrame, round_trip_in_ids: pl.LazyFrame) -> pl.LazyFrame:
+    """The inbound leg of a round trip is not earned income: class `round_trip_in`, not clean income."""
+    returns = round_trip_in_ids.select(txn_id=pl.col("in_txn_id"), _returned=pl.lit(True)).unique("txn_id")
+    is_return = pl.col("_returned").fill_null(False) & (pl.col("amount") > 0)
+    return (
+        transactions.join(returns, on="txn_id", how="left")
+        .with_columns(
+            txn_class=pl.when(is_return & pl.col("is_clean_income")).then(pl.lit("round_trip_in"))
+            .otherwise(pl.col("txn_class")),
+            is_clean_income=pl.col("is_clean_income") & ~is_return,
+        )
+        .drop("_returned")
+    )

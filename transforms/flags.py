@@ -1,0 +1,237 @@
+"""Risk flags: one row per account x period x flag code, explained and with evidence.
+
+Each rule below turns a feature into `contracts.RISK_FLAGS` rows: the metric it judged, the threshold it
+crossed, which limit fired, severity, the rule version from `config/rules.yaml`, a reason in Chinese and
+English, the remediation, and the ids of the transactions that prove it. A candidate flag without
+evidence is dropped (evidence or it did not happen).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
+
+from liushui.config import (
+    IncomeVolatilityRules,
+    LargeOutflowRules,
+    RelatedTransferRules,
+    RoundTripRules,
+    Rules,
+)
+from liushui.contracts import RISK_FLAGS
+
+REMEDIATION: dict[str, tuple[str, str]] = {
+    "INCOME_VOLATILE": (
+        "稳定收入来源：保持连续数月稳定的工资或经营收入入账。",
+        "Stabilise income: several consecutive months of steady salary or business income.",
+    ),
+    "LARGE_OUTFLOW": (
+        "说明大额支出的用途并提供凭证；避免大额资金一次性转出。",
+        "Explain the purpose of the large outflow with documents; avoid moving large sums out at once.",
+    ),
+    "RELATED_TRANSFER_HEAVY": (
+        "停止通过本人其他账户或关联方账户频繁划转资金。",
+        "Stop routing money through the holder's other accounts or related parties.",
+    ),
+    "ROUND_TRIP": (
+        "停止资金快进快出、虚增流水（刷流水）。",
+        "Stop moving money out and back to inflate turnover (round trips).",
+    ),
+}
+
+
+def _pct(expr: pl.Expr) -> pl.Expr:
+    return (expr * 100).round(1).cast(pl.String) + pl.lit("%")
+
+
+def _num(expr: pl.Expr, decimals: int = 2) -> pl.Expr:
+    """Fixed two-decimal text (money and ratios alike), e.g. 50000.00."""
+    return expr.cast(pl.Float64).round(decimals).cast(pl.Decimal(38, decimals)).cast(pl.String)
+
+
+def _finish(candidates: pl.LazyFrame, code: str, version: str) -> pl.LazyFrame:
+    """Common columns: id, code, version, remediation; drop candidates without evidence."""
+    remediation_zh, remediation_en = REMEDIATION[code]
+    return RISK_FLAGS.conform(
+        candidates.filter(pl.col("evidence_txn_ids").list.len() > 0).with_columns(
+            flag_code=pl.lit(code),
+            rule_version=pl.lit(version),
+            remediation_zh=pl.lit(remediation_zh),
+            remediation_en=pl.lit(remediation_en),
+            evidence_txn_ids=pl.col("evidence_txn_ids").list.sort(),
+            flag_id=pl.concat_str(
+                [pl.lit(code), pl.col("account_id"), pl.col("period_start_on").cast(pl.String),
+                 pl.col("period_end_on").cast(pl.String)], separator="|"
+            ).chash.sha2_256().str.slice(0, 32),
+        )
+    )
+
+
+def _evidence_in_months(
+    flagged: pl.LazyFrame, transactions: pl.LazyFrame, condition: pl.Expr
+) -> pl.LazyFrame:
+    """Collect, per flagged account period, the ids of transactions meeting `condition` inside it."""
+    rows = transactions.filter(condition).select("account_id", "currency", "txn_id", "booked_on")
+    evidence = (
+        flagged.select("account_id", "currency", "period_start_on", "period_end_on")
+        .join(rows, on=["account_id", "currency"])
+        .filter(pl.col("booked_on").is_between(pl.col("period_start_on"), pl.col("period_end_on")))
+        .group_by("account_id", "currency", "period_start_on", "period_end_on")
+        .agg(evidence_txn_ids=pl.col("txn_id"))
+    )
+    return flagged.join(evidence, on=["account_id", "currency", "period_start_on", "period_end_on"], how="left")
+
+
+def income_volatility_flags(
+    account_months: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: IncomeVolatilityRules
+) -> pl.LazyFrame:
+    """INCOME_VOLATILE: trailing CV of clean income above the threshold (full main-currency months)."""
+    flagged = account_months.with_columns(
+        _first_month_on=pl.col("month_on").min().over("account_id", "currency")
+    ).filter(
+        pl.col("is_main_currency") & (pl.col("income_cv") > rules.cv_threshold)
+    ).with_columns(
+        # the window, clipped to the account's coverage
+        period_start_on=pl.max_horizontal(
+            pl.col("month_on").dt.offset_by(f"-{rules.window_months - 1}mo"), pl.col("_first_month_on")
+        ),
+        period_end_on=pl.col("month_on").dt.month_end(),
+        metric_value=pl.col("income_cv"),
+        threshold=pl.lit(rules.cv_threshold),
+        limit_name=pl.lit("cv_threshold"),
+        severity=pl.when(pl.col("income_cv") >= rules.cv_high).then(pl.lit("high")).otherwise(pl.lit("medium")),
+        reason_zh=pl.format(
+            "近{}个完整月净收入变异系数{}，超过阈值{}；{}的月份环比波动≥{}。",
+            pl.col("window_months"), _num(pl.col("income_cv")), pl.lit(str(rules.cv_threshold)),
+            _pct(pl.col("income_swing_share").fill_null(0)), pl.lit(f"{rules.swing_pct:.0%}"),
+        ),
+        reason_en=pl.format(
+            "Clean income over the last {} full months has a coefficient of variation of {} (threshold {}); "
+            "{} of months swung by >= {} against the previous month.",
+            pl.col("window_months"), _num(pl.col("income_cv")), pl.lit(str(rules.cv_threshold)),
+            _pct(pl.col("income_swing_share").fill_null(0)), pl.lit(f"{rules.swing_pct:.0%}"),
+        ),
+    )
+    with_evidence = _evidence_in_months(flagged, transactions, pl.col("is_clean_income"))
+    return _finish(with_evidence, "INCOME_VOLATILE", rules.version)
+
+
+def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.LazyFrame:
+    """LARGE_OUTFLOW: one flag per account month with at least one large outflow; the largest decides
+    the metric, threshold and limit named; every large outflow of the month is evidence."""
+    ratio = pl.col("amount_out").cast(pl.Float64) / pl.col("typical_income").cast(pl.Float64)
+    return _finish(
+        large.sort("amount_out", "txn_id", descending=[True, False])
+        .group_by("account_id", "currency", "month_on")
+        .agg(
+            metric_value=pl.col("amount_out").first().cast(pl.Float64),
+            threshold=pl.col("limit_amount").first().cast(pl.Float64),
+            limit_name=pl.col("limit_name").first(),
+            typical_income=pl.col("typical_income").first(),
+            count=pl.len(),
+            _ratio=ratio.first(),
+            evidence_txn_ids=pl.col("txn_id"),
+        )
+        .with_columns(
+            period_start_on=pl.col("month_on"),
+            period_end_on=pl.col("month_on").dt.month_end(),
+            severity=pl.when(pl.col("_ratio") >= rules.high_multiple).then(pl.lit("high"))
+            .otherwise(pl.lit("medium")),
+            _limit_zh=pl.when(pl.col("limit_name") == "relative_to_income")
+            .then(pl.format("月均净收入{}的{}倍", _num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))))
+            .when(pl.col("limit_name") == "absolute_floor").then(pl.lit("绝对下限"))
+            .otherwise(pl.lit("收入历史不足时的绝对限额")),
+            _limit_en=pl.when(pl.col("limit_name") == "relative_to_income")
+            .then(pl.format("{} x typical monthly income {}", pl.lit(str(rules.income_multiple)),
+                            _num(pl.col("typical_income"))))
+            .when(pl.col("limit_name") == "absolute_floor").then(pl.lit("the absolute floor"))
+            .otherwise(pl.lit("the absolute limit used when income history is too short")),
+        )
+        .with_columns(
+            reason_zh=pl.format("本月{}笔大额支出，最大一笔{}，超过限额{}（{}）。", pl.col("count"),
+                                _num(pl.col("metric_value")), _num(pl.col("threshold")), pl.col("_limit_zh")),
+            reason_en=pl.format("{} large outflow(s) this month; the largest, {}, exceeds the limit {} ({}).",
+                                pl.col("count"), _num(pl.col("metric_value")), _num(pl.col("threshold")),
+                                pl.col("_limit_en")),
+        ),
+        "LARGE_OUTFLOW",
+        rules.version,
+    )
+
+
+def related_transfer_flags(
+    account_months: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: RelatedTransferRules
+) -> pl.LazyFrame:
+    """RELATED_TRANSFER_HEAVY: a month whose outflow goes mostly to own accounts / related parties."""
+    flagged = account_months.filter(
+        pl.col("is_main_currency")
+        & (pl.col("related_out_share") >= rules.share_threshold)
+        & (pl.col("related_out_count") >= rules.min_count)
+    ).with_columns(
+        period_start_on=pl.col("month_on"),
+        period_end_on=pl.col("month_on").dt.month_end(),
+        metric_value=pl.col("related_out_share"),
+        threshold=pl.lit(rules.share_threshold),
+        limit_name=pl.lit("share_of_outflow"),
+        severity=pl.when(pl.col("related_out_share") >= rules.high_share).then(pl.lit("high"))
+        .otherwise(pl.lit("medium")),
+        reason_zh=pl.format("本月{}笔转给本人其他账户或关联方，共{}，占支出{}，超过阈值{}。",
+                            pl.col("related_out_count"), _num(pl.col("related_out")),
+                            _pct(pl.col("related_out_share")), pl.lit(f"{rules.share_threshold:.0%}")),
+        reason_en=pl.format("{} transfers to own accounts or related parties this month, {} in total, "
+                            "{} of outflow (threshold {}).", pl.col("related_out_count"),
+                            _num(pl.col("related_out")), _pct(pl.col("related_out_share")),
+                            pl.lit(f"{rules.share_threshold:.0%}")),
+    )
+    related_out = pl.col("txn_class").is_in(["own_transfer_out", "related_transfer_out"])
+    return _finish(_evidence_in_months(flagged, transactions, related_out), "RELATED_TRANSFER_HEAVY", rules.version)
+
+
+def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.LazyFrame:
+    """ROUND_TRIP: a month (of the outgoing leg) with at least `min_count_per_month` round trips."""
+    months = transactions.select(out_txn_id="txn_id", currency="currency",
+                                 month_on=pl.col("booked_on").dt.month_start())
+    return _finish(
+        links.filter(pl.col("link_type") == "round_trip")
+        .join(months, on="out_txn_id")
+        .group_by("account_id", "currency", "month_on")
+        .agg(
+            count=pl.len(),
+            total=pl.col("amount_out").sum(),
+            evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id").list.explode(keep_nulls=False, empty_as_null=False),
+        )
+        .filter(pl.col("count") >= rules.min_count_per_month)
+        .with_columns(
+            period_start_on=pl.col("month_on"),
+            period_end_on=pl.col("month_on").dt.month_end(),
+            metric_value=pl.col("count").cast(pl.Float64),
+            threshold=pl.lit(float(rules.min_count_per_month)),
+            limit_name=pl.lit("round_trips_per_month"),
+            severity=pl.when(pl.col("count") >= rules.high_count).then(pl.lit("high")).otherwise(pl.lit("medium")),
+            reason_zh=pl.format("本月{}笔资金在{}天内转出后以相近金额转回（共{}），疑似刷流水。",
+                                pl.col("count"), pl.lit(str(rules.max_days)), _num(pl.col("total"))),
+            reason_en=pl.format("{} times this month money went out and came back within {} days at a similar "
+                                "amount ({} in total): likely inflated turnover.",
+                                pl.col("count"), pl.lit(str(rules.max_days)), _num(pl.col("total"))),
+        ),
+        "ROUND_TRIP",
+        rules.version,
+    )
+
+
+def risk_flags(
+    *,
+    account_months: pl.LazyFrame,
+    transactions: pl.LazyFrame,
+    large: pl.LazyFrame,
+    links: pl.LazyFrame,
+    rules: Rules,
+) -> pl.LazyFrame:
+    return pl.concat(
+        [
+            income_volatility_flags(account_months, transactions, rules=rules.income_volatility),
+            large_outflow_flags(large, rules=rules.large_outflow),
+            related_transfer_flags(account_months, transactions, rules=rules.related_transfers),
+            round_trip_flags(links, transactions, rules=rules.round_trip),
+        ]
+    ).sort("account_id", "flag_code", "period_start_on")
