@@ -8,8 +8,8 @@ How a frame reaches GX (GX 1.24 has no Polars support):
 * Only the columns the suite's data checks read are materialised, in one Polars ``select``: source
   columns as they are, Decimal money as exact Int64 minor units (``<name>_cents``), List columns as
   their length (``<name>_count``), plus the suite's business derivations. Then ``to_pandas()`` through
-  pyarrow (integers keep pandas' nullable ``Int64``: never float for money). The source frame is never
-  changed.
+  pyarrow, with dtypes GX's pandas metrics handle vectorised (see `_gx_dtypes`). The source frame is
+  never changed.
 * Schema checks (the column set) run on a zero-row pandas frame carrying the source frame's column
   names, since the data frame holds derived columns.
 * One ephemeral GX context per process (``import great_expectations`` costs seconds: imported on the first
@@ -61,6 +61,18 @@ def _offline_environment() -> None:
         os.environ.pop(var, None)
 
 
+def _skip_batch_fingerprint() -> None:
+    """GX's pandas engine md5-hashes every row of every batch below 1 GB (`HASH_THRESHOLD`), only to put a
+    ``pandas_data_fingerprint`` into the batch markers, twice per validation (the batch is loaded again by
+    the validator): ~half of the validation time on 1M rows. We never read that marker. Setting the
+    module constant to 0 skips it; nothing else changes (tests pin GX and assert the constant exists)."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    if not hasattr(pandas_execution_engine, "HASH_THRESHOLD"):
+        raise RuntimeError("great_expectations changed: pandas_execution_engine.HASH_THRESHOLD is gone")
+    pandas_execution_engine.HASH_THRESHOLD = 0
+
+
 @dataclass
 class _GxSession:
     context: Any
@@ -82,6 +94,7 @@ def gx_session() -> _GxSession:
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
+            _skip_batch_fingerprint()
             context = gx.get_context(mode="ephemeral")
             context.config.analytics_enabled = False
             context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
@@ -141,14 +154,42 @@ def gx_frame(suite: Suite, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs) if exprs else pl.DataFrame()
 
 
+# pandas datetime64[ns] range (GX compares datetimes vectorised only for ns columns; any other unit falls
+# back to a per-row Python `map`, ~6 s per 1M rows). Values outside are clipped to the bounds: still far
+# outside any plausible range, so range checks fail on them as they should.
+_NS_MIN = datetime(1677, 9, 22)
+_NS_MAX = datetime(2262, 4, 11)
+
+
+def _gx_dtypes(frame: pl.DataFrame) -> pl.DataFrame:
+    """Cast the prepared frame to what GX's pandas metrics handle vectorised.
+
+    * Datetime / Date -> Datetime("ns") (clipped to the ns range).
+    * Integers with no null -> Int64 (numpy int64: exact, vectorised).
+    * Integers with nulls -> Float64 (NaN): GX handles pandas' nullable ``Int64`` only through slow
+      per-row paths and breaks on ``pd.NA`` in column-pair comparisons. Exact up to 2**53 (90 trillion
+      currency units in cents); these columns are only range-checked.
+    """
+    casts: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        c = pl.col(name)
+        if dtype == pl.Datetime("ns") and getattr(dtype, "time_zone", None) is None:
+            continue
+        if isinstance(dtype, pl.Datetime) or dtype == pl.Date:
+            if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+                c = c.dt.replace_time_zone(None)
+            casts.append(c.cast(pl.Datetime("us")).clip(_NS_MIN, _NS_MAX).cast(pl.Datetime("ns")))
+        elif dtype.is_integer():
+            casts.append(c.cast(pl.Float64 if frame[name].null_count() else pl.Int64))
+    return frame.with_columns(casts) if casts else frame
+
+
 def _to_pandas(frame: pl.DataFrame):
     import pandas as pd
-    import pyarrow as pa
 
-    mapper = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}.get
     if frame.width == 0:
         return pd.DataFrame(index=pd.RangeIndex(frame.height))
-    return frame.to_pandas(types_mapper=mapper)
+    return _gx_dtypes(frame).to_pandas()
 
 
 def _suite_parameters(as_of: date | None) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def read_prior_state(database: Path) -> PriorState:
         return PriorState(
             store.known_file_hashes(con),
             store.last_published_run(con),
-            con.sql("SELECT max(booked_on) FROM transactions").fetchone()[0],
+            con.execute("SELECT max(booked_on) FROM transactions").fetchone()[0],
         )
     finally:
         con.close()

@@ -100,7 +100,8 @@ def _print_published(database: Path) -> None:
         from liushui.contracts import PUBLISHED_TABLES
 
         for t in PUBLISHED_TABLES:
-            table.add_row(t.name, f"{con.sql(f'SELECT count(*) FROM "{t.name}"').fetchone()[0]:,}")
+            rows = con.execute(f'SELECT count(*) FROM "{t.name}"').fetchone()[0]
+            table.add_row(t.name, f"{rows:,}")
         console.print(table)
     finally:
         con.close()

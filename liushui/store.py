@@ -141,7 +141,7 @@ def all_transactions(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def last_published_run(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
     """(config_sha256, as_of month) of the last published run, if any."""
-    row = con.sql(
+    row = con.execute(
         "SELECT config_sha256, strftime(as_of_on, '%Y-%m') FROM pipeline_runs "
         "WHERE status = 'published' ORDER BY started_at DESC LIMIT 1"
     ).fetchone()

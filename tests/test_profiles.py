@@ -67,7 +67,9 @@ def assert_contract(df: pl.DataFrame) -> None:
 def test_shipped_profiles_load(profiles):
     assert set(profiles) == {"icbc_debit", "cmb_debit", "boc_debit", "alipay", "hsbchk_debit"}
     for p in profiles.values():
-        assert p.description and p.header_signature
+        assert isinstance(p.description, str) and len(p.description) > 20
+        assert p.header_signature
+        assert p.path is not None and p.path.name == f"{p.name}.yaml"
 
 
 @pytest.mark.parametrize(
@@ -380,6 +382,9 @@ def test_invalid_profile_clear_error(tmp_path):
     )
     with pytest.raises(ProfileError, match=r"bad\.yaml: invalid profile: amount: .*requires expense_column"):
         load_profiles(d)
+    (d / "bad.yaml").write_text("name: bad\ndescription: t\ndescription: u\n", encoding="utf-8")
+    with pytest.raises(ProfileError, match=r"bad\.yaml: not valid YAML: .*duplicate key 'description'"):
+        load_profiles(d)
     (d / "bad.yaml").write_text("name: bad\ndescription: t\nheader_signatur: [A]\n", encoding="utf-8")
     with pytest.raises(ProfileError, match=r"header_signatur: Extra inputs are not permitted"):
         load_profiles(d)
@@ -406,7 +411,7 @@ account_id:
   preamble_regex: 'Account number:\\s*(?P<account_id>[0-9-]+)'
 columns:
   balance_after: Running Balance
-description: Details
+description_columns: [Details]
 """
 
 
@@ -475,7 +480,7 @@ def test_direction_reject_and_dr_cr(tmp_path):
     )
     f = tmp_path / "d.csv"
     f.write_text(
-        "Date,Amount,Dr/Cr\n01/02/2024 09:30,\"1,000.00\",Dr\n02/02/2024,5,Cr\n03/02/2024,0,Memo\n",
+        'Date,Amount,Dr/Cr\n01/02/2024 09:30,"1,000.00",Dr\n02/02/2024,5,Cr\n03/02/2024,0,Memo\n',
         encoding="utf-8",
     )
     df = read_profiled(f, profiles["p"])
@@ -495,3 +500,18 @@ def test_profile_regex_must_work_in_polars(tmp_path):
             "amount: {convention: signed, column: A}\n"
             "counterparty_split: {column: A, pattern: '(?P<name>.*?)(?=\\d)(?P<account>\\d+)'}\n",
         )
+
+
+def test_stray_quote_does_not_swallow_rows(tmp_path, profiles):
+    f = tmp_path / "cmb_quote.csv"
+    f.write_text(
+        CMB_HEADER
+        + '2024-01-01,CNY,-1.00,9.00,"bad quote,x,y\n'
+        + "2024-01-02,CNY,-2.00,7.00,ok,,\n"
+        + "2024-01-03,CNY,-3.00,4.00,ok,,\n",
+        encoding="utf-8",
+    )
+    df = read_profiled(f, profiles["cmb_debit"])
+    assert df["amount"].to_list() == ["-1.00", "-2.00", "-3.00"]
+    assert df["reject_code"].to_list() == ["ragged_row", None, None]
+    assert df["raw"][1] == "2024-01-02,CNY,-2.00,7.00,ok,,"

@@ -104,8 +104,14 @@ class LenderRegistryError(ValueError):
 # Registry loading and validation
 
 
+# A Unicode word boundary stops Rust's fast DFA engine on any non-ASCII text (1M rows: 17 s instead of
+# 0.05 s); the ASCII one is as good here, since Chinese characters are not ASCII word characters.
+_WORD_BOUNDARY_RE = re.compile(r"(?<!\\)\\([bB])")
+
+
 def _fold_pattern(pattern: str) -> str:
-    return _FOLD_PATTERN_RE.sub(lambda m: _FOLD_PATTERN[m.group(0)], pattern)
+    folded = _FOLD_PATTERN_RE.sub(lambda m: _FOLD_PATTERN[m.group(0)], pattern)
+    return _WORD_BOUNDARY_RE.sub(r"(?-u:\\\1)", folded)
 
 
 def _valid_regex(pattern: str) -> str:

@@ -179,8 +179,9 @@ _IDENTIFYING = (
 def with_txn_id(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Add the stable `txn_id`.
 
-    The bank's own id wins (prefixed with the account: ids are unique per bank, not across banks).
-    Otherwise a SHA-256 of the identifying fields in canonical text form plus the row's ordinal among
+    The bank's own id wins (prefixed with the account: ids are unique per bank, not across banks) when
+    it is unique within the account's rows of the file — anonymised exports repeat placeholders such as
+    "xxxx", and trusting those would merge different transactions. Otherwise a SHA-256 of the identifying fields in canonical text form plus the row's ordinal among
     identical rows of the same day: two identical rows in one statement stay two transactions, and the
     same statement delivered twice (or overlapping) yields the same ids, so it deduplicates.
     """
@@ -200,4 +201,5 @@ def with_txn_id(lf: pl.LazyFrame) -> pl.LazyFrame:
     ordinal = pl.int_range(pl.len()).over(key, order_by="source_row").cast(pl.String)
     hashed = pl.concat_str([key, ordinal], separator=_ID_SEPARATOR).chash.sha2_256().str.slice(0, 32)
     bank = pl.concat_str([pl.col("account_id"), pl.col("bank_txn_id")], separator=":")
-    return lf.with_columns(txn_id=pl.when(pl.col("bank_txn_id").is_not_null()).then(bank).otherwise(hashed))
+    usable = pl.col("bank_txn_id").is_not_null() & pl.col("bank_txn_id").is_unique().over("account_id")
+    return lf.with_columns(txn_id=pl.when(usable).then(bank).otherwise(hashed))

@@ -221,11 +221,6 @@ class CounterpartySplitSpec(_Model):
         return _check_polars_regex(v, ("name", "account"))  # type: ignore[return-value]
 
 
-class DescriptionSpec(_Model):
-    columns: list[str] = Field(min_length=1)
-    separator: str = " | "
-
-
 SimpleField = Literal["txn_id", "balance_after", "counterparty_name", "counterparty_account", "channel"]
 
 
@@ -246,16 +241,8 @@ class ProfileSpec(_Model):
     currency: CurrencySpec = Field(default_factory=CurrencySpec)
     account_id: AccountSpec = Field(default_factory=AccountSpec)
     counterparty_split: CounterpartySplitSpec | None = None
-    description: DescriptionSpec | None = None
-
-    @field_validator("description", mode="before")
-    @classmethod
-    def _description_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return {"columns": [v]}
-        if isinstance(v, list):
-            return {"columns": v}
-        return v
+    description_columns: list[str] = Field(default_factory=list)
+    description_separator: str = " | "
 
     @field_validator("footer_patterns")
     @classmethod
@@ -276,6 +263,21 @@ class ProfileSpec(_Model):
         if any(not s for s in norm):
             raise ValueError("header_signature names must not be empty")
         return v
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -312,7 +314,7 @@ class Profile:
     def from_yaml(cls, path: Path) -> Profile:
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
         except (OSError, UnicodeDecodeError) as exc:
             raise ProfileError(f"{path.name}: cannot read profile: {exc}") from None
         except yaml.YAMLError as exc:
@@ -499,42 +501,54 @@ def _split_file(path: Path, profile: Profile) -> _Split:
 
     footers = [re.compile(p) for p in spec.footer_patterns]
     consumed: list[str] = []
-    state = {"record_start": True, "stopped": False}
+    state = {"record_start": True}
 
     def feed() -> Iterator[str]:
         for line in stream:
             if state["record_start"] and footers:
                 probe = line.strip()
                 if any(f.search(probe) for f in footers):
-                    state["stopped"] = True
-                    return
+                    return  # footer: this line and everything after it is not data
             state["record_start"] = False
             consumed.append(line)
             yield line
 
-    csv.field_size_limit(64 * 1024 * 1024)
-    reader = csv.reader(feed(), delimiter=spec.delimiter, skipinitialspace=True)
     cells_out: list[list[str]] = []
     n_cells: list[int] = []
     raws: list[str] = []
+
+    def add(record: list[str], raw: str) -> None:
+        if not "".join(record).strip():
+            return  # blank line (or only delimiters): skipped, not numbered
+        while len(record) > width and not record[-1].strip():
+            record.pop()
+        n_cells.append(len(record))
+        if len(record) < width:
+            record = record + [""] * (width - len(record))
+        cells_out.append(record[:width])
+        raws.append(raw)
+
+    old_limit = csv.field_size_limit(64 * 1024 * 1024)
+    reader = csv.reader(feed(), delimiter=spec.delimiter, skipinitialspace=True)
     try:
         for record in reader:
-            raw = "".join(consumed).rstrip("\r\n")
+            lines = consumed.copy()
             consumed.clear()
             state["record_start"] = True
-            if not "".join(record).strip():
-                continue  # blank line (or only delimiters): skipped, not numbered
-            while len(record) > width and not record[-1].strip():
-                record.pop()
-            n_cells.append(len(record))
-            if len(record) < width:
-                record = record + [""] * (width - len(record))
-            cells_out.append(record[:width])
-            raws.append(raw)
+            if len(lines) > 1 and len(record) < width:
+                # A quoted field spanned several lines but the record is still short: most likely a
+                # stray quote swallowed the following lines. Split each physical line on its own so
+                # every line stays one row (the ragged ones are rejected, not lost).
+                for line in lines:
+                    add(_split_cells(line, spec.delimiter), line.rstrip("\r\n"))
+                continue
+            add(record, "".join(lines).rstrip("\r\n"))
     except csv.Error as exc:
         raise LayoutError(
             f"{name}: cannot split rows after line {reader.line_num + header_idx + 1}: {exc}"
         ) from None
+    finally:
+        csv.field_size_limit(old_limit)
     if not cells_out:
         raise LayoutError(
             f"{name}: header found on line {header_idx + 1} (profile '{profile.name}') "
@@ -784,9 +798,9 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
         cp_account = pl.coalesce([cp_account, pl.when(matched).then(g_acct).otherwise(None)])
 
     # description ---------------------------------------------------------------------------------------
-    if spec.description:
-        parts = [cell(c, "description") for c in spec.description.columns]
-        desc = pl.concat_str(parts, separator=spec.description.separator, ignore_nulls=True)
+    if spec.description_columns:
+        parts = [cell(c, "description_columns") for c in spec.description_columns]
+        desc = pl.concat_str(parts, separator=spec.description_separator, ignore_nulls=True)
     else:
         desc = pl.lit(None, pl.String)
     desc = pl.concat_str([desc, tag], separator=" ", ignore_nulls=True).str.replace_all(r"\s{2,}", " ")
