@@ -19,6 +19,7 @@ How a frame reaches GX (GX 1.24 has no Polars support):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -203,10 +204,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_plain(v) for v in value)
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
+        with contextlib.suppress(ValueError, TypeError):
             value = value.item()
-        except (ValueError, TypeError):
-            pass
     if isinstance(value, float) and math.isnan(value):
         return None
     if value.__class__.__name__ in {"NAType", "NaTType"}:

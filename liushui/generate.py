@@ -520,18 +520,19 @@ class _World:
         volatile = np.array(["income_volatile" in b for b in self.beh])
         self.has_salary = ~self.is_business & ~volatile
         self.salary_day = np.where(rng.random(n) < 0.2, 24, rng.integers(9, 15, size=n))  # 0-based day
-        self.lam = rng.uniform(32, 105, size=n)  # merchant transactions per month
+        self.lam = rng.uniform(40, 105, size=n)  # merchant transactions per month
         self.merchant_share = rng.uniform(0.2, 0.4, size=n)
         self.rent_share = np.where(rng.random(n) < 0.7, rng.uniform(0.2, 0.35, size=n), 0.0)
         self.rent_day = rng.integers(0, 5, size=n)
-        self.cc_share = np.where(rng.random(n) < 0.6, rng.uniform(0.04, 0.12, size=n), 0.0)
+        # Credit card and the one normal lender stay below ~13% of pay each (debt service < 30%).
+        self.cc_share = np.where(rng.random(n) < 0.6, rng.uniform(0.04, 0.10, size=n), 0.0)
         self.cc_day = rng.integers(17, 22, size=n)
         lender_draw = rng.random(n)
         has_lender_behaviour = np.array([bool(b & _LENDER_BEHAVIOURS) for b in self.beh])
         self.base_lender = np.where(
             has_lender_behaviour, -1, np.where(lender_draw < 0.4, _HUABEI, np.where(lender_draw < 0.5, _JIEBEI, -1))
         )
-        self.lender_share = rng.uniform(0.03, 0.12, size=n)
+        self.lender_share = rng.uniform(0.03, 0.10, size=n)
         self.side_prob = np.where((rng.random(n) < 0.4) & ~volatile, rng.uniform(0.05, 0.3, size=n), 0.0)
         self.family_share = rng.uniform(0.03, 0.10, size=n)
         self.opening_share = rng.uniform(0.5, 4.0, size=n)
@@ -800,7 +801,7 @@ class _Part:
         # Own other account: both legs (the other account is in the dataset).
         own = (w.other[aa] >= 0) & (rng.random(ncell) < 0.2)
         t = self.ts(mm, rng.integers(0, 28, ncell), _tod(rng, ncell))[own]
-        amount = _round_to(S * rng.uniform(0.05, 0.2, ncell) * 100, 100_00)[own]
+        amount = _round_to(S * rng.uniform(0.03, 0.12, ncell) * 100, 100_00)[own]
         src, dst = aa[own], w.other[aa[own]]
         ev.add(src, t, -amount, w.holder_code[src], w.acct_code[dst], c("转账"), c("手机银行"))
         ev.add(dst, t + rng.integers(5, 120, t.size), amount, w.holder_code[src], w.acct_code[src], c("转账"),
@@ -819,7 +820,7 @@ class _Part:
         # At most one lender, used normally: monthly 花呗 repayments, or one 借呗 loan in instalments.
         hb = w.base_lender[aa] == _HUABEI
         ev.add(aa[hb], self.ts(mm, 8, _tod(rng, ncell))[hb],
-               -_yuan(S * w.lender_share[aa] * rng.uniform(0.5, 1.5, ncell))[hb],
+               -_yuan(S * w.lender_share[aa] * rng.uniform(0.7, 1.3, ncell))[hb],
                w.lender_repay[_HUABEI], w.lender_repay_acct[_HUABEI], w.lender_repay_memo[_HUABEI], c("支付宝"))
         for a in acc[w.base_lender[acc] == _JIEBEI]:
             m0 = int(rng.integers(0, M - 3))
@@ -839,7 +840,7 @@ class _Part:
         cum = np.cumsum(weight / weight.sum())
         mean_ticket = float((weight * median).sum() / weight.sum()) * np.exp(0.5**2 / 2)
 
-        count = rng.poisson(w.lam[aa])
+        count = np.maximum(rng.poisson(w.lam[aa]), (0.7 * w.lam[aa]).astype(np.int64))
         ra = np.repeat(aa, count)
         rm = np.repeat(mm, count)
         Sr = np.repeat(S, count)
@@ -968,7 +969,8 @@ class _Part:
         """3-6 times a month: 20k-100k out to a party, back from the same party within 1-5 days."""
         w, rng, c = self.w, self.rng, self.c
         for a in self.accounts_with("round_trip"):
-            fam = int(w.n_family[a])
+            # Related parties often play the other side, unless the account's related share is judged too.
+            fam = 0 if "related_transfer_heavy" in w.beh[a] else int(w.n_family[a])
             chosen = sorted(int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(2, 4)),
                                                       replace=False))
             for m in chosen:
@@ -976,7 +978,7 @@ class _Part:
                 days = np.sort(rng.choice(np.arange(0, int(w.month_len[m]) - 6), size=k, replace=False))
                 out = _round_to(rng.uniform(20_000, 100_000, k) * 100, 1000_00)
                 back = np.where(rng.random(k) < 0.5, out, _yuan(out / 100 * (1 + rng.uniform(-0.02, 0.02, k))))
-                related = rng.random(k) < 0.6
+                related = (rng.random(k) < 0.6) & (fam > 0)
                 pick = rng.integers(0, max(fam, 1), k)
                 name = np.where(related, w.family[a, pick, 0], w.friend[a, 0])
                 acct = np.where(related, w.family[a, pick, 1], w.friend[a, 1])

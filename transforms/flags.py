@@ -138,11 +138,17 @@ def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.
             severity=pl.when(pl.col("_ratio") >= rules.high_multiple).then(pl.lit("high"))
             .otherwise(pl.lit("medium")),
             _limit_zh=pl.when(pl.col("limit_name") == "relative_to_income")
-            .then(pl.format("月均净收入{}的{}倍", _num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))))
+            .then(pl.format("近期月均净收入{}的{}倍", _num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))))
+            .when(pl.col("limit_name") == "relative_to_statement_income")
+            .then(pl.format("流水期内月均净收入{}的{}倍", _num(pl.col("typical_income")),
+                            pl.lit(str(rules.income_multiple))))
             .when(pl.col("limit_name") == "absolute_floor").then(pl.lit("绝对下限"))
             .otherwise(pl.lit("收入历史不足时的绝对限额")),
             _limit_en=pl.when(pl.col("limit_name") == "relative_to_income")
-            .then(pl.format("{} x typical monthly income {}", pl.lit(str(rules.income_multiple)),
+            .then(pl.format("{} x recent typical monthly income {}", pl.lit(str(rules.income_multiple)),
+                            _num(pl.col("typical_income"))))
+            .when(pl.col("limit_name") == "relative_to_statement_income")
+            .then(pl.format("{} x the statement's typical monthly income {}", pl.lit(str(rules.income_multiple)),
                             _num(pl.col("typical_income"))))
             .when(pl.col("limit_name") == "absolute_floor").then(pl.lit("the absolute floor"))
             .otherwise(pl.lit("the absolute limit used when income history is too short")),

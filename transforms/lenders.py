@@ -240,9 +240,7 @@ def load_lender_registry(path: Path | None = None) -> pl.DataFrame:
         try:
             entry = LenderEntry.model_validate(item)
         except ValidationError as exc:
-            raise LenderRegistryError(
-                f"{source}: lender entry #{position} ({label}): {_format_error(exc)}"
-            ) from None
+            raise LenderRegistryError(f"{source}: lender entry #{position} ({label}): {_format_error(exc)}") from None
         if entry.lender_id in seen:
             raise LenderRegistryError(
                 f"{source}: lender entry #{position} ({label}): duplicate lender_id, "
@@ -306,9 +304,7 @@ def _registry_rows(registry: pl.DataFrame) -> list[dict[str, Any]]:
 
 def _entry_matches(row: Mapping[str, Any]) -> pl.Expr:
     matched = _contains(_CP, row["counterparty_pattern"]) | _contains(_DS, row["description_pattern"])
-    for cp_pattern, ds_pattern in zip(
-        row["both_counterparty_patterns"], row["both_description_patterns"], strict=True
-    ):
+    for cp_pattern, ds_pattern in zip(row["both_counterparty_patterns"], row["both_description_patterns"], strict=True):
         matched = matched | (_contains(_CP, cp_pattern) & _contains(_DS, ds_pattern))
     return matched
 
@@ -334,8 +330,9 @@ def _keyword_flag(kind: str, rows: list[dict[str, Any]]) -> pl.Expr:
     return chain.otherwise(flag)
 
 
-def _classified_pairs(pairs: pl.LazyFrame, rows: list[dict[str, Any]]) -> pl.LazyFrame:
-    """Per distinct (counterparty, memo): lender, category and the role keyword flags."""
+def _could_be_loan(rows: list[dict[str, Any]]) -> pl.Expr:
+    """Cheap pre-filter: some entry pattern or a penalty / failed-debit keyword occurs at all. Only these
+    rows go through the per-entry regexes."""
     any_cp = _union(
         [r["counterparty_pattern"] for r in rows] + [p for r in rows for p in r["both_counterparty_patterns"]]
     )
@@ -345,6 +342,11 @@ def _classified_pairs(pairs: pl.LazyFrame, rows: list[dict[str, Any]]) -> pl.Laz
         + [rows[0]["kw_penalty"], rows[0]["kw_failed_debit"]]
         + [r["hint_penalty"] for r in rows]
     )
+    return _contains(_CP, any_cp) | _contains(_DS, any_ds)
+
+
+def _classified_pairs(pairs: pl.LazyFrame, rows: list[dict[str, Any]]) -> pl.LazyFrame:
+    """Per distinct (counterparty, memo): lender, category and the role keyword flags."""
     # An entry whose exclusion fires claims the row as "not a loan" ("") so no later entry (a generic
     # bucket sharing the company name) picks up, say, a 花呗 refund.
     claimed = pl.coalesce(
@@ -358,21 +360,15 @@ def _classified_pairs(pairs: pl.LazyFrame, rows: list[dict[str, Any]]) -> pl.Laz
     lender_id = pl.when(claimed != "").then(claimed)
     categories = {r["lender_id"]: r["category"] for r in rows}
     is_penalty = _keyword_flag("penalty", rows)
-    return (
-        pairs.filter(_contains(_CP, any_cp) | _contains(_DS, any_ds))
-        .with_columns(lender_id.alias("lender_id"))
-        .with_columns(
-            pl.col("lender_id")
-            .replace_strict(categories, default=None, return_dtype=pl.String)
-            .alias("lender_category"),
-            _contains(_DS, rows[0]["kw_failed_debit"]).alias("__is_failed"),
-            (_contains(_DS, rows[0]["kw_reversal"]) & (pl.col("lender_id").is_not_null() | is_penalty)).alias(
-                "__is_reversal"
-            ),
-            is_penalty.alias("__is_penalty"),
-            _keyword_flag("disbursement", rows).alias("__is_disbursement"),
-            _keyword_flag("repayment", rows).alias("__is_repayment"),
-        )
+    return pairs.with_columns(lender_id.alias("lender_id")).with_columns(
+        pl.col("lender_id").replace_strict(categories, default=None, return_dtype=pl.String).alias("lender_category"),
+        _contains(_DS, rows[0]["kw_failed_debit"]).alias("__is_failed"),
+        (_contains(_DS, rows[0]["kw_reversal"]) & (pl.col("lender_id").is_not_null() | is_penalty)).alias(
+            "__is_reversal"
+        ),
+        is_penalty.alias("__is_penalty"),
+        _keyword_flag("disbursement", rows).alias("__is_disbursement"),
+        _keyword_flag("repayment", rows).alias("__is_repayment"),
     )
 
 
@@ -416,10 +412,8 @@ def classify_lenders(transactions: pl.LazyFrame, registry: pl.DataFrame) -> pl.L
     def folded(column: str) -> pl.Expr:
         return pl.col(column).cast(pl.String).fill_null("").str.replace_many(_FOLD_TEXT)
 
-    keyed = transactions.with_columns(
-        folded("counterparty_name").alias(_CP), folded("description").alias(_DS)
-    )
-    pairs = keyed.select(_CP, _DS).unique()
+    keyed = transactions.with_columns(folded("counterparty_name").alias(_CP), folded("description").alias(_DS))
+    pairs = keyed.filter(_could_be_loan(rows)).select(_CP, _DS).unique()
     return (
         keyed.join(_classified_pairs(pairs, rows), on=[_CP, _DS], how="left", maintain_order="left")
         .with_columns(pl.col(flag).fill_null(False) for flag in _FLAGS)

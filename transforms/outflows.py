@@ -3,10 +3,14 @@
 One output row per outflow that crossed its limit: `txn_id, account_id, currency, month_on, booked_at,
 amount_out, typical_income, limit_amount, limit_name`. The limit is
 
-- `relative_to_income`: `income_multiple` x typical monthly clean income, when that is above the floor;
+- `relative_to_income`: `income_multiple` x typical monthly clean income of the trailing window before
+  the month, when that is above the floor;
+- `relative_to_statement_income`: early in a statement (fewer than `min_months` full months before the
+  month) the base is the median clean income of all full months of the statement, when it has at least
+  `min_months` of them — a lender judges the statement it was given as a whole;
 - `absolute_floor`: the floor, when the relative limit would be below it;
-- `no_history_absolute`: `no_history_limit`, when the account has fewer than `min_months` full months of
-  income history before this month — a relative rule needs a base.
+- `no_history_absolute`: `no_history_limit`, when the whole statement has fewer than `min_months` full
+  months — a relative rule needs a base.
 
 Moves between the holder's own accounts are not money leaving and are not judged.
 """
@@ -22,22 +26,35 @@ from liushui.contracts import MONEY
 def large_outflows(
     transactions: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: LargeOutflowRules
 ) -> pl.LazyFrame:
-    base = account_months.select("account_id", "currency", "month_on", "typical_income", "income_history_months")
+    per_account = ["account_id", "currency"]
+    full_income = pl.when(pl.col("is_full_month")).then(pl.col("clean_income"))
+    trailing = (pl.col("income_history_months") >= rules.min_months) & pl.col("typical_income").is_not_null()
+    statement = pl.col("_statement_months") >= rules.min_months
+    base = account_months.with_columns(
+        _statement_income=full_income.cast(pl.Float64).median().over(per_account).round(2).cast(MONEY),
+        _statement_months=full_income.count().over(per_account),
+    ).select(
+        *per_account,
+        "month_on",
+        base_name=pl.when(trailing).then(pl.lit("trailing")).when(statement).then(pl.lit("statement")),
+        typical_income=pl.when(trailing).then(pl.col("typical_income"))
+        .when(statement).then(pl.col("_statement_income")),
+    )
     relative = pl.col("typical_income").cast(pl.Float64) * rules.income_multiple
-    has_history = (pl.col("income_history_months") >= rules.min_months) & pl.col("typical_income").is_not_null()
     return (
         transactions.filter((pl.col("amount") < 0) & (pl.col("txn_class") != "own_transfer_out"))
         .with_columns(month_on=pl.col("booked_on").dt.month_start(), amount_out=-pl.col("amount"))
         .join(base, on=["account_id", "currency", "month_on"], how="left")
         .with_columns(
-            limit_name=pl.when(~has_history.fill_null(False)).then(pl.lit("no_history_absolute"))
-            .when(relative >= rules.absolute_floor).then(pl.lit("relative_to_income"))
-            .otherwise(pl.lit("absolute_floor")),
+            limit_name=pl.when(pl.col("base_name").is_null()).then(pl.lit("no_history_absolute"))
+            .when(relative < rules.absolute_floor).then(pl.lit("absolute_floor"))
+            .when(pl.col("base_name") == "trailing").then(pl.lit("relative_to_income"))
+            .otherwise(pl.lit("relative_to_statement_income")),
         )
         .with_columns(
             limit_amount=pl.when(pl.col("limit_name") == "no_history_absolute").then(pl.lit(rules.no_history_limit))
-            .when(pl.col("limit_name") == "relative_to_income").then(relative)
-            .otherwise(pl.lit(rules.absolute_floor))
+            .when(pl.col("limit_name") == "absolute_floor").then(pl.lit(rules.absolute_floor))
+            .otherwise(relative)
             .round(2).cast(MONEY)
         )
         .filter(pl.col("amount_out") >= pl.col("limit_amount"))
