@@ -60,12 +60,89 @@ class RoundTripRules(_Strict):
     high_count: int = Field(ge=1)
 
 
+class MultiLenderRules(_Strict):
+    version: str
+    windows_days: list[int]
+    judged_window_days: int = Field(ge=1)
+    max_lenders: int = Field(ge=0)
+    high_lenders: int = Field(ge=0)
+
+
+class BorrowingRules(_Strict):
+    version: str
+    max_disbursements_per_month: int = Field(ge=0)
+    max_loan_share_of_inflow: float = Field(gt=0, le=1)
+    min_disbursed: float = Field(ge=0)
+
+
+class BorrowToRepayRules(_Strict):
+    version: str
+    max_days: int = Field(ge=0)
+    amount_tolerance: float = Field(ge=0, lt=1)
+    min_amount: float = Field(ge=0)
+    high_pairs: int = Field(ge=1)
+
+
+class OverdueRules(_Strict):
+    version: str
+    min_events: int = Field(ge=1)
+    high_events: int = Field(ge=1)
+
+
+class DebtBurdenRules(_Strict):
+    version: str
+    trailing_months: int = Field(ge=1)
+    max_ratio: float = Field(gt=0)
+    high_ratio: float = Field(gt=0)
+    min_clean_income: float = Field(ge=0)
+
+
+class ComminglingRules(_Strict):
+    version: str
+    min_business_in_count: int = Field(ge=1)
+    min_business_in_share: float = Field(ge=0, le=1)
+    min_business_out_count: int = Field(ge=0)
+
+
+class StatementIntegrityRules(_Strict):
+    version: str
+    tolerance: float = Field(ge=0)
+
+
+class CycleRules(_Strict):
+    version: str
+    max_length: int = Field(ge=3, le=8)
+    window_days: int = Field(ge=1)
+    amount_tolerance: float = Field(ge=0, lt=1)
+    min_amount: float = Field(ge=0)
+
+
+class AccountRiskRules(_Strict):
+    version: str
+    lookback_months: int = Field(ge=1)
+    weights: dict[str, float]
+    high_multiplier: float = Field(ge=1)
+    bands: dict[str, float]
+    recovering_after_clean_months: int = Field(ge=1)
+    recovered_after_clean_months: int = Field(ge=1)
+    severe_severities: list[str]
+
+
 class Rules(_Strict):
     coverage: CoverageRules = CoverageRules()
     income_volatility: IncomeVolatilityRules
     large_outflow: LargeOutflowRules
     related_transfers: RelatedTransferRules
     round_trip: RoundTripRules
+    multi_lender: MultiLenderRules
+    borrowing: BorrowingRules
+    borrow_to_repay: BorrowToRepayRules
+    overdue: OverdueRules
+    debt_burden: DebtBurdenRules
+    commingling: ComminglingRules
+    statement_integrity: StatementIntegrityRules
+    cycles: CycleRules
+    account_risk: AccountRiskRules
 
     def versions(self) -> dict[str, str]:
         return {

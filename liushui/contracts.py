@@ -98,6 +98,14 @@ def text(name: str, description: str, *, nullable: bool = True) -> Column:
     return Column(name, pl.String, "VARCHAR", description, nullable)
 
 
+def _pending_count(name: str, description: str) -> Column:
+    return Column(name, pl.Int64, "BIGINT", description, True, "count")
+
+
+def _pending_money(name: str, description: str) -> Column:
+    return Column(name, MONEY, MONEY_SQL, description, True, "currency units (exact, 2 decimals)")
+
+
 def month_col(description: str = "Calendar month (first day), local time.") -> Column:
     return Column("month_on", pl.Date, "DATE", description, False)
 
@@ -244,6 +252,27 @@ ACCOUNT_MONTHS = Table(
               "for large-outflow limits).", nullable=True),
         ratio("related_out_share", "related_out / outflow."),
         ratio("debt_burden", "loan_repaid / clean_income (null when clean income is 0)."),
+        # credit (transforms.credit)
+        _pending_count("lenders_active_30d", "Distinct lenders with loan activity in the 30 days to month end."),
+        _pending_count("lenders_active_90d", "Distinct lenders with loan activity in the 90 days to month end."),
+        _pending_count("lenders_active_180d", "Distinct lenders with loan activity in the 180 days to month end."),
+        _pending_count("new_lenders", "Lenders first seen in this month (within the statement)."),
+        _pending_count("disbursement_count", "Loan disbursements received in the month."),
+        ratio("loan_share_of_inflow", "loan_disbursed / inflow."),
+        _pending_count("penalty_count", "Penalty interest / late fee rows (逾期, 罚息, 滞纳金, 违约金)."),
+        _pending_money("penalty_amount", "Penalties paid, as a positive number."),
+        _pending_count("failed_debit_count", "Failed or returned debits (扣款失败, 余额不足, NSF)."),
+        _pending_count("negative_balance_days", "Days ending with a negative stated balance."),
+        ratio("debt_burden_trailing", "Loan repayments / clean income over the trailing full months "
+              "(debt_burden.trailing_months); null when clean income is below the minimum."),
+        # commingling (transforms.commingling)
+        _pending_count("business_in_count", "Payments in from companies (business counterparties)."),
+        _pending_money("business_in", "Sum of payments in from companies."),
+        _pending_count("business_out_count", "Payments out to companies / suppliers (货款, 采购)."),
+        _pending_money("business_out", "Sum of payments out to companies / suppliers."),
+        ratio("business_in_share", "business_in / inflow."),
+        # statement integrity (transforms.integrity)
+        _pending_count("balance_breaks", "Running-balance breaks found in the month."),
     ),
     primary_key=("account_id", "month_on", "currency"),
 )
@@ -254,7 +283,8 @@ TRANSFER_LINKS = Table(
     "the batch, related transfers, borrow-to-repay, cycles.",
     (
         text("link_id", "Stable id of the link.", nullable=False),
-        text("link_type", "round_trip, transfer_legs, borrow_to_repay, cycle.", nullable=False),
+        text("link_type", "round_trip, transfer_legs, borrow_to_repay, cycle (one row per hop: the hop's "
+             "outflow and the next account's inflow).", nullable=False),
         ACCOUNT_ID,
         text("out_txn_id", "First (outgoing / disbursement) transaction.", nullable=False),
         text("in_txn_id", "Second transaction (returning / repayment / other leg).", nullable=False),
@@ -263,6 +293,8 @@ TRANSFER_LINKS = Table(
         col("days_apart", pl.Int64, "BIGINT", "Days between the two transactions.", nullable=False,
             unit="days"),
         text("counterparty", "Party the money went to and came back from (or lender pair)."),
+        text("chain_id", "Cycles: the id shared by every hop of one chain (A->B->C->A)."),
+        col("chain_length", pl.Int64, "BIGINT", "Cycles: accounts in the chain.", unit="count"),
         EVIDENCE,
     ),
     primary_key=("link_id",),

@@ -534,7 +534,11 @@ class _World:
         )
         self.lender_share = rng.uniform(0.03, 0.10, size=n)
         self.side_prob = np.where((rng.random(n) < 0.4) & ~volatile, rng.uniform(0.05, 0.3, size=n), 0.0)
-        self.family_share = rng.uniform(0.03, 0.10, size=n)
+        # Family and own-account transfers are sized on the account's usual spending, so they stay a
+        # small share of its outflow (a high earner with no rent spends little).
+        spend = self.merchant_share + self.rent_share + self.cc_share + 0.05
+        self.family_share = rng.uniform(0.05, 0.12, size=n) * spend
+        self.own_share = spend
         self.opening_share = rng.uniform(0.5, 4.0, size=n)
         self.floor_cents = _yuan(rng.uniform(100, 3000, size=n))
         self.employer = self._company_pool(rng, max(8, n // 15), _EMPLOYER_KINDS)[
@@ -801,7 +805,7 @@ class _Part:
         # Own other account: both legs (the other account is in the dataset).
         own = (w.other[aa] >= 0) & (rng.random(ncell) < 0.2)
         t = self.ts(mm, rng.integers(0, 28, ncell), _tod(rng, ncell))[own]
-        amount = _round_to(S * rng.uniform(0.03, 0.12, ncell) * 100, 100_00)[own]
+        amount = _round_to(S * w.own_share[aa] * rng.uniform(0.05, 0.2, ncell) * 100, 100_00)[own]
         src, dst = aa[own], w.other[aa[own]]
         ev.add(src, t, -amount, w.holder_code[src], w.acct_code[dst], c("转账"), c("手机银行"))
         ev.add(dst, t + rng.integers(5, 120, t.size), amount, w.holder_code[src], w.acct_code[src], c("转账"),
