@@ -56,7 +56,7 @@ _BEHAVIOUR_SHARE = 0.04
 _PAIR_SHARE = 0.10
 _BUSINESS_SHARE = 0.03
 _TWO_ACCOUNT_SHARE = 0.10
-_ROWS_PER_ACCOUNT_MONTH = 78.0
+_ROWS_PER_ACCOUNT_MONTH = 80.0
 _COMPATIBLE_PAIRS = (
     ("multi_lender", "overdue"),
     ("debt_burden_high", "overdue"),

@@ -40,18 +40,22 @@ REMEDIATION: dict[str, tuple[str, str]] = {
 }
 
 
-def _pct(expr: pl.Expr) -> pl.Expr:
+def fmt_pct(expr: pl.Expr) -> pl.Expr:
     return (expr * 100).round(1).cast(pl.String) + pl.lit("%")
 
 
-def _num(expr: pl.Expr, decimals: int = 2) -> pl.Expr:
+def fmt_num(expr: pl.Expr, decimals: int = 2) -> pl.Expr:
     """Fixed two-decimal text (money and ratios alike), e.g. 50000.00."""
     return expr.cast(pl.Float64).round(decimals).cast(pl.Decimal(38, decimals)).cast(pl.String)
 
 
-def _finish(candidates: pl.LazyFrame, code: str, version: str) -> pl.LazyFrame:
-    """Common columns: id, code, version, remediation; drop candidates without evidence."""
-    remediation_zh, remediation_en = REMEDIATION[code]
+def finish_flags(
+    candidates: pl.LazyFrame, code: str, version: str, remediation: tuple[str, str] | None = None
+) -> pl.LazyFrame:
+    """Common columns of every rule's flags: id, code, version, remediation (`REMEDIATION[code]` unless
+    given); candidates without evidence are dropped. `candidates` carries account_id, period_start_on,
+    period_end_on, metric_value, threshold, limit_name, severity, reason_zh, reason_en, evidence_txn_ids."""
+    remediation_zh, remediation_en = remediation or REMEDIATION[code]
     return RISK_FLAGS.conform(
         candidates.filter(pl.col("evidence_txn_ids").list.len() > 0).with_columns(
             flag_code=pl.lit(code),
@@ -67,7 +71,7 @@ def _finish(candidates: pl.LazyFrame, code: str, version: str) -> pl.LazyFrame:
     )
 
 
-def _evidence_in_months(
+def evidence_in_months(
     flagged: pl.LazyFrame, transactions: pl.LazyFrame, condition: pl.Expr
 ) -> pl.LazyFrame:
     """Collect, per flagged account period, the ids of transactions meeting `condition` inside it."""
@@ -102,25 +106,25 @@ def income_volatility_flags(
         severity=pl.when(pl.col("income_cv") >= rules.cv_high).then(pl.lit("high")).otherwise(pl.lit("medium")),
         reason_zh=pl.format(
             "近{}个完整月净收入变异系数{}，超过阈值{}；{}的月份环比波动≥{}。",
-            pl.col("window_months"), _num(pl.col("income_cv")), pl.lit(str(rules.cv_threshold)),
-            _pct(pl.col("income_swing_share").fill_null(0)), pl.lit(f"{rules.swing_pct:.0%}"),
+            pl.col("window_months"), fmt_num(pl.col("income_cv")), pl.lit(str(rules.cv_threshold)),
+            fmt_pct(pl.col("income_swing_share").fill_null(0)), pl.lit(f"{rules.swing_pct:.0%}"),
         ),
         reason_en=pl.format(
             "Clean income over the last {} full months has a coefficient of variation of {} (threshold {}); "
             "{} of months swung by >= {} against the previous month.",
-            pl.col("window_months"), _num(pl.col("income_cv")), pl.lit(str(rules.cv_threshold)),
-            _pct(pl.col("income_swing_share").fill_null(0)), pl.lit(f"{rules.swing_pct:.0%}"),
+            pl.col("window_months"), fmt_num(pl.col("income_cv")), pl.lit(str(rules.cv_threshold)),
+            fmt_pct(pl.col("income_swing_share").fill_null(0)), pl.lit(f"{rules.swing_pct:.0%}"),
         ),
     )
-    with_evidence = _evidence_in_months(flagged, transactions, pl.col("is_clean_income"))
-    return _finish(with_evidence, "INCOME_VOLATILE", rules.version)
+    with_evidence = evidence_in_months(flagged, transactions, pl.col("is_clean_income"))
+    return finish_flags(with_evidence, "INCOME_VOLATILE", rules.version)
 
 
 def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.LazyFrame:
     """LARGE_OUTFLOW: one flag per account month with at least one large outflow; the largest decides
     the metric, threshold and limit named; every large outflow of the month is evidence."""
     ratio = pl.col("amount_out").cast(pl.Float64) / pl.col("typical_income").cast(pl.Float64)
-    return _finish(
+    return finish_flags(
         large.sort("amount_out", "txn_id", descending=[True, False])
         .group_by("account_id", "currency", "month_on")
         .agg(
@@ -138,26 +142,26 @@ def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.
             severity=pl.when(pl.col("_ratio") >= rules.high_multiple).then(pl.lit("high"))
             .otherwise(pl.lit("medium")),
             _limit_zh=pl.when(pl.col("limit_name") == "relative_to_income")
-            .then(pl.format("近期月均净收入{}的{}倍", _num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))))
+            .then(pl.format("近期月均净收入{}的{}倍", fmt_num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))))
             .when(pl.col("limit_name") == "relative_to_statement_income")
-            .then(pl.format("流水期内月均净收入{}的{}倍", _num(pl.col("typical_income")),
+            .then(pl.format("流水期内月均净收入{}的{}倍", fmt_num(pl.col("typical_income")),
                             pl.lit(str(rules.income_multiple))))
             .when(pl.col("limit_name") == "absolute_floor").then(pl.lit("绝对下限"))
             .otherwise(pl.lit("收入历史不足时的绝对限额")),
             _limit_en=pl.when(pl.col("limit_name") == "relative_to_income")
             .then(pl.format("{} x recent typical monthly income {}", pl.lit(str(rules.income_multiple)),
-                            _num(pl.col("typical_income"))))
+                            fmt_num(pl.col("typical_income"))))
             .when(pl.col("limit_name") == "relative_to_statement_income")
             .then(pl.format("{} x the statement's typical monthly income {}", pl.lit(str(rules.income_multiple)),
-                            _num(pl.col("typical_income"))))
+                            fmt_num(pl.col("typical_income"))))
             .when(pl.col("limit_name") == "absolute_floor").then(pl.lit("the absolute floor"))
             .otherwise(pl.lit("the absolute limit used when income history is too short")),
         )
         .with_columns(
             reason_zh=pl.format("本月{}笔大额支出，最大一笔{}，超过限额{}（{}）。", pl.col("count"),
-                                _num(pl.col("metric_value")), _num(pl.col("threshold")), pl.col("_limit_zh")),
+                                fmt_num(pl.col("metric_value")), fmt_num(pl.col("threshold")), pl.col("_limit_zh")),
             reason_en=pl.format("{} large outflow(s) this month; the largest, {}, exceeds the limit {} ({}).",
-                                pl.col("count"), _num(pl.col("metric_value")), _num(pl.col("threshold")),
+                                pl.col("count"), fmt_num(pl.col("metric_value")), fmt_num(pl.col("threshold")),
                                 pl.col("_limit_en")),
         ),
         "LARGE_OUTFLOW",
@@ -182,22 +186,22 @@ def related_transfer_flags(
         severity=pl.when(pl.col("related_out_share") >= rules.high_share).then(pl.lit("high"))
         .otherwise(pl.lit("medium")),
         reason_zh=pl.format("本月{}笔转给本人其他账户或关联方，共{}，占支出{}，超过阈值{}。",
-                            pl.col("related_out_count"), _num(pl.col("related_out")),
-                            _pct(pl.col("related_out_share")), pl.lit(f"{rules.share_threshold:.0%}")),
+                            pl.col("related_out_count"), fmt_num(pl.col("related_out")),
+                            fmt_pct(pl.col("related_out_share")), pl.lit(f"{rules.share_threshold:.0%}")),
         reason_en=pl.format("{} transfers to own accounts or related parties this month, {} in total, "
                             "{} of outflow (threshold {}).", pl.col("related_out_count"),
-                            _num(pl.col("related_out")), _pct(pl.col("related_out_share")),
+                            fmt_num(pl.col("related_out")), fmt_pct(pl.col("related_out_share")),
                             pl.lit(f"{rules.share_threshold:.0%}")),
     )
     related_out = pl.col("txn_class").is_in(["own_transfer_out", "related_transfer_out"])
-    return _finish(_evidence_in_months(flagged, transactions, related_out), "RELATED_TRANSFER_HEAVY", rules.version)
+    return finish_flags(evidence_in_months(flagged, transactions, related_out), "RELATED_TRANSFER_HEAVY", rules.version)
 
 
 def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.LazyFrame:
     """ROUND_TRIP: a month (of the outgoing leg) with at least `min_count_per_month` round trips."""
     months = transactions.select(out_txn_id="txn_id", currency="currency",
                                  month_on=pl.col("booked_on").dt.month_start())
-    return _finish(
+    return finish_flags(
         links.filter(pl.col("link_type") == "round_trip")
         .join(months, on="out_txn_id")
         .group_by("account_id", "currency", "month_on")
@@ -215,10 +219,10 @@ def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: 
             limit_name=pl.lit("round_trips_per_month"),
             severity=pl.when(pl.col("count") >= rules.high_count).then(pl.lit("high")).otherwise(pl.lit("medium")),
             reason_zh=pl.format("本月{}笔资金在{}天内转出后以相近金额转回（共{}），疑似刷流水。",
-                                pl.col("count"), pl.lit(str(rules.max_days)), _num(pl.col("total"))),
+                                pl.col("count"), pl.lit(str(rules.max_days)), fmt_num(pl.col("total"))),
             reason_en=pl.format("{} times this month money went out and came back within {} days at a similar "
                                 "amount ({} in total): likely inflated turnover.",
-                                pl.col("count"), pl.lit(str(rules.max_days)), _num(pl.col("total"))),
+                                pl.col("count"), pl.lit(str(rules.max_days)), fmt_num(pl.col("total"))),
         ),
         "ROUND_TRIP",
         rules.version,
