@@ -201,9 +201,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+LENDER_REGISTRY_PATH = PROJECT_ROOT / "liushui" / "reference" / "lenders.yaml"
+
+
 def config_fingerprint(rules_path: Path, reference_dir: Path | None) -> str:
-    """Hash of the rule file and the reference data: when it changes, every account is recomputed."""
+    """Hash of the rule file, the lender registry and the reference data: when any of them changes,
+    every account is recomputed."""
     digest = hashlib.sha256(rules_path.read_bytes())
+    digest.update(LENDER_REGISTRY_PATH.read_bytes())
     if reference_dir is not None:
         for path in sorted(reference_dir.glob("*.csv")):
             digest.update(path.name.encode())

@@ -108,24 +108,84 @@ _GIVEN = (
 )
 _CITIES = ("上海", "北京", "深圳", "杭州", "广州", "成都", "南京", "苏州", "武汉", "西安")
 _POWER = (
-    "国网上海市电力公司", "国网北京市电力公司", "深圳供电局有限公司", "国网浙江省电力有限公司", "广州供电局有限公司",
-    "国网四川省电力公司", "国网江苏省电力有限公司", "国网江苏省电力有限公司", "国网湖北省电力有限公司",
+    "国网上海市电力公司",
+    "国网北京市电力公司",
+    "深圳供电局有限公司",
+    "国网浙江省电力有限公司",
+    "广州供电局有限公司",
+    "国网四川省电力公司",
+    "国网江苏省电力有限公司",
+    "国网江苏省电力有限公司",
+    "国网湖北省电力有限公司",
     "国网陕西省电力有限公司",
 )
 _WORDS = (
-    "华信", "恒达", "博远", "星辰", "瑞丰", "中科", "鼎盛", "汇通", "天润", "嘉禾", "宏图", "锦程", "新元", "启明",
-    "长风", "远航", "金桥", "海纳", "云帆", "致远", "安泰", "广源", "永兴", "同創", "凯旋", "明德", "盛世", "东方",
-    "百川", "青松", "正阳", "聚力", "优品", "万象", "卓越", "信达", "宏远", "和光", "润泽", "九州",
+    "华信",
+    "恒达",
+    "博远",
+    "星辰",
+    "瑞丰",
+    "中科",
+    "鼎盛",
+    "汇通",
+    "天润",
+    "嘉禾",
+    "宏图",
+    "锦程",
+    "新元",
+    "启明",
+    "长风",
+    "远航",
+    "金桥",
+    "海纳",
+    "云帆",
+    "致远",
+    "安泰",
+    "广源",
+    "永兴",
+    "同創",
+    "凯旋",
+    "明德",
+    "盛世",
+    "东方",
+    "百川",
+    "青松",
+    "正阳",
+    "聚力",
+    "优品",
+    "万象",
+    "卓越",
+    "信达",
+    "宏远",
+    "和光",
+    "润泽",
+    "九州",
 )
 _EMPLOYER_KINDS = (
-    "科技", "信息技术", "网络科技", "电子科技", "实业", "物流", "医药", "教育科技", "建设工程", "文化传媒",
-    "智能科技", "生物科技", "企业管理咨询", "餐饮管理",
+    "科技",
+    "信息技术",
+    "网络科技",
+    "电子科技",
+    "实业",
+    "物流",
+    "医药",
+    "教育科技",
+    "建设工程",
+    "文化传媒",
+    "智能科技",
+    "生物科技",
+    "企业管理咨询",
+    "餐饮管理",
 )
 _TRADE_KINDS = ("商贸", "贸易", "商贸", "进出口贸易", "贸易")
 _SUPPLIER_KINDS = ("商贸", "贸易", "五金机电", "包装材料", "实业")
 _BANKS = (  # (card BIN, bank short name)
-    ("622202", "工商银行"), ("621700", "建设银行"), ("622848", "农业银行"),
-    ("621483", "招商银行"), ("621661", "中国银行"), ("622262", "交通银行"),
+    ("622202", "工商银行"),
+    ("621700", "建设银行"),
+    ("622848", "农业银行"),
+    ("621483", "招商银行"),
+    ("621661", "中国银行"),
+    ("622262", "交通银行"),
 )
 _PERSON_BINS = ("622202", "621700", "622848", "621483", "621661", "622262", "622908", "621226", "623058")
 # Merchant: (name, median amount in yuan, relative frequency, channel options).
@@ -290,9 +350,6 @@ class _Strings:
             self._series = None
         return found
 
-    def codes(self, texts: list[str]) -> np.ndarray:
-        return np.array([self.code(t) for t in texts], dtype=np.int32)
-
     def lookup(self, codes: np.ndarray) -> pl.Series:
         if self._series is None:
             self._series = pl.Series(self.items, dtype=pl.String)
@@ -368,16 +425,11 @@ class _World:
         self.months = months
         rng = np.random.default_rng([seed, 0])
         self.strings = _Strings()
-        s = self.strings
 
         first = np.datetime64(f"{end_month.year:04d}-{end_month.month:02d}", "M") - (months - 1)
-        self.month_start_day = (
-            np.arange(first, first + months + 1).astype("datetime64[D]").astype(np.int64)
-        )
+        self.month_start_day = np.arange(first, first + months + 1).astype("datetime64[D]").astype(np.int64)
         self.month_len = np.diff(self.month_start_day)
-        self.month_on = [
-            np.datetime64(int(d), "D").astype(object) for d in self.month_start_day[:months]
-        ]
+        self.month_on = [np.datetime64(int(d), "D").astype(object) for d in self.month_start_day[:months]]
         self.data_end_ts = int(self.month_start_day[-1]) * _DAY
 
         self._build_customers(rng, n_accounts)
@@ -387,9 +439,7 @@ class _World:
         self._plan_cycles(rng)
         personal_ok = [a for a in range(self.n) if not self.is_business[a] and "balance_break" not in self.beh[a]]
         n_overlap = 2 if self.n < 100 else 3
-        self.overlap_accounts = sorted(
-            int(a) for a in rng.choice(np.array(personal_ok), size=n_overlap, replace=False)
-        )
+        self.overlap_accounts = sorted(int(a) for a in rng.choice(np.array(personal_ok), size=n_overlap, replace=False))
         self.acct_series = pl.Series(self.account_ids, dtype=pl.String)
 
     # -- customers and accounts ----------------------------------------------------------------------
@@ -588,7 +638,9 @@ class _World:
         self.holder_code = np.array([s.code(x) for x in self.holder], np.int32)
         self.lender_disb = np.array([s.code(x.disburse_name) for x in LENDERS], np.int32)
         self.lender_repay = np.array([s.code(x.repay_name) for x in LENDERS], np.int32)
-        self.lender_disb_acct = np.array([s.code(_fixed_account(x.disburse_name or x.repay_name)) for x in LENDERS], np.int32)
+        self.lender_disb_acct = np.array(
+            [s.code(_fixed_account(x.disburse_name or x.repay_name)) for x in LENDERS], np.int32
+        )
         self.lender_repay_acct = np.array([s.code(_fixed_account(x.repay_name)) for x in LENDERS], np.int32)
         self.lender_disb_memo = np.array([s.code(x.disburse_memo) for x in LENDERS], np.int32)
         self.lender_repay_memo = np.array([s.code(x.repay_memo) for x in LENDERS], np.int32)
@@ -620,11 +672,15 @@ class _World:
                         t += int(rng.integers(1, 4)) * _DAY + int(rng.integers(-2 * _HOUR, 2 * _HOUR))
                     lag = int(rng.integers(5, 300))
                     rows.append((src, t, -amount, self.holder_code[dst], self.acct_code[dst], transfer, netbank, False))
-                    rows.append((dst, t + lag, amount, self.holder_code[src], self.acct_code[src], transfer, netbank, False))
+                    rows.append(
+                        (dst, t + lag, amount, self.holder_code[src], self.acct_code[src], transfer, netbank, False)
+                    )
                 for a in group:
                     self.labels.append((a, "cycle", m))
         cols = list(zip(*rows, strict=True)) if rows else [[]] * 8
-        self.cycle_rows = {f: np.array(c, dtype=dt) for f, c, dt in zip(_Events._FIELDS, cols, _Events._DTYPES, strict=True)}
+        self.cycle_rows = {
+            f: np.array(c, dtype=dt) for f, c, dt in zip(_Events._FIELDS, cols, _Events._DTYPES, strict=True)
+        }
 
     # -- parts ------------------------------------------------------------------------------------------
     def plan_parts(self, file_format: str) -> list[tuple[int, int, str]]:
@@ -645,9 +701,7 @@ class _World:
                 half += 1
             boundaries = [0, max(1, half), self.n]
         formats = {"csv": ("csv",), "parquet": ("parquet",), "both": ("csv", "parquet")}[file_format]
-        return [
-            (boundaries[i], boundaries[i + 1], formats[i % len(formats)]) for i in range(len(boundaries) - 1)
-        ]
+        return [(boundaries[i], boundaries[i + 1], formats[i % len(formats)]) for i in range(len(boundaries) - 1)]
 
     def generate_part(self, part_no: int, a0: int, a1: int) -> pl.DataFrame:
         rng = np.random.default_rng([self.seed, 1, part_no])
@@ -699,8 +753,7 @@ class _Part:
         self.disbursements: list[tuple[int, int, int]] = []  # (account, epoch day, lender)
         self.salary_cents = np.zeros((a1 - a0, world.months), np.int64)
         self.side_cents = np.zeros((a1 - a0, world.months), np.int64)
-        c = world.strings.code
-        self.c = c
+        self.c = world.strings.code
 
     # -- helpers ---------------------------------------------------------------------------------------
     def ts(self, m, day0, secs) -> np.ndarray:
@@ -753,36 +806,76 @@ class _Part:
         # Salary (代发工资), stable with +-5% noise.
         paid = w.has_salary[aa]
         pay = _yuan(S * rng.uniform(0.95, 1.05, ncell))
-        pay_day = w.salary_day[aa] + rng.integers(-1, 2, ncell) * (w.salary_day[aa] < 20)
+        # Paid on the 10th-15th (a day either way), or on the 25th.
+        day = w.salary_day[aa]
+        pay_day = np.where(day < 20, np.clip(day + rng.integers(-1, 2, ncell), 9, 14), day)
         self.salary_cents[aa[paid] - self.a0, mm[paid]] = pay[paid]
-        ev.add(aa[paid], self.ts(mm, pay_day, _tod(rng, ncell, 8, 12))[paid], pay[paid],
-               w.employer[aa[paid], 0], w.employer[aa[paid], 1], c("代发工资"), c("代发"))
+        ev.add(
+            aa[paid],
+            self.ts(mm, pay_day, _tod(rng, ncell, 8, 12))[paid],
+            pay[paid],
+            w.employer[aa[paid], 0],
+            w.employer[aa[paid], 1],
+            c("代发工资"),
+            c("代发"),
+        )
 
         # Occasional small side income from a company (稿费, 讲课费 ...).
         side = rng.random(ncell) < w.side_prob[aa]
         side_pay = _round_to(S * rng.uniform(0.02, 0.08, ncell) * 100, 100)
         self.side_cents[aa[side] - self.a0, mm[side]] = side_pay[side]
-        ev.add(aa[side], self.ts(mm, rng.integers(0, 28, ncell), _tod(rng, ncell))[side], side_pay[side],
-               w.side_payer[aa[side], 0], w.side_payer[aa[side], 1],
-               np.array([c(x) for x in _SIDE_MEMOS], np.int32)[rng.integers(0, 3, ncell)][side], c("网银"))
+        ev.add(
+            aa[side],
+            self.ts(mm, rng.integers(0, 28, ncell), _tod(rng, ncell))[side],
+            side_pay[side],
+            w.side_payer[aa[side], 0],
+            w.side_payer[aa[side], 1],
+            np.array([c(x) for x in _SIDE_MEMOS], np.int32)[rng.integers(0, 3, ncell)][side],
+            c("网银"),
+        )
 
         self.merchants(aa, mm, S)
 
         # Rent to a landlord (person), utilities, credit card.
         rent = w.rent_share[aa] > 0
-        ev.add(aa[rent], self.ts(mm, w.rent_day[aa], _tod(rng, ncell, 8, 22))[rent],
-               -_round_to(S * w.rent_share[aa] * 100, 100_00)[rent],
-               w.landlord[aa[rent], 0], w.landlord[aa[rent], 1], c("房租"), c("手机银行"))
-        ev.add(aa, self.ts(mm, rng.integers(5, 20, ncell), _tod(rng, ncell)),
-               -_yuan(rng.uniform(60, 450, ncell) * np.clip(S / 15_000, 0.6, 1.5)),
-               w.power[aa], 0, c("电费"), c("代扣"))
+        ev.add(
+            aa[rent],
+            self.ts(mm, w.rent_day[aa], _tod(rng, ncell, 8, 22))[rent],
+            -_round_to(S * w.rent_share[aa] * 100, 100_00)[rent],
+            w.landlord[aa[rent], 0],
+            w.landlord[aa[rent], 1],
+            c("房租"),
+            c("手机银行"),
+        )
+        ev.add(
+            aa,
+            self.ts(mm, rng.integers(5, 20, ncell), _tod(rng, ncell)),
+            -_yuan(rng.uniform(60, 450, ncell) * np.clip(S / 15_000, 0.6, 1.5)),
+            w.power[aa],
+            0,
+            c("电费"),
+            c("代扣"),
+        )
         water = mm % 2 == 0
-        ev.add(aa[water], self.ts(mm, rng.integers(10, 25, ncell), _tod(rng, ncell))[water],
-               -_yuan(rng.uniform(30, 160, ncell))[water], w.water[aa[water]], 0, c("水费"), c("代扣"))
+        ev.add(
+            aa[water],
+            self.ts(mm, rng.integers(10, 25, ncell), _tod(rng, ncell))[water],
+            -_yuan(rng.uniform(30, 160, ncell))[water],
+            w.water[aa[water]],
+            0,
+            c("水费"),
+            c("代扣"),
+        )
         cc = w.cc_share[aa] > 0
-        ev.add(aa[cc], self.ts(mm, w.cc_day[aa], _tod(rng, ncell))[cc],
-               -_yuan(S * w.cc_share[aa] * rng.uniform(0.7, 1.3, ncell))[cc],
-               w.cc_name[aa[cc]], w.cc_card[aa[cc]], c("信用卡还款"), c("网银"))
+        ev.add(
+            aa[cc],
+            self.ts(mm, w.cc_day[aa], _tod(rng, ncell))[cc],
+            -_yuan(S * w.cc_share[aa] * rng.uniform(0.7, 1.3, ncell))[cc],
+            w.cc_name[aa[cc]],
+            w.cc_card[aa[cc]],
+            c("信用卡还款"),
+            c("网银"),
+        )
 
         # Family: a few transfers out (<= ~10% of pay), now and then a red packet in.
         n_fam = w.n_family[aa]
@@ -794,13 +887,26 @@ class _Part:
         amount = _round_to(np.clip(each * rng.uniform(0.6, 1.4, nf), 100, 2000) * 100, 10_00)
         who = (rng.random(nf) * w.n_family[fa]).astype(np.int64)
         memos = np.array([c(x) for x in _FAMILY_MEMOS], np.int32)
-        ev.add(fa, self.ts(fm, rng.integers(0, 28, nf), _tod(rng, nf)), -amount,
-               w.family[fa, who, 0], w.family[fa, who, 1], memos[rng.integers(0, len(memos), nf)], c("手机银行"))
+        ev.add(
+            fa,
+            self.ts(fm, rng.integers(0, 28, nf), _tod(rng, nf)),
+            -amount,
+            w.family[fa, who, 0],
+            w.family[fa, who, 1],
+            memos[rng.integers(0, len(memos), nf)],
+            c("手机银行"),
+        )
         back = (n_fam > 0) & (rng.random(ncell) < 0.08)
         who = (rng.random(ncell) * np.maximum(n_fam, 1)).astype(np.int64)
-        ev.add(aa[back], self.ts(mm, rng.integers(0, 28, ncell), _tod(rng, ncell))[back],
-               _round_to(rng.uniform(100, 1000, ncell) * 100, 10_00)[back],
-               w.family[aa, who, 0][back], w.family[aa, who, 1][back], c("红包"), c("手机银行"))
+        ev.add(
+            aa[back],
+            self.ts(mm, rng.integers(0, 28, ncell), _tod(rng, ncell))[back],
+            _round_to(rng.uniform(100, 1000, ncell) * 100, 10_00)[back],
+            w.family[aa, who, 0][back],
+            w.family[aa, who, 1][back],
+            c("红包"),
+            c("手机银行"),
+        )
 
         # Own other account: both legs (the other account is in the dataset).
         own = (w.other[aa] >= 0) & (rng.random(ncell) < 0.2)
@@ -808,24 +914,50 @@ class _Part:
         amount = _round_to(S * w.own_share[aa] * rng.uniform(0.05, 0.2, ncell) * 100, 100_00)[own]
         src, dst = aa[own], w.other[aa[own]]
         ev.add(src, t, -amount, w.holder_code[src], w.acct_code[dst], c("转账"), c("手机银行"))
-        ev.add(dst, t + rng.integers(5, 120, t.size), amount, w.holder_code[src], w.acct_code[src], c("转账"),
-               c("手机银行"))
+        ev.add(
+            dst,
+            t + rng.integers(5, 120, t.size),
+            amount,
+            w.holder_code[src],
+            w.acct_code[src],
+            c("转账"),
+            c("手机银行"),
+        )
 
         # ATM cash, quarterly interest.
         atm = rng.random(ncell) < 0.25
-        ev.add(aa[atm], self.ts(mm, rng.integers(0, 28, ncell), _tod(rng, ncell))[atm],
-               -np.minimum(rng.integers(1, 21, ncell) * 100_00, _round_to(S * 30, 100_00))[atm], 0, 0,
-               c("ATM取款"), c("ATM"))
+        ev.add(
+            aa[atm],
+            self.ts(mm, rng.integers(0, 28, ncell), _tod(rng, ncell))[atm],
+            -np.minimum(rng.integers(1, 21, ncell) * 100_00, _round_to(S * 30, 100_00))[atm],
+            0,
+            0,
+            c("ATM取款"),
+            c("ATM"),
+        )
         month_no = (w.month_start_day[mm].astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12) + 1
         interest = month_no % 3 == 0
-        ev.add(aa[interest], self.ts(mm, 20, _tod(rng, ncell, 8, 10))[interest],
-               _yuan(rng.uniform(0.5, 40, ncell))[interest], 0, 0, c("结息"), c("柜面"))
+        ev.add(
+            aa[interest],
+            self.ts(mm, 20, _tod(rng, ncell, 8, 10))[interest],
+            _yuan(rng.uniform(0.5, 40, ncell))[interest],
+            0,
+            0,
+            c("结息"),
+            c("柜面"),
+        )
 
         # At most one lender, used normally: monthly 花呗 repayments, or one 借呗 loan in instalments.
         hb = w.base_lender[aa] == _HUABEI
-        ev.add(aa[hb], self.ts(mm, 8, _tod(rng, ncell))[hb],
-               -_yuan(S * w.lender_share[aa] * rng.uniform(0.7, 1.3, ncell))[hb],
-               w.lender_repay[_HUABEI], w.lender_repay_acct[_HUABEI], w.lender_repay_memo[_HUABEI], c("支付宝"))
+        ev.add(
+            aa[hb],
+            self.ts(mm, 8, _tod(rng, ncell))[hb],
+            -_yuan(S * w.lender_share[aa] * rng.uniform(0.7, 1.3, ncell))[hb],
+            w.lender_repay[_HUABEI],
+            w.lender_repay_acct[_HUABEI],
+            w.lender_repay_memo[_HUABEI],
+            c("支付宝"),
+        )
         for a in acc[w.base_lender[acc] == _JIEBEI]:
             m0 = int(rng.integers(0, M - 3))
             principal = int(_round_to(w.salary[a] * rng.uniform(0.5, 1.2) * 100, 100_00)[0])
@@ -854,16 +986,18 @@ class _Part:
         cents = _yuan(np.clip(median[merchant] * rng.lognormal(0, 0.5, n) * scale, 1, 0.4 * Sr))
         day = (rng.random(n) * w.month_len[rm]).astype(np.int64)
         peak = rng.random(n)
-        secs = np.where(peak < 0.3, rng.integers(11 * _HOUR + 1800, 13 * _HOUR + 1800, n),
-                        np.where(peak < 0.6, rng.integers(17 * _HOUR + 1800, 21 * _HOUR, n), _tod(rng, n)))
+        secs = np.where(
+            peak < 0.3,
+            rng.integers(11 * _HOUR + 1800, 13 * _HOUR + 1800, n),
+            np.where(peak < 0.6, rng.integers(17 * _HOUR + 1800, 21 * _HOUR, n), _tod(rng, n)),
+        )
         chan = chans[merchant, rng.integers(0, 2, n)]
         t = self.ts(rm, day, secs)
         self.events.add(ra, t, -cents, names[merchant], 0, memos[chan], chan)
         refund = rng.random(n) < 0.012
         t_back = (t // _DAY + rng.integers(1, 6, n)) * _DAY + _tod(rng, n)
         refund &= t_back < w.data_end_ts
-        self.events.add(ra[refund], t_back[refund], cents[refund], names[merchant][refund], 0, c("退款"),
-                        chan[refund])
+        self.events.add(ra[refund], t_back[refund], cents[refund], names[merchant][refund], 0, c("退款"), chan[refund])
 
     def business_base(self) -> None:
         """A trading company: many 货款 receipts, supplier payments, payroll, tax, rent, fees."""
@@ -881,14 +1015,28 @@ class _Part:
                 n_in = int(rng.integers(15, 35))
                 share = rng.dirichlet(np.full(n_in, 3.0))
                 who = customers[rng.integers(0, len(customers), n_in)]
-                ev.add(a, self.ts(m, rng.integers(0, 28, n_in), _tod(rng, n_in, 9, 18)), _yuan(total * share),
-                       who[:, 0], who[:, 1], c("货款"), c("网银"))
+                ev.add(
+                    a,
+                    self.ts(m, rng.integers(0, 28, n_in), _tod(rng, n_in, 9, 18)),
+                    _yuan(total * share),
+                    who[:, 0],
+                    who[:, 1],
+                    c("货款"),
+                    c("网银"),
+                )
                 n_out = int(rng.integers(8, 20))
                 share = rng.dirichlet(np.full(n_out, 3.0))
                 who = suppliers[rng.integers(0, len(suppliers), n_out)]
                 memo = np.where(rng.random(n_out) < 0.5, c("货款"), c("采购款"))
-                ev.add(a, self.ts(m, rng.integers(0, 28, n_out), _tod(rng, n_out, 9, 18)),
-                       -_yuan(total * 0.6 * share), who[:, 0], who[:, 1], memo, c("网银"))
+                ev.add(
+                    a,
+                    self.ts(m, rng.integers(0, 28, n_out), _tod(rng, n_out, 9, 18)),
+                    -_yuan(total * 0.6 * share),
+                    who[:, 0],
+                    who[:, 1],
+                    memo,
+                    c("网银"),
+                )
                 fixed = [
                     (-_yuan(total * 0.18), 14, 0, 0, c("代发工资"), c("代发")),
                     (-_yuan(total * rng.uniform(0.03, 0.06)), 15, c("国家金库"), 0, c("税款"), c("代扣")),
@@ -901,17 +1049,34 @@ class _Part:
     # -- lenders ---------------------------------------------------------------------------------------
     def disburse(self, a: int, lender: int, t: int, cents: int) -> None:
         w = self.w
-        self.events.add(a, t, cents, w.lender_disb[lender], w.lender_disb_acct[lender],
-                        w.lender_disb_memo[lender], self.c("网银"))
+        self.events.add(
+            a, t, cents, w.lender_disb[lender], w.lender_disb_acct[lender], w.lender_disb_memo[lender], self.c("网银")
+        )
         self.disbursements.append((a, t // _DAY, lender))
 
     def repay(self, a: int, lender: int, t, cents) -> None:
         w = self.w
-        self.events.add(a, t, -np.asarray(cents), w.lender_repay[lender], w.lender_repay_acct[lender],
-                        w.lender_repay_memo[lender], self.c("网银"))
+        self.events.add(
+            a,
+            t,
+            -np.asarray(cents),
+            w.lender_repay[lender],
+            w.lender_repay_acct[lender],
+            w.lender_repay_memo[lender],
+            self.c("网银"),
+        )
 
-    def loan(self, a: int, lender: int, m0: int, day0: int, principal: int, n_inst: int, factor: float,
-             skip: set[int] | frozenset = frozenset()) -> None:
+    def loan(
+        self,
+        a: int,
+        lender: int,
+        m0: int,
+        day0: int,
+        principal: int,
+        n_inst: int,
+        factor: float,
+        skip: set[int] | frozenset = frozenset(),
+    ) -> None:
         """Disburse in month m0, then monthly instalments from m0+1 on the same day (within the data)."""
         self.disburse(a, lender, int(self.ts(m0, day0, _tod(self.rng, 1)[0])), principal)
         months = np.arange(m0 + 1, min(m0 + 1 + n_inst, self.w.months))
@@ -943,9 +1108,15 @@ class _Part:
                 k = int(rng.integers(1, 5))
                 who = clients[rng.integers(0, 4, k)]
                 memo = np.array([c(x) for x in _INCOME_MEMOS])[rng.integers(0, len(_INCOME_MEMOS), k)]
-                self.events.add(a, self.ts(m, rng.integers(0, 28, k), _tod(rng, k, 9, 20)),
-                                _yuan(total * rng.dirichlet(np.full(k, 2.0))), who[:, 0], who[:, 1], memo,
-                                c("网银"))
+                self.events.add(
+                    a,
+                    self.ts(m, rng.integers(0, 28, k), _tod(rng, k, 9, 20)),
+                    _yuan(total * rng.dirichlet(np.full(k, 2.0))),
+                    who[:, 0],
+                    who[:, 1],
+                    memo,
+                    c("网银"),
+                )
             self.label(a, "income_volatile", range(2, M))
 
     def plant_large_outflow(self) -> None:
@@ -965,8 +1136,9 @@ class _Part:
                 else:
                     fund = ("蚂蚁（杭州）基金销售有限公司", "上海天天基金销售有限公司")[int(rng.integers(0, 2))]
                     name, acct, memo = c(fund), c(_fixed_account(fund)), c("投资理财")
-                self.events.add(a, self.ts(m, rng.integers(0, 28), _tod(rng, 1, 9, 18)), -cents, name, acct,
-                                memo, c("网银"))
+                self.events.add(
+                    a, self.ts(m, rng.integers(0, 28), _tod(rng, 1, 9, 18)), -cents, name, acct, memo, c("网银")
+                )
             self.label(a, "large_outflow", chosen)
 
     def plant_round_trip(self) -> None:
@@ -975,8 +1147,9 @@ class _Part:
         for a in self.accounts_with("round_trip"):
             # Related parties often play the other side, unless the account's related share is judged too.
             fam = 0 if "related_transfer_heavy" in w.beh[a] else int(w.n_family[a])
-            chosen = sorted(int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(2, 4)),
-                                                      replace=False))
+            chosen = sorted(
+                int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(2, 4)), replace=False)
+            )
             for m in chosen:
                 k = int(rng.integers(3, 7))
                 days = np.sort(rng.choice(np.arange(0, int(w.month_len[m]) - 6), size=k, replace=False))
@@ -1064,17 +1237,30 @@ class _Part:
             for m in chosen:
                 t = int(self.ts(m, due, _tod(rng, 1, 7, 12)[0]))
                 self.repay(a, lender, t, inst)
-                self.events.add(a, t + int(rng.integers(30, 600)), inst, name, acct, c("冲正 扣款失败 余额不足"),
-                                c("网银"))
+                self.events.add(
+                    a, t + int(rng.integers(30, 600)), inst, name, acct, c("冲正 扣款失败 余额不足"), c("网银")
+                )
                 late = t + int(rng.integers(2, 11)) * _DAY + int(rng.integers(0, 4 * _HOUR))
-                rows = [(a, late, -int(_yuan(inst / 100 * rng.uniform(0.01, 0.05))[0]), name, acct, c("逾期罚息"),
-                         c("网银"), False)]
+                rows = [
+                    (
+                        a,
+                        late,
+                        -int(_yuan(inst / 100 * rng.uniform(0.01, 0.05))[0]),
+                        name,
+                        acct,
+                        c("逾期罚息"),
+                        c("网银"),
+                        False,
+                    )
+                ]
                 if rng.random() < 0.6:
-                    rows.append((a, late + 60, -int(_yuan(rng.uniform(20, 100))[0]), name, acct, c("滞纳金"),
-                                 c("网银"), False))
+                    rows.append(
+                        (a, late + 60, -int(_yuan(rng.uniform(20, 100))[0]), name, acct, c("滞纳金"), c("网银"), False)
+                    )
                 if rng.random() < 0.2:
-                    rows.append((a, late + 120, -int(_yuan(rng.uniform(50, 300))[0]), name, acct, c("违约金"),
-                                 c("网银"), False))
+                    rows.append(
+                        (a, late + 120, -int(_yuan(rng.uniform(50, 300))[0]), name, acct, c("违约金"), c("网银"), False)
+                    )
                 self.events.add_rows(rows)
                 self.repay(a, lender, late + 600, inst)
             self.label(a, "overdue", chosen)
@@ -1111,14 +1297,28 @@ class _Part:
                 n_in = int(rng.integers(8, 19))
                 cents = _round_to(np.clip(rng.lognormal(np.log(8_000), 0.6, n_in), 2_000, 50_000) * 100, 1_00)
                 who = buyers[rng.integers(0, len(buyers), n_in)]
-                self.events.add(a, self.ts(m, rng.integers(0, 28, n_in), _tod(rng, n_in, 8, 20)), cents,
-                                who[:, 0], who[:, 1], c("货款"), c("网银"))
+                self.events.add(
+                    a,
+                    self.ts(m, rng.integers(0, 28, n_in), _tod(rng, n_in, 8, 20)),
+                    cents,
+                    who[:, 0],
+                    who[:, 1],
+                    c("货款"),
+                    c("网银"),
+                )
                 n_out = int(rng.integers(4, 11))
                 paid = _yuan(cents.sum() / 100 * rng.uniform(0.8, 0.95) * rng.dirichlet(np.full(n_out, 3.0)))
                 who = sellers[rng.integers(0, len(sellers), n_out)]
                 memo = np.where(rng.random(n_out) < 0.5, c("货款"), c("采购款"))
-                self.events.add(a, self.ts(m, rng.integers(0, 28, n_out), _tod(rng, n_out, 8, 20)), -paid,
-                                who[:, 0], who[:, 1], memo, c("网银"))
+                self.events.add(
+                    a,
+                    self.ts(m, rng.integers(0, 28, n_out), _tod(rng, n_out, 8, 20)),
+                    -paid,
+                    who[:, 0],
+                    who[:, 1],
+                    memo,
+                    c("网银"),
+                )
             self.label(a, "commingling", range(start, M))
 
     def plant_balance_break(self) -> None:
@@ -1128,8 +1328,16 @@ class _Part:
             m = int(rng.integers(1, w.months))
             sign = -1 if rng.random() < 0.7 else 1
             cents = sign * int(_round_to(rng.uniform(500, 5000) * 100, 10_00)[0])
-            self.events.add(a, self.ts(m, rng.integers(2, 20), _tod(rng, 1, 9, 20)), cents, w.friend[a, 0],
-                            w.friend[a, 1], c("转账"), c("手机银行"), drop=True)
+            self.events.add(
+                a,
+                self.ts(m, rng.integers(2, 20), _tod(rng, 1, 9, 20)),
+                cents,
+                w.friend[a, 0],
+                w.friend[a, 1],
+                c("转账"),
+                c("手机银行"),
+                drop=True,
+            )
             self.label(a, "balance_break", [m])
 
     def plant_related_transfer_heavy(self) -> None:
@@ -1145,8 +1353,9 @@ class _Part:
         np.add.at(outflow, (ev["acct"][out] - self.a0, month[out]), -ev["cents"][out])
         for a in accounts:
             fam = int(w.n_family[a])
-            chosen = sorted(int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(3, 5)),
-                                                      replace=False))
+            chosen = sorted(
+                int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(3, 5)), replace=False)
+            )
             for m in chosen:
                 base = outflow[a - self.a0, m]
                 k = int(rng.integers(4, 8))
@@ -1162,8 +1371,15 @@ class _Part:
                 acct = np.where(own, w.acct_code[max(int(w.other[a]), 0)], w.family[a, pick, 1])
                 self.events.add(a, t, -cents, name, acct, c("转账"), c("手机银行"))
                 if own[0]:
-                    self.events.add(int(w.other[a]), t[0] + int(rng.integers(5, 120)), cents[0], w.holder_code[a],
-                                    w.acct_code[a], c("转账"), c("手机银行"))
+                    self.events.add(
+                        int(w.other[a]),
+                        t[0] + int(rng.integers(5, 120)),
+                        cents[0],
+                        w.holder_code[a],
+                        w.acct_code[a],
+                        c("转账"),
+                        c("手机银行"),
+                    )
             self.label(a, "related_transfer_heavy", chosen)
 
     # -- assemble -----------------------------------------------------------------------------------------

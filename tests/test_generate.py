@@ -123,8 +123,9 @@ def test_parquet_parts_have_contract_types(sample):
     assert list(schema) == list(CANONICAL_INPUT_COLUMNS)
     assert schema["amount"] == pl.Decimal(18, 2) and schema["balance_after"] == pl.Decimal(18, 2)
     assert schema["booked_at"] == pl.Datetime("us")
-    assert all(schema[c] == pl.String for c in CANONICAL_INPUT_COLUMNS if c not in ("amount", "balance_after",
-                                                                                  "booked_at"))
+    assert all(
+        schema[c] == pl.String for c in CANONICAL_INPUT_COLUMNS if c not in ("amount", "balance_after", "booked_at")
+    )
     assert str(pq.read_schema(path).field("amount").type) == "decimal128(18, 2)"
 
 
@@ -140,9 +141,7 @@ def test_target_rows_scales_the_dataset(tmp_path):
     assert 0.8 * 30_000 <= result.n_rows <= 1.2 * 30_000
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"file_format": "xlsx"}, {"months": 3}, {"n_accounts": 5}, {"target_rows": 0}]
-)
+@pytest.mark.parametrize("kwargs", [{"file_format": "xlsx"}, {"months": 3}, {"n_accounts": 5}, {"target_rows": 0}])
 def test_invalid_arguments_are_rejected(tmp_path, kwargs):
     with pytest.raises(ValueError):
         generate_sample(tmp_path, **kwargs)
@@ -254,8 +253,12 @@ def test_income_volatile_swings(txns, labels):
     for account, labelled in accounts.items():
         assert labelled == set(months[2:])
         assert not txns.filter((pl.col("account_id") == account) & (pl.col("description") == "代发工资")).height
-        income = _monthly(txns, account, pl.col("description").is_in(["劳务费", "经营收入", "项目款", "设计费",
-                                                                       "服务费"]), pl.col("amount"))
+        income = _monthly(
+            txns,
+            account,
+            pl.col("description").is_in(["劳务费", "经营收入", "项目款", "设计费", "服务费"]),
+            pl.col("amount"),
+        )
         series = np.array([income.get(m, 0.0) for m in months])
         for start in range(len(months) - 5):
             window = series[start : start + 6]
@@ -266,9 +269,7 @@ def test_large_outflow(txns, labels):
     for account, labelled in _labelled(labels, "large_outflow").items():
         salary = txns.filter((pl.col("account_id") == account) & (pl.col("description") == "代发工资"))
         typical = float(salary["amount"].median())
-        big = txns.filter(
-            (pl.col("account_id") == account) & (pl.col("amount") <= -max(30_000, 3 * typical * 0.95))
-        )
+        big = txns.filter((pl.col("account_id") == account) & (pl.col("amount") <= -max(30_000, 3 * typical * 0.95)))
         assert set(big["month_on"]) == labelled
         assert min(labelled) >= _all_months(txns)[4]
 
@@ -276,8 +277,11 @@ def test_large_outflow(txns, labels):
 def test_related_transfer_heavy(sample, txns, labels):
     related = _related_accounts(sample)
     flagged = txns.join(
-        related, left_on=["account_id", "counterparty_account"], right_on=["account_id", "party_account"],
-        how="left", coalesce=False,
+        related,
+        left_on=["account_id", "counterparty_account"],
+        right_on=["account_id", "party_account"],
+        how="left",
+        coalesce=False,
     ).with_columns(is_related=pl.col("party_account").is_not_null())
     share = (
         flagged.filter(pl.col("amount") < 0)
@@ -330,7 +334,7 @@ def test_multi_lender_labels_follow_the_90_day_window(txns, labels):
         mine = rows.filter(pl.col("account_id") == account)
         expected = set()
         for m in months:
-            end = (pl.Series([m]).dt.offset_by("1mo").item())
+            end = pl.Series([m]).dt.offset_by("1mo").item()
             window = mine.filter(
                 (pl.col("booked_at").dt.date() < end) & (pl.col("booked_at").dt.date() >= end - np.timedelta64(90, "D"))
             )
@@ -380,9 +384,13 @@ def test_debt_burden_high(txns, labels):
 def test_commingling(txns, labels):
     company = pl.col("counterparty_name").str.contains("(商贸|贸易)有限公司$")
     for account, labelled in _labelled(labels, "commingling").items():
-        receipts = txns.filter(
-            (pl.col("account_id") == account) & (pl.col("amount") > 0) & company & (pl.col("description") == "货款")
-        ).group_by("month_on").len()
+        receipts = (
+            txns.filter(
+                (pl.col("account_id") == account) & (pl.col("amount") > 0) & company & (pl.col("description") == "货款")
+            )
+            .group_by("month_on")
+            .len()
+        )
         busy = set(receipts.filter(pl.col("len") >= 8)["month_on"])
         assert busy == labelled == set(receipts["month_on"])
 
@@ -395,8 +403,10 @@ def test_normal_personal_accounts_stay_under_the_thresholds(txns, labels):
     rows = _lender_rows(normal)
     per_account = rows.group_by("account_id").agg(
         salary=pl.col("amount").filter(pl.col("description") == "代发工资").median(),
-        salary_cv=(pl.col("amount").filter(pl.col("description") == "代发工资").cast(pl.Float64).std()
-                   / pl.col("amount").filter(pl.col("description") == "代发工资").cast(pl.Float64).mean()),
+        salary_cv=(
+            pl.col("amount").filter(pl.col("description") == "代发工资").cast(pl.Float64).std()
+            / pl.col("amount").filter(pl.col("description") == "代发工资").cast(pl.Float64).mean()
+        ),
         biggest_out=-pl.col("amount").min(),
         lenders=pl.concat_list(pl.col("disbursed"), pl.col("repaid")).explode().drop_nulls().n_unique(),
         penalties=pl.col("description").is_in(PENALTY_MEMOS).sum(),

@@ -27,8 +27,10 @@ def looks_binary(head: bytes) -> bool:
 
 
 def header_is_canonical(header_cells: list[str]) -> bool:
+    """The canonical layout: at least two canonical names, so that a file missing a required column gets
+    the precise message ("missing required column(s) booked_at") instead of "unknown layout"."""
     names = {c.strip().lstrip("\ufeff").strip('"') for c in header_cells}
-    return set(CANONICAL_REQUIRED_INPUT) <= names
+    return "account_id" in names and len(names & set(CANONICAL_INPUT_COLUMNS)) >= 2
 
 
 def _check_header(names: list[str]) -> None:
@@ -56,9 +58,27 @@ def _to_raw_frame(cells: pl.DataFrame, header: list[str]) -> pl.DataFrame:
     )
 
 
+def _is_plain_rectangular(path: Path) -> bool:
+    """No quoting anywhere and every line has the header's number of cells. Polars' reader fills a short
+    row with nulls, which would hide a truncated row; such files take the row-by-row path instead."""
+    try:
+        lines = pl.read_csv(path, has_header=False, separator="\x1f", quote_char=None, infer_schema=False,
+                            new_columns=["line"], encoding="utf8")
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
+        return False
+    stats = lines.select(
+        quoted=pl.col("line").str.contains('"', literal=True).any(),
+        widths=pl.col("line").str.count_matches(",", literal=True).unique().implode(),
+    )
+    return not stats["quoted"][0] and stats["widths"][0].len() == 1
+
+
 def read_canonical_csv(path: Path) -> pl.DataFrame:
-    """Fast path: Polars' reader with every cell as text. Files it refuses (ragged rows, invalid UTF-8)
-    are re-read row by row so that each bad row is quarantined with its own reason."""
+    """Fast path: Polars' reader with every cell as text, for plain rectangular files. Anything else
+    (quoted cells, ragged rows, invalid UTF-8) is read row by row so that each bad row is quarantined
+    with its own reason."""
+    if not _is_plain_rectangular(path):
+        return _read_canonical_csv_rowwise(path)
     try:
         cells = pl.read_csv(path, infer_schema=False, encoding="utf8", raise_if_empty=False,
                             )

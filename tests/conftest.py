@@ -1,0 +1,40 @@
+"""Shared fixtures. The environment is set before any library import: offline, quiet, and a private
+Prefect home per test session (never the developer's)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="liushui-tests-"))
+os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+from liushui.runtime import configure_environment  # noqa: E402
+
+configure_environment()
+
+import pytest  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "bank_exports"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Prefect's test harness: a real (temporary) API server and engine, once per session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    """A generated dataset with every planted behaviour and its labels (deterministic)."""
+    from liushui.generate import generate_sample
+
+    out = tmp_path_factory.mktemp("sample")
+    generate_sample(out, seed=11, n_accounts=150, months=9)
+    return out

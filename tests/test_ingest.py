@@ -1,0 +1,122 @@
+"""Ingest of inbox files: formats, whole-file failures, dedupe, and nothing lost."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from liushui.ingest.inbox import ingest_files, inbox_files
+
+HEADER = "account_id,booked_at,amount,currency,balance_after,counterparty_name,counterparty_account,description\n"
+ROWS = (
+    "A1,2026-01-05 10:00:00,8000.00,CNY,8000.00,公司,,代发工资\n"
+    "A1,2026-01-06 12:00:00,-100.50,CNY,7899.50,美团,,外卖\n"
+)
+
+
+def ingest(paths: list[Path], known: set[str] | None = None, known_txn: set[str] | None = None):
+    known_txn = known_txn or set()
+    return ingest_files(
+        paths,
+        known_file_hashes=known or set(),
+        is_known_txn=lambda ids: ids.is_in(pl.Series(list(known_txn), dtype=pl.String).implode()),
+        batch_id="b1",
+        latest_booking=date(2026, 11, 28),
+    )
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+def test_canonical_csv_loads(tmp_path):
+    result = ingest([write(tmp_path / "a.csv", HEADER + ROWS)])
+    assert result.transactions["amount"].to_list() == [Decimal("8000.00"), Decimal("-100.50")]
+    files = result.source_files.row(0, named=True)
+    assert (files["status"], files["profile"], files["rows_read"], files["rows_ok"], files["rows_rejected"]) == (
+        "loaded", "canonical_csv", 2, 2, 0)
+
+
+def test_parquet_with_decimal_and_timestamp_equals_csv(tmp_path):
+    csv = ingest([write(tmp_path / "a.csv", HEADER + ROWS)]).transactions
+    frame = pl.read_csv(tmp_path / "a.csv", infer_schema=False).with_columns(
+        pl.col("booked_at").str.to_datetime(), pl.col("amount").cast(pl.Decimal(18, 2)),
+        pl.col("balance_after").cast(pl.Decimal(18, 2)))
+    frame.write_parquet(tmp_path / "b.parquet")
+    parquet = ingest([tmp_path / "b.parquet"]).transactions
+    assert parquet["txn_id"].to_list() == csv["txn_id"].to_list()  # same transaction, same id
+
+
+def test_parquet_with_float_money_is_rejected_whole(tmp_path):
+    pl.DataFrame({"account_id": ["A"], "booked_at": ["2026-01-01"], "amount": [1.5]}).write_parquet(
+        tmp_path / "f.parquet")
+    result = ingest([tmp_path / "f.parquet"])
+    row = result.source_files.row(0, named=True)
+    assert row["status"] == "rejected"
+    assert "column 'amount' has type Float64" in row["error"] and "never float" in row["error"]
+    assert result.transactions.is_empty() and result.quarantine.is_empty()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file (0 bytes)"),
+        (b"\x00\x01\x02binary\x00junk", "binary content"),
+        ("datum,wert\n1,2\n".encode(), "unknown layout"),
+        (b"account_id,amount\nA,1\n", "missing required column(s) booked_at"),
+    ],
+)
+def test_whole_file_failures_are_recorded_with_a_clear_error(tmp_path, content, message):
+    result = ingest([write(tmp_path / "bad.csv", content)])
+    row = result.source_files.row(0, named=True)
+    assert row["status"] == "rejected"
+    assert row["error"].startswith("bad.csv: ") and message in row["error"]
+
+
+def test_ragged_rows_go_to_quarantine_and_the_rest_loads(tmp_path):
+    text = HEADER + ROWS + "A1,2026-01-07 09:00:00,-5.00\n" + "A1,2026-01-08 09:00:00,-6.00,CNY,7888.50,x,,y\n"
+    result = ingest([write(tmp_path / "r.csv", text)])
+    assert result.transactions.height == 3
+    assert result.quarantine["reason_code"].to_list() == ["ragged_row"]
+    assert result.quarantine["source_row"].to_list() == [3]
+    assert result.quarantine["reason"][0] == "r.csv, row 3: row has 3 cells, header has 8"
+    assert result.source_files["status"].to_list() == ["partial"]
+
+
+def test_overlapping_exports_deduplicate_and_count_duplicates(tmp_path):
+    a = write(tmp_path / "a.csv", HEADER + ROWS)
+    b = write(tmp_path / "b.csv", HEADER + ROWS.splitlines(keepends=True)[1] + "A1,2026-01-09 09:00:00,-1.00,CNY,7898.50,x,,y\n")
+    result = ingest([a, b])
+    assert result.transactions.height == 3
+    files = {r["file_name"]: r for r in result.source_files.iter_rows(named=True)}
+    assert files["b.csv"]["rows_duplicate"] == 1 and files["a.csv"]["rows_duplicate"] == 0
+
+
+def test_known_files_are_skipped_and_known_transactions_not_repeated(tmp_path):
+    a = write(tmp_path / "a.csv", HEADER + ROWS)
+    first = ingest([a])
+    again = ingest([a], known=set(first.source_files["file_sha256"]))
+    assert again.skipped_files == 1 and again.source_files.is_empty()
+    renamed = write(tmp_path / "c.csv", HEADER + ROWS + "A1,2026-02-01 09:00:00,-1.00,CNY,,x,,y\n")
+    later = ingest([renamed], known_txn=set(first.transactions["txn_id"]))
+    assert later.transactions.height == 1
+    assert later.source_files["rows_duplicate"].to_list() == [2]
+
+
+def test_inbox_lists_only_data_files_sorted(tmp_path):
+    for name in ("b.csv", "a.parquet", "notes.md", "c.txt"):
+        (tmp_path / name).write_text("x")
+    assert [p.name for p in inbox_files(tmp_path)] == ["a.parquet", "b.csv", "c.txt"]
+    assert inbox_files(tmp_path / "missing") == []
+
+
+def test_rows_in_equal_transactions_plus_quarantine(tmp_path):
+    text = HEADER + ROWS + "A1,not-a-date,1,CNY,,,,\n" + ",2026-01-01,1,CNY,,,,\n" + "A1,2026-01-01,1e5,CNY,,,,\n"
+    result = ingest([write(tmp_path / "m.csv", text)])
+    rows_in = int(result.source_files["rows_read"].sum())
+    assert rows_in == 5 == result.transactions.height + result.quarantine.height
