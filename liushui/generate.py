@@ -12,6 +12,12 @@
 - `labels.csv`: ground truth, one row per account x behaviour x month in which the behaviour was
   planted (`month_on` = first day of the month).
 
+Label months per behaviour: income_volatile every month from the 3rd on; large_outflow, round_trip,
+related_transfer_heavy, overdue, debt_burden_high, commingling, balance_break the months planted;
+multi_lender every month whose 90 days ending on its last day hold disbursements (放款) from >= 4
+distinct lenders (computed from the rows); borrow_to_repay the months of each pair's repayment leg;
+cycle the month of each cycle, for every participating account.
+
 Money is generated as integer cents (int64) and only ever formatted / converted to Decimal(18,2); the
 bulk of the rows (merchant spending, salary, bills, family transfers) is drawn with numpy per chunk,
 while the planted behaviours add a handful of rows per affected account. Same arguments and seed give

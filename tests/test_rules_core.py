@@ -1,0 +1,230 @@
+"""The spine's rules on literal rows: classification, coverage, income volatility, large outflows,
+related transfers, round trips, transfer legs. Each rule: a positive, a negative and an edge case."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import date
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from tests.rows import accounts, flags_of, monthly, related, signals, txn
+
+AS_OF = date(2026, 9, 15)  # September is the partial as-of month
+
+
+# --- classification ----------------------------------------------------------------------------------
+def test_classes_of_own_related_refund_salary_and_loan_rows():
+    rows = [
+        txn("A", "2026-01-10 09:00:00", "8000", "上海某某科技有限公司", None, "代发工资"),
+        txn("A", "2026-01-11 09:00:00", "-500", "李四", "B", "转账"),               # own other account
+        txn("A", "2026-01-12 09:00:00", "-300", "张三", None, "转账"),              # holder's own name
+        txn("A", "2026-01-13 09:00:00", "-200", "王芳", None, "生活费"),            # spouse by name
+        txn("A", "2026-01-14 09:00:00", "-100", None, "6200001", "转账"),           # family by account
+        txn("A", "2026-01-15 09:00:00", "50", "京东商城", None, "退款"),
+        txn("A", "2026-01-16 09:00:00", "5000", "重庆蚂蚁消费金融有限公司", None, "借呗放款"),
+        txn("A", "2026-01-17 09:00:00", "900", "客户甲", None, "劳务费"),
+        txn("A", "2026-01-18 09:00:00", "-60", "美团外卖", None, "外卖"),
+    ]
+    result = signals(rows, as_of=AS_OF,
+                     accounts_ref=accounts(("A", "C1", "张三", "personal"), ("B", "C1", "张三", "personal")),
+                     related_ref=related(("C1", "王芳", None, "spouse"), ("C1", None, "6200001", "family")))
+    t = result["transactions"].sort("source_row")
+    assert t["txn_class"].to_list() == [
+        "salary", "own_transfer_out", "own_transfer_out", "related_transfer_out", "related_transfer_out",
+        "refund", "loan_disbursement", "income", "spend"]
+    assert t["related_relation"].to_list() == [None, "own_account", "self", "spouse", "family", None, None, None, None]
+    assert t["is_clean_income"].to_list() == [True, False, False, False, False, False, False, True, False]
+    assert t["customer_id"].unique().to_list() == ["C1"]
+
+
+def test_unknown_account_is_its_own_customer():
+    result = signals([txn("Z", "2026-01-10 09:00:00", "1", "x")], as_of=AS_OF)
+    assert result["transactions"]["customer_id"].to_list() == ["Z"]
+
+
+# --- coverage ----------------------------------------------------------------------------------------
+def test_coverage_months_include_empty_months_and_mark_partial_ones():
+    rows = [txn("A", "2026-01-20 09:00:00", "100", "x"), txn("A", "2026-04-03 09:00:00", "100", "x"),
+            txn("A", "2026-09-02 09:00:00", "100", "x")]
+    months = signals(rows, as_of=AS_OF)["account_months"]
+    assert months["month_on"].to_list() == [date(2026, m, 1) for m in range(1, 10)]
+    assert months["covered_days"].to_list() == [12, 28, 31, 30, 31, 30, 31, 31, 2]
+    # January covers 12 days (< 25): partial; September is the as-of month: partial
+    assert months["is_full_month"].to_list() == [False] + [True] * 7 + [False]
+    assert months["inflow"].to_list()[1] == Decimal("0.00")  # an empty covered month is a real zero
+
+
+# --- income volatility -------------------------------------------------------------------------------
+def _volatile(incomes: list[str]) -> list[dict]:
+    rows = [txn("V", "2026-01-01 08:00:00", "1", "x", None, "利息")]
+    for m, amount in enumerate(incomes, start=1):
+        rows.append(txn("V", f"2026-{m:02d}-10 09:00:00", amount, "客户甲", None, "劳务费"))
+    rows.append(txn("V", "2026-09-02 09:00:00", "1", "x", None, "利息"))
+    return rows
+
+
+def test_volatile_income_is_flagged_with_exact_cv():
+    incomes = ["1000", "20000", "500", "9000", "100", "30000", "2000", "50"]
+    result = signals(_volatile(incomes), as_of=AS_OF)
+    flags = flags_of(result, "INCOME_VOLATILE")
+    # judged from the 4th full month (min_months 4) to August; September is partial
+    ends = [d.month for d in flags["period_end_on"].to_list()]
+    assert ends == [4, 5, 6, 7, 8]
+    window = [float(x) + (1.0 if i == 0 else 0.0) for i, x in enumerate(incomes[:4])]  # Jan has the 1.00 interest
+    expected = statistics.pstdev(window) / statistics.mean(window)
+    assert flags["metric_value"][0] == pytest.approx(expected, rel=1e-9)
+    assert flags["threshold"].to_list() == [0.5] * 5
+    assert flags["severity"][0] == "high"
+    assert flags["period_start_on"].to_list()[:2] == [date(2026, 1, 1), date(2026, 1, 1)]
+    assert flags["period_start_on"].to_list()[-1] == date(2026, 3, 1)  # 6-month window ending in August
+    assert "coefficient of variation of" in flags["reason_en"][0] and "变异系数" in flags["reason_zh"][0]
+    assert len(flags["evidence_txn_ids"][0]) == 5  # the income rows of Jan..Apr (incl. the interest)
+
+
+def test_stable_income_is_not_flagged():
+    rows = monthly("S", list(range(1, 10)), "10000")
+    assert flags_of(signals(rows, as_of=AS_OF), "INCOME_VOLATILE").is_empty()
+
+
+def test_too_few_full_months_are_not_judged():
+    rows = [txn("V", f"2026-0{m}-10 09:00:00", a, "客户", None, "劳务费")
+            for m, a in [(5, "100"), (6, "50000"), (7, "10"), (8, "9000")]]
+    result = signals(rows, as_of=AS_OF)
+    # May covers 22 days (first booking on the 10th): June..August = 3 full months < min_months 4
+    assert result["account_months"]["income_cv"].is_null().all()
+    assert flags_of(result, "INCOME_VOLATILE").is_empty()
+
+
+# --- large outflows ----------------------------------------------------------------------------------
+def _salaried(amount: str, outflow: str, month: int = 6) -> list[dict]:
+    return monthly("L", [1, 2, 3, 4, 5, 6, 7, 8], amount, day=1) + [
+        txn("L", f"2026-{month:02d}-15 09:00:00", f"-{outflow}", "某人", "999", "转账")]
+
+
+def test_outflow_above_income_multiple_is_flagged_relative_to_income():
+    flags = flags_of(signals(_salaried("12000", "30000"), as_of=AS_OF), "LARGE_OUTFLOW")
+    row = flags.row(0, named=True)
+    assert (flags.height, row["metric_value"], row["threshold"], row["limit_name"]) == (
+        1, 30000.0, 24000.0, "relative_to_income")
+    assert row["severity"] == "medium" and row["evidence_txn_ids"] == ["L-9"]
+
+
+def test_outflow_below_the_limit_is_not_flagged():
+    assert flags_of(signals(_salaried("12000", "23999.99"), as_of=AS_OF), "LARGE_OUTFLOW").is_empty()
+
+
+def test_outflow_exactly_at_the_limit_is_flagged():
+    assert flags_of(signals(_salaried("12000", "24000.00"), as_of=AS_OF), "LARGE_OUTFLOW").height == 1
+
+
+def test_low_income_uses_the_absolute_floor():
+    flags = flags_of(signals(_salaried("3000", "20000"), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert flags["limit_name"].to_list() == ["absolute_floor"] and flags["threshold"].to_list() == [20000.0]
+    assert flags_of(signals(_salaried("3000", "19999"), as_of=AS_OF), "LARGE_OUTFLOW").is_empty()
+
+
+def test_early_months_use_the_statement_income_and_short_statements_the_absolute_limit():
+    early = flags_of(signals(_salaried("12000", "30000", month=2), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert early["limit_name"].to_list() == ["relative_to_statement_income"]
+    short = monthly("L", [7, 8], "12000", day=1) + [txn("L", "2026-08-15 09:00:00", "-49999", "某人", "9", "转账"),
+                                                  txn("L", "2026-08-16 09:00:00", "-50000", "某人", "9", "转账")]
+    flags = flags_of(signals(short, as_of=AS_OF), "LARGE_OUTFLOW")
+    assert flags["limit_name"].to_list() == ["no_history_absolute"]
+    assert flags["evidence_txn_ids"].to_list() == [["L-4"]]
+
+
+def test_moving_money_to_own_account_is_not_a_large_outflow():
+    rows = monthly("L", list(range(1, 9)), "12000", day=1) + [
+        txn("L", "2026-06-15 09:00:00", "-90000", "张三", "L2", "转账")]
+    refs = accounts(("L", "C", "张三", "personal"), ("L2", "C", "张三", "personal"))
+    assert flags_of(signals(rows, as_of=AS_OF, accounts_ref=refs), "LARGE_OUTFLOW").is_empty()
+
+
+# --- related transfers -------------------------------------------------------------------------------
+def _related_month(n: int, each: str, other_spend: str) -> list[dict]:
+    rows = monthly("R", list(range(1, 9)), "10000", day=1)
+    rows += [txn("R", f"2026-05-{10 + i:02d} 09:00:00", f"-{each}", "王芳", None, "转账") for i in range(n)]
+    rows.append(txn("R", "2026-05-25 09:00:00", f"-{other_spend}", "超市", None, "消费"))
+    return rows
+
+
+REFS = {"accounts_ref": accounts(("R", "C", "张三", "personal")), "related_ref": related(("C", "王芳", None, "spouse"))}
+
+
+def test_heavy_related_transfers_are_flagged():
+    flags = flags_of(signals(_related_month(4, "1500", "2000"), as_of=AS_OF, **REFS), "RELATED_TRANSFER_HEAVY")
+    row = flags.row(0, named=True)
+    assert (flags.height, row["period_start_on"], row["metric_value"]) == (1, date(2026, 5, 1), 0.75)
+    assert len(row["evidence_txn_ids"]) == 4 and row["severity"] == "medium"
+
+
+def test_too_few_related_transfers_are_not_flagged():
+    assert flags_of(signals(_related_month(3, "3000", "100"), as_of=AS_OF, **REFS), "RELATED_TRANSFER_HEAVY").is_empty()
+
+
+def test_related_share_exactly_at_threshold_is_flagged():
+    flags = flags_of(signals(_related_month(4, "1000", "4000"), as_of=AS_OF, **REFS), "RELATED_TRANSFER_HEAVY")
+    assert flags["metric_value"].to_list() == [0.5]
+
+
+# --- round trips -------------------------------------------------------------------------------------
+def _trips(back_days: int = 2, back_amount: str = "30000") -> list[dict]:
+    rows = monthly("T", list(range(1, 9)), "10000", day=1)
+    rows += [
+        txn("T", "2026-06-03 09:00:00", "-30000", "朋友甲", "888", "转账"),
+        txn("T", f"2026-06-{3 + back_days:02d} 09:00:00", back_amount, "朋友甲", "888", "转账"),
+        txn("T", "2026-06-20 09:00:00", "-20000", "朋友乙", "777", "转账"),
+        txn("T", "2026-06-21 10:00:00", "20000", "朋友乙", "777", "转账"),
+    ]
+    return rows
+
+
+def test_round_trips_are_linked_and_flagged():
+    result = signals(_trips(), as_of=AS_OF)
+    links = result["transfer_links"].filter(pl.col("link_type") == "round_trip").sort("out_txn_id")
+    assert links.select("out_txn_id", "in_txn_id", "days_apart").rows() == [("T-11", "T-12", 1), ("T-9", "T-10", 2)]
+    flags = flags_of(result, "ROUND_TRIP")
+    assert flags["metric_value"].to_list() == [2.0]
+    assert flags["evidence_txn_ids"].to_list() == [["T-10", "T-11", "T-12", "T-9"]]
+    # the money that came back is not income
+    returned = result["transactions"].filter(pl.col("txn_id").is_in(["T-10", "T-12"]))
+    assert returned["txn_class"].to_list() == ["round_trip_in", "round_trip_in"]
+    june = result["account_months"].filter(pl.col("month_on") == date(2026, 6, 1))
+    assert june["clean_income"].to_list() == [Decimal("10000.00")]
+
+
+def test_return_of_a_different_amount_is_not_a_round_trip():
+    result = signals(_trips(back_amount="27000"), as_of=AS_OF)
+    links = result["transfer_links"].filter(pl.col("link_type") == "round_trip")
+    assert links["out_txn_id"].to_list() == ["T-11"]
+    assert flags_of(result, "ROUND_TRIP").is_empty()  # one trip < min_count_per_month 2
+
+
+def test_return_after_max_days_is_not_a_round_trip():
+    within = signals(_trips(back_days=7), as_of=AS_OF)["transfer_links"]
+    beyond = signals(_trips(back_days=8), as_of=AS_OF)["transfer_links"]
+    assert "T-9" in within["out_txn_id"].to_list()
+    assert "T-9" not in beyond["out_txn_id"].to_list()
+
+
+def test_round_trip_through_related_parties_counts():
+    rows = monthly("T", list(range(1, 9)), "10000", day=1) + [
+        txn("T", "2026-06-03 09:00:00", "-50000", "王芳", None, "转账"),
+        txn("T", "2026-06-05 09:00:00", "50000", "张三", "T2", "转账"),   # back from own other account
+    ]
+    refs = dict(accounts_ref=accounts(("T", "C", "张三", "personal"), ("T2", "C", "张三", "personal")),
+                related_ref=related(("C", "王芳", None, "spouse")))
+    links = signals(rows, as_of=AS_OF, **refs)["transfer_links"].filter(pl.col("link_type") == "round_trip")
+    assert links.select("out_txn_id", "in_txn_id").rows() == [("T-9", "T-10")]
+
+
+# --- both legs in the batch --------------------------------------------------------------------------
+def test_both_legs_of_a_transfer_are_linked():
+    rows = [txn("A", "2026-03-01 09:00:00", "-700", "李四", "B", "转账"),
+            txn("B", "2026-03-01 09:05:00", "700", "张三", "A", "转账"),
+            txn("B", "2026-03-09 09:05:00", "700", "张三", "A", "转账")]
+    links = signals(rows, as_of=AS_OF)["transfer_links"].filter(pl.col("link_type") == "transfer_legs")
+    assert links.select("account_id", "out_txn_id", "in_txn_id").rows() == [("A", "A-1", "B-2")]
