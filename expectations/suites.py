@@ -44,6 +44,7 @@ PARAM_BOOKED_AT_MAX = "booked_at_max"
 """as-of date + 1 day, 00:00 (naive local time): nothing can be booked after the end of the as-of day."""
 
 EARLIEST_BOOKING = datetime(1990, 1, 1)
+MAX_PLAUSIBLE_AMOUNT_CENTS = 1_000_000_000 * 100 - 1  # below one billion in the account's currency
 
 # Vocabularies -----------------------------------------------------------------------------------------
 # Active ISO 4217 codes (plus the precious-metal / fund codes banks actually use in statements).
@@ -283,6 +284,10 @@ def _transaction_checks() -> list[Check]:
             "error (day/month swapped, 2-digit years, epoch zero)"),
         Check(E.ExpectColumnValuesToBeBetween(column="source_row", min_value=1), "blocking",
               "every row traces back to a 1-based data row of its file"),
+        Check(E.ExpectColumnValuesToBeBetween(
+            column="amount_cents", min_value=-MAX_PLAUSIBLE_AMOUNT_CENTS, max_value=MAX_PLAUSIBLE_AMOUNT_CENTS),
+            "blocking", "one transaction of a billion or more on a personal / SME statement is a broken "
+            "export (shifted decimal, account number in the amount column): stop and let a person look"),
         Check(E.ExpectColumnValuesToNotBeInSet(column="amount_cents", value_set=[0]), "warning",
               "zero-amount rows exist in real exports (waived fees, 0.00 interest postings, authorisations): "
               "suspicious but legal"),

@@ -1,0 +1,447 @@
+"""Credit features, 以贷养贷 links and credit flags: literal statement lines through the real chain
+(lender registry -> classification -> account months -> credit), exact expected outputs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from liushui.config import load_rules
+from liushui.contracts import (
+    ACCOUNTS_REF,
+    CANONICAL_TRANSACTION,
+    RELATED_PARTIES_REF,
+    RISK_FLAGS,
+    TRANSACTIONS,
+    TRANSFER_LINKS,
+)
+from transforms.classify import classified_transactions
+from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
+from transforms.income import income_volatility
+from transforms.lenders import classify_lenders, load_lender_registry
+from transforms.months import account_months
+
+RULES = load_rules()
+REGISTRY = load_lender_registry()
+
+# lender_id: (counterparty, disbursement memo, repayment memo) — lines as the banks print them
+LENDERS = {
+    "ant_jiebei": ("重庆蚂蚁消费金融有限公司", "借呗放款", "借呗还款"),
+    "webank_weilidai": ("深圳前海微众银行股份有限公司", "微粒贷放款", "微粒贷还款"),
+    "jd_jintiao": ("京东科技信息技术有限公司", "京东金条借款", "京东金条还款"),
+    "duxiaoman_youqianhua": ("度小满科技（北京）有限公司", "有钱花放款", "有钱花还款"),
+    "zhaolian_consumer": ("招联消费金融股份有限公司", "招联好期贷放款", "招联还款"),
+    "mashang_consumer": ("马上消费金融股份有限公司", "安逸花放款", "安逸花还款"),
+}
+
+
+def _row(txn_id, at, amount, counterparty, memo, *, acct="A1", balance=None, currency="CNY") -> dict:
+    booked_at = datetime.fromisoformat(at)
+    return {
+        "txn_id": txn_id, "account_id": acct, "booked_at": booked_at, "amount": Decimal(amount),
+        "currency": currency, "balance_after": None if balance is None else Decimal(balance),
+        "counterparty_name": counterparty, "description": memo,
+    }
+
+
+def borrow(txn_id, at, amount, lender, **kw) -> dict:
+    return _row(txn_id, at, amount, LENDERS[lender][0], LENDERS[lender][1], **kw)
+
+
+def repay(txn_id, at, amount, lender, **kw) -> dict:
+    return _row(txn_id, at, f"-{amount}", LENDERS[lender][0], LENDERS[lender][2], **kw)
+
+
+def salary(txn_id, at, amount="10000.00", **kw) -> dict:
+    return _row(txn_id, at, amount, "上海华信科技有限公司", "代发工资", **kw)
+
+
+def spend(txn_id, at, amount="100.00", **kw) -> dict:
+    return _row(txn_id, at, f"-{amount}", "某某超市", "消费", **kw)
+
+
+def penalty(txn_id, at, amount, **kw) -> dict:
+    return _row(txn_id, at, f"-{amount}", "招联消费金融股份有限公司", "逾期罚息", **kw)
+
+
+def failed_debit(txn_id, at, amount, **kw) -> dict:
+    return _row(txn_id, at, amount, "重庆蚂蚁消费金融有限公司", "冲正 扣款失败 余额不足", **kw)
+
+
+@dataclass
+class Run:
+    transactions: pl.DataFrame
+    months: pl.DataFrame
+    links: pl.DataFrame
+    flags: pl.DataFrame
+
+    def month(self, acct: str, month_on: str) -> dict:
+        return self.months.filter(
+            (pl.col("account_id") == acct) & (pl.col("month_on") == date.fromisoformat(month_on))
+        ).row(0, named=True)
+
+    def flagged(self, code: str) -> pl.DataFrame:
+        return self.flags.filter(pl.col("flag_code") == code)
+
+
+def run(rows: list[dict], *, as_of: date = date(2024, 7, 15), rules=RULES) -> Run:
+    """Statement lines (source_row = position in the list) through the whole credit chain."""
+    canonical = CANONICAL_TRANSACTION.conform(
+        pl.DataFrame(rows).with_columns(
+            source_file=pl.lit("stmt.csv"), source_row=pl.int_range(1, pl.len() + 1), batch_id=pl.lit("b1")
+        )
+    )
+    transactions = classified_transactions(
+        classify_lenders(canonical, REGISTRY), ACCOUNTS_REF.empty().lazy(), RELATED_PARTIES_REF.empty().lazy()
+    ).cache()
+    months = (
+        account_months(transactions, as_of=as_of, min_covered_days=rules.coverage.min_covered_days_for_full_month)
+        .pipe(income_volatility, rules=rules.income_volatility)
+        .pipe(lambda m: credit_month_features(transactions, m, rules=rules))
+        .cache()
+    )
+    links = borrow_to_repay_links(transactions, rules=rules.borrow_to_repay).cache()
+    flags = credit_flags(transactions, months, links, rules=rules)
+    collected = pl.collect_all(
+        [transactions, months.sort("account_id", "currency", "month_on"), links.sort("out_txn_id"), flags]
+    )
+    return Run(*collected)
+
+
+def full_months(acct: str, first: str, last: str, **kw) -> list[dict]:
+    """A salary on the first day and a small spend on the last day of the coverage: months between are
+    fully covered."""
+    return [salary(f"{acct}-s", f"{first} 08:00", acct=acct, **kw),
+            spend(f"{acct}-e", f"{last} 20:00", acct=acct, **kw)]
+
+
+# ---- month features --------------------------------------------------------------------------------------
+def test_lenders_active_counts_distinct_lenders_in_day_windows_ending_at_month_end():
+    # June ends 2024-06-30: its 30-day window starts 06-01, 90-day 04-02, 180-day 01-03.
+    rows = full_months("A1", "2024-01-01", "2024-06-30") + [
+        repay("m", "2024-01-02 10:00", "100.00", "mashang_consumer"),      # day 181: outside every window
+        repay("z", "2024-01-03 10:00", "100.00", "zhaolian_consumer"),     # day 180
+        repay("w", "2024-04-01 10:00", "100.00", "webank_weilidai"),       # day 91
+        repay("j", "2024-04-02 10:00", "100.00", "ant_jiebei"),            # day 90
+        repay("y", "2024-05-31 10:00", "100.00", "duxiaoman_youqianhua"),  # day 31
+        repay("t", "2024-06-01 10:00", "100.00", "jd_jintiao"),            # day 30
+        repay("j2", "2024-06-10 10:00", "100.00", "ant_jiebei"),           # a lender seen again is still one
+        _row("pf", "2024-06-12 10:00", "-15.00", "某某物业服务有限公司", "物业费滞纳金"),  # penalty, no lender
+    ]
+    got = run(rows).months.select(
+        "month_on", "lenders_active_30d", "lenders_active_90d", "lenders_active_180d", "new_lenders"
+    )
+    assert got.rows() == [
+        (date(2024, 1, 1), 2, 2, 2, 2),
+        (date(2024, 2, 1), 0, 2, 2, 0),
+        (date(2024, 3, 1), 0, 2, 2, 0),
+        (date(2024, 4, 1), 2, 2, 4, 2),
+        (date(2024, 5, 1), 1, 3, 5, 1),
+        (date(2024, 6, 1), 2, 3, 5, 1),
+    ]
+
+
+def test_loan_event_counts_amounts_and_share_of_inflow():
+    rows = full_months("A1", "2024-01-01", "2024-02-29") + [
+        borrow("d1", "2024-01-05 10:00", "5000.00", "ant_jiebei"),
+        borrow("d2", "2024-01-06 10:00", "3000.00", "webank_weilidai"),
+        penalty("p1", "2024-01-09 10:00", "12.40"),
+        _row("p2", "2024-01-10 10:00", "-15.00", "某某物业服务有限公司", "物业费滞纳金"),
+        failed_debit("f1", "2024-01-11 10:00", "450.00"),
+    ]
+    got = run(rows)
+    jan, feb = got.month("A1", "2024-01-01"), got.month("A1", "2024-02-01")
+    assert {k: jan[k] for k in ("disbursement_count", "penalty_count", "penalty_amount", "failed_debit_count")} == {
+        "disbursement_count": 2, "penalty_count": 2, "penalty_amount": Decimal("27.40"), "failed_debit_count": 1,
+    }
+    assert jan["loan_share_of_inflow"] == pytest.approx(8000 / 18450)
+    # no inflow: no share; no events: zeros, not nulls
+    assert (feb["loan_share_of_inflow"], feb["disbursement_count"], feb["penalty_amount"]) == (None, 0, Decimal("0"))
+    assert got.months.schema["penalty_amount"] == pl.Decimal(18, 2)
+    assert all(got.months.schema[c] == pl.Int64 for c in ("lenders_active_90d", "new_lenders", "penalty_count"))
+
+
+def test_negative_balance_days_use_the_last_stated_balance_of_the_day_in_statement_order():
+    rows = [
+        salary("a", "2024-01-01 08:00", "1000.00", balance="1000.00"),
+        spend("b", "2024-01-02 09:00", "1500.00", balance="-500.00"),   # negative during the day ...
+        salary("c", "2024-01-02 18:00", "1000.00", balance="500.00"),   # ... but it ends positive
+        spend("d", "2024-01-03 00:00", "600.00", balance="-100.00"),    # date-only rows: source_row decides
+        salary("e", "2024-01-03 00:00", "300.00", balance="200.00"),
+        spend("f", "2024-01-04 00:00", "300.00", balance="-100.00"),
+        spend("g", "2024-01-04 00:00", "50.00", balance="-150.00"),     # ends negative: counted
+        spend("h", "2024-01-05 00:00", "10.00"),                        # no stated balance: not judged
+        spend("i", "2024-01-31 00:00", "10.00", balance="-20.00"),      # counted
+    ]
+    got = run(rows)
+    assert got.month("A1", "2024-01-01")["negative_balance_days"] == 2
+    overdue = got.flagged("OVERDUE_PENALTY").row(0, named=True)
+    assert (overdue["metric_value"], overdue["evidence_txn_ids"]) == (2.0, ["g", "i"])
+
+
+def _debt_burden_rows() -> list[dict]:
+    # Coverage from 01-15 (January partial) to June (the as-of month, partial); Feb-May are full.
+    rows = [salary("s1", "2024-01-15 08:00"), repay("r1", "2024-01-20 10:00", "9000.00", "ant_jiebei")]
+    for month, repaid in (("02", "4000.00"), ("03", "5000.00"), ("04", "6000.00"), ("05", "5500.00")):
+        rows += [salary(f"s{month}", f"2024-{month}-01 08:00"), repay(f"r{month}", f"2024-{month}-10 10:00", repaid,
+                                                                       "ant_jiebei")]
+    rows += [repay("r06", "2024-06-10 10:00", "9000.00", "ant_jiebei")]
+    # A2 earns less than min_clean_income a month: its ratio is not meaningful
+    rows += [salary("x1", "2024-02-01 08:00", "900.00", acct="A2"),
+             salary("x2", "2024-03-01 08:00", "900.00", acct="A2"),
+             repay("x3", "2024-03-31 10:00", "899.00", "ant_jiebei", acct="A2")]
+    return rows
+
+
+def test_debt_burden_trailing_sums_full_months_only():
+    got = run(_debt_burden_rows(), as_of=date(2024, 6, 20))
+    a1 = got.months.filter(pl.col("account_id") == "A1")
+    assert a1.select("month_on", "is_full_month", "debt_burden_trailing").rows() == [
+        (date(2024, 1, 1), False, None),            # partial first month: not judged, not in any window
+        (date(2024, 2, 1), True, 0.4),              # Feb only
+        (date(2024, 3, 1), True, 0.45),             # 9000 / 20000
+        (date(2024, 4, 1), True, 0.5),              # 15000 / 30000
+        (date(2024, 5, 1), True, 0.55),             # Mar-May: 16500 / 30000
+        (date(2024, 6, 1), False, None),            # as-of month: partial
+    ]
+    assert got.month("A2", "2024-02-01")["debt_burden_trailing"] is None  # 900 < 1000 a month
+
+
+# ---- 以贷养贷 links ---------------------------------------------------------------------------------------
+def links_of(rows: list[dict]) -> list[tuple]:
+    return run(rows).links.select("out_txn_id", "in_txn_id", "days_apart").rows()
+
+
+def test_borrow_to_repay_link_has_the_contract_columns_and_a_stable_id():
+    rows = [borrow("d1", "2024-01-05 10:00", "5000.00", "ant_jiebei"),
+            repay("r1", "2024-01-08 09:00", "4800.00", "webank_weilidai")]
+    got = run(rows).links
+    assert got.schema == TRANSFER_LINKS.polars_schema
+    assert got.rows(named=True) == [{
+        "link_id": hashlib.sha256(b"borrow_to_repay|d1|r1").hexdigest()[:32],
+        "link_type": "borrow_to_repay", "account_id": "A1", "out_txn_id": "d1", "in_txn_id": "r1",
+        "amount_out": Decimal("5000.00"), "amount_in": Decimal("4800.00"), "days_apart": 3,
+        "counterparty": "ant_jiebei→webank_weilidai", "chain_id": None, "chain_length": None,
+        "evidence_txn_ids": ["d1", "r1"],
+    }]
+
+
+def test_borrow_to_repay_window_is_max_days_inclusive():
+    rows = [borrow("d7", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
+            repay("r7", "2024-01-08 23:00", "5000.00", "webank_weilidai"),   # 7 days: linked
+            borrow("d8", "2024-02-01 10:00", "5000.00", "ant_jiebei"),
+            repay("r8", "2024-02-09 08:00", "5000.00", "webank_weilidai")]   # 8 days: not
+    assert links_of(rows) == [("d7", "r7", 7)]
+
+
+def test_repaying_the_same_lender_is_not_borrow_to_repay():
+    rows = [borrow("d1", "2024-01-05 10:00", "5000.00", "ant_jiebei"),
+            repay("r1", "2024-01-06 10:00", "5000.00", "ant_jiebei")]
+    assert links_of(rows) == []
+
+
+def test_borrow_to_repay_needs_a_comparable_amount_and_a_minimum_disbursement():
+    rows = [borrow("d1", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
+            repay("r1", "2024-01-02 10:00", "6000.00", "webank_weilidai"),   # exactly +20 %: linked
+            borrow("d2", "2024-03-01 10:00", "5000.00", "ant_jiebei"),
+            repay("r2", "2024-03-02 10:00", "3999.99", "webank_weilidai"),   # just beyond -20 %
+            borrow("d3", "2024-05-01 10:00", "999.99", "ant_jiebei"),        # below min_amount
+            repay("r3", "2024-05-02 10:00", "999.99", "webank_weilidai"),
+            borrow("d4", "2024-06-01 10:00", "1000.00", "ant_jiebei"),       # exactly min_amount
+            repay("r4", "2024-06-02 10:00", "1000.00", "webank_weilidai")]
+    assert links_of(rows) == [("d1", "r1", 1), ("d4", "r4", 1)]
+
+
+def test_borrow_to_repay_needs_the_repayment_after_the_disbursement():
+    rows = [repay("r0", "2024-01-04 10:00", "5000.00", "webank_weilidai"),   # before: not funded by it
+            borrow("d1", "2024-01-05 00:00", "5000.00", "ant_jiebei"),
+            repay("r1", "2024-01-05 00:00", "5000.00", "jd_jintiao"),        # same stamp: order unknown
+            borrow("d2", "2024-02-05 09:00", "5000.00", "ant_jiebei"),
+            repay("r2", "2024-02-05 15:00", "5000.00", "jd_jintiao")]        # same day, later: linked
+    assert links_of(rows) == [("d2", "r2", 0)]
+
+
+def test_borrow_to_repay_uses_each_repayment_once_for_the_earliest_disbursement():
+    rows = [borrow("d1", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
+            borrow("d2", "2024-01-02 10:00", "5000.00", "zhaolian_consumer"),
+            repay("r1", "2024-01-03 10:00", "5000.00", "webank_weilidai")]
+    assert links_of(rows) == [("d1", "r1", 2)]
+
+
+def _classified(rows: list[tuple]) -> pl.DataFrame:
+    """Classified transactions built directly (fast, for property tests): (txn_id, day, class, lender, amount)."""
+    frame = pl.DataFrame(
+        {
+            "txn_id": [r[0] for r in rows],
+            "account_id": [r[1] for r in rows],
+            "booked_at": [datetime(2024, 1, 1 + r[2], 10 + i % 10) for i, r in enumerate(rows)],
+            "amount": [Decimal(r[5]) * (1 if r[3] == "loan_disbursement" else -1) for r in rows],
+            "currency": "CNY", "source_file": "f.csv", "source_row": list(range(1, len(rows) + 1)),
+            "batch_id": "b", "customer_id": [r[1] for r in rows], "txn_class": [r[3] for r in rows],
+            "lender_id": [r[4] for r in rows], "is_clean_income": False,
+        },
+        schema_overrides={name: TRANSACTIONS.polars_schema[name] for name in
+                          ("txn_id", "account_id", "booked_at", "amount", "source_row", "customer_id", "txn_class",
+                           "lender_id")},
+    ).with_columns(booked_on=pl.col("booked_at").dt.date())
+    return TRANSACTIONS.conform(frame).collect()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A1", "A2"]),
+            st.integers(0, 20),
+            st.sampled_from(["loan_disbursement", "loan_repayment"]),
+            st.sampled_from(["ant_jiebei", "webank_weilidai", "jd_jintiao"]),
+            st.sampled_from(["1000.00", "1100.00", "5000.00", "900.00"]),
+        ),
+        max_size=30,
+    )
+)
+def test_borrow_to_repay_links_never_reuse_a_transaction_and_name_real_ones(lines):
+    transactions = _classified([(f"t{i}", *line) for i, line in enumerate(lines)])
+    links = borrow_to_repay_links(transactions.lazy(), rules=RULES.borrow_to_repay).collect()
+    assert links["out_txn_id"].is_unique().all() and links["in_txn_id"].is_unique().all()
+    assert not set(links["out_txn_id"]) & set(links["in_txn_id"])
+    by_id = {r["txn_id"]: r for r in transactions.iter_rows(named=True)}
+    for link in links.iter_rows(named=True):
+        out, back = by_id[link["out_txn_id"]], by_id[link["in_txn_id"]]
+        assert (out["txn_class"], back["txn_class"]) == ("loan_disbursement", "loan_repayment")
+        assert out["account_id"] == back["account_id"] == link["account_id"]
+        assert out["lender_id"] != back["lender_id"]
+        assert 0 <= link["days_apart"] <= RULES.borrow_to_repay.max_days
+        assert sorted(link["evidence_txn_ids"]) == sorted([out["txn_id"], back["txn_id"]])
+
+
+# ---- flags ------------------------------------------------------------------------------------------------
+def _repayments(acct: str, lenders: list[str]) -> list[dict]:
+    return [repay(f"{acct}-{lender}", f"2024-06-{5 + i:02d} 10:00", "100.00", lender, acct=acct)
+            for i, lender in enumerate(lenders)]
+
+
+def test_multi_lender_flags_more_than_max_lenders_in_90_days_and_names_them():
+    four = ["ant_jiebei", "webank_weilidai", "jd_jintiao", "zhaolian_consumer"]
+    rows = (full_months("A3", "2024-06-01", "2024-06-30") + _repayments("A3", four[:3])       # exactly 3
+            + full_months("A4", "2024-06-01", "2024-06-30") + _repayments("A4", four)
+            + full_months("A6", "2024-06-01", "2024-06-30") + _repayments("A6", list(LENDERS)))
+    flags = run(rows).flagged("MULTI_LENDER")
+    assert flags.select("account_id", "metric_value", "threshold", "severity").rows() == [
+        ("A4", 4.0, 3.0, "medium"), ("A6", 6.0, 3.0, "high"),
+    ]
+    a4 = flags.row(0, named=True)
+    assert (a4["period_start_on"], a4["period_end_on"]) == (date(2024, 6, 1), date(2024, 6, 30))  # clipped to coverage
+    assert a4["limit_name"] == "distinct_lenders_90d"
+    assert a4["evidence_txn_ids"] == sorted(f"A4-{lender}" for lender in four)
+    assert a4["reason_zh"] == ("截至2024-06-30的近90天内有4家贷款机构发生借贷往来（ant_jiebei、jd_jintiao、"
+                               "webank_weilidai、zhaolian_consumer），超过阈值3家。")
+    assert a4["reason_en"] == ("4 distinct lenders had loan activity in the 90 days to 2024-06-30 (ant_jiebei, "
+                               "jd_jintiao, webank_weilidai, zhaolian_consumer); the limit is 3.")
+    assert a4["remediation_zh"].startswith("把借款集中到一到两家机构")
+    assert flags.schema == RISK_FLAGS.polars_schema
+
+
+def test_borrowing_frequent_flags_more_than_max_disbursements_in_a_month():
+    rows = (full_months("A1", "2024-06-01", "2024-06-30")
+            + [borrow(f"A1-d{i}", f"2024-06-1{i} 10:00", "500.00", "ant_jiebei", acct="A1") for i in range(4)]
+            + full_months("A2", "2024-06-01", "2024-06-30")
+            + [borrow(f"A2-d{i}", f"2024-06-1{i} 10:00", "500.00", "ant_jiebei", acct="A2") for i in range(3)])
+    got = run(rows)
+    flags = got.flagged("BORROWING_FREQUENT")
+    assert flags.select("account_id", "metric_value", "threshold", "severity", "evidence_txn_ids").rows() == [
+        ("A1", 4.0, 3.0, "medium", ["A1-d0", "A1-d1", "A1-d2", "A1-d3"]),
+    ]
+    assert flags["reason_zh"][0] == "本月收到4笔贷款放款，共2000.00，超过每月3笔的阈值。"
+    assert got.flagged("CASH_LOAN_RELIANCE").is_empty()  # 2000 of 12000 inflow
+
+
+def test_cash_loan_reliance_flags_full_main_currency_months_above_the_share():
+    rows = (
+        full_months("A1", "2024-06-01", "2024-06-30")
+        + [borrow("A1-d", "2024-06-05 10:00", "5000.00", "ant_jiebei", acct="A1")]
+        # exactly 30 %: 3000 of 7000 + 3000
+        + [salary("A2-s", "2024-06-01 08:00", "7000.00", acct="A2"), spend("A2-e", "2024-06-30 20:00", acct="A2"),
+           borrow("A2-d", "2024-06-05 10:00", "3000.00", "ant_jiebei", acct="A2")]
+        # half the inflow but less than min_disbursed
+        + [salary("A3-s", "2024-06-01 08:00", "999.00", acct="A3"), spend("A3-e", "2024-06-30 20:00", acct="A3"),
+           borrow("A3-d", "2024-06-05 10:00", "999.00", "ant_jiebei", acct="A3")]
+        # the as-of month is partial: not judged
+        + [salary("A4-s", "2024-07-01 08:00", "5000.00", acct="A4"),
+           borrow("A4-d", "2024-07-02 10:00", "5000.00", "ant_jiebei", acct="A4")]
+        # a USD month of a CNY account: not its main currency
+        + full_months("A5", "2024-06-01", "2024-06-30") + [spend("A5-x", "2024-06-15 10:00", acct="A5")]
+        + [borrow("A5-d", "2024-06-05 10:00", "5000.00", "ant_jiebei", acct="A5", currency="USD")]
+    )
+    flags = run(rows).flagged("CASH_LOAN_RELIANCE")
+    assert flags.select("account_id", "metric_value", "threshold", "limit_name", "evidence_txn_ids").rows() == [
+        ("A1", pytest.approx(5000 / 15000), 0.3, "loan_share_of_inflow", ["A1-d"]),
+    ]
+    assert flags["reason_en"][0] == ("Loan disbursements of 5000.00 were 33.3% of all inflow (15000.00) this month; "
+                                     "the limit is 30%.")
+
+
+def test_borrow_to_repay_flags_the_month_of_the_repayment():
+    rows = (
+        [borrow("A1-d", "2024-05-29 10:00", "5000.00", "ant_jiebei", acct="A1"),
+         repay("A1-r", "2024-06-02 10:00", "5000.00", "webank_weilidai", acct="A1")]
+        + [borrow("A2-d1", "2024-06-01 10:00", "3000.00", "ant_jiebei", acct="A2"),
+           repay("A2-r1", "2024-06-03 10:00", "3000.00", "jd_jintiao", acct="A2"),
+           borrow("A2-d2", "2024-06-10 10:00", "2000.00", "zhaolian_consumer", acct="A2"),
+           repay("A2-r2", "2024-06-11 10:00", "2100.00", "webank_weilidai", acct="A2")]
+        + [borrow("A3-d", "2024-06-01 10:00", "3000.00", "ant_jiebei", acct="A3"),
+           repay("A3-r", "2024-06-03 10:00", "3000.00", "ant_jiebei", acct="A3")]
+    )
+    flags = run(rows).flagged("BORROW_TO_REPAY")
+    assert flags.select("account_id", "period_start_on", "metric_value", "severity", "evidence_txn_ids").rows() == [
+        ("A1", date(2024, 6, 1), 1.0, "medium", ["A1-d", "A1-r"]),
+        ("A2", date(2024, 6, 1), 2.0, "high", ["A2-d1", "A2-d2", "A2-r1", "A2-r2"]),
+    ]
+    assert flags["reason_zh"][0] == (
+        "本月1笔还款（共5000.00）来自7天内另一家机构的新借款（ant_jiebei→webank_weilidai），疑似以贷养贷。"
+    )
+
+
+def test_overdue_penalty_counts_penalties_failed_debits_and_negative_days():
+    rows = (
+        full_months("A1", "2024-06-01", "2024-06-30") + [penalty("A1-p", "2024-06-09 10:00", "12.40", acct="A1")]
+        + full_months("A2", "2024-06-01", "2024-06-30")
+        + full_months("A3", "2024-06-01", "2024-06-30")
+        + [penalty("A3-p", "2024-06-09 10:00", "50.00", acct="A3"),
+           failed_debit("A3-f", "2024-06-10 10:00", "450.00", acct="A3"),
+           spend("A3-n", "2024-06-11 10:00", "300.00", acct="A3", balance="-20.00")]
+    )
+    flags = run(rows).flagged("OVERDUE_PENALTY")
+    assert flags.select("account_id", "metric_value", "threshold", "severity", "evidence_txn_ids").rows() == [
+        ("A1", 1.0, 1.0, "medium", ["A1-p"]),                   # exactly min_events: flagged (at least)
+        ("A3", 3.0, 1.0, "high", ["A3-f", "A3-n", "A3-p"]),
+    ]
+    assert flags["reason_zh"][1] == "本月3次逾期迹象（阈值1次）：罚息/滞纳金1笔共50.00，扣款失败1笔，余额为负1天。"
+
+
+def test_debt_burden_flags_above_the_ratio_over_full_months_only():
+    flags = run(_debt_burden_rows(), as_of=date(2024, 6, 20)).flagged("DEBT_BURDEN_HIGH")
+    # April is exactly 50 % (not above), June is partial: only May
+    assert flags.select("account_id", "period_start_on", "period_end_on", "metric_value", "severity",
+                        "limit_name", "evidence_txn_ids").rows() == [
+        ("A1", date(2024, 3, 1), date(2024, 5, 31), pytest.approx(0.55), "medium", "debt_service_ratio_3m",
+         ["r03", "r04", "r05"]),
+    ]
+    assert flags["reason_zh"][0] == "近3个完整月贷款还款16500.00，占净收入30000.00的55.0%，超过阈值50%。"
+    assert flags["remediation_en"][0].startswith("Bring loan repayments below 50% of clean income")
+
+
+def test_debt_burden_high_severity():
+    rows = [salary("s", "2024-02-01 08:00"), repay("r", "2024-02-20 10:00", "8500.00", "ant_jiebei"),
+            spend("e", "2024-02-29 20:00")]
+    flags = run(rows, as_of=date(2024, 3, 10)).flagged("DEBT_BURDEN_HIGH")
+    assert flags.select("period_start_on", "metric_value", "severity").rows() == [
+        (date(2024, 2, 1), pytest.approx(0.85), "high"),
+    ]

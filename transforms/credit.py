@@ -1,0 +1,517 @@
+"""Credit behaviour: how many lenders, how often and how much borrowed, 以贷养贷, overdue signs, debt burden.
+
+`credit_month_features` adds to each account month (one row per account x currency x month of
+`transforms.months.account_months`, same rows) the credit columns of `contracts.ACCOUNT_MONTHS`.
+`borrow_to_repay_links` returns one `contracts.TRANSFER_LINKS` row per 以贷养贷 pair: a loan disbursement
+(`out_txn_id`) followed within days by a repayment to a *different* lender of a similar amount
+(`in_txn_id`). `credit_flags` turns both into `contracts.RISK_FLAGS` rows (MULTI_LENDER,
+BORROWING_FREQUENT, CASH_LOAN_RELIANCE, BORROW_TO_REPAY, OVERDUE_PENALTY, DEBT_BURDEN_HIGH).
+
+Everything is per account *and currency* (the grain of `account_months`); only main-currency months are
+judged. Rules and their reasoning: docs/rules_credit.md.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import polars as pl
+import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
+
+from liushui.config import (
+    BorrowingRules,
+    BorrowToRepayRules,
+    DebtBurdenRules,
+    MultiLenderRules,
+    OverdueRules,
+    Rules,
+)
+from liushui.contracts import MONEY, TRANSFER_LINKS
+from transforms.flags import evidence_in_months, finish_flags, fmt_num, fmt_pct
+from transforms.transfers import _link_id, one_to_one
+
+LOAN_ACTIVITY_CLASSES = ("loan_disbursement", "loan_repayment", "penalty_fee", "failed_debit")
+"""Rows that show a loan with the row's lender: money lent, repaid, a penalty charged or an instalment
+debit attempted. Reversals are left out: they undo a row that already counts."""
+
+_PER_ACCOUNT = ["account_id", "currency"]
+_MONTH_KEY = ["account_id", "currency", "month_on"]
+_PERIOD_KEY = ["account_id", "currency", "period_start_on", "period_end_on"]
+_ZERO = pl.lit(0).cast(MONEY)
+
+REMEDIATION: dict[str, tuple[str, str]] = {
+    "MULTI_LENDER": (
+        "把借款集中到一到两家机构：结清并停用其余平台的借款，按时还款。",
+        "Concentrate borrowing on one or two lenders: pay off and close the loans on the other platforms, "
+        "and repay on time.",
+    ),
+    "BORROWING_FREQUENT": (
+        "停止每月新增借款；连续数月没有新的放款。",
+        "Stop taking out new loans every month: several consecutive months without a new disbursement.",
+    ),
+    "CASH_LOAN_RELIANCE": (
+        "减少对现金贷的依赖，让账户流入主要来自工资或经营收入。",
+        "Rely less on cash loans: most of the money coming in should be salary or business income.",
+    ),
+    "BORROW_TO_REPAY": (
+        "停止借新还旧：用收入而不是另一家机构的新借款还款，必要时与贷款机构协商展期或分期。",
+        "Stop repaying one lender with another lender's new loan: repay from income, or negotiate an "
+        "extension or instalment plan with the lender.",
+    ),
+    "OVERDUE_PENALTY": (
+        "按时足额还款并保持扣款账户余额充足，结清逾期罚息；连续数月没有罚息、扣款失败或透支。",
+        "Repay in full and on time and keep enough balance for the instalment debits; settle overdue "
+        "penalties. Several consecutive months without penalties, failed debits or a negative balance.",
+    ),
+}
+
+
+def _debt_burden_remediation(rules: DebtBurdenRules) -> tuple[str, str]:
+    return (
+        f"把每月还款降到净收入的{rules.max_ratio:.0%}以下：提前结清部分借款、延长期限或增加稳定收入。",
+        f"Bring loan repayments below {rules.max_ratio:.0%} of clean income: pay off some loans early, "
+        "lengthen terms, or increase steady income.",
+    )
+
+
+def _days_back(end: pl.Expr, days: int) -> pl.Expr:
+    """First day of the `days`-day window ending on (and including) `end`."""
+    return end - pl.duration(days=days - 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Month features
+
+
+def lender_activity(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per loan row that names its lender: `account_id, currency, txn_id, lender_id, booked_on`."""
+    return transactions.filter(
+        pl.col("txn_class").is_in(LOAN_ACTIVITY_CLASSES) & pl.col("lender_id").is_not_null()
+    ).select(*_PER_ACCOUNT, "txn_id", "lender_id", "booked_on")
+
+
+def negative_balance_day_closings(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per account x currency x day whose last stated balance (statement order: booked_at,
+    source_row, then txn_id for a stable tie) is below zero: `account_id, currency, booked_on, txn_id`
+    (the row stating that closing balance)."""
+    order = ["booked_at", "source_row", "txn_id"]
+    return (
+        transactions.filter(pl.col("balance_after").is_not_null())
+        .group_by(*_PER_ACCOUNT, "booked_on")
+        .agg(
+            txn_id=pl.col("txn_id").sort_by(order).last(),
+            _closing=pl.col("balance_after").sort_by(order).last(),
+        )
+        .filter(pl.col("_closing") < 0)
+        .select(*_PER_ACCOUNT, "booked_on", "txn_id")
+    )
+
+
+def _lenders_active(
+    transactions: pl.LazyFrame, account_months: pl.LazyFrame, windows_days: list[int]
+) -> pl.LazyFrame:
+    """Per account month: distinct lenders with activity in each N-day window ending at the month end."""
+    activity = lender_activity(transactions).select(*_PER_ACCOUNT, "lender_id", "booked_on").unique()
+    month_end = pl.col("month_on").dt.month_end()
+    return (
+        account_months.select(*_MONTH_KEY)
+        .join(activity, on=_PER_ACCOUNT, how="inner")
+        .filter(pl.col("booked_on").is_between(_days_back(month_end, max(windows_days)), month_end))
+        .group_by(_MONTH_KEY)
+        .agg(
+            pl.col("lender_id").filter(pl.col("booked_on") >= _days_back(month_end, days)).n_unique()
+            .cast(pl.Int64).alias(f"lenders_active_{days}d")
+            for days in windows_days
+        )
+    )
+
+
+def _new_lenders(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    return (
+        lender_activity(transactions)
+        .group_by(*_PER_ACCOUNT, "lender_id")
+        .agg(month_on=pl.col("booked_on").min().dt.month_start())
+        .group_by(_MONTH_KEY)
+        .agg(new_lenders=pl.len().cast(pl.Int64))
+    )
+
+
+def _loan_events(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    txn_class = pl.col("txn_class")
+    penalty = txn_class == "penalty_fee"
+    return transactions.group_by(*_PER_ACCOUNT, month_on=pl.col("booked_on").dt.month_start()).agg(
+        disbursement_count=(txn_class == "loan_disbursement").sum().cast(pl.Int64),
+        penalty_count=penalty.sum().cast(pl.Int64),
+        penalty_amount=pl.when(penalty).then(pl.col("amount").abs()).otherwise(_ZERO).sum().cast(MONEY),
+        failed_debit_count=(txn_class == "failed_debit").sum().cast(pl.Int64),
+    )
+
+
+def _negative_balance_days(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    return (
+        negative_balance_day_closings(transactions)
+        .group_by(*_PER_ACCOUNT, month_on=pl.col("booked_on").dt.month_start())
+        .agg(negative_balance_days=pl.len().cast(pl.Int64))
+    )
+
+
+def _trailing_sum(value: pl.Expr, months: int) -> pl.Expr:
+    """Sum of `value` over this row and the previous `months - 1` rows of the account (rows are
+    consecutive months: coverage has no holes). Works on Decimal, where `rolling_sum` does not."""
+    running = value.cum_sum()
+    return (running - running.shift(months).fill_null(0)).over(_PER_ACCOUNT, order_by="month_on")
+
+
+def trailing_debt_service(account_months: pl.LazyFrame, *, rules: DebtBurdenRules) -> pl.LazyFrame:
+    """Add the trailing debt-service window: `debt_burden_start_on` (first full month in the window of
+    `trailing_months` months ending at this month), `debt_burden_months` (full months in it),
+    `debt_burden_repaid` and `debt_burden_income` (sums over those full months), and
+    `debt_burden_trailing` (repaid / income; null when this month is not full or the income is below
+    `min_clean_income` per full month)."""
+    n = rules.trailing_months
+    full = pl.col("is_full_month")
+    months_in_window = _trailing_sum(full.cast(pl.Int64), n)
+    return account_months.with_columns(
+        debt_burden_months=pl.when(full).then(months_in_window),
+        debt_burden_start_on=pl.when(full).then(
+            pl.max_horizontal(
+                pl.col("month_on").dt.offset_by(f"-{n - 1}mo"),
+                pl.when(full).then(pl.col("month_on")).min().over(_PER_ACCOUNT),
+            )
+        ),
+        debt_burden_repaid=pl.when(full).then(
+            _trailing_sum(pl.when(full).then(pl.col("loan_repaid")).otherwise(_ZERO), n).cast(MONEY)
+        ),
+        debt_burden_income=pl.when(full).then(
+            _trailing_sum(pl.when(full).then(pl.col("clean_income")).otherwise(_ZERO), n).cast(MONEY)
+        ),
+    ).with_columns(
+        debt_burden_trailing=pl.when(
+            (pl.col("debt_burden_income") > 0)
+            & (pl.col("debt_burden_income").cast(pl.Float64) >= rules.min_clean_income * pl.col("debt_burden_months"))
+        ).then(pl.col("debt_burden_repaid").cast(pl.Float64) / pl.col("debt_burden_income").cast(pl.Float64))
+    )
+
+
+def credit_month_features(
+    transactions: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: Rules
+) -> pl.LazyFrame:
+    """Add the credit columns to every account month (same rows, same order).
+
+    `transactions` is the classified table (`txn_class`, `lender_id`); `account_months` needs
+    `account_id, currency, month_on, is_full_month, inflow, clean_income, loan_disbursed, loan_repaid`.
+    Counts are 0 (never null) in months without such rows; `loan_share_of_inflow` is null without inflow.
+    """
+    windows = sorted({*rules.multi_lender.windows_days, rules.multi_lender.judged_window_days})
+    counts = [
+        *(f"lenders_active_{days}d" for days in windows),
+        "new_lenders", "disbursement_count", "penalty_count", "failed_debit_count", "negative_balance_days",
+    ]
+    private = ["debt_burden_start_on", "debt_burden_months", "debt_burden_repaid", "debt_burden_income"]
+    return (
+        account_months.join(_lenders_active(transactions, account_months, windows), on=_MONTH_KEY, how="left",
+                            maintain_order="left")
+        .join(_new_lenders(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
+        .join(_loan_events(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
+        .join(_negative_balance_days(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
+        .with_columns(
+            *(pl.col(c).fill_null(0) for c in counts),
+            penalty_amount=pl.col("penalty_amount").fill_null(_ZERO),
+            loan_share_of_inflow=pl.when(pl.col("inflow") > 0)
+            .then(pl.col("loan_disbursed").cast(pl.Float64) / pl.col("inflow").cast(pl.Float64)),
+        )
+        .pipe(trailing_debt_service, rules=rules.debt_burden)
+        .drop(private)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# 以贷养贷 links
+
+
+def borrow_to_repay_links(transactions: pl.LazyFrame, *, rules: BorrowToRepayRules) -> pl.LazyFrame:
+    """以贷养贷: a disbursement from lender A (>= `min_amount`) followed, strictly later and at most
+    `max_days` calendar days after, by a repayment to another lender B of similar size
+    (|repaid - disbursed| <= `amount_tolerance` x disbursed), same account and currency.
+
+    Orientation: `out_txn_id` is the disbursement (money borrowed, the first event), `in_txn_id` the
+    repayment it funded; `counterparty` is "A→B". Each disbursement and each repayment is in at most
+    one link: every disbursement takes its earliest repayment, and a repayment chosen twice goes to
+    the earlier disbursement (`transforms.transfers.one_to_one`). Same-timestamp rows (date-only
+    exports, same day) are not linked: their order is unknown.
+    """
+    loans = transactions.filter(pl.col("lender_id").is_not_null())
+    disbursed = loans.filter(
+        (pl.col("txn_class") == "loan_disbursement")
+        & (pl.col("amount") >= pl.lit(Decimal(str(rules.min_amount))))
+    ).select(
+        *_PER_ACCOUNT, out_txn_id="txn_id", out_at="booked_at", out_on="booked_on", amount_out="amount",
+        lender_out="lender_id",
+    )
+    repaid = loans.filter(pl.col("txn_class") == "loan_repayment").select(
+        *_PER_ACCOUNT, in_txn_id="txn_id", in_at="booked_at", in_on="booked_on", amount_in=-pl.col("amount"),
+        lender_in="lender_id",
+    )
+    # exact: the tolerance carries enough decimals that tolerance x amount is not rounded
+    tolerance = pl.lit(Decimal(str(rules.amount_tolerance))).cast(pl.Decimal(38, 10))
+    pairs = (
+        disbursed.join(repaid, on=_PER_ACCOUNT, how="inner")
+        .filter(
+            (pl.col("lender_in") != pl.col("lender_out"))
+            & (pl.col("in_at") > pl.col("out_at"))
+            & (pl.col("in_on") <= pl.col("out_on") + pl.duration(days=rules.max_days))
+            & ((pl.col("amount_in") - pl.col("amount_out")).abs() <= tolerance * pl.col("amount_out"))
+        )
+        .with_columns(days_apart=(pl.col("in_on") - pl.col("out_on")).dt.total_days())
+    )
+    return TRANSFER_LINKS.conform(
+        one_to_one(pairs, order=["out_at", "out_txn_id", "in_at", "in_txn_id"]).with_columns(
+            link_type=pl.lit("borrow_to_repay"),
+            link_id=_link_id("borrow_to_repay"),
+            counterparty=pl.format("{}→{}", pl.col("lender_out"), pl.col("lender_in")),
+            evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id"),
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Flags
+
+
+def _judged(months: pl.LazyFrame) -> pl.LazyFrame:
+    return months.filter(pl.col("is_main_currency"))
+
+
+def _month_period() -> dict[str, pl.Expr]:
+    return {"period_start_on": pl.col("month_on"), "period_end_on": pl.col("month_on").dt.month_end()}
+
+
+def _severity(is_high: pl.Expr) -> pl.Expr:
+    return pl.when(is_high).then(pl.lit("high")).otherwise(pl.lit("medium"))
+
+
+def multi_lender_flags(
+    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: MultiLenderRules
+) -> pl.LazyFrame:
+    """MULTI_LENDER (多头借贷): more than `max_lenders` distinct lenders active in the judged window."""
+    days = rules.judged_window_days
+    lenders = pl.col(f"lenders_active_{days}d")
+    month_end = pl.col("month_on").dt.month_end()
+    flagged = (
+        _judged(months_with_credit)
+        .with_columns(_first_month_on=pl.col("month_on").min().over(_PER_ACCOUNT))
+        .filter(lenders > rules.max_lenders)
+        .select(
+            *_PER_ACCOUNT,
+            period_start_on=pl.max_horizontal(_days_back(month_end, days), pl.col("_first_month_on")),
+            period_end_on=month_end,
+            metric_value=lenders.cast(pl.Float64),
+            severity=_severity(lenders > rules.high_lenders),
+        )
+    )
+    evidence = (
+        flagged.select(_PERIOD_KEY)
+        .join(lender_activity(transactions), on=_PER_ACCOUNT)
+        .filter(pl.col("booked_on").is_between(pl.col("period_start_on"), pl.col("period_end_on")))
+        .group_by(_PERIOD_KEY)
+        .agg(evidence_txn_ids=pl.col("txn_id"), _lenders=pl.col("lender_id").unique().sort())
+    )
+    return finish_flags(
+        flagged.join(evidence, on=_PERIOD_KEY, how="left").with_columns(
+            threshold=pl.lit(float(rules.max_lenders)),
+            limit_name=pl.lit(f"distinct_lenders_{days}d"),
+            reason_zh=pl.format(
+                "截至{}的近{}天内有{}家贷款机构发生借贷往来（{}），超过阈值{}家。",
+                pl.col("period_end_on"), pl.lit(days), pl.col("metric_value").cast(pl.Int64),
+                pl.col("_lenders").list.join("、"), pl.lit(rules.max_lenders),
+            ),
+            reason_en=pl.format(
+                "{} distinct lenders had loan activity in the {} days to {} ({}); the limit is {}.",
+                pl.col("metric_value").cast(pl.Int64), pl.lit(days), pl.col("period_end_on"),
+                pl.col("_lenders").list.join(", "), pl.lit(rules.max_lenders),
+            ),
+        ),
+        "MULTI_LENDER",
+        rules.version,
+        remediation=REMEDIATION["MULTI_LENDER"],
+    )
+
+
+def borrowing_frequent_flags(
+    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: BorrowingRules
+) -> pl.LazyFrame:
+    """BORROWING_FREQUENT: more than `max_disbursements_per_month` loan disbursements in a month."""
+    flagged = (
+        _judged(months_with_credit)
+        .filter(pl.col("disbursement_count") > rules.max_disbursements_per_month)
+        .with_columns(
+            **_month_period(),
+            metric_value=pl.col("disbursement_count").cast(pl.Float64),
+            threshold=pl.lit(float(rules.max_disbursements_per_month)),
+            limit_name=pl.lit("disbursements_per_month"),
+            severity=pl.lit("medium"),
+            reason_zh=pl.format("本月收到{}笔贷款放款，共{}，超过每月{}笔的阈值。", pl.col("disbursement_count"),
+                                fmt_num(pl.col("loan_disbursed")), pl.lit(rules.max_disbursements_per_month)),
+            reason_en=pl.format("{} loan disbursements this month, {} in total; the limit is {} a month.",
+                                pl.col("disbursement_count"), fmt_num(pl.col("loan_disbursed")),
+                                pl.lit(rules.max_disbursements_per_month)),
+        )
+    )
+    disbursement = pl.col("txn_class") == "loan_disbursement"
+    return finish_flags(evidence_in_months(flagged, transactions, disbursement), "BORROWING_FREQUENT",
+                        rules.version, remediation=REMEDIATION["BORROWING_FREQUENT"])
+
+
+def cash_loan_reliance_flags(
+    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: BorrowingRules
+) -> pl.LazyFrame:
+    """CASH_LOAN_RELIANCE: loan disbursements above `max_loan_share_of_inflow` of a full month's inflow
+    (a partial month is not judged: its salary may not have arrived yet)."""
+    flagged = (
+        _judged(months_with_credit)
+        .filter(
+            pl.col("is_full_month")
+            & (pl.col("loan_share_of_inflow") > rules.max_loan_share_of_inflow)
+            & (pl.col("loan_disbursed").cast(pl.Float64) >= rules.min_disbursed)
+        )
+        .with_columns(
+            **_month_period(),
+            metric_value=pl.col("loan_share_of_inflow"),
+            threshold=pl.lit(rules.max_loan_share_of_inflow),
+            limit_name=pl.lit("loan_share_of_inflow"),
+            severity=pl.lit("medium"),
+            reason_zh=pl.format("本月贷款放款{}，占全部流入{}的{}，超过阈值{}。", fmt_num(pl.col("loan_disbursed")),
+                                fmt_num(pl.col("inflow")), fmt_pct(pl.col("loan_share_of_inflow")),
+                                pl.lit(f"{rules.max_loan_share_of_inflow:.0%}")),
+            reason_en=pl.format("Loan disbursements of {} were {} of all inflow ({}) this month; the limit is {}.",
+                                fmt_num(pl.col("loan_disbursed")), fmt_pct(pl.col("loan_share_of_inflow")),
+                                fmt_num(pl.col("inflow")), pl.lit(f"{rules.max_loan_share_of_inflow:.0%}")),
+        )
+    )
+    disbursement = pl.col("txn_class") == "loan_disbursement"
+    return finish_flags(evidence_in_months(flagged, transactions, disbursement), "CASH_LOAN_RELIANCE",
+                        rules.version, remediation=REMEDIATION["CASH_LOAN_RELIANCE"])
+
+
+def borrow_to_repay_flags(
+    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, links: pl.LazyFrame, *,
+    rules: BorrowToRepayRules,
+) -> pl.LazyFrame:
+    """BORROW_TO_REPAY (以贷养贷): a month (of the repayment) with at least one borrow-to-repay pair."""
+    repayment_months = transactions.select(
+        in_txn_id="txn_id", currency="currency", month_on=pl.col("booked_on").dt.month_start()
+    )
+    judged = _judged(months_with_credit).select(*_MONTH_KEY)
+    return finish_flags(
+        links.filter(pl.col("link_type") == "borrow_to_repay")
+        .join(repayment_months, on="in_txn_id")
+        .join(judged, on=_MONTH_KEY)
+        .group_by(_MONTH_KEY)
+        .agg(
+            count=pl.len(),
+            total=pl.col("amount_in").sum(),
+            _pairs=pl.col("counterparty").unique().sort(),
+            evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id").list.explode(keep_nulls=False,
+                                                                                   empty_as_null=False),
+        )
+        .with_columns(
+            **_month_period(),
+            metric_value=pl.col("count").cast(pl.Float64),
+            threshold=pl.lit(1.0),
+            limit_name=pl.lit("borrow_to_repay_pairs_per_month"),
+            severity=_severity(pl.col("count") >= rules.high_pairs),
+            reason_zh=pl.format("本月{}笔还款（共{}）来自{}天内另一家机构的新借款（{}），疑似以贷养贷。",
+                                pl.col("count"), fmt_num(pl.col("total")), pl.lit(rules.max_days),
+                                pl.col("_pairs").list.join("、")),
+            reason_en=pl.format("{} repayment(s) this month ({} in total) were funded by another lender's loan "
+                                "disbursed within {} days ({}): borrowing to repay.",
+                                pl.col("count"), fmt_num(pl.col("total")), pl.lit(rules.max_days),
+                                pl.col("_pairs").list.join(", ")),
+        ),
+        "BORROW_TO_REPAY",
+        rules.version,
+        remediation=REMEDIATION["BORROW_TO_REPAY"],
+    )
+
+
+def overdue_penalty_flags(
+    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: OverdueRules
+) -> pl.LazyFrame:
+    """OVERDUE_PENALTY: at least `min_events` overdue events in a month; an event is a penalty / late-fee
+    row, a failed debit, or a day ending with a negative balance."""
+    events = pl.col("penalty_count") + pl.col("failed_debit_count") + pl.col("negative_balance_days")
+    flagged = (
+        _judged(months_with_credit)
+        .filter(events >= rules.min_events)
+        .with_columns(
+            **_month_period(),
+            metric_value=events.cast(pl.Float64),
+            threshold=pl.lit(float(rules.min_events)),
+            limit_name=pl.lit("overdue_events_per_month"),
+            severity=_severity(events >= rules.high_events),
+            reason_zh=pl.format("本月{}次逾期迹象（阈值{}次）：罚息/滞纳金{}笔共{}，扣款失败{}笔，余额为负{}天。",
+                                events, pl.lit(rules.min_events), pl.col("penalty_count"),
+                                fmt_num(pl.col("penalty_amount")), pl.col("failed_debit_count"),
+                                pl.col("negative_balance_days")),
+            reason_en=pl.format("{} overdue events this month (threshold {}): {} penalty / late-fee rows ({} in "
+                                "total), {} failed debits, {} days ending with a negative balance.",
+                                events, pl.lit(rules.min_events), pl.col("penalty_count"),
+                                fmt_num(pl.col("penalty_amount")), pl.col("failed_debit_count"),
+                                pl.col("negative_balance_days")),
+        )
+    )
+    event_rows = pl.concat(
+        [
+            transactions.filter(pl.col("txn_class").is_in(["penalty_fee", "failed_debit"]))
+            .select(*_PER_ACCOUNT, "txn_id", "booked_on"),
+            negative_balance_day_closings(transactions).select(*_PER_ACCOUNT, "txn_id", "booked_on"),
+        ]
+    ).unique("txn_id")
+    return finish_flags(evidence_in_months(flagged, event_rows, pl.lit(True)), "OVERDUE_PENALTY", rules.version,
+                        remediation=REMEDIATION["OVERDUE_PENALTY"])
+
+
+def debt_burden_flags(
+    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: DebtBurdenRules
+) -> pl.LazyFrame:
+    """DEBT_BURDEN_HIGH: loan repayments above `max_ratio` of clean income over the trailing full months."""
+    flagged = (
+        _judged(months_with_credit.drop("debt_burden_trailing"))
+        .pipe(trailing_debt_service, rules=rules)
+        .filter(pl.col("debt_burden_trailing") > rules.max_ratio)
+        .with_columns(
+            period_start_on=pl.col("debt_burden_start_on"),
+            period_end_on=pl.col("month_on").dt.month_end(),
+            metric_value=pl.col("debt_burden_trailing"),
+            threshold=pl.lit(rules.max_ratio),
+            limit_name=pl.lit(f"debt_service_ratio_{rules.trailing_months}m"),
+            severity=_severity(pl.col("debt_burden_trailing") > rules.high_ratio),
+            reason_zh=pl.format("近{}个完整月贷款还款{}，占净收入{}的{}，超过阈值{}。", pl.col("debt_burden_months"),
+                                fmt_num(pl.col("debt_burden_repaid")), fmt_num(pl.col("debt_burden_income")),
+                                fmt_pct(pl.col("debt_burden_trailing")), pl.lit(f"{rules.max_ratio:.0%}")),
+            reason_en=pl.format("Loan repayments of {} over the last {} full months were {} of clean income ({}); "
+                                "the limit is {}.", fmt_num(pl.col("debt_burden_repaid")),
+                                pl.col("debt_burden_months"), fmt_pct(pl.col("debt_burden_trailing")),
+                                fmt_num(pl.col("debt_burden_income")), pl.lit(f"{rules.max_ratio:.0%}")),
+        )
+    )
+    repayment = pl.col("txn_class") == "loan_repayment"
+    return finish_flags(evidence_in_months(flagged, transactions, repayment), "DEBT_BURDEN_HIGH", rules.version,
+                        remediation=_debt_burden_remediation(rules))
+
+
+def credit_flags(
+    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, b2r_links: pl.LazyFrame, *, rules: Rules
+) -> pl.LazyFrame:
+    """All credit flags (`contracts.RISK_FLAGS`). `months_with_credit` is `credit_month_features`' output;
+    `b2r_links` the `borrow_to_repay_links` (other link types are ignored)."""
+    return pl.concat(
+        [
+            multi_lender_flags(transactions, months_with_credit, rules=rules.multi_lender),
+            borrowing_frequent_flags(transactions, months_with_credit, rules=rules.borrowing),
+            cash_loan_reliance_flags(transactions, months_with_credit, rules=rules.borrowing),
+            borrow_to_repay_flags(transactions, months_with_credit, b2r_links, rules=rules.borrow_to_repay),
+            overdue_penalty_flags(transactions, months_with_credit, rules=rules.overdue),
+            debt_burden_flags(transactions, months_with_credit, rules=rules.debt_burden),
+        ]
+    ).sort("account_id", "flag_code", "period_start_on")

@@ -1,0 +1,177 @@
+"""Statement integrity: running-balance continuity.
+
+`balance_breaks`: one row per break — a transaction whose stated balance cannot follow from any row that
+may precede it in statement order (previous balance + amount != stated balance). `integrity_month_features`:
+one row per account x currency x month with breaks. `integrity_flags`: one BALANCE_BREAK flag per account
+month with breaks.
+
+Statement order is not file order: many banks export newest first, and rows sharing a timestamp (or a
+day, when the bank gives only a date and every time is 00:00:00) come in any order. So the file order is
+never trusted. The algorithm, per account and currency, over the rows with a stated balance:
+
+1. Order the rows into *timestamp groups*: rows with an identical `booked_at` form one group; groups are
+   numbered 1, 2, ... by time. Inside a group any order is possible.
+2. Every row r implies a previous balance `balance_after - amount`. r is *continuous* when some other row
+   p of its own group or of the preceding group states exactly that balance: p can precede r in a
+   statement order. (An exact join on the money value: cheap at any scale.)
+3. Rows that are not continuous are checked again against every candidate p of the same (p != r) and
+   the preceding group; the candidate whose balance is nearest the implied previous balance is the row
+   before the gap (`prev_txn_id`). If even it differs by more than `tolerance`, r is a break:
+   expected = p's balance + r's amount, difference = stated - expected.
+
+Reversals (冲正, 抹账) carry their own stated balance and chain like any other row, whatever their
+position inside a timestamp group; they are never breaks by themselves.
+
+Limits, stated honestly:
+- The check is *local*: it asks whether each row has a possible predecessor, not whether one single
+  order chains the whole group. A gap whose missing amounts happen to recreate a balance stated by
+  another row of the same or the preceding group goes unseen. Real gaps almost never do.
+- Rows of the account's first timestamp group have no known predecessor and are never breaks (for a
+  date-only export: the first day).
+- A row is judged only when no row *without* a stated balance sits in its group or between it and the
+  preceding group: the unstated amount would be part of the chain. Rows without a balance are ignored.
+- A row that chains only to a *later* timestamp (the bank stamped it out of order across distinct
+  times) is reported as a break; only identical timestamps are treated as unordered.
+- Checking the non-continuous rows costs (rows of the group + rows of the preceding group) per such
+  row; breaks are rare, so this is small, but a date-only export of an account with thousands of rows a
+  day and many breaks would make it quadratic in that day's rows.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from liushui.config import StatementIntegrityRules
+from liushui.contracts import MONEY
+from transforms.flags import finish_flags, fmt_num
+
+_KEYS = ["account_id", "currency"]
+
+BREAK_COLUMNS = [
+    "account_id", "currency", "txn_id", "prev_txn_id", "booked_on", "month_on",
+    "expected_balance", "stated_balance", "difference",
+]
+
+BALANCE_BREAK_REMEDIATION = (
+    "提供银行盖章的完整流水（含缺失的交易），或说明余额不连续的原因；在此之前该账户的其他指标仅供参考。",
+    "Provide the complete bank-stamped statement (with the missing transactions) or explain the gap; until "
+    "then the account's other figures are less reliable.",
+)
+
+
+def _timestamp_groups(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows with a stated balance, numbered by timestamp group, and whether each can be judged (no row
+    without a balance in its group or between it and the preceding group)."""
+    groups = (
+        transactions.group_by(*_KEYS, "booked_at")
+        .agg(_has_stated=pl.col("balance_after").is_not_null().any(),
+             _unstated=pl.col("balance_after").is_null().sum())
+        .sort(*_KEYS, "booked_at")
+        .with_columns(_unstated_before=pl.col("_unstated").cum_sum().over(_KEYS))
+        .filter(pl.col("_has_stated"))
+        .with_columns(
+            _grp=pl.int_range(1, pl.len() + 1).over(_KEYS),
+            # unstated rows in this group or since the previous stated group
+            _is_judged=(
+                pl.col("_unstated_before")
+                - pl.col("_unstated_before").shift(1, fill_value=0).over(_KEYS)
+            ) == 0,
+        )
+        .select(*_KEYS, "booked_at", "_grp", "_is_judged")
+    )
+    return (
+        transactions.filter(pl.col("balance_after").is_not_null())
+        .select(*_KEYS, "booked_at", "txn_id", "amount", "balance_after")
+        .join(groups, on=[*_KEYS, "booked_at"])
+        .with_columns(_implied_prev=(pl.col("balance_after") - pl.col("amount")).cast(MONEY))
+    )
+
+
+def _candidates(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Every row as a possible predecessor of the rows of its own group and of the next group."""
+    p = rows.select(*_KEYS, "_grp", prev_txn_id="txn_id", prev_balance="balance_after")
+    return pl.concat([p, p.with_columns(_grp=pl.col("_grp") + 1)])
+
+
+def balance_breaks(transactions: pl.LazyFrame, *, rules: StatementIntegrityRules) -> pl.LazyFrame:
+    """One row per balance break: `account_id, currency, txn_id` (the row after the gap), `prev_txn_id`
+    (the row before it), `booked_on, month_on, expected_balance, stated_balance, difference` (stated -
+    expected). See the module docstring for the algorithm and its limits."""
+    rows = _timestamp_groups(transactions)
+    candidates = _candidates(rows)
+    exact = (
+        rows.select(*_KEYS, "_grp", "txn_id", prev_balance="_implied_prev")
+        .join(candidates, on=[*_KEYS, "_grp", "prev_balance"])
+        .filter(pl.col("prev_txn_id") != pl.col("txn_id"))
+        .select("txn_id")
+        .unique()
+    )
+    suspects = rows.filter((pl.col("_grp") > 1) & pl.col("_is_judged")).join(exact, on="txn_id", how="anti")
+    nearest = (
+        suspects.join(candidates, on=[*_KEYS, "_grp"])
+        .filter(pl.col("prev_txn_id") != pl.col("txn_id"))
+        .with_columns(expected_balance=(pl.col("prev_balance") + pl.col("amount")).cast(MONEY))
+        .with_columns(difference=(pl.col("balance_after") - pl.col("expected_balance")).cast(MONEY))
+        .sort("txn_id", pl.col("difference").abs(), "prev_txn_id")
+        .unique("txn_id", keep="first", maintain_order=True)
+    )
+    return (
+        nearest.filter(pl.col("difference").abs().cast(pl.Float64) > rules.tolerance)
+        .with_columns(
+            booked_on=pl.col("booked_at").dt.date(),
+            month_on=pl.col("booked_at").dt.date().dt.month_start(),
+            stated_balance=pl.col("balance_after"),
+        )
+        .select(BREAK_COLUMNS)
+        .sort("account_id", "currency", "booked_on", "txn_id")
+    )
+
+
+def integrity_month_features(breaks: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per account x currency x month with at least one break: `balance_breaks` (count). Months
+    without a row have no break (the lead fills 0 for covered months)."""
+    return breaks.group_by(*_KEYS, "month_on").agg(balance_breaks=pl.len().cast(pl.Int64))
+
+
+def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> pl.LazyFrame:
+    """BALANCE_BREAK: one flag per account month with breaks (all currencies of the account together).
+
+    The metric is the largest absolute difference among the month's breaks — the quantity the rule
+    compares with `tolerance` (a break exists when |difference| > tolerance); the count and the currency
+    are in the reason. Severity is always high: a statement that does not add up cannot be trusted, so
+    every other figure of the account is less reliable. Evidence: both rows of every break."""
+    return finish_flags(
+        breaks.with_columns(_abs=pl.col("difference").abs())
+        .sort("account_id", "month_on", "_abs", "txn_id", descending=[False, False, True, False])
+        .group_by("account_id", "month_on", maintain_order=True)
+        .agg(
+            count=pl.len(),
+            _largest=pl.col("_abs").first(),
+            _currency=pl.col("currency").first(),
+            _txn=pl.col("txn_id").first(),
+            _prev=pl.col("prev_txn_id").first(),
+            evidence_txn_ids=pl.concat_list("prev_txn_id", "txn_id").list.explode().unique(),
+        )
+        .with_columns(
+            period_start_on=pl.col("month_on"),
+            period_end_on=pl.col("month_on").dt.month_end(),
+            metric_value=pl.col("_largest").cast(pl.Float64),
+            threshold=pl.lit(rules.tolerance),
+            limit_name=pl.lit("balance_tolerance"),
+            severity=pl.lit("high"),
+            reason_zh=pl.format(
+                "本月{}处余额不连续（上一笔余额+本笔金额≠本笔余额），最大差额{} {}（{}之后的{}）；流水可能缺页或被删改，"
+                "该账户的其他指标可信度降低。",
+                pl.col("count"), fmt_num(pl.col("_largest")), pl.col("_currency"), pl.col("_prev"), pl.col("_txn"),
+            ),
+            reason_en=pl.format(
+                "{} running-balance break(s) this month (previous balance + amount != stated balance); the "
+                "largest differs by {} {} ({} after {}). Rows may be missing or altered, so the account's "
+                "other figures are less reliable.",
+                pl.col("count"), fmt_num(pl.col("_largest")), pl.col("_currency"), pl.col("_txn"), pl.col("_prev"),
+            ),
+        ),
+        "BALANCE_BREAK",
+        rules.version,
+        BALANCE_BREAK_REMEDIATION,
+    )
