@@ -30,7 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEFAULT_DB = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
 Database = Annotated[Path, typer.Option("--db", help="DuckDB file.")]
@@ -231,6 +231,14 @@ def query(
         _fail(f"query failed: {exc}")
     finally:
         con.close()
+
+
+@app.command()
+def docs() -> None:
+    """Regenerate docs/tables.md from the table contracts."""
+    from liushui.tabledocs import write
+
+    console.print(f"wrote {write()}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from liushui.config import load_rules
 from liushui.contracts import (
+    ACCOUNT_MONTHS,
     ACCOUNTS_REF,
     CANONICAL_TRANSACTION,
     RELATED_PARTIES_REF,
@@ -184,6 +185,18 @@ def test_negative_balance_days_use_the_last_stated_balance_of_the_day_in_stateme
     assert got.month("A1", "2024-01-01")["negative_balance_days"] == 2
     overdue = got.flagged("OVERDUE_PENALTY").row(0, named=True)
     assert (overdue["metric_value"], overdue["evidence_txn_ids"]) == (2.0, ["g", "i"])
+
+
+def test_month_features_recompute_on_a_frame_already_in_the_contract_shape():
+    rows = full_months("A1", "2024-01-01", "2024-01-31") + [penalty("p1", "2024-01-09 10:00", "12.40")]
+    got = run(rows)
+    # as published: every contract column present, the credit ones included
+    conformed = ACCOUNT_MONTHS.conform(
+        got.months.with_columns(large_outflow_count=pl.lit(0), large_outflow_sum=pl.lit(0).cast(pl.Decimal(18, 2)))
+    )
+    again = credit_month_features(got.transactions.lazy(), conformed, rules=RULES).collect()
+    assert ACCOUNT_MONTHS.conform(again).collect().equals(conformed.collect())
+    assert again["penalty_count"].to_list() == [1]
 
 
 def _debt_burden_rows() -> list[dict]:

@@ -107,32 +107,33 @@ def negative_balance_day_closings(transactions: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _lenders_active(
+def _lender_counts(
     transactions: pl.LazyFrame, account_months: pl.LazyFrame, windows_days: list[int]
 ) -> pl.LazyFrame:
-    """Per account month: distinct lenders with activity in each N-day window ending at the month end."""
-    activity = lender_activity(transactions).select(*_PER_ACCOUNT, "lender_id", "booked_on").unique()
+    """Per account month: distinct lenders with activity in each N-day window ending at the month end,
+    and lenders whose first activity in the statement falls in the month (one pass over the activity)."""
+    activity = (
+        lender_activity(transactions)
+        .select(*_PER_ACCOUNT, "lender_id", "booked_on")
+        .unique()
+        .with_columns(_first_on=pl.col("booked_on").min().over(*_PER_ACCOUNT, "lender_id"))
+    )
     month_end = pl.col("month_on").dt.month_end()
+    earliest = pl.min_horizontal(_days_back(month_end, max(windows_days)), pl.col("month_on"))
     return (
         account_months.select(*_MONTH_KEY)
         .join(activity, on=_PER_ACCOUNT, how="inner")
-        .filter(pl.col("booked_on").is_between(_days_back(month_end, max(windows_days)), month_end))
+        .filter(pl.col("booked_on").is_between(earliest, month_end))
         .group_by(_MONTH_KEY)
         .agg(
-            pl.col("lender_id").filter(pl.col("booked_on") >= _days_back(month_end, days)).n_unique()
-            .cast(pl.Int64).alias(f"lenders_active_{days}d")
-            for days in windows_days
+            *(
+                pl.col("lender_id").filter(pl.col("booked_on") >= _days_back(month_end, days)).n_unique()
+                .cast(pl.Int64).alias(f"lenders_active_{days}d")
+                for days in windows_days
+            ),
+            new_lenders=pl.col("lender_id").filter(pl.col("_first_on") >= pl.col("month_on")).n_unique()
+            .cast(pl.Int64),
         )
-    )
-
-
-def _new_lenders(transactions: pl.LazyFrame) -> pl.LazyFrame:
-    return (
-        lender_activity(transactions)
-        .group_by(*_PER_ACCOUNT, "lender_id")
-        .agg(month_on=pl.col("booked_on").min().dt.month_start())
-        .group_by(_MONTH_KEY)
-        .agg(new_lenders=pl.len().cast(pl.Int64))
     )
 
 
@@ -208,10 +209,12 @@ def credit_month_features(
         "new_lenders", "disbursement_count", "penalty_count", "failed_debit_count", "negative_balance_days",
     ]
     private = ["debt_burden_start_on", "debt_burden_months", "debt_burden_repaid", "debt_burden_income"]
+    # Recomputed, never joined twice: a frame already conformed to the contract carries them as nulls.
+    produced = [*counts, "penalty_amount", "loan_share_of_inflow", "debt_burden_trailing"]
     return (
-        account_months.join(_lenders_active(transactions, account_months, windows), on=_MONTH_KEY, how="left",
-                            maintain_order="left")
-        .join(_new_lenders(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
+        account_months.drop(produced, strict=False)
+        .join(_lender_counts(transactions, account_months, windows), on=_MONTH_KEY, how="left",
+              maintain_order="left")
         .join(_loan_events(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
         .join(_negative_balance_days(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
         .with_columns(

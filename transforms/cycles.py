@@ -118,6 +118,7 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
                 _last_to=pl.col("_to"), _last_at=pl.col("_at"), _last_amount=pl.col("_amount"),
             )
             .drop("_txn", "_to", "_at", "_amount")
+            .cache()  # read twice: the chains closed at this length and the paths extended further
         )
         is_closed = pl.col("_last_to") == pl.col("_start")
         if length >= 3:

@@ -160,8 +160,8 @@ def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> 
             limit_name=pl.lit("balance_tolerance"),
             severity=pl.lit("high"),
             reason_zh=pl.format(
-                "本月{}处余额不连续（上一笔余额+本笔金额≠本笔余额），最大差额{} {}（{}之后的{}）；流水可能缺页或被删改，"
-                "该账户的其他指标可信度降低。",
+                "本月{}处余额不连续（上一笔余额+本笔金额≠本笔余额），最大差额{} {}（{}之后的{}）；"
+                "流水可能缺页或被删改，该账户的其他指标可信度降低。",
                 pl.col("count"), fmt_num(pl.col("_largest")), pl.col("_currency"), pl.col("_prev"), pl.col("_txn"),
             ),
             reason_en=pl.format(
