@@ -72,6 +72,7 @@ class BorrowingRules(_Strict):
     version: str
     max_disbursements_per_month: int = Field(ge=0)
     max_loan_share_of_inflow: float = Field(gt=0, le=1)
+    window_months: int = Field(ge=1)
     min_disbursed: float = Field(ge=0)
 
 

@@ -163,12 +163,14 @@ TRANSACTIONS = Table(
         col("booked_on", pl.Date, "DATE", "Local booking date.", nullable=False),
         text("customer_id", "Customer owning the account (accounts.csv); the account id when unknown.",
              nullable=False),
-        text("txn_class", "Classification: salary, income, loan_disbursement, loan_repayment, refund, "
-             "own_transfer_in/out, related_transfer_in/out, penalty_fee, failed_debit, spend, other_in.",
-             nullable=False),
+        text("txn_class", "Classification: salary, income, loan_disbursement, loan_repayment, penalty_fee, "
+             "failed_debit, reversal, refund, own_transfer_in/out, related_transfer_in/out, round_trip_in, "
+             "cycle_in, spend.", nullable=False),
         text("related_relation", "Relation of the counterparty when related (self, spouse, family, "
              "own_account, ...)."),
-        text("lender_id", "Lender registry id when the row is a loan disbursement, repayment or penalty."),
+        text("lender_id", "Lender registry id (liushui/reference/lenders.yaml) when the row is a loan event."),
+        text("lender_category", "Registry category: consumer_finance, microloan, bank_loan, bnpl, p2p, ..."),
+        text("loan_role", "disbursement, repayment, penalty, failed_debit or reversal (from registry keywords)."),
         col("is_clean_income", pl.Boolean, "BOOLEAN", "Counts as earned income (clean income).",
             nullable=False),
     ),
@@ -253,16 +255,16 @@ ACCOUNT_MONTHS = Table(
         ratio("related_out_share", "related_out / outflow."),
         ratio("debt_burden", "loan_repaid / clean_income (null when clean income is 0)."),
         # credit (transforms.credit)
-        _pending_count("lenders_active_30d", "Distinct lenders with loan activity in the 30 days to month end."),
-        _pending_count("lenders_active_90d", "Distinct lenders with loan activity in the 90 days to month end."),
-        _pending_count("lenders_active_180d", "Distinct lenders with loan activity in the 180 days to month end."),
-        _pending_count("new_lenders", "Lenders first seen in this month (within the statement)."),
-        _pending_count("disbursement_count", "Loan disbursements received in the month."),
+        count("lenders_active_30d", "Distinct lenders with loan activity in the 30 days to month end."),
+        count("lenders_active_90d", "Distinct lenders with loan activity in the 90 days to month end."),
+        count("lenders_active_180d", "Distinct lenders with loan activity in the 180 days to month end."),
+        count("new_lenders", "Lenders first seen in this month (within the statement)."),
+        count("disbursement_count", "Loan disbursements received in the month."),
         ratio("loan_share_of_inflow", "loan_disbursed / inflow."),
-        _pending_count("penalty_count", "Penalty interest / late fee rows (逾期, 罚息, 滞纳金, 违约金)."),
-        _pending_money("penalty_amount", "Penalties paid, as a positive number."),
-        _pending_count("failed_debit_count", "Failed or returned debits (扣款失败, 余额不足, NSF)."),
-        _pending_count("negative_balance_days", "Days ending with a negative stated balance."),
+        count("penalty_count", "Penalty interest / late fee rows (逾期, 罚息, 滞纳金, 违约金)."),
+        money("penalty_amount", "Penalties paid, as a positive number."),
+        count("failed_debit_count", "Failed or returned debits (扣款失败, 余额不足, NSF)."),
+        count("negative_balance_days", "Days ending with a negative stated balance."),
         ratio("debt_burden_trailing", "Loan repayments / clean income over the trailing full months "
               "(debt_burden.trailing_months); null when clean income is below the minimum."),
         # commingling (transforms.commingling)

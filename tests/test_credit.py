@@ -376,29 +376,36 @@ def test_borrowing_frequent_flags_more_than_max_disbursements_in_a_month():
     assert got.flagged("CASH_LOAN_RELIANCE").is_empty()  # 2000 of 12000 inflow
 
 
-def test_cash_loan_reliance_flags_full_main_currency_months_above_the_share():
+def _three_salaries(acct: str, amount: str, **kw) -> list[dict]:
+    return [salary(f"{acct}-s{m}", f"2024-0{m}-01 08:00", amount, acct=acct, **kw) for m in (4, 5, 6)] + [
+        spend(f"{acct}-e", "2024-06-30 20:00", acct=acct, **kw)]
+
+
+def test_cash_loan_reliance_judges_a_whole_trailing_window_of_full_months():
     rows = (
-        full_months("A1", "2024-06-01", "2024-06-30")
-        + [borrow("A1-d", "2024-06-05 10:00", "5000.00", "ant_jiebei", acct="A1")]
-        # exactly 30 %: 3000 of 7000 + 3000
-        + [salary("A2-s", "2024-06-01 08:00", "7000.00", acct="A2"), spend("A2-e", "2024-06-30 20:00", acct="A2"),
-           borrow("A2-d", "2024-06-05 10:00", "3000.00", "ant_jiebei", acct="A2")]
-        # half the inflow but less than min_disbursed
-        + [salary("A3-s", "2024-06-01 08:00", "999.00", acct="A3"), spend("A3-e", "2024-06-30 20:00", acct="A3"),
-           borrow("A3-d", "2024-06-05 10:00", "999.00", "ant_jiebei", acct="A3")]
+        # 13000 of 43000 over April..June: 30.2 %
+        _three_salaries("A1", "10000.00") + [borrow("A1-d", "2024-06-05 10:00", "13000.00", "ant_jiebei", acct="A1")]
+        # exactly 30 %: 9000 of 30000
+        + _three_salaries("A2", "7000.00") + [borrow("A2-d", "2024-06-05 10:00", "9000.00", "ant_jiebei", acct="A2")]
+        # only two full months (May, June) in the window: not judged, although 10000 of 30000 is 33 %
+        + [salary("A3-s5", "2024-05-01 08:00", "10000.00", acct="A3"),
+           salary("A3-s6", "2024-06-01 08:00", "10000.00", acct="A3"), spend("A3-e", "2024-06-30 20:00", acct="A3"),
+           borrow("A3-d", "2024-06-05 10:00", "10000.00", "ant_jiebei", acct="A3")]
+        # 40 % of inflow but less than min_disbursed
+        + _three_salaries("A4", "500.00") + [borrow("A4-d", "2024-06-05 10:00", "999.00", "ant_jiebei", acct="A4")]
         # the as-of month is partial: not judged
-        + [salary("A4-s", "2024-07-01 08:00", "5000.00", acct="A4"),
-           borrow("A4-d", "2024-07-02 10:00", "5000.00", "ant_jiebei", acct="A4")]
-        # a USD month of a CNY account: not its main currency
-        + full_months("A5", "2024-06-01", "2024-06-30") + [spend("A5-x", "2024-06-15 10:00", acct="A5")]
-        + [borrow("A5-d", "2024-06-05 10:00", "5000.00", "ant_jiebei", acct="A5", currency="USD")]
+        + _three_salaries("A5", "5000.00") + [borrow("A5-d", "2024-07-02 10:00", "9000.00", "ant_jiebei", acct="A5")]
+        # a USD loan of a CNY account: not its main currency
+        + _three_salaries("A6", "5000.00") + [borrow("A6-d", "2024-06-05 10:00", "9000.00", "ant_jiebei", acct="A6",
+                                                     currency="USD")]
     )
     flags = run(rows).flagged("CASH_LOAN_RELIANCE")
-    assert flags.select("account_id", "metric_value", "threshold", "limit_name", "evidence_txn_ids").rows() == [
-        ("A1", pytest.approx(5000 / 15000), 0.3, "loan_share_of_inflow", ["A1-d"]),
+    assert flags.select("account_id", "period_start_on", "metric_value", "threshold", "limit_name",
+                        "evidence_txn_ids").rows() == [
+        ("A1", date(2024, 4, 1), pytest.approx(13000 / 43000), 0.3, "loan_share_of_inflow_3m", ["A1-d"]),
     ]
-    assert flags["reason_en"][0] == ("Loan disbursements of 5000.00 were 33.3% of all inflow (15000.00) this month; "
-                                     "the limit is 30%.")
+    assert flags["reason_en"][0] == ("Over the last 3 months loan disbursements of 13000.00 were 30.2% of all inflow "
+                                     "(43000.00); the limit is 30%.")
 
 
 def test_borrow_to_repay_flags_the_month_of_the_repayment():

@@ -28,7 +28,7 @@ from liushui.config import (
 )
 from liushui.contracts import MONEY, TRANSFER_LINKS
 from transforms.flags import evidence_in_months, finish_flags, fmt_num, fmt_pct
-from transforms.transfers import _link_id, one_to_one
+from transforms.transfers import link_id_expr, one_to_one
 
 LOAN_ACTIVITY_CLASSES = ("loan_disbursement", "loan_repayment", "penalty_fee", "failed_debit")
 """Rows that show a loan with the row's lender: money lent, repaid, a penalty charged or an instalment
@@ -270,7 +270,7 @@ def borrow_to_repay_links(transactions: pl.LazyFrame, *, rules: BorrowToRepayRul
     return TRANSFER_LINKS.conform(
         one_to_one(pairs, order=["out_at", "out_txn_id", "in_at", "in_txn_id"]).with_columns(
             link_type=pl.lit("borrow_to_repay"),
-            link_id=_link_id("borrow_to_repay"),
+            link_id=link_id_expr("borrow_to_repay"),
             counterparty=pl.format("{}→{}", pl.col("lender_out"), pl.col("lender_in")),
             evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id"),
         )
@@ -368,27 +368,44 @@ def borrowing_frequent_flags(
 def cash_loan_reliance_flags(
     transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: BorrowingRules
 ) -> pl.LazyFrame:
-    """CASH_LOAN_RELIANCE: loan disbursements above `max_loan_share_of_inflow` of a full month's inflow
-    (a partial month is not judged: its salary may not have arrived yet)."""
+    """CASH_LOAN_RELIANCE: loan disbursements above `max_loan_share_of_inflow` of all inflow over the
+    trailing `window_months` months, all full, ending at a full month. A trailing window, not one month: a single
+    consumer loan of about a month's salary is borrowing, not reliance; a partial month is not judged
+    (its salary may not have arrived yet)."""
+    n = rules.window_months
     flagged = (
         _judged(months_with_credit)
-        .filter(
-            pl.col("is_full_month")
-            & (pl.col("loan_share_of_inflow") > rules.max_loan_share_of_inflow)
-            & (pl.col("loan_disbursed").cast(pl.Float64) >= rules.min_disbursed)
+        .with_columns(
+            _full_months=_trailing_sum(pl.col("is_full_month").cast(pl.Int64), n),
+            _disbursed=_trailing_sum(pl.col("loan_disbursed"), n),
+            _inflow=_trailing_sum(pl.col("inflow"), n),
+            _first_month_on=pl.col("month_on").min().over(_PER_ACCOUNT),
         )
         .with_columns(
-            **_month_period(),
-            metric_value=pl.col("loan_share_of_inflow"),
+            _share=pl.when(pl.col("_inflow") > 0)
+            .then(pl.col("_disbursed").cast(pl.Float64) / pl.col("_inflow").cast(pl.Float64))
+        )
+        .filter(
+            pl.col("is_full_month")
+            & (pl.col("_full_months") == n)  # a whole window, or the statement's first month would decide
+            & (pl.col("_share") > rules.max_loan_share_of_inflow)
+            & (pl.col("_disbursed").cast(pl.Float64) >= rules.min_disbursed)
+        )
+        .with_columns(
+            period_start_on=pl.max_horizontal(pl.col("month_on").dt.offset_by(f"-{n - 1}mo"),
+                                              pl.col("_first_month_on")),
+            period_end_on=pl.col("month_on").dt.month_end(),
+            metric_value=pl.col("_share"),
             threshold=pl.lit(rules.max_loan_share_of_inflow),
-            limit_name=pl.lit("loan_share_of_inflow"),
+            limit_name=pl.lit(f"loan_share_of_inflow_{n}m"),
             severity=pl.lit("medium"),
-            reason_zh=pl.format("本月贷款放款{}，占全部流入{}的{}，超过阈值{}。", fmt_num(pl.col("loan_disbursed")),
-                                fmt_num(pl.col("inflow")), fmt_pct(pl.col("loan_share_of_inflow")),
+            reason_zh=pl.format("近{}个月贷款放款{}，占全部流入{}的{}，超过阈值{}。", pl.lit(str(n)),
+                                fmt_num(pl.col("_disbursed")), fmt_num(pl.col("_inflow")), fmt_pct(pl.col("_share")),
                                 pl.lit(f"{rules.max_loan_share_of_inflow:.0%}")),
-            reason_en=pl.format("Loan disbursements of {} were {} of all inflow ({}) this month; the limit is {}.",
-                                fmt_num(pl.col("loan_disbursed")), fmt_pct(pl.col("loan_share_of_inflow")),
-                                fmt_num(pl.col("inflow")), pl.lit(f"{rules.max_loan_share_of_inflow:.0%}")),
+            reason_en=pl.format("Over the last {} months loan disbursements of {} were {} of all inflow ({}); "
+                                "the limit is {}.", pl.lit(str(n)), fmt_num(pl.col("_disbursed")),
+                                fmt_pct(pl.col("_share")), fmt_num(pl.col("_inflow")),
+                                pl.lit(f"{rules.max_loan_share_of_inflow:.0%}")),
         )
     )
     disbursement = pl.col("txn_class") == "loan_disbursement"

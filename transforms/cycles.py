@@ -39,7 +39,7 @@ import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
 from liushui.config import CycleRules
 from liushui.contracts import TRANSFER_LINKS
 from transforms.flags import finish_flags, fmt_num
-from transforms.transfers import _link_id, one_to_one
+from transforms.transfers import link_id_expr, one_to_one
 
 LEG_MAX_DAYS = 3
 """Days between a hop's outflow and the receiving account's inflow (as `transfer_legs`)."""
@@ -197,7 +197,7 @@ def cycle_links(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: Cy
     return TRANSFER_LINKS.conform(
         links.with_columns(
             link_type=pl.lit("cycle"),
-            link_id=_link_id("cycle"),
+            link_id=link_id_expr("cycle"),
             account_id=pl.col("from_account"),
             counterparty=pl.col("to_account"),
         ).sort("chain_id", "hop_index")

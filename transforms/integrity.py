@@ -60,56 +60,80 @@ BALANCE_BREAK_REMEDIATION = (
 
 
 def _timestamp_groups(transactions: pl.LazyFrame) -> pl.LazyFrame:
-    """Rows with a stated balance, numbered by timestamp group, and whether each can be judged (no row
-    without a balance in its group or between it and the preceding group)."""
-    groups = (
-        transactions.group_by(*_KEYS, "booked_at")
-        .agg(_has_stated=pl.col("balance_after").is_not_null().any(),
-             _unstated=pl.col("balance_after").is_null().sum())
+    """Rows with a stated balance with their timestamp group `_grp`, the preceding group holding a stated
+    balance `_prev_grp` (null for the account's first), and `_is_judged`: no row without a balance in the
+    group or between it and the preceding group. Group ids are integers of one sort, so the joins below
+    never touch the string keys again."""
+    rows = (
+        transactions.select(*_KEYS, "booked_at", "txn_id", "amount", "balance_after")
         .sort(*_KEYS, "booked_at")
-        .with_columns(_unstated_before=pl.col("_unstated").cum_sum().over(_KEYS))
-        .filter(pl.col("_has_stated"))
         .with_columns(
-            _grp=pl.int_range(1, pl.len() + 1).over(_KEYS),
-            # unstated rows in this group or since the previous stated group
-            _is_judged=(
-                pl.col("_unstated_before")
-                - pl.col("_unstated_before").shift(1, fill_value=0).over(_KEYS)
-            ) == 0,
+            _grp=pl.struct(*_KEYS, "booked_at").rle_id(),
+            _acct=pl.struct(*_KEYS).rle_id(),
+            _unstated_through=pl.col("balance_after").is_null().cum_sum(),
+            _row=pl.int_range(pl.len(), dtype=pl.UInt32),
         )
-        .select(*_KEYS, "booked_at", "_grp", "_is_judged")
+    )
+    groups = (
+        rows.group_by("_grp")
+        .agg(_acct=pl.col("_acct").first(), _has_stated=pl.col("balance_after").is_not_null().any(),
+             _unstated_through=pl.col("_unstated_through").last())
+        .filter(pl.col("_has_stated"))
+        .sort("_grp")
+        .with_columns(
+            _prev_grp=pl.when(pl.col("_acct").shift(1) == pl.col("_acct")).then(pl.col("_grp").shift(1)),
+            _is_judged=pl.col("_unstated_through") - pl.col("_unstated_through").shift(1, fill_value=0) == 0,
+        )
+        .select("_grp", "_prev_grp", "_is_judged")
     )
     return (
-        transactions.filter(pl.col("balance_after").is_not_null())
-        .select(*_KEYS, "booked_at", "txn_id", "amount", "balance_after")
-        .join(groups, on=[*_KEYS, "booked_at"])
+        rows.filter(pl.col("balance_after").is_not_null())
+        .drop("_acct", "_unstated_through")
+        .join(groups, on="_grp")
         .with_columns(_implied_prev=(pl.col("balance_after") - pl.col("amount")).cast(MONEY))
     )
 
 
 def _candidates(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Every row as a possible predecessor of the rows of its own group and of the next group."""
-    p = rows.select(*_KEYS, "_grp", prev_txn_id="txn_id", prev_balance="balance_after")
-    return pl.concat([p, p.with_columns(_grp=pl.col("_grp") + 1)])
+    """Every row as a possible predecessor (`_target`) of the rows of its own group and of the next one."""
+    p = rows.select("_grp", _prev_row="_row", prev_balance="balance_after")
+    following = rows.select("_grp", _next_grp="_prev_grp").unique().filter(pl.col("_next_grp").is_not_null())
+    return pl.concat([
+        p.rename({"_grp": "_target"}),
+        p.join(following.select(_grp="_next_grp", _target="_grp"), on="_grp").drop("_grp"),
+    ], how="diagonal")
+
+
+def _targets(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Each row twice: looking for its predecessor in its own group and in the preceding one."""
+    return pl.concat([
+        rows.with_columns(_target=pl.col("_grp")),
+        rows.filter(pl.col("_prev_grp").is_not_null()).with_columns(_target=pl.col("_prev_grp")),
+    ])
 
 
 def balance_breaks(transactions: pl.LazyFrame, *, rules: StatementIntegrityRules) -> pl.LazyFrame:
     """One row per balance break: `account_id, currency, txn_id` (the row after the gap), `prev_txn_id`
     (the row before it), `booked_on, month_on, expected_balance, stated_balance, difference` (stated -
     expected). See the module docstring for the algorithm and its limits."""
-    rows = _timestamp_groups(transactions)
-    candidates = _candidates(rows)
+    rows = _timestamp_groups(transactions).cache()
+    txn_ids = rows.select(_prev_row="_row", prev_txn_id="txn_id")
+    candidates = _candidates(rows).cache()
     exact = (
-        rows.select(*_KEYS, "_grp", "txn_id", prev_balance="_implied_prev")
-        .join(candidates, on=[*_KEYS, "_grp", "prev_balance"])
-        .filter(pl.col("prev_txn_id") != pl.col("txn_id"))
-        .select("txn_id")
+        _targets(rows.select("_grp", "_prev_grp", "_row", prev_balance="_implied_prev"))
+        .join(candidates, on=["_target", "prev_balance"])
+        .filter(pl.col("_prev_row") != pl.col("_row"))
+        .select("_row")
         .unique()
     )
-    suspects = rows.filter((pl.col("_grp") > 1) & pl.col("_is_judged")).join(exact, on="txn_id", how="anti")
+    suspects = rows.filter(pl.col("_prev_grp").is_not_null() & pl.col("_is_judged")).join(
+        exact, on="_row", how="anti"
+    )
     nearest = (
-        suspects.join(candidates, on=[*_KEYS, "_grp"])
-        .filter(pl.col("prev_txn_id") != pl.col("txn_id"))
+        _targets(suspects)
+        .join(candidates, on="_target")
+        .filter(pl.col("_prev_row") != pl.col("_row"))
+        .join(txn_ids, on="_prev_row")
         .with_columns(expected_balance=(pl.col("prev_balance") + pl.col("amount")).cast(MONEY))
         .with_columns(difference=(pl.col("balance_after") - pl.col("expected_balance")).cast(MONEY))
         .sort("txn_id", pl.col("difference").abs(), "prev_txn_id")

@@ -15,6 +15,7 @@ import polars as pl
 from liushui.config import Rules
 from liushui.contracts import ACCOUNT_MONTHS, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS
 from transforms.classify import classified_transactions, mark_round_trip_returns
+from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
 from transforms.flags import risk_flags
 from transforms.income import income_volatility
 from transforms.lenders import classify_lenders
@@ -57,9 +58,13 @@ def derive_signals(
         .cache()
     )
     large = large_outflows(transactions, months, rules=rules.large_outflow).cache()
-    months = with_large_outflow_totals(months, large)
-    links = pl.concat([trips, transfer_legs(transactions)])
-    flags = risk_flags(account_months=months, transactions=transactions, large=large, links=links, rules=rules)
+    months = credit_month_features(transactions, with_large_outflow_totals(months, large), rules=rules)
+    borrow_to_repay = borrow_to_repay_links(transactions, rules=rules.borrow_to_repay)
+    links = pl.concat([trips, transfer_legs(transactions), borrow_to_repay])
+    flags = pl.concat([
+        risk_flags(account_months=months, transactions=transactions, large=large, links=links, rules=rules),
+        credit_flags(transactions, months, borrow_to_repay, rules=rules),
+    ])
     return Signals(
         transactions=TRANSACTIONS.conform(transactions.sort("account_id", "booked_at", "txn_id")),
         account_months=ACCOUNT_MONTHS.conform(months.sort("account_id", "currency", "month_on")),

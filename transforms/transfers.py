@@ -29,7 +29,7 @@ def _party_key() -> pl.Expr:
     )
 
 
-def _link_id(link_type: str) -> pl.Expr:
+def link_id_expr(link_type: str) -> pl.Expr:
     return (
         pl.concat_str([pl.lit(link_type), pl.col("out_txn_id"), pl.col("in_txn_id")], separator="|")
         .chash.sha2_256()
@@ -78,7 +78,7 @@ def round_trips(transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.Lazy
     return TRANSFER_LINKS.conform(
         one_to_one(pairs, order=["out_at", "out_txn_id", "in_at", "in_txn_id"]).with_columns(
             link_type=pl.lit("round_trip"),
-            link_id=_link_id("round_trip"),
+            link_id=link_id_expr("round_trip"),
             evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id"),
         )
     )
@@ -109,7 +109,7 @@ def transfer_legs(transactions: pl.LazyFrame, *, max_days: int = 3) -> pl.LazyFr
     return TRANSFER_LINKS.conform(
         one_to_one(pairs, order=["_gap", "out_txn_id", "in_txn_id"]).with_columns(
             link_type=pl.lit("transfer_legs"),
-            link_id=_link_id("transfer_legs"),
+            link_id=link_id_expr("transfer_legs"),
             evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id"),
         )
     )
