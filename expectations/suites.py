@@ -67,10 +67,12 @@ ISO_4217: tuple[str, ...] = (
 KNOWN_TXN_CLASSES: tuple[str, ...] = (
     "salary", "income", "loan_disbursement", "loan_repayment", "refund", "own_transfer_in",
     "own_transfer_out", "related_transfer_in", "related_transfer_out", "penalty_fee", "failed_debit",
-    "spend", "other_in", "reversal", "round_trip_in",
+    "spend", "reversal", "round_trip_in", "cycle_in",
 )
 KNOWN_FLAG_CODES: tuple[str, ...] = (
-    "INCOME_VOLATILE", "LARGE_OUTFLOW", "RELATED_TRANSFER_HEAVY", "ROUND_TRIP",
+    "INCOME_VOLATILE", "LARGE_OUTFLOW", "RELATED_TRANSFER_HEAVY", "ROUND_TRIP", "MULTI_LENDER",
+    "BORROWING_FREQUENT", "CASH_LOAN_RELIANCE", "BORROW_TO_REPAY", "OVERDUE_PENALTY", "DEBT_BURDEN_HIGH",
+    "COMMINGLING", "BALANCE_BREAK", "CYCLE",
 )
 KNOWN_LINK_TYPES: tuple[str, ...] = ("round_trip", "transfer_legs", "borrow_to_repay", "cycle")
 # Vocabularies that are part of the published interface (dashboards filter on them): blocking.
@@ -78,6 +80,9 @@ SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 FILE_STATUSES: tuple[str, ...] = ("loaded", "partial", "rejected")
 RUN_STATUSES: tuple[str, ...] = ("published", "nothing_new", "blocked_by_dq", "failed")
 RUN_MODES: tuple[str, ...] = ("full", "incremental")
+RISK_BANDS: tuple[str, ...] = ("low", "medium", "high", "severe")
+RECOVERY_STATUSES: tuple[str, ...] = ("clean", "watch", "at_risk", "recovering", "recovered")
+TRUST_LEVELS: tuple[str, ...] = ("normal", "low")
 
 SHA256_REGEX = r"^[0-9a-f]{64}$"
 FLAG_CODE_REGEX = r"^[A-Z][A-Z0-9_]*$"
@@ -405,6 +410,25 @@ def _risk_flags() -> tuple[list[Check], list[Derived]]:
     return checks, []
 
 
+def _account_risk() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    checks = [
+        Check(E.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=100), "blocking",
+              "the score is 0-100"),
+        Check(E.ExpectColumnValuesToBeInSet(column="band", value_set=list(RISK_BANDS)), "blocking",
+              "published vocabulary"),
+        Check(E.ExpectColumnValuesToBeInSet(column="recovery_status", value_set=list(RECOVERY_STATUSES)),
+              "blocking", "published vocabulary"),
+        Check(E.ExpectColumnValuesToBeInSet(column="statement_trust", value_set=list(TRUST_LEVELS)), "blocking",
+              "published vocabulary"),
+        Check(E.ExpectColumnValuesToBeBetween(column="months_since_severe", min_value=0), "blocking",
+              "months since the last severe flag cannot be negative"),
+        Check(E.ExpectColumnPairValuesToBeEqual(column_A="active_flags_count", column_B="remediation_en_count"),
+              "blocking", "every active flag code has its remediation"),
+    ]
+    return checks, []
+
+
 def _quarantine() -> tuple[list[Check], list[Derived]]:
     E = _E()
     checks = [
@@ -475,6 +499,7 @@ _BUSINESS: dict[str, Callable[[], tuple[list[Check], list[Derived]]]] = {
     "account_months": _account_months,
     "transfer_links": _transfer_links,
     "risk_flags": _risk_flags,
+    "account_risk": _account_risk,
     "dq_results": _dq_results,
     "pipeline_runs": _pipeline_runs,
 }

@@ -252,7 +252,8 @@ def nightly(settings: Settings) -> RunReport:
             report.stage("derive_signals", t)
             t = time.perf_counter()
             dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
-                                                       "risk_flags", "quarantine", "source_files")},
+                                                       "risk_flags", "account_risk", "quarantine",
+                                                       "source_files")},
                                run_id, report.as_of))
             report.stage("validate_out", t)
             report.counts.update(accounts_recomputed=int(frames["transactions"]["account_id"].n_unique()))

@@ -187,22 +187,42 @@ def account(
     account_id: Annotated[str, typer.Argument(help="Account id.")],
     db: Database = DEFAULT_DB,
 ) -> None:
-    """One account: monthly figures and its flags with evidence.
+    """One account: risk and recovery, what would restore it, monthly figures, flags with evidence.
 
     Example: liushui account 6222020000000001
     """
     con = _open(db)
     try:
+        risk = con.execute(
+            "SELECT score, band, recovery_status, months_since_severe, statement_trust, active_flags, "
+            "score_components_json, round(clean_income_trend_pct, 1), round(debt_burden_last, 2), "
+            "remediation_zh, remediation_en, as_of_on FROM account_risk WHERE account_id = ?",
+            [account_id],
+        ).fetchone()
+        if risk is None:
+            _fail(f"no account {account_id!r} in {db}")
+        (score, band, status, since, trust, active, components, trend, burden, fix_zh, fix_en, as_of) = risk
+        console.print(
+            f"[bold]account {account_id}[/] as of {as_of}: score [bold]{score:.0f}[/] ({band}), "
+            f"recovery [bold]{status}[/]"
+            + (f", {since} clean month(s) since the last severe flag" if since is not None else "")
+            + f"; statement trust {trust}; clean income trend {trend if trend is not None else '-'} %/month; "
+            f"debt burden {burden if burden is not None else '-'}",
+            highlight=False,
+        )
+        console.print(f"active flags: {', '.join(active) or 'none'}  points: {components}", highlight=False)
+        for zh, en in zip(fix_zh, fix_en, strict=True):
+            console.print(f"  • {en}\n    {zh}", highlight=False)
         months = con.execute(
             "SELECT month_on, currency, is_full_month AS full, inflow, outflow, clean_income, related_out, "
-            "large_outflow_count AS large_n, round(income_cv, 2) AS income_cv, round(debt_burden, 2) AS debt, "
-            "closing_balance FROM account_months WHERE account_id = ? ORDER BY currency, month_on",
+            "loan_repaid, round(debt_burden_trailing, 2) AS debt_burden, lenders_active_90d AS lenders_90d, "
+            "large_outflow_count AS large_n, round(income_cv, 2) AS income_cv, closing_balance "
+            "FROM account_months WHERE account_id = ? ORDER BY currency, month_on",
             [account_id],
         )
-        if not _print_result(months, title=f"account {account_id}: months"):
-            _fail(f"no account {account_id!r} in {db}")
+        _print_result(months, title=f"account {account_id}: months")
         flagged = con.execute(
-            "SELECT flag_code, period_start_on, severity, reason_zh, reason_en, remediation_en, "
+            "SELECT flag_code, period_start_on, severity, reason_zh, reason_en, "
             "array_to_string(evidence_txn_ids[1:5], ' ') || CASE WHEN len(evidence_txn_ids) > 5 "
             "THEN ' … (' || len(evidence_txn_ids) || ')' ELSE '' END AS evidence "
             "FROM risk_flags WHERE account_id = ? ORDER BY period_start_on, flag_code",

@@ -98,14 +98,6 @@ def text(name: str, description: str, *, nullable: bool = True) -> Column:
     return Column(name, pl.String, "VARCHAR", description, nullable)
 
 
-def _pending_count(name: str, description: str) -> Column:
-    return Column(name, pl.Int64, "BIGINT", description, True, "count")
-
-
-def _pending_money(name: str, description: str) -> Column:
-    return Column(name, MONEY, MONEY_SQL, description, True, "currency units (exact, 2 decimals)")
-
-
 def month_col(description: str = "Calendar month (first day), local time.") -> Column:
     return Column("month_on", pl.Date, "DATE", description, False)
 
@@ -268,13 +260,13 @@ ACCOUNT_MONTHS = Table(
         ratio("debt_burden_trailing", "Loan repayments / clean income over the trailing full months "
               "(debt_burden.trailing_months); null when clean income is below the minimum."),
         # commingling (transforms.commingling)
-        _pending_count("business_in_count", "Payments in from companies (business counterparties)."),
-        _pending_money("business_in", "Sum of payments in from companies."),
-        _pending_count("business_out_count", "Payments out to companies / suppliers (货款, 采购)."),
-        _pending_money("business_out", "Sum of payments out to companies / suppliers."),
-        ratio("business_in_share", "business_in / inflow."),
+        count("business_in_count", "Payments in from companies (business counterparties)."),
+        money("business_in", "Sum of payments in from companies."),
+        count("business_out_count", "Payments out to companies / suppliers (货款, 采购)."),
+        money("business_out", "Sum of payments out to companies / suppliers."),
+        ratio("business_in_share", "business_in / inflow (null for business accounts: not judged)."),
         # statement integrity (transforms.integrity)
-        _pending_count("balance_breaks", "Running-balance breaks found in the month."),
+        count("balance_breaks", "Running-balance breaks found in the month."),
     ),
     primary_key=("account_id", "month_on", "currency"),
 )
@@ -325,6 +317,42 @@ RISK_FLAGS = Table(
         EVIDENCE,
     ),
     primary_key=("flag_id",),
+)
+
+ACCOUNT_RISK = Table(
+    "account_risk",
+    "One row per account: risk score from the active flags, band, recovery status, trends, and what "
+    "would have to change.",
+    (
+        ACCOUNT_ID,
+        text("currency", "The account's main currency (the one judged).", nullable=False),
+        col("as_of_on", pl.Date, "DATE", "As-of date the status refers to.", nullable=False),
+        ratio("score", "0-100: sum of the active flag codes' weights (high severity x multiplier), capped.",
+              nullable=False),
+        text("band", "low, medium, high or severe (config account_risk.bands).", nullable=False),
+        text("score_components_json", "Points per active flag code (JSON object).", nullable=False),
+        Column("active_flags", pl.List(pl.String), "VARCHAR[]", "Flag codes active in the lookback window.",
+               False),
+        count("active_flag_count", "Active flag rows in the lookback window."),
+        text("statement_trust", "normal, or low when the statement's running balance breaks: its other "
+             "figures are less reliable.", nullable=False),
+        text("recovery_status", "clean (no flags), watch (active flags, none severe), at_risk (a severe flag "
+             "within the last M months), recovering (M..K-1 clean months since), recovered (K or more).",
+             nullable=False),
+        col("last_severe_on", pl.Date, "DATE", "End of the last period with a severe (high) flag."),
+        col("months_since_severe", pl.Int64, "BIGINT", "Full months since the last severe flag's month.",
+            unit="months"),
+        money("clean_income_last", "Clean income of the last full month.", nullable=True),
+        ratio("clean_income_trend_pct", "Slope of clean income over the last 6 full months, % of their mean "
+              "per month (+ rising)."),
+        ratio("debt_burden_last", "Debt burden (trailing) of the last full month."),
+        ratio("debt_burden_trend", "Slope of the trailing debt burden over the last 6 full months, per month."),
+        Column("remediation_zh", pl.List(pl.String), "VARCHAR[]", "What would restore the account, one item "
+               "per active flag code, with the current value and the target (Chinese).", False),
+        Column("remediation_en", pl.List(pl.String), "VARCHAR[]", "The same in English.", False),
+        text("rule_version", "account_risk rule version.", nullable=False),
+    ),
+    primary_key=("account_id",),
 )
 
 DQ_RESULTS = Table(
@@ -380,6 +408,7 @@ PUBLISHED_TABLES: tuple[Table, ...] = (
     ACCOUNT_MONTHS,
     TRANSFER_LINKS,
     RISK_FLAGS,
+    ACCOUNT_RISK,
     DQ_RESULTS,
     PIPELINE_RUNS,
 )

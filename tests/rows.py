@@ -65,4 +65,4 @@ def monthly(account: str, months: list[int], amount: str, *, day: int = 10, year
 
 
 def flags_of(result: dict[str, pl.DataFrame], code: str) -> pl.DataFrame:
-    return result["risk_flags"].filter(pl.col("flag_code") == code).sort("account_id", "period_start_on")
+    return result["risk_flags"].filter(pl.col("flag_code") == code).sort("account_id", "period_start_on", "period_end_on")

@@ -44,6 +44,7 @@ def test_account_view_shows_months_and_flags(published, sample_dir):
     result = runner.invoke(app, ["account", account, "--db", str(published)], terminal_width=200)
     assert result.exit_code == 0
     assert "months" in result.output and "ROUND_TRIP" in result.output
+    assert "recovery" in result.output and "Stop moving money out and back" in result.output
 
 
 def test_unknown_account_is_a_clear_error(published):

@@ -192,7 +192,11 @@ def test_month_features_recompute_on_a_frame_already_in_the_contract_shape():
     got = run(rows)
     # as published: every contract column present, the credit ones included
     conformed = ACCOUNT_MONTHS.conform(
-        got.months.with_columns(large_outflow_count=pl.lit(0), large_outflow_sum=pl.lit(0).cast(pl.Decimal(18, 2)))
+        got.months.with_columns(
+            large_outflow_count=pl.lit(0), large_outflow_sum=pl.lit(0).cast(pl.Decimal(18, 2)),
+            business_in_count=pl.lit(0), business_in=pl.lit(0).cast(pl.Decimal(18, 2)),
+            business_out_count=pl.lit(0), business_out=pl.lit(0).cast(pl.Decimal(18, 2)), balance_breaks=pl.lit(0),
+        )
     )
     again = credit_month_features(got.transactions.lazy(), conformed, rules=RULES).collect()
     assert ACCOUNT_MONTHS.conform(again).collect().equals(conformed.collect())

@@ -98,6 +98,10 @@ def account_months_rows() -> list[dict]:
         large_outflow_sum=Decimal("0.00"), closing_balance=Decimal("2000.00"), income_cv=None,
         income_swing_share=0.0, window_months=1, income_history_months=0, typical_income=None, related_out_share=0.0625,
         debt_burden=0.0333,
+        lenders_active_30d=0, lenders_active_90d=1, lenders_active_180d=1, new_lenders=0, disbursement_count=0,
+        loan_share_of_inflow=0.0, penalty_count=0, penalty_amount=Decimal("0.00"), failed_debit_count=0,
+        negative_balance_days=0, debt_burden_trailing=0.0333, business_in_count=0, business_in=Decimal("0.00"),
+        business_out_count=0, business_out=Decimal("0.00"), business_in_share=0.0, balance_breaks=0,
     )
     return [m, {**m, "month_on": date(2024, 2, 1), "covered_days": 29, "income_cv": 0.1}]
 

@@ -15,7 +15,9 @@ from liushui.contracts import PUBLISHED_TABLES
 from liushui.evaluate import score_database
 
 DATA_TABLES = [t for t in PUBLISHED_TABLES if t.name not in ("dq_results", "pipeline_runs")]
-IMPLEMENTED = ["income_volatile", "large_outflow", "related_transfer_heavy", "round_trip"]
+from liushui.evaluate import BEHAVIOUR_FLAGS  # noqa: E402
+
+IMPLEMENTED = sorted(BEHAVIOUR_FLAGS)
 
 
 def run(inbox: Path, db: Path, reference: Path | None, **kwargs):

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from liushui.ingest.inbox import ingest_files, inbox_files
+from liushui.ingest.inbox import inbox_files, ingest_files
 
 HEADER = "account_id,booked_at,amount,currency,balance_after,counterparty_name,counterparty_account,description\n"
 ROWS = (
@@ -67,7 +67,7 @@ def test_parquet_with_float_money_is_rejected_whole(tmp_path):
     [
         (b"", "empty file (0 bytes)"),
         (b"\x00\x01\x02binary\x00junk", "binary content"),
-        ("datum,wert\n1,2\n".encode(), "unknown layout"),
+        (b"datum,wert\n1,2\n", "unknown layout"),
         (b"account_id,amount\nA,1\n", "missing required column(s) booked_at"),
     ],
 )

@@ -96,16 +96,20 @@ def classified_transactions(
     )
 
 
-def mark_round_trip_returns(transactions: pl.LazyFrame, round_trip_in_ids: pl.LazyFrame) -> pl.LazyFrame:
-    """The inbound leg of a round trip is not earned income: class `round_trip_in`, not clean income."""
-    returns = round_trip_in_ids.select(txn_id=pl.col("in_txn_id"), _returned=pl.lit(True)).unique("txn_id")
-    is_return = pl.col("_returned").fill_null(False) & (pl.col("amount") > 0)
+def mark_returned_money(transactions: pl.LazyFrame, returns: pl.LazyFrame) -> pl.LazyFrame:
+    """Money that only came back is not earned income: the inbound legs of round trips and of cycles.
+
+    `returns` has `txn_id` and `returned_class` (round_trip_in, cycle_in); an earned-income row listed
+    there takes that class and leaves clean income. The first listed class wins for a row in both.
+    """
+    listed = returns.unique("txn_id", keep="first", maintain_order=True)
+    is_return = pl.col("returned_class").is_not_null() & (pl.col("amount") > 0)
     return (
-        transactions.join(returns, on="txn_id", how="left")
+        transactions.join(listed, on="txn_id", how="left")
         .with_columns(
-            txn_class=pl.when(is_return & pl.col("is_clean_income")).then(pl.lit("round_trip_in"))
+            txn_class=pl.when(is_return & pl.col("is_clean_income")).then(pl.col("returned_class"))
             .otherwise(pl.col("txn_class")),
             is_clean_income=pl.col("is_clean_income") & ~is_return,
         )
-        .drop("_returned")
+        .drop("returned_class")
     )

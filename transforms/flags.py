@@ -244,4 +244,4 @@ def risk_flags(
             related_transfer_flags(account_months, transactions, rules=rules.related_transfers),
             round_trip_flags(links, transactions, rules=rules.round_trip),
         ]
-    ).sort("account_id", "flag_code", "period_start_on")
+    ).sort("account_id", "flag_code", "period_start_on", "period_end_on")

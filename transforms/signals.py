@@ -2,26 +2,45 @@
 
 Input: canonical transactions of a set of accounts (their *whole* history: trailing windows need it),
 the reference tables and the rules. Output: the published account-scoped tables, lazily. The flow calls
-this once for a full run, for the affected accounts of an incremental run, or once per shard.
+this once for a full run or once for the affected accounts of an incremental run.
+
+Shared intermediate frames (classified transactions, account months, ...) feed many branches. They go
+through `checkpoint`, which materialises them: leaving them as lazy `.cache()` nodes lets Polars 2.1
+re-plan the shared sub-plans once per branch (measured on 190k rows: 281 s with `.cache()`, 1.4 s with
+checkpoints). Where the data lives in between is the caller's choice: in memory by default, or spilled to
+Parquet and scanned back for data larger than memory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import date
 
 import polars as pl
 
 from liushui.config import Rules
-from liushui.contracts import ACCOUNT_MONTHS, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS
-from transforms.classify import classified_transactions, mark_round_trip_returns
+from liushui.contracts import ACCOUNT_MONTHS, ACCOUNT_RISK, MONEY, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS
+from transforms.classify import classified_transactions, mark_returned_money
+from transforms.commingling import commingling_flags, commingling_month_features
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
+from transforms.cycles import cycle_flags, cycle_inbound_ids, cycle_links
 from transforms.flags import risk_flags
 from transforms.income import income_volatility
+from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
 from transforms.lenders import classify_lenders
 from transforms.months import account_months
 from transforms.outflows import large_outflows, with_large_outflow_totals
+from transforms.risk import account_risk
 from transforms.transfers import round_trips, transfer_legs
+
+MONTH_KEY = ["account_id", "currency", "month_on"]
+Checkpoint = Callable[[pl.LazyFrame], pl.LazyFrame]
+
+
+def in_memory(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """The default checkpoint: collect once, keep the result in memory."""
+    return frame.collect().lazy()
 
 
 @dataclass(frozen=True)
@@ -30,12 +49,19 @@ class Signals:
     account_months: pl.LazyFrame
     transfer_links: pl.LazyFrame
     risk_flags: pl.LazyFrame
+    account_risk: pl.LazyFrame
 
     def collect(self) -> dict[str, pl.DataFrame]:
-        frames = pl.collect_all(
-            [self.transactions, self.account_months, self.transfer_links, self.risk_flags]
-        )
-        return dict(zip(["transactions", "account_months", "transfer_links", "risk_flags"], frames, strict=True))
+        names = [f.name for f in fields(self)]
+        frames = pl.collect_all([getattr(self, name) for name in names])
+        return dict(zip(names, frames, strict=True))
+
+
+def _with_month_features(months: pl.LazyFrame, features: pl.LazyFrame, *, zero: dict[str, pl.DataType]):
+    """Left-join per-month features; months without a feature row get zeros (counts and money)."""
+    return months.join(features, on=MONTH_KEY, how="left").with_columns(
+        pl.col(name).fill_null(pl.lit(0).cast(dtype)) for name, dtype in zero.items()
+    )
 
 
 def derive_signals(
@@ -46,28 +72,48 @@ def derive_signals(
     lender_registry: pl.DataFrame,
     rules: Rules,
     as_of: date,
+    checkpoint: Checkpoint = in_memory,
 ) -> Signals:
-    classified = classified_transactions(
-        classify_lenders(canonical, lender_registry), accounts, related_parties
-    ).cache()
-    trips = round_trips(classified, rules=rules.round_trip).cache()
-    transactions = mark_round_trip_returns(classified, trips).cache()
-    months = (
+    classified = checkpoint(
+        classified_transactions(classify_lenders(canonical, lender_registry), accounts, related_parties)
+    )
+    trips = checkpoint(round_trips(classified, rules=rules.round_trip))
+    cycles = checkpoint(cycle_links(classified, accounts, rules=rules.cycles))
+    returned = pl.concat([
+        trips.select(txn_id="in_txn_id", returned_class=pl.lit("round_trip_in")),
+        cycle_inbound_ids(cycles).select(txn_id="in_txn_id", returned_class=pl.lit("cycle_in")),
+    ])
+    transactions = checkpoint(mark_returned_money(classified, returned))
+
+    months = checkpoint(
         account_months(transactions, as_of=as_of, min_covered_days=rules.coverage.min_covered_days_for_full_month)
         .pipe(income_volatility, rules=rules.income_volatility)
-        .cache()
     )
-    large = large_outflows(transactions, months, rules=rules.large_outflow).cache()
+    large = checkpoint(large_outflows(transactions, months, rules=rules.large_outflow))
+    breaks = checkpoint(balance_breaks(transactions, rules=rules.statement_integrity))
+    business = checkpoint(commingling_month_features(transactions, accounts))
     months = credit_month_features(transactions, with_large_outflow_totals(months, large), rules=rules)
+    months = _with_month_features(months, integrity_month_features(breaks), zero={"balance_breaks": pl.Int64})
+    months = checkpoint(_with_month_features(
+        months, business,
+        zero={"business_in_count": pl.Int64, "business_in": MONEY, "business_out_count": pl.Int64,
+              "business_out": MONEY},
+    ))
+
     borrow_to_repay = borrow_to_repay_links(transactions, rules=rules.borrow_to_repay)
-    links = pl.concat([trips, transfer_legs(transactions), borrow_to_repay])
+    links = pl.concat([trips, transfer_legs(transactions), borrow_to_repay, cycles])
     flags = pl.concat([
         risk_flags(account_months=months, transactions=transactions, large=large, links=links, rules=rules),
         credit_flags(transactions, months, borrow_to_repay, rules=rules),
-    ])
+        integrity_flags(breaks, rules=rules.statement_integrity),
+        commingling_flags(transactions, business, accounts, rules=rules.commingling),
+        cycle_flags(cycles, transactions, rules=rules.cycles),
+    ]).sort("account_id", "flag_code", "period_start_on", "period_end_on")
+    flags = checkpoint(flags)
     return Signals(
         transactions=TRANSACTIONS.conform(transactions.sort("account_id", "booked_at", "txn_id")),
-        account_months=ACCOUNT_MONTHS.conform(months.sort("account_id", "currency", "month_on")),
-        transfer_links=TRANSFER_LINKS.conform(links),
+        account_months=ACCOUNT_MONTHS.conform(months.sort(MONTH_KEY)),
+        transfer_links=TRANSFER_LINKS.conform(links.sort("link_type", "link_id")),
         risk_flags=RISK_FLAGS.conform(flags),
+        account_risk=ACCOUNT_RISK.conform(account_risk(flags, months, rules=rules.account_risk, as_of=as_of)),
     )

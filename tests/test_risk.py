@@ -1,0 +1,99 @@
+"""Account risk and recovery from literal flags and months."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from liushui.config import load_rules
+from liushui.contracts import ACCOUNT_MONTHS, RISK_FLAGS
+from transforms.risk import account_risk
+
+RULES = load_rules().account_risk
+AS_OF = date(2026, 10, 15)  # last full month: September
+
+
+def flag(account: str, code: str, end: date, severity: str = "high", metric: float = 3.0,
+         threshold: float = 2.0) -> dict:
+    return {
+        "flag_id": f"{account}-{code}-{end}", "account_id": account, "flag_code": code,
+        "period_start_on": end.replace(day=1), "period_end_on": end, "metric_value": metric,
+        "threshold": threshold, "limit_name": "x", "severity": severity, "rule_version": "1.0",
+        "reason_zh": "理由", "reason_en": "reason", "remediation_zh": "整改", "remediation_en": "fix it",
+        "evidence_txn_ids": ["t1"],
+    }
+
+
+def months(account: str, incomes: list[str], burdens: list[float | None] | None = None) -> list[dict]:
+    burdens = burdens or [None] * len(incomes)
+    return [
+        {"account_id": account, "currency": "CNY", "month_on": date(2026, 3 + i, 1), "is_main_currency": True,
+         "is_full_month": True, "clean_income": Decimal(x), "debt_burden_trailing": b}
+        for i, (x, b) in enumerate(zip(incomes, burdens, strict=True))
+    ]
+
+
+def risk(flags: list[dict], month_rows: list[dict]) -> dict[str, dict]:
+    flag_frame = RISK_FLAGS.conform(pl.DataFrame(flags, schema_overrides={"evidence_txn_ids": pl.List(pl.String)})
+                                    if flags else RISK_FLAGS.empty())
+    month_frame = pl.DataFrame(month_rows, schema_overrides={"clean_income": ACCOUNT_MONTHS.polars_schema[
+        "clean_income"], "debt_burden_trailing": pl.Float64})
+    out = account_risk(flag_frame, month_frame.lazy(), rules=RULES, as_of=AS_OF).collect()
+    return {r["account_id"]: r for r in out.iter_rows(named=True)}
+
+
+FLAT = ["10000"] * 7  # March..September
+
+
+def test_recent_severe_flag_is_at_risk_with_score_band_and_remediation():
+    r = risk([flag("A", "ROUND_TRIP", date(2026, 9, 30))], months("A", FLAT))["A"]
+    assert (r["score"], r["band"], r["recovery_status"], r["months_since_severe"]) == (30.0, "medium", "at_risk", 0)
+    assert json.loads(r["score_components_json"]) == {"ROUND_TRIP": 30.0}
+    assert r["active_flags"] == ["ROUND_TRIP"]
+    assert r["remediation_en"] == ["fix it (now 3.00, threshold 2.00)"]
+    assert r["remediation_zh"] == ["整改（当前3.00，阈值2.00）"]
+
+
+@pytest.mark.parametrize(("end", "status", "months_since"), [
+    (date(2026, 7, 31), "at_risk", 2),
+    (date(2026, 6, 30), "recovering", 3),
+    (date(2026, 4, 30), "recovering", 5),
+    (date(2026, 3, 31), "recovered", 6),
+])
+def test_recovery_path_by_clean_months_since_the_last_severe_flag(end, status, months_since):
+    r = risk([flag("A", "MULTI_LENDER", end)], months("A", FLAT))["A"]
+    assert (r["recovery_status"], r["months_since_severe"]) == (status, months_since)
+
+
+def test_flags_older_than_the_lookback_are_not_active():
+    r = risk([flag("A", "MULTI_LENDER", date(2026, 3, 31))], months("A", FLAT))["A"]
+    assert (r["score"], r["band"], r["active_flags"]) == (0.0, "low", [])
+
+
+def test_clean_and_watch_accounts():
+    result = risk([flag("W", "INCOME_VOLATILE", date(2026, 9, 30), severity="medium")],
+                  months("C", FLAT) + months("W", FLAT))
+    assert (result["C"]["recovery_status"], result["C"]["score"]) == ("clean", 0.0)
+    assert (result["W"]["recovery_status"], result["W"]["score"]) == ("watch", 10.0)
+
+
+def test_balance_break_lowers_statement_trust_and_score_is_capped():
+    codes = ["BALANCE_BREAK", "CYCLE", "BORROW_TO_REPAY", "ROUND_TRIP", "MULTI_LENDER"]
+    r = risk([flag("B", c, date(2026, 9, 30)) for c in codes], months("B", FLAT))["B"]
+    assert r["statement_trust"] == "low"
+    assert (r["score"], r["band"]) == (100.0, "severe")
+    assert r["active_flags"][0] in ("CYCLE", "BORROW_TO_REPAY")  # ordered by points
+
+
+def test_trends_of_income_and_debt_burden():
+    rows = months("T", ["1000", "2000", "3000", "4000", "5000", "6000", "7000"],
+                  [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    r = risk([], rows)["T"]
+    # last 6 full months: 2000..7000, slope 1000/month, mean 4500
+    assert r["clean_income_trend_pct"] == pytest.approx(1000 / 4500 * 100)
+    assert r["debt_burden_trend"] == pytest.approx(0.1)
+    assert (r["clean_income_last"], r["debt_burden_last"]) == (Decimal("7000.00"), 0.7)
