@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -50,9 +53,16 @@ class RunReport:
     message: str = ""
     rejected_files: list[str] = field(default_factory=list)
 
-    def stage(self, name: str, started: float) -> None:
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage, record its wall time and the peak memory so far, and show progress on stderr."""
+        print(f"liushui: {name} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        yield
         self.stage_seconds[name] = round(time.perf_counter() - started, 3)
         self.stage_peak_rss_mb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(f"liushui: {name} done in {self.stage_seconds[name]:.1f} s "
+              f"(peak memory {self.stage_peak_rss_mb[name]:.0f} MiB)", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -207,10 +217,9 @@ def nightly(settings: Settings) -> RunReport:
     rules = load_rules(settings.rules_path)
     fingerprint = config_fingerprint(settings.rules_path, settings.reference_dir)
     with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s):
-        t = time.perf_counter()
-        prior = read_prior_state(settings.database)
-        ingested = ingest(settings, prior, run_id)
-        report.stage("ingest", t)
+        with report.stage("ingest"):
+            prior = read_prior_state(settings.database)
+            ingested = ingest(settings, prior, run_id)
         report.rejected_files = ingested.source_files.filter(pl.col("status") == "rejected")["error"].to_list()
         new = ingested.transactions
         report.counts.update(
@@ -234,28 +243,24 @@ def nightly(settings: Settings) -> RunReport:
         )
         report.mode = "full" if full else "incremental"
 
-        t = time.perf_counter()
-        dq = [validate({"canonical_transactions": new}, run_id, report.as_of)]
-        report.stage("validate_raw", t)
+        with report.stage("validate_raw"):
+            dq = [validate({"canonical_transactions": new}, run_id, report.as_of)]
 
         frames: dict[str, pl.DataFrame] = {"source_files": ingested.source_files, "quarantine": ingested.quarantine}
         affected: pl.Series | None = None
         if full or new.height:
-            t = time.perf_counter()
-            accounts_ref, _ = read_reference(settings.reference_dir)
-            affected = None if full else affected_accounts(new, accounts_ref)
-            history = load_history(settings.database, affected)
-            canonical = pl.concat([history, new]).unique("txn_id", keep="first", maintain_order=True)
-            report.stage("load_history", t)
-            t = time.perf_counter()
-            frames |= derive(canonical, settings, report.as_of)
-            report.stage("derive_signals", t)
-            t = time.perf_counter()
-            dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
-                                                       "risk_flags", "account_risk", "quarantine",
-                                                       "source_files")},
-                               run_id, report.as_of))
-            report.stage("validate_out", t)
+            with report.stage("load_history"):
+                accounts_ref, _ = read_reference(settings.reference_dir)
+                affected = None if full else affected_accounts(new, accounts_ref)
+                history = load_history(settings.database, affected)
+                canonical = pl.concat([history, new]).unique("txn_id", keep="first", maintain_order=True)
+            with report.stage("derive_signals"):
+                frames |= derive(canonical, settings, report.as_of)
+            with report.stage("validate_out"):
+                dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
+                                                           "risk_flags", "account_risk", "quarantine",
+                                                           "source_files")},
+                                   run_id, report.as_of))
             report.counts.update(accounts_recomputed=int(frames["transactions"]["account_id"].n_unique()))
         report.counts.update({f"published_{k}": v.height for k, v in frames.items()})
 
@@ -271,7 +276,6 @@ def nightly(settings: Settings) -> RunReport:
             nothing_new = not full and not new.height and ingested.source_files.is_empty()
             report.status = "nothing_new" if nothing_new else "published"
             report.message = _summary(report)
-        t = time.perf_counter()
         to_write = {"dq_results": dq_results}
         if report.status == "published":
             to_write |= frames
@@ -280,8 +284,8 @@ def nightly(settings: Settings) -> RunReport:
             schema=PIPELINE_RUNS.polars_schema,
         )
         no_accounts = pl.Series("account_id", [], dtype=pl.String)
-        publish(settings.database, to_write, affected if report.status == "published" else no_accounts)
-        report.stage("publish", t)
+        with report.stage("publish"):
+            publish(settings.database, to_write, affected if report.status == "published" else no_accounts)
         record_stage_times(settings.database, report)
     if report.status == "blocked_by_dq":
         raise PublishBlocked(report.message)

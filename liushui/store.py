@@ -11,6 +11,7 @@ Guarantees this module gives the flow:
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,7 +58,12 @@ def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
     database.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(database) + ".lock")
     try:
-        lock.acquire(timeout=timeout_s)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"liushui: another run is using {database}; waiting up to {timeout_s:.0f} s",
+                  file=sys.stderr, flush=True)
+            lock.acquire(timeout=timeout_s)
     except Timeout:
         raise StoreError(
             f"another liushui run is using {database} (lock file {lock.lock_file}); waited {timeout_s:.0f} s. "
