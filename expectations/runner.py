@@ -3,6 +3,11 @@
     results = validate_frame("transactions", frame, run_id=run_id, as_of=as_of)
     raise_on_blocking(results)          # BlockingExpectationFailed if a blocking expectation failed
 
+    validation = validate_tables({"transactions": frame, ...}, run_id=run_id, as_of=as_of)
+    validation.rows                     # the dq_results rows, as above
+    validation.gx_results               # table -> GX ExpectationSuiteValidationResults (for Data Docs,
+                                        # expectations.datadocs.build_data_docs; no second validation)
+
 How a frame reaches GX (GX 1.24 has no Polars support):
 
 * Only the columns the suite's data checks read are materialised, in one Polars ``select``: source
@@ -289,6 +294,27 @@ def _rows(
 
 
 # Public API ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TableValidation:
+    """One table's validation: its `dq_results` rows and the GX results they were read from (the data
+    suite's and the schema suite's `ExpectationSuiteValidationResult`, for Data Docs)."""
+
+    rows: pl.DataFrame
+    gx_results: list[Any]
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Several tables' validations: `dq_results` rows of all, and the GX results per table."""
+
+    rows: pl.DataFrame
+    gx_results: dict[str, list[Any]]
+
+    def __or__(self, other: Validation) -> Validation:
+        """Both validations (e.g. raw input and output of one run)."""
+        return Validation(pl.concat([self.rows, other.rows]), {**self.gx_results, **other.gx_results})
+
+
 def validate_frame(
     table_name: str, frame: pl.DataFrame, *, run_id: str, as_of: date | None = None
 ) -> pl.DataFrame:
@@ -297,6 +323,13 @@ def validate_frame(
     `as_of` (default: today, UTC) bounds booking times: nothing after the end of the as-of day.
     Never raises for failed expectations (see `raise_on_blocking`); raises for programming errors.
     """
+    return validate_table(table_name, frame, run_id=run_id, as_of=as_of).rows
+
+
+def validate_table(
+    table_name: str, frame: pl.DataFrame, *, run_id: str, as_of: date | None = None
+) -> TableValidation:
+    """`validate_frame`, keeping GX's own results next to the `dq_results` rows."""
     if isinstance(frame, pl.LazyFrame):
         frame = frame.collect()
     suite = suite_for(table_name)
@@ -311,25 +344,36 @@ def validate_frame(
     with session.lock:
         data_suite, schema_suite = _gx_suites(session, suite)
         results: list[Any] = []
+        outcomes: list[Any] = []
         for gx_suite, pdf in ((data_suite, data_pd), (schema_suite, schema_pd)):
             if not gx_suite.expectations:
                 continue
             batch = session.batch_definition.get_batch(batch_parameters={"dataframe": pdf})
             outcome = batch.validate(gx_suite, result_format=RESULT_FORMAT, expectation_parameters=params)
             results.extend(outcome.results)
+            outcomes.append(outcome)
     rows = _rows(suite, results, run_id=run_id, height=frame.height, params=params,
                  validated_at=validated_at)
-    return contracts.DQ_RESULTS.conform(
-        pl.DataFrame(rows, schema=contracts.DQ_RESULTS.polars_schema)
-    ).collect()
+    return TableValidation(
+        contracts.DQ_RESULTS.conform(pl.DataFrame(rows, schema=contracts.DQ_RESULTS.polars_schema)).collect(),
+        outcomes,
+    )
 
 
 def validate_frames(
     frames: dict[str, pl.DataFrame], *, run_id: str, as_of: date | None = None
 ) -> pl.DataFrame:
     """Validate several tables; results concatenated (one row per check per table)."""
-    parts = [validate_frame(name, f, run_id=run_id, as_of=as_of) for name, f in frames.items()]
-    return pl.concat(parts) if parts else contracts.DQ_RESULTS.empty()
+    return validate_tables(frames, run_id=run_id, as_of=as_of).rows
+
+
+def validate_tables(
+    frames: dict[str, pl.DataFrame], *, run_id: str, as_of: date | None = None
+) -> Validation:
+    """`validate_frames`, keeping GX's own results per table (for Data Docs)."""
+    parts = {name: validate_table(name, f, run_id=run_id, as_of=as_of) for name, f in frames.items()}
+    rows = pl.concat([p.rows for p in parts.values()]) if parts else contracts.DQ_RESULTS.empty()
+    return Validation(rows, {name: p.gx_results for name, p in parts.items()})
 
 
 def blocking_failures(results: pl.DataFrame) -> pl.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import shutil
 import sys
 import time
 import uuid
@@ -89,7 +90,7 @@ def read_prior_state(database: Path) -> PriorState:
 
 @task(name="ingest", cache_policy=NO_CACHE, **IO_RETRIES)
 def ingest(settings: Settings, prior: PriorState, batch_id: str) -> IngestResult:
-    latest_booking = settings.as_of or (datetime.now(UTC) + LOCAL_TZ_OFFSET).date() + timedelta(days=1)
+    latest_booking = latest_plausible_booking(settings)
     con = store.reader(settings.database) if settings.database.exists() else None
     try:
         return ingest_files(
@@ -106,10 +107,15 @@ def ingest(settings: Settings, prior: PriorState, batch_id: str) -> IngestResult
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate(frames: dict[str, pl.DataFrame], run_id: str, as_of: date) -> pl.DataFrame:
+def validate(frames: dict[str, pl.DataFrame | Path], run_id: str, latest_booking: date) -> pl.DataFrame:
+    """Every table's suite; a table given as a Parquet path is read one table at a time."""
     from expectations.runner import validate_frame
 
-    results = [validate_frame(name, frame, run_id=run_id, as_of=as_of) for name, frame in frames.items()]
+    results = [
+        validate_frame(name, pl.read_parquet(frame) if isinstance(frame, Path) else frame, run_id=run_id,
+                       as_of=latest_booking)
+        for name, frame in frames.items()
+    ]
     return pl.concat(results) if results else DQ_RESULTS.empty()
 
 
@@ -126,9 +132,11 @@ def load_history(database: Path, accounts: pl.Series | None) -> pl.DataFrame:
 
 
 @task(name="derive-signals", cache_policy=NO_CACHE)
-def derive(canonical: pl.DataFrame, settings: Settings, as_of: date) -> dict[str, pl.DataFrame]:
+def derive(canonical: pl.DataFrame, settings: Settings, as_of: date, staging: Path) -> dict[str, Path]:
+    """All signals, spilled through Parquet in `staging` (memory holds one stage at a time); returns the
+    Parquet file of each published table."""
     from transforms.lenders import load_lender_registry
-    from transforms.signals import derive_signals
+    from transforms.signals import derive_signals, spill_to
 
     accounts, related = read_reference(settings.reference_dir)
     return derive_signals(
@@ -138,11 +146,12 @@ def derive(canonical: pl.DataFrame, settings: Settings, as_of: date) -> dict[str
         lender_registry=load_lender_registry(),
         rules=load_rules(settings.rules_path),
         as_of=as_of,
-    ).collect()
+        checkpoint=spill_to(staging / "checkpoints"),
+    ).sink(staging / "tables")
 
 
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
-def publish(database: Path, frames: dict[str, pl.DataFrame], affected: pl.Series | None) -> None:
+def publish(database: Path, frames: dict[str, pl.DataFrame | Path], affected: pl.Series | None) -> None:
     with store.writer(database) as con:
         store.publish(con, frames, affected_accounts=affected)
 
@@ -216,7 +225,8 @@ def nightly(settings: Settings) -> RunReport:
     report = RunReport(run_id=run_id)
     rules = load_rules(settings.rules_path)
     fingerprint = config_fingerprint(settings.rules_path, settings.reference_dir)
-    with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s):
+    staging = settings.staging_dir / run_id
+    with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s), _removed_after(staging):
         with report.stage("ingest"):
             prior = read_prior_state(settings.database)
             ingested = ingest(settings, prior, run_id)
@@ -234,6 +244,7 @@ def nightly(settings: Settings) -> RunReport:
         candidates = [d for d in (settings.as_of, prior.max_booked_on,
                                   new["booked_at"].max().date() if new.height else None) if d is not None]
         report.as_of = settings.as_of or (max(candidates) if candidates else started_at.date())
+        latest_booking = latest_plausible_booking(settings)
         as_of_month = report.as_of.strftime("%Y-%m")
         full = (
             settings.full_rebuild
@@ -244,9 +255,10 @@ def nightly(settings: Settings) -> RunReport:
         report.mode = "full" if full else "incremental"
 
         with report.stage("validate_raw"):
-            dq = [validate({"canonical_transactions": new}, run_id, report.as_of)]
+            dq = [validate({"canonical_transactions": new}, run_id, latest_booking)]
 
-        frames: dict[str, pl.DataFrame] = {"source_files": ingested.source_files, "quarantine": ingested.quarantine}
+        frames: dict[str, pl.DataFrame | Path] = {
+            "source_files": ingested.source_files, "quarantine": ingested.quarantine}
         affected: pl.Series | None = None
         if full or new.height:
             with report.stage("load_history"):
@@ -254,15 +266,17 @@ def nightly(settings: Settings) -> RunReport:
                 affected = None if full else affected_accounts(new, accounts_ref)
                 history = load_history(settings.database, affected)
                 canonical = pl.concat([history, new]).unique("txn_id", keep="first", maintain_order=True)
+                del history
             with report.stage("derive_signals"):
-                frames |= derive(canonical, settings, report.as_of)
+                frames |= derive(canonical, settings, report.as_of, staging)
+                del canonical
             with report.stage("validate_out"):
                 dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
                                                            "risk_flags", "account_risk", "quarantine",
                                                            "source_files")},
-                                   run_id, report.as_of))
-            report.counts.update(accounts_recomputed=int(frames["transactions"]["account_id"].n_unique()))
-        report.counts.update({f"published_{k}": v.height for k, v in frames.items()})
+                                   run_id, latest_booking))
+            report.counts.update(accounts_recomputed=_rows(frames["account_risk"]))
+        report.counts.update({f"published_{k}": _rows(v) for k, v in frames.items()})
 
         dq_results = pl.concat(dq)
         from expectations.runner import BlockingExpectationFailed, raise_on_blocking
@@ -290,6 +304,26 @@ def nightly(settings: Settings) -> RunReport:
     if report.status == "blocked_by_dq":
         raise PublishBlocked(report.message)
     return report
+
+
+def latest_plausible_booking(settings: Settings) -> date:
+    """The last booking date accepted from input: tomorrow in bank local time (or the as-of date when it
+    is later). Rows booked after an explicit past as-of date are kept; the signals just don't judge them."""
+    tomorrow = (datetime.now(UTC) + LOCAL_TZ_OFFSET).date() + timedelta(days=1)
+    return max(tomorrow, settings.as_of) if settings.as_of else tomorrow
+
+
+def _rows(frame: pl.DataFrame | Path) -> int:
+    return pl.scan_parquet(frame).select(pl.len()).collect().item() if isinstance(frame, Path) else frame.height
+
+
+@contextmanager
+def _removed_after(directory: Path) -> Iterator[None]:
+    """Run staging (spilled intermediate tables) lives only as long as the run."""
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _summary(report: RunReport) -> str:

@@ -56,6 +56,9 @@ def run(
     as_of: Annotated[str | None, typer.Option(help="As-of date YYYY-MM-DD (default: latest booking).")] = None,
     profile: Annotated[str | None, typer.Option(help="Force this layout profile for bank exports.")] = None,
     full_rebuild: Annotated[bool, typer.Option(help="Recompute every account, not only affected ones.")] = False,
+    lock_timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for another run using the database (default 600).")
+    ] = None,
 ) -> None:
     """Run the nightly job once.
 
@@ -72,6 +75,7 @@ def run(
             profile=profile,
             full_rebuild=full_rebuild,
             **({"rules_path": rules.resolve()} if rules else {}),
+            **({"lock_timeout_s": lock_timeout} if lock_timeout is not None else {}),
         )
     except ValueError as exc:
         _fail(f"invalid parameter: {exc}")

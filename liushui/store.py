@@ -25,16 +25,29 @@ from liushui.contracts import CANONICAL_TRANSACTION, PUBLISHED_TABLES, Table
 
 VIEWS: dict[str, str] = {
     "v_flag_counts_by_month": """
-        SELECT flag_code, date_trunc('month', period_start_on)::DATE AS month_on, severity,
+        SELECT flag_code, date_trunc('month', period_end_on)::DATE AS month_on, severity,
                count(*) AS flag_count, count(DISTINCT account_id) AS account_count
         FROM risk_flags GROUP BY ALL""",
-    "v_account_summary": """
-        SELECT m.account_id, max(m.month_on) AS last_month_on, sum(m.clean_income) AS clean_income_total,
-               sum(m.outflow) AS outflow_total,
-               (SELECT count(*) FROM risk_flags f WHERE f.account_id = m.account_id) AS flag_count
-        FROM account_months m WHERE m.is_main_currency GROUP BY m.account_id""",
-    "v_latest_run": """
-        SELECT * FROM pipeline_runs ORDER BY started_at DESC LIMIT 1""",
+    "v_account_overview": """
+        SELECT r.account_id, r.as_of_on, r.score, r.band, r.recovery_status, r.months_since_severe,
+               r.statement_trust, r.active_flags, r.clean_income_trend_pct, r.debt_burden_last,
+               m.month_on AS last_full_month_on, m.clean_income AS last_clean_income, m.outflow AS last_outflow,
+               m.lenders_active_90d AS last_lenders_90d
+        FROM account_risk r
+        LEFT JOIN account_months m ON m.account_id = r.account_id AND m.currency = r.currency
+         AND m.month_on = (SELECT max(month_on) FROM account_months x
+                           WHERE x.account_id = r.account_id AND x.currency = r.currency AND x.is_full_month)""",
+    "v_risk_bands": """
+        SELECT band, recovery_status, count(*) AS account_count FROM account_risk GROUP BY ALL""",
+    "v_quarantine_by_file": """
+        SELECT batch_id, source_file, reason_code, count(*) AS row_count FROM quarantine GROUP BY ALL""",
+    "v_dq_failures": """
+        SELECT run_id, suite, expectation, column_name, level, unexpected_count, detail, validated_at
+        FROM dq_results WHERE NOT success""",
+    "v_run_health": """
+        SELECT run_id, started_at, finished_at, status, mode, as_of_on, counts_json, stage_seconds_json,
+               (SELECT count(*) FROM dq_results d WHERE d.run_id = p.run_id AND NOT d.success) AS dq_failures
+        FROM pipeline_runs p""",
 }
 
 
@@ -154,7 +167,12 @@ def last_published_run(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None
     return (row[0], row[1]) if row else None
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame) -> None:
+def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame | Path) -> None:
+    """Rows from an in-memory frame (as Arrow) or from a Parquet file written in the table's contract
+    shape (DuckDB reads it directly: no copy through Python)."""
+    if isinstance(frame, Path):
+        con.execute(f'INSERT INTO "{table.name}" BY NAME SELECT * FROM read_parquet(?)', [str(frame)])
+        return
     if frame.is_empty():
         return
     rows = table.conform(frame).collect().to_arrow()  # noqa: F841 (scanned by name)
@@ -163,7 +181,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame) -
 
 def publish(
     con: duckdb.DuckDBPyConnection,
-    frames: dict[str, pl.DataFrame],
+    frames: dict[str, pl.DataFrame | Path],
     *,
     affected_accounts: pl.Series | None,
 ) -> None:

@@ -38,3 +38,18 @@ def sample_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sample")
     generate_sample(out, seed=11, n_accounts=150, months=9)
     return out
+
+
+@pytest.fixture(scope="session")
+def published_db(prefect_harness, sample_dir, tmp_path_factory) -> Path:
+    """A database published by the real flow from the sample (read it only: tests share it)."""
+    import shutil
+
+    from flows.nightly import nightly
+    from liushui.config import Settings
+
+    work = tmp_path_factory.mktemp("published")
+    shutil.copytree(sample_dir / "inbox", work / "inbox")
+    db = work / "liushui.duckdb"
+    nightly(Settings(inbox=work / "inbox", database=db, reference_dir=sample_dir / "reference"))
+    return db

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
@@ -43,6 +44,20 @@ def in_memory(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.collect().lazy()
 
 
+def spill_to(directory: Path) -> Checkpoint:
+    """A checkpoint that writes each intermediate frame to Parquet in `directory` and scans it back:
+    memory then holds one stage's working set, not every intermediate table at once."""
+    directory.mkdir(parents=True, exist_ok=True)
+    counter = iter(range(1_000_000))
+
+    def checkpoint(frame: pl.LazyFrame) -> pl.LazyFrame:
+        path = directory / f"checkpoint_{next(counter):03d}.parquet"
+        frame.sink_parquet(path)
+        return pl.scan_parquet(path)
+
+    return checkpoint
+
+
 @dataclass(frozen=True)
 class Signals:
     transactions: pl.LazyFrame
@@ -55,6 +70,15 @@ class Signals:
         names = [f.name for f in fields(self)]
         frames = pl.collect_all([getattr(self, name) for name in names])
         return dict(zip(names, frames, strict=True))
+
+    def sink(self, directory: Path) -> dict[str, Path]:
+        """Write every table to `<directory>/<table>.parquet` (streaming where the plan allows)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for f in fields(self):
+            paths[f.name] = directory / f"{f.name}.parquet"
+            getattr(self, f.name).sink_parquet(paths[f.name])
+        return paths
 
 
 def _with_month_features(months: pl.LazyFrame, features: pl.LazyFrame, *, zero: dict[str, pl.DataType]):
@@ -77,13 +101,17 @@ def derive_signals(
     classified = checkpoint(
         classified_transactions(classify_lenders(canonical, lender_registry), accounts, related_parties)
     )
-    trips = checkpoint(round_trips(classified, rules=rules.round_trip))
-    cycles = checkpoint(cycle_links(classified, accounts, rules=rules.cycles))
+    # Signals are as of `as_of`: rows booked later are published (classified) but not judged, so that a
+    # backfill for a past date sees exactly what was known then.
+    known_then = pl.col("booked_on") <= as_of
+    trips = checkpoint(round_trips(classified.filter(known_then), rules=rules.round_trip))
+    cycles = checkpoint(cycle_links(classified.filter(known_then), accounts, rules=rules.cycles))
     returned = pl.concat([
         trips.select(txn_id="in_txn_id", returned_class=pl.lit("round_trip_in")),
         cycle_inbound_ids(cycles).select(txn_id="in_txn_id", returned_class=pl.lit("cycle_in")),
     ])
-    transactions = checkpoint(mark_returned_money(classified, returned))
+    published_transactions = checkpoint(mark_returned_money(classified, returned))
+    transactions = published_transactions.filter(known_then)
 
     months = checkpoint(
         account_months(transactions, as_of=as_of, min_covered_days=rules.coverage.min_covered_days_for_full_month)
@@ -111,7 +139,7 @@ def derive_signals(
     ]).sort("account_id", "flag_code", "period_start_on", "period_end_on")
     flags = checkpoint(flags)
     return Signals(
-        transactions=TRANSACTIONS.conform(transactions.sort("account_id", "booked_at", "txn_id")),
+        transactions=TRANSACTIONS.conform(published_transactions.sort("account_id", "booked_at", "txn_id")),
         account_months=ACCOUNT_MONTHS.conform(months.sort(MONTH_KEY)),
         transfer_links=TRANSFER_LINKS.conform(links.sort("link_type", "link_id")),
         risk_flags=RISK_FLAGS.conform(flags),

@@ -7,6 +7,12 @@ turns text into types, so every layout gets the same checks and the same quarant
 
 Output of `parse_raw`: one row per input row, either in `good` (CANONICAL_TRANSACTION columns) or in
 `bad` (QUARANTINE columns) — never both, never neither.
+
+Hostile or odd text (docs/hostile_input.md): identifier, date, money and currency cells are NFKC-normalised
+(full-width digits and letters are the same characters) and U+2212 is a minus sign; a leading currency
+symbol is accepted only when it agrees with the row's currency; anything else that is not a plain exact
+decimal is quarantined, never rounded or guessed. Free-text cells (names, memos) are kept verbatim and never
+interpreted; only control characters other than tab and line breaks make a row unacceptable.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from datetime import date, datetime
 import polars as pl
 import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
 
+from expectations.suites import ISO_4217
 from liushui.contracts import CANONICAL_INPUT_COLUMNS, CANONICAL_TRANSACTION, MONEY, QUARANTINE, TIMESTAMP
 
 RAW_META_COLUMNS = ("source_row", "raw", "reject_code", "reject_reason")
@@ -31,10 +38,30 @@ _TIMESTAMP_FORMATS = (
     "%Y-%m-%d %H:%M",
 )
 _DATE_FORMATS = ("%Y-%m-%d",)
-# Up to 16 integer digits and at most 2 decimals: what DECIMAL(18,2) holds exactly. More decimals would
-# be rounded silently by a cast, so they are rejected instead.
-_MONEY_PATTERN = r"^[+-]?(\d{1,16}(\.\d{0,2})?|\.\d{1,2})$"
 _ID_SEPARATOR = "\x1f"
+# Identifier, date, money and currency cells: compatibility characters (full-width digits, letters,
+# signs) mean the same as their plain forms. Free text is never normalised.
+_NFKC_COLUMNS = ("account_id", "txn_id", "booked_at", "amount", "currency", "balance_after",
+                 "counterparty_account")
+_MONEY_COLUMNS = ("amount", "balance_after")
+_NON_ASCII = r"[^\x00-\x7F]"
+# Not text: a NUL truncates strings in C tools, and U+001F is the separator of the txn_id hash key.
+_CONTROL = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]"
+# A leading currency symbol (after an optional sign) and the currencies it may stand for.
+SYMBOL_CURRENCIES: dict[str, tuple[str, ...]] = {
+    "¥": ("CNY", "JPY"),
+    "$": ("USD", "HKD", "SGD", "AUD", "CAD", "NZD", "TWD"),
+    "US$": ("USD",),
+    "HK$": ("HKD",),
+    "€": ("EUR",),
+    "£": ("GBP",),
+}
+_SYMBOL = r"^([+-]?)(US\$|HK\$|[¥$€£])\s*"
+# Digits with correctly grouped thousands separators or none, optional decimals. DECIMAL(18,2) holds
+# 16 integer digits and 2 decimals exactly; more decimals would be rounded silently by a cast.
+_DECIMAL_SHAPE = r"^[+-]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]*)(?:\.[0-9]*)?$"
+_TOO_MANY_DECIMALS = r"\.[0-9]{3,}$"
+_TOO_LARGE = r"^[+-]?[0-9]{17,}"
 
 
 @dataclass(frozen=True)
@@ -68,15 +95,62 @@ def _parse_booked_at() -> pl.Expr:
     return pl.coalesce(candidates)
 
 
-def _parse_money(name: str) -> pl.Expr:
+def _normalised(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """NFKC on the identifier / date / money / currency columns that contain non-ASCII text at all (the
+    check is cheap, the normalisation is not), then U+2212 MINUS SIGN -> '-' in money."""
+    lf = raw.lazy()
+    present = lf.select(pl.col(c).str.contains(_NON_ASCII).any() for c in _NFKC_COLUMNS).collect().row(0)
+    columns = [c for c, has in zip(_NFKC_COLUMNS, present, strict=True) if has]
+    return lf.with_columns(
+        pl.col(c).str.normalize("NFKC").str.replace_all("\u2212", "-", literal=True) if c in _MONEY_COLUMNS
+        else pl.col(c).str.normalize("NFKC")
+        for c in columns
+    )
+
+
+def _money(name: str) -> list[pl.Expr]:
+    """`_{name}` (exact Decimal or null), `_{name}_symbol` (the leading currency symbol) and
+    `_{name}_problem` (why the text is not an exact amount, null when it is)."""
     text = pl.col(name)
-    return pl.when(text.str.contains(_MONEY_PATTERN)).then(text.cast(MONEY, strict=False)).otherwise(None)
+    bare = text.str.replace(_SYMBOL, "${1}")
+    digits = bare.str.replace_all(",", "", literal=True)
+    problem = (
+        pl.when(~bare.str.contains(_DECIMAL_SHAPE) | ~bare.str.contains("[0-9]"))
+        .then(pl.lit("max 2 decimals"))  # the generic wording; tests and users rely on it
+        .when(digits.str.contains(_TOO_MANY_DECIMALS))
+        .then(pl.lit("more than 2 decimals: money is never rounded"))
+        .when(digits.str.contains(_TOO_LARGE))
+        .then(pl.lit("more than 16 integer digits: does not fit DECIMAL(18,2)"))
+    )
+    return [
+        pl.when(problem.is_null()).then(digits.cast(MONEY, strict=False)).alias(f"_{name}"),
+        text.str.extract(_SYMBOL, 2).alias(f"_{name}_symbol"),
+        problem.alias(f"_{name}_problem"),
+    ]
 
 
-def _problem(code: str, column: str, message: str) -> pl.Expr:
+def symbol_disagrees(symbol: pl.Expr, currency: pl.Expr) -> pl.Expr:
+    """True when a currency symbol written in an amount is not a symbol of the row's currency."""
+    symbol = symbol.str.replace_all("￥", "¥", literal=True)
+    agrees = pl.lit(False)
+    for sym, currencies in SYMBOL_CURRENCIES.items():
+        agrees = agrees | ((symbol == sym) & currency.is_in(currencies))
+    return symbol.is_not_null() & ~agrees
+
+
+def _symbol_disagrees(name: str) -> pl.Expr:
+    return symbol_disagrees(pl.col(f"_{name}_symbol"), pl.col("_currency"))
+
+
+def _shown(column: str) -> pl.Expr:
+    """A cell as shown in a reason: at most 60 characters, control characters as '?'."""
+    return pl.col(column).str.slice(0, 60).str.replace_all(r"[\x00-\x1F\x7F]", "?").fill_null("")
+
+
+def _problem(code: str, column: str, message: str | pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """Reason text naming the column and the offending value (truncated: a cell can be huge)."""
-    value = pl.col(column).str.slice(0, 60)
-    return pl.format(f"{message} in column '{column}': '{{}}'", value.fill_null("")), pl.lit(code)
+    message = pl.lit(message) if isinstance(message, str) else message
+    return pl.format("{} in column '{}': '{}'", message, pl.lit(column), _shown(column)), pl.lit(code)
 
 
 def parse_raw(
@@ -92,14 +166,19 @@ def parse_raw(
     `latest_booking` is the last plausible booking date (a later date is rejected as in the future).
     """
     latest = datetime.combine(latest_booking, datetime.max.time())
-    lf = raw.lazy().with_columns([_clean_text(c) for c in CANONICAL_INPUT_COLUMNS])
+    lf = _normalised(raw).with_columns([_clean_text(c) for c in CANONICAL_INPUT_COLUMNS])
     lf = lf.with_columns(
+        *_money("amount"),
+        *_money("balance_after"),
         _booked=_parse_booked_at(),
-        _amount=_parse_money("amount"),
-        _balance=_parse_money("balance_after"),
         _currency=pl.col("currency").str.to_uppercase().fill_null(DEFAULT_CURRENCY),
     )
     checks: list[tuple[pl.Expr, tuple[pl.Expr, pl.Expr]]] = [
+        *[
+            (pl.col(c).str.contains(_CONTROL), _problem(
+                "control_character", c, "control character (shown as '?'; only tab and line breaks are text)"))
+            for c in CANONICAL_INPUT_COLUMNS
+        ],
         (pl.col("account_id").is_null(), _problem("missing_account", "account_id", "missing account id")),
         (pl.col("booked_at").is_null(), _problem("missing_date", "booked_at", "missing booking time")),
         (pl.col("_booked").is_null(), _problem("bad_date", "booked_at", "not a date/time")),
@@ -109,13 +188,21 @@ def parse_raw(
                      f"booking date outside {EARLIEST_BOOKING.date()}..{latest_booking}"),
         ),
         (pl.col("amount").is_null(), _problem("missing_amount", "amount", "missing amount")),
-        (pl.col("_amount").is_null(), _problem("bad_amount", "amount", "not an exact amount (max 2 decimals)")),
+        (pl.col("_amount").is_null(), _problem("bad_amount", "amount", pl.format(
+            "not an exact amount ({})", pl.col("_amount_problem")))),
         (
-            pl.col("balance_after").is_not_null() & pl.col("_balance").is_null(),
-            _problem("bad_balance", "balance_after", "not an exact balance (max 2 decimals)"),
+            pl.col("balance_after").is_not_null() & pl.col("_balance_after").is_null(),
+            _problem("bad_balance", "balance_after", pl.format(
+                "not an exact balance ({})", pl.col("_balance_after_problem"))),
         ),
-        (~pl.col("_currency").str.contains(r"^[A-Z]{3}$"), _problem("bad_currency", "currency",
-                                                                     "not an ISO 4217 currency code")),
+        (~pl.col("_currency").is_in(ISO_4217), _problem("bad_currency", "currency",
+                                                         "not an ISO 4217 currency code")),
+        (_symbol_disagrees("amount"), _problem("currency_mismatch", "amount", pl.format(
+            "currency symbol '{}' does not agree with the row's currency {}",
+            pl.col("_amount_symbol"), pl.col("_currency")))),
+        (_symbol_disagrees("balance_after"), _problem("currency_mismatch", "balance_after", pl.format(
+            "currency symbol '{}' does not agree with the row's currency {}",
+            pl.col("_balance_after_symbol"), pl.col("_currency")))),
     ]
     # Built from the last check backwards, so the first failing check names the row's reason.
     reason_expr, code_expr = pl.col("reject_reason"), pl.col("reject_code")
@@ -150,7 +237,7 @@ def parse_raw(
             booked_at=pl.col("_booked"),
             amount=pl.col("_amount"),
             currency=pl.col("_currency"),
-            balance_after=pl.col("_balance"),
+            balance_after=pl.col("_balance_after"),
             counterparty_name=pl.col("counterparty_name"),
             counterparty_account=pl.col("counterparty_account"),
             description=pl.col("description"),

@@ -28,6 +28,9 @@ from typing import Annotated, Any, Literal
 
 import polars as pl
 import yaml
+
+from liushui.ingest.canonical import binary_kind
+from liushui.ingest.parse import symbol_disagrees
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
@@ -99,6 +102,7 @@ _SYM = r"(?:[¥￥$€£]|HK\$|US\$)?"
 _DIGITS = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+"
 _NUM_RE = rf"^[+-]?{_SYM}\s*(?:{_DIGITS})$|^[+-]?\(\s*{_SYM}\s*(?:{_DIGITS})\s*\)$"
 _ZERO_RE = r"^-?0*\.?0*$"
+_SYMBOL_GROUP = r"(US\$|HK\$|[¥￥$€£])"
 
 
 class LayoutError(Exception):
@@ -356,10 +360,10 @@ def _norm_header(s: str) -> str:
 
 
 def _sniff_binary(head: bytes, name: str) -> None:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return
-    if b"\x00" in head:
-        raise LayoutError(f"{name}: binary file (NUL bytes), not a text export")
+    """One NUL inside a cell is a bad row (quarantined by `parse`), not a binary file."""
+    kind = binary_kind(head)
+    if kind is not None:
+        raise LayoutError(f"{name}: binary content ({kind}), not a text export")
 
 
 def _decode_stream(path: Path, encoding: str, errors: str = "strict") -> str:
@@ -424,7 +428,7 @@ def _decode_head(path: Path, encoding: str) -> str | None:
             head = fh.read(DETECT_BYTES)
     except OSError:
         return None
-    if not head.strip() or b"\x00" in head[:BINARY_SNIFF_BYTES] and not _bom_encoding(head):
+    if not head.strip() or binary_kind(head) is not None:
         return None
     encs = (
         [encoding]
@@ -774,6 +778,22 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
         .then(raw_cur.str.to_uppercase())
         .otherwise(raw_cur)
     )
+
+    # A currency symbol in an amount cell must agree with the row's currency: '$5.00' on a CNY row is
+    # not 5 yuan (the symbol is stripped by _number, so the check is made on the cell as written).
+    amount_cells = {"signed": (am.column,), "split": (am.income_column, am.expense_column),
+                    "direction": (am.column,)}[am.convention]
+    for bank_name in amount_cells:
+        written = cell(bank_name, "amount")
+        symbol = written.str.extract(_SYMBOL_GROUP, 1)
+        reject_rules.append(
+            (
+                symbol_disagrees(symbol, currency),
+                "currency_mismatch",
+                pl.format("currency symbol '{}' in column '{}' ('{}') does not agree with the row's currency {}",
+                          symbol, pl.lit(bank_name), written, currency),
+            )
+        )
 
     # account ------------------------------------------------------------------------------------------
     acc = spec.account_id

@@ -1,0 +1,403 @@
+"""The liushui dashboard (Streamlit): overview, account drill-down and run health, read-only on DuckDB.
+
+Start it with `liushui dashboard --db PATH`, or `streamlit run liushui/dashboard/app.py -- --db PATH`
+(or with the path in LIUSHUI_DB). The URL follows the page and the account, so
+it can be shared or bookmarked: `?page=Run+health`, `?account=6222020000000001` (opens the drill-down).
+
+DuckDB lets one process write a file only while no other process has it open, so every interaction opens
+the database read-only, runs its queries and closes it: the nightly writer is never kept waiting by a
+dashboard left open in a browser. Results are cached per database state (file and WAL modification time),
+so a publish shows on the next interaction and a page switch costs no query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import altair as alt
+import duckdb
+import polars as pl
+import streamlit as st
+
+from liushui.config import DEFAULT_DATA_DIR
+from liushui.dashboard import queries
+from liushui.store import StoreError, reader
+
+DEFAULT_DATABASE = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
+PAGES = ("Overview", "Account", "Run health")
+CACHE_TTL_S = 300
+READ_TIMEOUT_S = 5.0
+ACCOUNT_CHOICES = 1000
+BAND_COLOURS = ("#4c9f70", "#e0b040", "#e07b39", "#c8423b")
+RECOVERY_MEANING = {
+    "clean": "no flags in the lookback window",
+    "watch": "active flags, none severe",
+    "at_risk": "a severe (high) flag within the last months",
+    "recovering": "clean months since the last severe flag, not yet enough",
+    "recovered": "enough clean months since the last severe flag",
+}
+
+
+def database_path(argv: list[str], environ: dict[str, str]) -> Path:
+    """`-- --db PATH` after `streamlit run app.py`, else LIUSHUI_DB, else the project's default database."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--db", type=Path)
+    args, _ = parser.parse_known_args(argv)
+    return (args.db or Path(environ.get("LIUSHUI_DB") or DEFAULT_DATABASE)).expanduser().resolve()
+
+
+def database_state(database: Path) -> tuple[int, int]:
+    """Changes whenever the writer publishes (the file or its WAL is written): part of every cache key."""
+    wal = database.with_name(database.name + ".wal")
+    return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (database, wal))
+
+
+@contextmanager
+def _reading(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = reader(Path(database), timeout_s=READ_TIMEOUT_S)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def overview_data(database: str, state: tuple[int, int]) -> dict[str, object]:
+    with _reading(database) as con:
+        return {
+            "headline": queries.headline(con),
+            "flags_per_code": queries.flags_per_code(con),
+            "flags_by_month": queries.flags_per_code_by_month(con),
+            "bands": queries.accounts_per_band(con),
+            "recovery": queries.accounts_per_recovery_status(con),
+            "dq_per_run": queries.dq_failures_per_run(con),
+            "quarantine": queries.quarantine_per_batch(con),
+            "file_status": queries.files_per_status(con),
+            "file_problems": queries.files_with_problems(con),
+        }
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def account_choices(database: str, state: tuple[int, int], wanted: str | None) -> pl.DataFrame:
+    """The riskiest accounts, plus the one a URL asked for when it exists but is not among them."""
+    with _reading(database) as con:
+        return queries.account_choices(con, limit=ACCOUNT_CHOICES, include=wanted)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def account_data(database: str, state: tuple[int, int], account_id: str) -> dict[str, object]:
+    with _reading(database) as con:
+        return {
+            "risk": queries.account_risk(con, account_id),
+            "months": queries.account_months(con, account_id),
+            "flags": queries.account_flags(con, account_id),
+            "evidence": queries.account_evidence(con, account_id),
+        }
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def runs_data(database: str, state: tuple[int, int]) -> pl.DataFrame:
+    with _reading(database) as con:
+        return queries.runs(con)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def run_dq_data(database: str, state: tuple[int, int], run_id: str) -> dict[str, pl.DataFrame]:
+    with _reading(database) as con:
+        return {"summary": queries.dq_summary(con, run_id), "failed": queries.dq_failed(con, run_id)}
+
+
+def table(frame: pl.DataFrame, *, max_rows: int = 15) -> None:
+    """A dataframe with dates as plain YYYY-MM-DD, tall enough for up to `max_rows` rows (then it scrolls)."""
+    shown = frame.with_columns(pl.col(pl.Date).cast(pl.String))
+    st.dataframe(shown, hide_index=True, width="stretch", height=38 + 35 * min(max(len(shown), 1), max_rows))
+
+
+def _bar(frame: pl.DataFrame, category: str, value: str, *, order: tuple[str, ...], colours=None) -> alt.Chart:
+    colour = (
+        alt.Color(f"{category}:N", scale=alt.Scale(domain=list(order), range=list(colours)), legend=None)
+        if colours else alt.value("#4a78b0")
+    )
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{category}:N", sort=list(order), title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y(f"{value}:Q", title=value),
+            color=colour,
+            tooltip=[category, value],
+        )
+        .properties(height=220)
+    )
+
+
+def overview_page(database: str, state: tuple[int, int]) -> None:
+    data = overview_data(database, state)
+    head = data["headline"]
+    st.header("Overview")
+    cols = st.columns(5)
+    cols[0].metric("Accounts", f"{head['accounts']:,}")
+    cols[1].metric("Transactions", f"{head['transactions']:,}")
+    cols[2].metric("Flags", f"{head['flags']:,}")
+    cols[3].metric("Flagged accounts", f"{head['flagged_accounts']:,}")
+    cols[4].metric("As of", str(head["as_of_on"] or "-"))
+    latest = head["latest_run"]
+    if latest is None:
+        st.info("No run has been recorded in this database yet.")
+    elif latest["status"] in ("published", "nothing_new"):
+        st.success(f"Last run {latest['run_id']} ({latest['mode']}): {latest['status']}. {latest['message'] or ''}")
+    else:
+        st.error(f"Last run {latest['run_id']} did not publish ({latest['status']}): {latest['message'] or ''}")
+
+    st.subheader("Flags per code by month")
+    by_month = data["flags_by_month"]
+    if by_month.is_empty():
+        st.info("No flags published.")
+    else:
+        st.altair_chart(
+            alt.Chart(by_month)
+            .mark_bar()
+            .encode(
+                x=alt.X("yearmonth(month_on):O", title="month"),
+                y=alt.Y("sum(flags):Q", title="flags"),
+                color=alt.Color("flag_code:N", title="flag code", scale=alt.Scale(scheme="tableau20")),
+                tooltip=["flag_code", alt.Tooltip("yearmonth(month_on):T", title="month"), "flags"],
+            )
+            .properties(height=320),
+            width="stretch",
+        )
+    table(data["flags_per_code"])
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Risk bands")
+        st.altair_chart(_bar(data["bands"], "band", "accounts", order=queries.BAND_ORDER, colours=BAND_COLOURS),
+                        width="stretch")
+        table(data["bands"])
+    with right:
+        st.subheader("Recovery status")
+        st.altair_chart(_bar(data["recovery"], "recovery_status", "accounts", order=queries.RECOVERY_ORDER),
+                        width="stretch")
+        table(data["recovery"])
+
+    st.subheader("Data quality and quarantine")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Expectation failures per run** (newest first)")
+        table(data["dq_per_run"], max_rows=8)
+    with right:
+        st.markdown("**Source files by status**")
+        table(data["file_status"])
+    st.markdown("**Quarantined rows per batch**")
+    if data["quarantine"].is_empty():
+        st.success("No input row has been quarantined.")
+    else:
+        table(data["quarantine"])
+    if not data["file_problems"].is_empty():
+        st.markdown("**Files not loaded whole** (partial: some rows quarantined; rejected: retried next run)")
+        table(data["file_problems"])
+
+
+def _choice_label(choices: pl.DataFrame) -> dict[str, str]:
+    return {
+        row["account_id"]: f"{row['account_id']} · score {row['score']:.0f} ({row['band']}) · {row['flags']} flags"
+        for row in choices.iter_rows(named=True)
+    }
+
+
+def account_page(database: str, state: tuple[int, int]) -> None:
+    st.header("Account drill-down")
+    wanted = st.query_params.get("account")
+    choices = account_choices(database, state, wanted)
+    if choices.is_empty():
+        st.info("No account has been published yet.")
+        return
+    labels = _choice_label(choices)
+    if wanted and wanted not in labels:
+        st.warning(f"No account {wanted!r} in this database; showing the riskiest accounts instead.")
+    if len(choices) >= ACCOUNT_CHOICES:
+        st.caption(f"The {ACCOUNT_CHOICES:,} riskiest accounts are listed; open any other with ?account=ID.")
+    if st.session_state.get("account") not in labels:
+        st.session_state["account"] = wanted if wanted in labels else next(iter(labels))
+    account_id = st.selectbox("Account (riskiest first)", list(labels), format_func=labels.__getitem__,
+                              key="account")
+    st.query_params["account"] = account_id
+    data = account_data(database, state, account_id)
+    risk = data["risk"]
+    if risk is None:
+        st.warning(f"Account {account_id} has no risk row.")
+        return
+
+    cols = st.columns(5)
+    cols[0].metric("Score", f"{risk['score']:.0f}")
+    cols[1].metric("Band", risk["band"])
+    cols[2].metric("Recovery", risk["recovery_status"])
+    cols[3].metric("Months since severe", "-" if risk["months_since_severe"] is None else risk["months_since_severe"])
+    cols[4].metric("Statement trust", risk["statement_trust"])
+    st.caption(f"As of {risk['as_of_on']}; score 0-100 from the active flags (rule version {risk['rule_version']}).")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Recovery path")
+        st.markdown(
+            f"**{risk['recovery_status']}**: {RECOVERY_MEANING.get(risk['recovery_status'], '')}. "
+            f"Last severe flag: {risk['last_severe_on'] or 'none'}."
+        )
+        trend = risk["clean_income_trend_pct"]
+        burden, burden_trend = risk["debt_burden_last"], risk["debt_burden_trend"]
+        st.markdown(
+            f"- clean income last full month: {risk['clean_income_last'] if risk['clean_income_last'] is not None else '-'}"
+            f" {risk['currency']}, trend {'-' if trend is None else f'{trend:+.1f} %/month'}\n"
+            f"- debt burden (trailing): {'-' if burden is None else f'{burden:.2f}'}, "
+            f"trend {'-' if burden_trend is None else f'{burden_trend:+.3f}/month'}\n"
+            f"- active flags: {', '.join(risk['active_flags']) or 'none'}"
+        )
+        components = pl.DataFrame(
+            {"flag_code": list(risk["score_components"]), "points": list(risk["score_components"].values())},
+            schema={"flag_code": pl.String, "points": pl.Float64},
+        )
+        if not components.is_empty():
+            st.markdown("**Score components** (points per active flag code)")
+            table(components)
+    with right:
+        st.subheader("What would restore the account")
+        if not risk["remediation_en"]:
+            st.success("Nothing to change: no active flags.")
+        for en, zh in zip(risk["remediation_en"], risk["remediation_zh"], strict=True):
+            st.markdown(f"- {en}  \n  {zh}")
+
+    months = data["months"]
+    st.subheader(f"Monthly figures ({risk['currency']})")
+    if months.is_empty():
+        st.info("No months published for this account.")
+    else:
+        partial = months.filter(~pl.col("is_full_month"))["month_on"].to_list()
+        flows = months.unpivot(index="month_on", on=["inflow", "outflow", "clean_income", "loan_repaid"],
+                               variable_name="figure", value_name="amount")
+        st.altair_chart(
+            alt.Chart(flows).mark_line(point=True).encode(
+                x=alt.X("yearmonth(month_on):T", title="month"),
+                y=alt.Y("amount:Q", title=risk["currency"]),
+                color=alt.Color("figure:N", sort=["clean_income", "inflow", "outflow", "loan_repaid"]),
+                tooltip=["figure", alt.Tooltip("yearmonth(month_on):T", title="month"), "amount"],
+            ).properties(height=280),
+            width="stretch",
+        )
+        st.markdown("**Debt burden** (loan repayments / clean income over the trailing full months)")
+        st.altair_chart(
+            alt.Chart(months.drop_nulls("debt_burden_trailing")).mark_line(point=True).encode(
+                x=alt.X("yearmonth(month_on):T", title="month"),
+                y=alt.Y("debt_burden_trailing:Q", title="debt burden", axis=alt.Axis(format=".2f")),
+                tooltip=[alt.Tooltip("yearmonth(month_on):T", title="month"),
+                         alt.Tooltip("debt_burden_trailing:Q", format=".2f")],
+            ).properties(height=200),
+            width="stretch",
+        )
+        if partial:
+            st.caption(f"Not full months (partial coverage or the as-of month; shown, never judged): "
+                       f"{', '.join(str(m)[:7] for m in partial)}.")
+        with st.expander("Monthly figures as a table"):
+            table(months)
+
+    flags, evidence = data["flags"], data["evidence"]
+    st.subheader(f"Flags ({len(flags)}) and their evidence")
+    if flags.is_empty():
+        st.success("No flags for this account.")
+        return
+    table(flags.select("flag_code", "period_start_on", "period_end_on", "severity", "metric_value", "threshold",
+                       "limit_name", "rule_version", "evidence_count", "reason_en"))
+    for number, flag in enumerate(flags.iter_rows(named=True)):
+        title = (f"{flag['flag_code']} · {flag['period_start_on']} – {flag['period_end_on']} · {flag['severity']}"
+                 f" · {flag['evidence_count']} evidence transactions")
+        with st.expander(title, expanded=number == 0):
+            st.markdown(f"{flag['reason_en']}  \n{flag['reason_zh']}")
+            st.markdown(f"*Remediation:* {flag['remediation_en']}  \n{flag['remediation_zh']}")
+            rows = evidence.filter(pl.col("flag_id") == flag["flag_id"]).drop("flag_id")
+            table(rows)
+
+
+def run_health_page(database: str, state: tuple[int, int]) -> None:
+    st.header("Run health")
+    runs = runs_data(database, state)
+    if runs.is_empty():
+        st.info("No run has been recorded in this database yet.")
+        return
+    table(runs.select("run_id", "started_at", "status", "mode", "as_of_on", "seconds", "message"), max_rows=8)
+    labels = {r["run_id"]: f"{r['run_id']} · {r['status']} · {r['mode']}" for r in runs.iter_rows(named=True)}
+    run_id = st.selectbox("Run (newest first)", list(labels), format_func=labels.__getitem__, key="run")
+    run = runs.filter(pl.col("run_id") == run_id).row(0, named=True)
+
+    cols = st.columns(4)
+    cols[0].metric("Status", run["status"])
+    cols[1].metric("Mode", run["mode"])
+    cols[2].metric("As of", str(run["as_of_on"]))
+    cols[3].metric("Wall time", "-" if run["seconds"] is None else f"{run['seconds']:.1f} s")
+    if run["message"]:
+        st.caption(run["message"])
+
+    stages = queries.stage_figures(run["stage_seconds_json"], run["stage_peak_rss_mb_json"])
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Stage timings")
+        if stages.is_empty():
+            st.info("This run recorded no stage timings.")
+        else:
+            st.altair_chart(
+                alt.Chart(stages).mark_bar().encode(
+                    y=alt.Y("stage:N", sort=alt.EncodingSortField("order"), title=None),
+                    x=alt.X("seconds:Q", title="seconds"),
+                    tooltip=["stage", "seconds", "peak_rss_mb"],
+                ).properties(height=40 + 28 * len(stages)),
+                width="stretch",
+            )
+            table(stages.drop("order"))
+    with right:
+        st.subheader("Counts")
+        table(queries.run_counts(run["counts_json"]), max_rows=20)
+
+    dq = run_dq_data(database, state, run_id)
+    st.subheader("Data-quality expectations")
+    table(dq["summary"])
+    failed = dq["failed"]
+    if failed.is_empty():
+        st.success(f"All {int(dq['summary']['expectations'].sum())} expectations of this run held.")
+    else:
+        st.markdown(f"**Failed expectations** ({len(failed)}; blocking first: a blocking failure stops the publish)")
+        table(failed)
+    with st.expander("Library and rule versions"):
+        st.json(run["versions_json"])
+
+
+def main() -> None:
+    st.set_page_config(page_title="liushui 流水", layout="wide")
+    database = database_path(sys.argv[1:], dict(os.environ))
+    st.sidebar.title("liushui 流水")
+    st.sidebar.caption(f"Database (read-only): `{database}`")
+    if not database.exists():
+        st.error(
+            f"No liushui database at {database} yet. Run the nightly job first "
+            f"(`liushui run --inbox ... --db {database}`), or point the dashboard at one with `--db PATH`."
+        )
+        return
+    if "page" not in st.session_state:
+        asked = st.query_params.get("page")
+        st.session_state["page"] = asked if asked in PAGES else ("Account" if "account" in st.query_params
+                                                                 else PAGES[0])
+    page = st.sidebar.radio("Page", PAGES, key="page")
+    st.query_params["page"] = page
+    state = database_state(database)
+    try:
+        {"Overview": overview_page, "Account": account_page, "Run health": run_health_page}[page](
+            str(database), state
+        )
+    except (StoreError, duckdb.Error) as exc:
+        st.error(f"Cannot read {database}: {exc}")
+        st.button("Try again")
+
+
+main()
