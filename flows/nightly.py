@@ -25,6 +25,7 @@ from liushui.runtime import configure_environment
 configure_environment()
 
 import polars as pl  # noqa: E402
+import polars_hash  # noqa: E402, F401  (registers the stable `nchash` namespace for shard keys)
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
@@ -35,6 +36,8 @@ from liushui.ingest.inbox import IngestResult, inbox_files, ingest_files  # noqa
 from liushui.reference import read_reference  # noqa: E402
 
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": 2}
+Table = pl.DataFrame | Path | list[Path]
+"""A table in flight: in memory, or Parquet file(s) in the run's staging folder."""
 LOCAL_TZ_OFFSET = timedelta(hours=8)  # Asia/Shanghai: bank dates are local
 
 
@@ -107,13 +110,13 @@ def ingest(settings: Settings, prior: PriorState, batch_id: str) -> IngestResult
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate(frames: dict[str, pl.DataFrame | Path], run_id: str, latest_booking: date) -> pl.DataFrame:
-    """Every table's suite; a table given as a Parquet path is read one table at a time."""
+def validate(frames: dict[str, Table], run_id: str, latest_booking: date) -> pl.DataFrame:
+    """Every table's suite; a table given as Parquet file(s) is read one table at a time."""
     from expectations.runner import validate_frame
 
     results = [
-        validate_frame(name, pl.read_parquet(frame) if isinstance(frame, Path) else frame, run_id=run_id,
-                       as_of=latest_booking)
+        validate_frame(name, frame if isinstance(frame, pl.DataFrame) else pl.read_parquet(frame),
+                       run_id=run_id, as_of=latest_booking)
         for name, frame in frames.items()
     ]
     return pl.concat(results) if results else DQ_RESULTS.empty()
@@ -150,8 +153,62 @@ def derive(canonical: pl.DataFrame, settings: Settings, as_of: date, staging: Pa
     ).sink(staging / "tables")
 
 
+@task(name="cross-account-signals", cache_policy=NO_CACHE)
+def derive_cross_account(canonical: Path, settings: Settings, as_of: date, staging: Path) -> dict[str, Path]:
+    """Cycles and transfer legs on the whole batch's transfer graph (before the shards run)."""
+    from transforms.signals import cross_account_signals, spill_to
+
+    accounts, _ = read_reference(settings.reference_dir)
+    cross = cross_account_signals(pl.scan_parquet(canonical), accounts=accounts.lazy(),
+                                  rules=load_rules(settings.rules_path), as_of=as_of,
+                                  checkpoint=spill_to(staging / "checkpoints"))
+    out = {}
+    for name in ("links", "flags", "cycle_returns"):
+        out[name] = staging / f"{name}.parquet"
+        getattr(cross, name).sink_parquet(out[name])
+    return out
+
+
+@task(name="derive-shard", cache_policy=NO_CACHE)
+def derive_shard(canonical: Path, cross: dict[str, Path], settings: Settings, as_of: date,
+                 staging: Path) -> dict[str, Path]:
+    """The per-account signals of one account-hash shard; reads and writes Parquet only, so it can run
+    on any Dask worker that sees the staging folder."""
+    from transforms.lenders import load_lender_registry
+    from transforms.signals import CrossAccount, account_signals, spill_to
+
+    accounts, related = read_reference(settings.reference_dir)
+    return account_signals(
+        pl.scan_parquet(canonical),
+        CrossAccount(**{name: pl.scan_parquet(path) for name, path in cross.items()}),
+        accounts=accounts.lazy(),
+        related_parties=related.lazy(),
+        lender_registry=load_lender_registry(),
+        rules=load_rules(settings.rules_path),
+        as_of=as_of,
+        checkpoint=spill_to(staging / "checkpoints"),
+    ).sink(staging / "tables")
+
+
+def derive_sharded(canonical: pl.DataFrame, settings: Settings, as_of: date, staging: Path) -> dict[str, list[Path]]:
+    """Split by account hash, compute the cross-account patterns once, then every shard in parallel on
+    the flow's task runner (threads by default, Dask workers with a DaskTaskRunner)."""
+    shard_of = (pl.col("account_id").nchash.xxhash64() % settings.shards).alias("_shard")
+    (staging / "canonical").mkdir(parents=True, exist_ok=True)
+    everything = staging / "canonical" / "all.parquet"
+    canonical.write_parquet(everything)
+    shard_paths = []
+    for shard, part in canonical.with_columns(shard_of).partition_by("_shard", as_dict=True).items():
+        shard_paths.append(staging / "canonical" / f"shard_{shard[0]:04d}.parquet")
+        part.drop("_shard").write_parquet(shard_paths[-1])
+    cross = derive_cross_account(everything, settings, as_of, staging / "cross")
+    futures = [derive_shard.submit(path, cross, settings, as_of, staging / path.stem) for path in shard_paths]
+    results = [future.result() for future in futures]
+    return {name: [r[name] for r in results] for name in results[0]}
+
+
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
-def publish(database: Path, frames: dict[str, pl.DataFrame | Path], affected: pl.Series | None) -> None:
+def publish(database: Path, frames: dict[str, Table], affected: pl.Series | None) -> None:
     with store.writer(database) as con:
         store.publish(con, frames, affected_accounts=affected)
 
@@ -257,7 +314,7 @@ def nightly(settings: Settings) -> RunReport:
         with report.stage("validate_raw"):
             dq = [validate({"canonical_transactions": new}, run_id, latest_booking)]
 
-        frames: dict[str, pl.DataFrame | Path] = {
+        frames: dict[str, Table] = {
             "source_files": ingested.source_files, "quarantine": ingested.quarantine}
         affected: pl.Series | None = None
         if full or new.height:
@@ -268,7 +325,10 @@ def nightly(settings: Settings) -> RunReport:
                 canonical = pl.concat([history, new]).unique("txn_id", keep="first", maintain_order=True)
                 del history
             with report.stage("derive_signals"):
-                frames |= derive(canonical, settings, report.as_of, staging)
+                if settings.shards > 1:
+                    frames |= derive_sharded(canonical, settings, report.as_of, staging)
+                else:
+                    frames |= derive(canonical, settings, report.as_of, staging)
                 del canonical
             with report.stage("validate_out"):
                 dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
@@ -313,8 +373,8 @@ def latest_plausible_booking(settings: Settings) -> date:
     return max(tomorrow, settings.as_of) if settings.as_of else tomorrow
 
 
-def _rows(frame: pl.DataFrame | Path) -> int:
-    return pl.scan_parquet(frame).select(pl.len()).collect().item() if isinstance(frame, Path) else frame.height
+def _rows(frame: Table) -> int:
+    return frame.height if isinstance(frame, pl.DataFrame) else pl.scan_parquet(frame).select(pl.len()).collect().item()
 
 
 @contextmanager
@@ -324,6 +384,21 @@ def _removed_after(directory: Path) -> Iterator[None]:
         yield
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def run_nightly(settings: Settings) -> RunReport:
+    """Run the flow with the task runner the settings ask for: Dask (a scheduler address, or a
+    LocalCluster) for sharded runs, else Prefect's default thread pool."""
+    if settings.dask_address is None and not settings.dask_local:
+        return nightly(settings)
+    from prefect_dask import DaskTaskRunner
+
+    runner = (
+        DaskTaskRunner(address=settings.dask_address)
+        if settings.dask_address
+        else DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": None})
+    )
+    return nightly.with_options(task_runner=runner)(settings)
 
 
 def _summary(report: RunReport) -> str:

@@ -64,7 +64,7 @@ def run(
 
     Example: liushui run --inbox data/sample/inbox --reference data/sample/reference
     """
-    from flows.nightly import PublishBlocked, nightly
+    from flows.nightly import PublishBlocked, run_nightly
 
     try:
         settings = Settings(
@@ -74,6 +74,9 @@ def run(
             as_of=date.fromisoformat(as_of) if as_of else None,
             profile=profile,
             full_rebuild=full_rebuild,
+            shards=shards,
+            dask_address=dask_address,
+            dask_local=dask_local,
             **({"rules_path": rules.resolve()} if rules else {}),
             **({"lock_timeout_s": lock_timeout} if lock_timeout is not None else {}),
         )
@@ -82,7 +85,7 @@ def run(
     if not settings.inbox.is_dir():
         _fail(f"inbox folder {settings.inbox} does not exist")
     try:
-        report = nightly(settings)
+        report = run_nightly(settings)
     except PublishBlocked as exc:
         _fail(str(exc), EXIT_BLOCKED)
     except (ConfigError, StoreError) as exc:

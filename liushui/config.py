@@ -188,6 +188,12 @@ class Settings(_Strict):
     full_rebuild: bool = False
     lock_timeout_s: float = 600.0
     """How long a run waits for another run holding the database before it gives up."""
+    shards: int = Field(1, ge=1, le=1024)
+    """Per-account work split into this many account-hash shards (1: one process, no sharding)."""
+    dask_address: str | None = None
+    """Run the shards on this Dask scheduler (e.g. tcp://10.0.0.5:8786)."""
+    dask_local: bool = False
+    """Run the shards on a Dask LocalCluster started for the run (when no address is given)."""
 
     @property
     def staging_dir(self) -> Path:

@@ -167,11 +167,12 @@ def last_published_run(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None
     return (row[0], row[1]) if row else None
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame | Path) -> None:
-    """Rows from an in-memory frame (as Arrow) or from a Parquet file written in the table's contract
-    shape (DuckDB reads it directly: no copy through Python)."""
-    if isinstance(frame, Path):
-        con.execute(f'INSERT INTO "{table.name}" BY NAME SELECT * FROM read_parquet(?)', [str(frame)])
+def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame | Path | list[Path]) -> None:
+    """Rows from an in-memory frame (as Arrow) or from Parquet file(s) written in the table's contract
+    shape (DuckDB reads them directly: no copy through Python)."""
+    if isinstance(frame, Path | list):
+        paths = [str(p) for p in (frame if isinstance(frame, list) else [frame])]
+        con.execute(f'INSERT INTO "{table.name}" BY NAME SELECT * FROM read_parquet(?)', [paths])
         return
     if frame.is_empty():
         return
@@ -181,7 +182,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame | 
 
 def publish(
     con: duckdb.DuckDBPyConnection,
-    frames: dict[str, pl.DataFrame | Path],
+    frames: dict[str, pl.DataFrame | Path | list[Path]],
     *,
     affected_accounts: pl.Series | None,
 ) -> None:

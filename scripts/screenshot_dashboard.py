@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -78,8 +79,14 @@ CONTENT_HEIGHT_JS = """(() => {
   return Math.max(main.scrollHeight, document.documentElement.clientHeight);
 })()"""
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
     "--remote-debugging-pipe",
 )
 
@@ -99,8 +106,11 @@ class DevTools:
 
         self.process = subprocess.Popen(
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire_pipes, close_fds=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire_pipes,
+            close_fds=False,
         )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -127,10 +137,8 @@ class DevTools:
                 return reply["result"]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, OSError):  # it may already be gone
             self.call("Browser.close")
-        except (RuntimeError, OSError):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -140,8 +148,9 @@ class DevTools:
         os.close(self._from_chrome)
 
 
-def screenshot(chromium: str, url: str, out: Path, *, width: int, height: int, full_page: bool,
-               timeout_s: float) -> None:
+def screenshot(
+    chromium: str, url: str, out: Path, *, width: int, height: int, full_page: bool, timeout_s: float
+) -> None:
     with tempfile.TemporaryDirectory(prefix="liushui-chromium-") as profile:
         browser = DevTools(chromium, profile)
         try:
@@ -149,12 +158,16 @@ def screenshot(chromium: str, url: str, out: Path, *, width: int, height: int, f
             page = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
 
             def viewport(h: int) -> None:
-                browser.call("Emulation.setDeviceMetricsOverride",
-                             {"width": width, "height": h, "deviceScaleFactor": 1, "mobile": False}, session=page)
+                browser.call(
+                    "Emulation.setDeviceMetricsOverride",
+                    {"width": width, "height": h, "deviceScaleFactor": 1, "mobile": False},
+                    session=page,
+                )
 
             def evaluate(expression: str):
-                return browser.call("Runtime.evaluate", {"expression": expression, "returnByValue": True},
-                                    session=page)["result"].get("value")
+                return browser.call(
+                    "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=page
+                )["result"].get("value")
 
             viewport(height)
             browser.call("Page.navigate", {"url": url}, session=page)
@@ -189,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
 
     chromium = find_chromium(args.chromium)
     if chromium is None:
-        print("screenshot_dashboard: Chromium not found. Install it (Debian: apt-get install -y chromium) "
-              "or pass --chromium PATH.", file=sys.stderr)
+        print(
+            "screenshot_dashboard: Chromium not found. Install it (Debian: apt-get install -y chromium) "
+            "or pass --chromium PATH.",
+            file=sys.stderr,
+        )
         return 2
     width, height = (int(v) for v in args.size.split(","))
     query = {k: v for k, v in (("page", args.page), ("account", args.account)) if v}
@@ -200,13 +216,22 @@ def main(argv: list[str] | None = None) -> int:
     server = start(args.db, port, quiet=True)
     try:
         if not wait_until_serving(port, server, timeout_s=SERVE_TIMEOUT_S):
-            print(f"screenshot_dashboard: the dashboard did not come up on port {port} within "
-                  f"{SERVE_TIMEOUT_S:.0f} s", file=sys.stderr)
+            print(
+                f"screenshot_dashboard: the dashboard did not come up on port {port} within {SERVE_TIMEOUT_S:.0f} s",
+                file=sys.stderr,
+            )
             return 1
         args.out.parent.mkdir(parents=True, exist_ok=True)
         try:
-            screenshot(chromium, url, args.out.resolve(), width=width, height=height, full_page=args.full_page,
-                       timeout_s=args.timeout)
+            screenshot(
+                chromium,
+                url,
+                args.out.resolve(),
+                width=width,
+                height=height,
+                full_page=args.full_page,
+                timeout_s=args.timeout,
+            )
         except (RuntimeError, OSError) as exc:
             print(f"screenshot_dashboard: Chromium failed: {exc}", file=sys.stderr)
             return 1

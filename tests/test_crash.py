@@ -66,10 +66,13 @@ class Proc:
         self._pump.start()
 
     def _read_stderr(self) -> None:
-        for line in self.popen.stderr:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
+        with self.log.with_suffix(".stderr").open("w", encoding="utf-8") as copy:
+            for line in self.popen.stderr:
+                copy.write(line)
+                copy.flush()
+                with self._cond:
+                    self.lines.append(line.rstrip("\n"))
+                    self._cond.notify_all()
         with self._cond:
             self._eof = True
             self._cond.notify_all()
@@ -119,7 +122,8 @@ class Proc:
 
     @property
     def stdout(self) -> str:
-        self._stdout.flush()
+        if not self._stdout.closed:
+            self._stdout.flush()
         return self.log.read_text(encoding="utf-8")
 
     def report(self) -> str:
@@ -328,19 +332,22 @@ def test_sigkill_at_a_stage_keeps_the_previous_state_and_the_next_run_completes(
 # --- kill inside the publish transaction ---------------------------------------------------------------------
 
 # Replaces the account-scoped tables of `target` with those of `source` exactly as a full rebuild's publish
-# does (run lock, writer, `store.publish`), printing when the transaction starts and how long it took.
+# does (run lock, writer, `store.publish` inserting from staged Parquet files), printing when the transaction
+# starts and how long it took.
 PUBLISH_CHILD = """
 import sys, time
 from pathlib import Path
 from liushui import store
 source, target, tables = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(",")
+staged = {name: target.with_name(f"{target.stem}_{name}.parquet") for name in tables}
 con = store.reader(source)
-frames = {name: con.sql(f'SELECT * FROM "{name}"').pl() for name in tables}
+for name, path in staged.items():
+    con.execute(f'COPY (SELECT * FROM "{name}") TO \'{path}\' (FORMAT parquet)')
 con.close()
 with store.run_lock(target, timeout_s=60), store.writer(target) as con:
     print("begin", flush=True)
     started = time.perf_counter()
-    store.publish(con, frames, affected_accounts=None)
+    store.publish(con, staged, affected_accounts=None)
     print(f"committed {time.perf_counter() - started:.3f}", flush=True)
 print("closed", flush=True)
 """

@@ -213,7 +213,8 @@ CASES: list[Case] = [
          check=descriptions(*FORMULAS)),
     Case("formula_like_amounts_quarantined", one("formula_amounts.csv", canonical(
         *[row(at=f"2026-01-0{i + 1} 10:00:00", amount=a) for i, a in enumerate(("+1+1", "-2+3", "=1+1", "@SUM(A1)"))])),
-         ("partial",), quarantined=("bad_amount",) * 4, reason="not an exact amount (max 2 decimals) in column 'amount': '+1+1'"),
+         ("partial",), quarantined=("bad_amount",) * 4,
+         reason="not an exact amount (max 2 decimals) in column 'amount': '+1+1'"),
     Case("sql_like_file_name", one(SQL_NAME, canonical(GOOD)), ("loaded",), new=1,
          check=lambda r: r.source_files["file_name"].to_list() == [SQL_NAME]
          and r.transactions["source_file"].to_list() == [SQL_NAME]),
@@ -286,7 +287,8 @@ CASES: list[Case] = [
     # --- parquet ------------------------------------------------------------------------------------------
     Case("parquet_float_amount", one("f.parquet", parquet(PARQUET_OK.with_columns(pl.col("amount").cast(pl.Float64)))),
          ("rejected",), error="column 'amount' has type Float64"),
-    Case("parquet_int_account_id", one("i.parquet", parquet(PARQUET_OK.with_columns(account_id=pl.lit(6222000011112222)))),
+    Case("parquet_int_account_id", one("i.parquet", parquet(
+        PARQUET_OK.with_columns(account_id=pl.lit(6222000011112222)))),
          ("rejected",), error="column 'account_id' has type Int"),
     Case("parquet_missing_column", one("m.parquet", parquet(PARQUET_OK.drop("booked_at"))), ("rejected",),
          error="missing required column(s) booked_at"),
@@ -343,3 +345,64 @@ def test_hostile_input_has_its_stated_outcome(tmp_path, case: Case):
     if case.check is not None:
         outcome = case.check(result)
         assert outcome is None or outcome is True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The real nightly flow (Prefect test harness) into DuckDB, for representative cases.
+
+FLOW_CASES = ["sql_like_file_name", "utf8_with_one_gbk_line", "formula_like_cells_stored_verbatim",
+              "png_renamed_csv", "nul_byte_inside_a_cell"]
+
+
+def _fetch(db: Path, sql: str) -> list[tuple]:
+    from liushui import store
+
+    con = store.reader(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in FLOW_CASES], ids=FLOW_CASES)
+def test_hostile_input_through_the_real_flow(prefect_harness, tmp_path, case: Case):
+    from flows.nightly import nightly
+    from liushui.config import Settings
+    from liushui.contracts import PUBLISHED_TABLES
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name, content in case.files():
+        (inbox / name).write_bytes(content)
+    db = tmp_path / "w.duckdb"
+    report = nightly(Settings(inbox=inbox, database=db, as_of=LATEST))
+
+    assert report.status == "published"
+    assert report.counts["files_rejected"] == case.status.count("rejected")
+    tables = {name for (name,) in _fetch(db, "SELECT table_name FROM information_schema.tables")}
+    assert {t.name for t in PUBLISHED_TABLES} <= tables  # nothing dropped
+    [(rows_in, in_transactions, duplicates, quarantined)] = _fetch(db, """
+        SELECT (SELECT coalesce(sum(rows_read), 0) FROM source_files),
+               (SELECT count(*) FROM transactions),
+               (SELECT coalesce(sum(rows_duplicate), 0) FROM source_files),
+               (SELECT count(*) FROM quarantine)""")
+    assert rows_in == in_transactions + duplicates + quarantined
+    assert in_transactions == case.new
+    codes = _fetch(db, "SELECT reason_code FROM quarantine ORDER BY source_file, source_row")
+    assert tuple(code for (code,) in codes) == case.quarantined
+    files = _fetch(db, "SELECT file_name, status, error FROM source_files")
+    assert [(name, status) for name, status, _ in files] == [(n, s) for (n, _), s in zip(case.files(), case.status,
+                                                                                          strict=True)]
+    if case.error is not None:
+        assert case.error in files[0][2]
+    if case.id == "sql_like_file_name":
+        assert _fetch(db, "SELECT DISTINCT source_file FROM transactions") == [(SQL_NAME,)]
+    if case.id == "formula_like_cells_stored_verbatim":
+        stored = _fetch(db, "SELECT description FROM transactions ORDER BY source_row")
+        assert [d for (d,) in stored] == list(FORMULAS)
+    if case.id == "utf8_with_one_gbk_line":
+        [(raw,)] = _fetch(db, "SELECT raw FROM quarantine")
+        assert "\\xb9\\xa4\\xd7\\xca" in raw
+    if case.id == "nul_byte_inside_a_cell":
+        [(raw,)] = _fetch(db, "SELECT raw FROM quarantine")
+        assert "外\x00卖" in raw  # stored as read, through Arrow

@@ -22,7 +22,7 @@ import polars as pl
 
 from liushui.config import Rules
 from liushui.contracts import ACCOUNT_MONTHS, ACCOUNT_RISK, MONEY, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS
-from transforms.classify import classified_transactions, mark_returned_money
+from transforms.classify import account_owners, classified_transactions, mark_returned_money
 from transforms.commingling import commingling_flags, commingling_month_features
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
 from transforms.cycles import cycle_flags, cycle_inbound_ids, cycle_links
@@ -88,6 +88,40 @@ def _with_month_features(months: pl.LazyFrame, features: pl.LazyFrame, *, zero: 
     )
 
 
+@dataclass(frozen=True)
+class CrossAccount:
+    """Patterns that span accounts of the batch, computed once on the whole transfer graph: cycles
+    (links and flags) and both legs of transfers. Every row belongs to one account (`account_id`), so a
+    shard keeps the rows of its accounts."""
+
+    links: pl.LazyFrame
+    flags: pl.LazyFrame
+    cycle_returns: pl.LazyFrame
+    """`in_txn_id` of inbound cycle legs: not earned income."""
+
+    def for_accounts(self, account_ids: pl.LazyFrame) -> CrossAccount:
+        keep = account_ids.select("account_id").unique()
+        return CrossAccount(
+            links=self.links.join(keep, on="account_id", how="semi"),
+            flags=self.flags.join(keep, on="account_id", how="semi"),
+            cycle_returns=self.cycle_returns,
+        )
+
+
+def cross_account_signals(
+    canonical: pl.LazyFrame, *, accounts: pl.LazyFrame, rules: Rules, as_of: date,
+    checkpoint: Checkpoint = in_memory,
+) -> CrossAccount:
+    """Cycles and transfer legs over all accounts (as of `as_of`)."""
+    owned = checkpoint(account_owners(canonical.filter(pl.col("booked_at").dt.date() <= as_of), accounts))
+    cycles = checkpoint(cycle_links(owned, accounts, rules=rules.cycles))
+    return CrossAccount(
+        links=checkpoint(pl.concat([cycles, transfer_legs(owned)])),
+        flags=checkpoint(cycle_flags(cycles, owned, rules=rules.cycles)),
+        cycle_returns=checkpoint(cycle_inbound_ids(cycles)),
+    )
+
+
 def derive_signals(
     canonical: pl.LazyFrame,
     *,
@@ -98,17 +132,36 @@ def derive_signals(
     as_of: date,
     checkpoint: Checkpoint = in_memory,
 ) -> Signals:
+    """Every signal for the accounts in `canonical`, in one process."""
+    cross = cross_account_signals(canonical, accounts=accounts, rules=rules, as_of=as_of, checkpoint=checkpoint)
+    return account_signals(canonical, cross, accounts=accounts, related_parties=related_parties,
+                           lender_registry=lender_registry, rules=rules, as_of=as_of, checkpoint=checkpoint)
+
+
+def account_signals(
+    canonical: pl.LazyFrame,
+    cross: CrossAccount,
+    *,
+    accounts: pl.LazyFrame,
+    related_parties: pl.LazyFrame,
+    lender_registry: pl.DataFrame,
+    rules: Rules,
+    as_of: date,
+    checkpoint: Checkpoint = in_memory,
+) -> Signals:
+    """The per-account signals of the accounts in `canonical` (all of them, or one shard), with the
+    cross-account patterns computed beforehand on the whole batch."""
     classified = checkpoint(
         classified_transactions(classify_lenders(canonical, lender_registry), accounts, related_parties)
     )
+    cross = cross.for_accounts(classified)
     # Signals are as of `as_of`: rows booked later are published (classified) but not judged, so that a
     # backfill for a past date sees exactly what was known then.
     known_then = pl.col("booked_on") <= as_of
     trips = checkpoint(round_trips(classified.filter(known_then), rules=rules.round_trip))
-    cycles = checkpoint(cycle_links(classified.filter(known_then), accounts, rules=rules.cycles))
     returned = pl.concat([
         trips.select(txn_id="in_txn_id", returned_class=pl.lit("round_trip_in")),
-        cycle_inbound_ids(cycles).select(txn_id="in_txn_id", returned_class=pl.lit("cycle_in")),
+        cross.cycle_returns.select(txn_id="in_txn_id", returned_class=pl.lit("cycle_in")),
     ])
     published_transactions = checkpoint(mark_returned_money(classified, returned))
     transactions = published_transactions.filter(known_then)
@@ -129,13 +182,13 @@ def derive_signals(
     ))
 
     borrow_to_repay = borrow_to_repay_links(transactions, rules=rules.borrow_to_repay)
-    links = pl.concat([trips, transfer_legs(transactions), borrow_to_repay, cycles])
+    links = pl.concat([trips, borrow_to_repay, cross.links])
     flags = pl.concat([
         risk_flags(account_months=months, transactions=transactions, large=large, links=links, rules=rules),
         credit_flags(transactions, months, borrow_to_repay, rules=rules),
         integrity_flags(breaks, rules=rules.statement_integrity),
         commingling_flags(transactions, business, accounts, rules=rules.commingling),
-        cycle_flags(cycles, transactions, rules=rules.cycles),
+        cross.flags,
     ]).sort("account_id", "flag_code", "period_start_on", "period_end_on")
     flags = checkpoint(flags)
     return Signals(

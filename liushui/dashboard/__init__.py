@@ -7,15 +7,18 @@ usage statistics, no browser opened, no file watcher (see STREAMLIT_ENV).
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from liushui.config import DEFAULT_DATA_DIR
 from liushui.runtime import OFFLINE_ENV
 
 APP = Path(__file__).with_name("app.py")
+DEFAULT_DATABASE = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
 
 STREAMLIT_ENV = {
     "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
@@ -27,12 +30,29 @@ STREAMLIT_ENV = {
 }
 
 
+def database_path(argv: list[str], environ: dict[str, str]) -> Path:
+    """The app's database: `--db PATH` (after `streamlit run app.py --`), else LIUSHUI_DB, else the default."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--db", type=Path)
+    args, _ = parser.parse_known_args(argv)
+    return (args.db or Path(environ.get("LIUSHUI_DB") or DEFAULT_DATABASE)).expanduser().resolve()
+
+
 def streamlit_command(database: Path, port: int, *, address: str = "127.0.0.1") -> list[str]:
     """`python -m streamlit run app.py` with the same interpreter (the project's venv)."""
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.port", str(port), "--server.address", address,
-        "--", "--db", str(database),
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        address,
+        "--",
+        "--db",
+        str(database),
     ]
 
 
@@ -47,7 +67,9 @@ def start(database: Path, port: int, *, address: str = "127.0.0.1", quiet: bool 
     return subprocess.Popen(
         streamlit_command(database.resolve(), port, address=address),
         env=streamlit_environment(database.resolve()),
-        stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
     )
 
 
@@ -57,8 +79,11 @@ def launch(database: Path, port: int, *, address: str = "127.0.0.1") -> int:
     Binds to localhost by default: the dashboard shows customers' transactions and has no login, so
     exposing it (address 0.0.0.0) belongs behind an authenticating proxy.
     """
-    print(f"liushui dashboard on http://{address}:{port} (database {database.resolve()}, read-only); "
-          "Ctrl-C stops it", file=sys.stderr, flush=True)
+    print(
+        f"liushui dashboard on http://{address}:{port} (database {database.resolve()}, read-only); Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
     process = start(database, port, address=address)
     # A service manager stops us with SIGTERM: pass it on, so the server never outlives its launcher.
     previous = signal.signal(signal.SIGTERM, lambda *_: process.terminate())

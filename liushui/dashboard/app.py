@@ -12,7 +12,6 @@ so a publish shows on the next interaction and a page switch costs no query.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Iterator
@@ -24,11 +23,9 @@ import duckdb
 import polars as pl
 import streamlit as st
 
-from liushui.config import DEFAULT_DATA_DIR
-from liushui.dashboard import queries
+from liushui.dashboard import database_path, queries
 from liushui.store import StoreError, reader
 
-DEFAULT_DATABASE = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
 PAGES = ("Overview", "Account", "Run health")
 CACHE_TTL_S = 300
 READ_TIMEOUT_S = 5.0
@@ -41,14 +38,6 @@ RECOVERY_MEANING = {
     "recovering": "clean months since the last severe flag, not yet enough",
     "recovered": "enough clean months since the last severe flag",
 }
-
-
-def database_path(argv: list[str], environ: dict[str, str]) -> Path:
-    """`-- --db PATH` after `streamlit run app.py`, else LIUSHUI_DB, else the project's default database."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--db", type=Path)
-    args, _ = parser.parse_known_args(argv)
-    return (args.db or Path(environ.get("LIUSHUI_DB") or DEFAULT_DATABASE)).expanduser().resolve()
 
 
 def database_state(database: Path) -> tuple[int, int]:
@@ -121,7 +110,8 @@ def table(frame: pl.DataFrame, *, max_rows: int = 15) -> None:
 def _bar(frame: pl.DataFrame, category: str, value: str, *, order: tuple[str, ...], colours=None) -> alt.Chart:
     colour = (
         alt.Color(f"{category}:N", scale=alt.Scale(domain=list(order), range=list(colours)), legend=None)
-        if colours else alt.value("#4a78b0")
+        if colours
+        else alt.value("#4a78b0")
     )
     return (
         alt.Chart(frame)
@@ -150,7 +140,8 @@ def overview_page(database: str, state: tuple[int, int]) -> None:
     if latest is None:
         st.info("No run has been recorded in this database yet.")
     elif latest["status"] in ("published", "nothing_new"):
-        st.success(f"Last run {latest['run_id']} ({latest['mode']}): {latest['status']}. {latest['message'] or ''}")
+        say = st.warning if latest["files_rejected"] or latest["rows_quarantined"] else st.success
+        say(f"Last run {latest['run_id']} ({latest['mode']}): {latest['status']}. {latest['message'] or ''}")
     else:
         st.error(f"Last run {latest['run_id']} did not publish ({latest['status']}): {latest['message'] or ''}")
 
@@ -176,28 +167,30 @@ def overview_page(database: str, state: tuple[int, int]) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Risk bands")
-        st.altair_chart(_bar(data["bands"], "band", "accounts", order=queries.BAND_ORDER, colours=BAND_COLOURS),
-                        width="stretch")
+        st.altair_chart(
+            _bar(data["bands"], "band", "accounts", order=queries.BAND_ORDER, colours=BAND_COLOURS), width="stretch"
+        )
         table(data["bands"])
     with right:
         st.subheader("Recovery status")
-        st.altair_chart(_bar(data["recovery"], "recovery_status", "accounts", order=queries.RECOVERY_ORDER),
-                        width="stretch")
+        st.altair_chart(
+            _bar(data["recovery"], "recovery_status", "accounts", order=queries.RECOVERY_ORDER), width="stretch"
+        )
         table(data["recovery"])
 
     st.subheader("Data quality and quarantine")
+    st.markdown("**Expectation failures per run** (newest first; a blocking failure stops the publish)")
+    table(data["dq_per_run"], max_rows=8)
     left, right = st.columns(2)
     with left:
-        st.markdown("**Expectation failures per run** (newest first)")
-        table(data["dq_per_run"], max_rows=8)
-    with right:
         st.markdown("**Source files by status**")
         table(data["file_status"])
-    st.markdown("**Quarantined rows per batch**")
-    if data["quarantine"].is_empty():
-        st.success("No input row has been quarantined.")
-    else:
-        table(data["quarantine"])
+    with right:
+        st.markdown("**Quarantined rows per batch**")
+        if data["quarantine"].is_empty():
+            st.success("No input row has been quarantined.")
+        else:
+            table(data["quarantine"], max_rows=8)
     if not data["file_problems"].is_empty():
         st.markdown("**Files not loaded whole** (partial: some rows quarantined; rejected: retried next run)")
         table(data["file_problems"])
@@ -224,8 +217,7 @@ def account_page(database: str, state: tuple[int, int]) -> None:
         st.caption(f"The {ACCOUNT_CHOICES:,} riskiest accounts are listed; open any other with ?account=ID.")
     if st.session_state.get("account") not in labels:
         st.session_state["account"] = wanted if wanted in labels else next(iter(labels))
-    account_id = st.selectbox("Account (riskiest first)", list(labels), format_func=labels.__getitem__,
-                              key="account")
+    account_id = st.selectbox("Account (riskiest first)", list(labels), format_func=labels.__getitem__, key="account")
     st.query_params["account"] = account_id
     data = account_data(database, state, account_id)
     risk = data["risk"]
@@ -248,11 +240,11 @@ def account_page(database: str, state: tuple[int, int]) -> None:
             f"**{risk['recovery_status']}**: {RECOVERY_MEANING.get(risk['recovery_status'], '')}. "
             f"Last severe flag: {risk['last_severe_on'] or 'none'}."
         )
-        trend = risk["clean_income_trend_pct"]
+        income, trend = risk["clean_income_last"], risk["clean_income_trend_pct"]
         burden, burden_trend = risk["debt_burden_last"], risk["debt_burden_trend"]
         st.markdown(
-            f"- clean income last full month: {risk['clean_income_last'] if risk['clean_income_last'] is not None else '-'}"
-            f" {risk['currency']}, trend {'-' if trend is None else f'{trend:+.1f} %/month'}\n"
+            f"- clean income last full month: {'-' if income is None else income} {risk['currency']}, "
+            f"trend {'-' if trend is None else f'{trend:+.1f} %/month'}\n"
             f"- debt burden (trailing): {'-' if burden is None else f'{burden:.2f}'}, "
             f"trend {'-' if burden_trend is None else f'{burden_trend:+.3f}/month'}\n"
             f"- active flags: {', '.join(risk['active_flags']) or 'none'}"
@@ -277,30 +269,44 @@ def account_page(database: str, state: tuple[int, int]) -> None:
         st.info("No months published for this account.")
     else:
         partial = months.filter(~pl.col("is_full_month"))["month_on"].to_list()
-        flows = months.unpivot(index="month_on", on=["inflow", "outflow", "clean_income", "loan_repaid"],
-                               variable_name="figure", value_name="amount")
+        flows = months.unpivot(
+            index="month_on",
+            on=["inflow", "outflow", "clean_income", "loan_repaid"],
+            variable_name="figure",
+            value_name="amount",
+        )
         st.altair_chart(
-            alt.Chart(flows).mark_line(point=True).encode(
+            alt.Chart(flows)
+            .mark_line(point=True)
+            .encode(
                 x=alt.X("yearmonth(month_on):T", title="month"),
                 y=alt.Y("amount:Q", title=risk["currency"]),
                 color=alt.Color("figure:N", sort=["clean_income", "inflow", "outflow", "loan_repaid"]),
                 tooltip=["figure", alt.Tooltip("yearmonth(month_on):T", title="month"), "amount"],
-            ).properties(height=280),
+            )
+            .properties(height=280),
             width="stretch",
         )
         st.markdown("**Debt burden** (loan repayments / clean income over the trailing full months)")
         st.altair_chart(
-            alt.Chart(months.drop_nulls("debt_burden_trailing")).mark_line(point=True).encode(
+            alt.Chart(months.drop_nulls("debt_burden_trailing"))
+            .mark_line(point=True)
+            .encode(
                 x=alt.X("yearmonth(month_on):T", title="month"),
                 y=alt.Y("debt_burden_trailing:Q", title="debt burden", axis=alt.Axis(format=".2f")),
-                tooltip=[alt.Tooltip("yearmonth(month_on):T", title="month"),
-                         alt.Tooltip("debt_burden_trailing:Q", format=".2f")],
-            ).properties(height=200),
+                tooltip=[
+                    alt.Tooltip("yearmonth(month_on):T", title="month"),
+                    alt.Tooltip("debt_burden_trailing:Q", format=".2f"),
+                ],
+            )
+            .properties(height=200),
             width="stretch",
         )
         if partial:
-            st.caption(f"Not full months (partial coverage or the as-of month; shown, never judged): "
-                       f"{', '.join(str(m)[:7] for m in partial)}.")
+            st.caption(
+                f"Not full months (partial coverage or the as-of month; shown, never judged): "
+                f"{', '.join(str(m)[:7] for m in partial)}."
+            )
         with st.expander("Monthly figures as a table"):
             table(months)
 
@@ -309,12 +315,27 @@ def account_page(database: str, state: tuple[int, int]) -> None:
     if flags.is_empty():
         st.success("No flags for this account.")
         return
-    table(flags.select("flag_code", "period_start_on", "period_end_on", "severity", "metric_value", "threshold",
-                       "limit_name", "rule_version", "evidence_count", "reason_en"))
-    for number, flag in enumerate(flags.iter_rows(named=True)):
-        title = (f"{flag['flag_code']} · {flag['period_start_on']} – {flag['period_end_on']} · {flag['severity']}"
-                 f" · {flag['evidence_count']} evidence transactions")
-        with st.expander(title, expanded=number == 0):
+    table(
+        flags.select(
+            "flag_code",
+            "period_start_on",
+            "period_end_on",
+            "severity",
+            "metric_value",
+            "threshold",
+            "limit_name",
+            "rule_version",
+            "evidence_count",
+            "reason_en",
+        )
+    )
+    opened = flags.sort(pl.col("severity") != "high", maintain_order=True)["flag_id"][0]
+    for flag in flags.iter_rows(named=True):
+        title = (
+            f"{flag['flag_code']} · {flag['period_start_on']} – {flag['period_end_on']} · {flag['severity']}"
+            f" · {flag['evidence_count']} evidence transactions"
+        )
+        with st.expander(title, expanded=flag["flag_id"] == opened):
             st.markdown(f"{flag['reason_en']}  \n{flag['reason_zh']}")
             st.markdown(f"*Remediation:* {flag['remediation_en']}  \n{flag['remediation_zh']}")
             rows = evidence.filter(pl.col("flag_id") == flag["flag_id"]).drop("flag_id")
@@ -348,11 +369,14 @@ def run_health_page(database: str, state: tuple[int, int]) -> None:
             st.info("This run recorded no stage timings.")
         else:
             st.altair_chart(
-                alt.Chart(stages).mark_bar().encode(
+                alt.Chart(stages)
+                .mark_bar()
+                .encode(
                     y=alt.Y("stage:N", sort=alt.EncodingSortField("order"), title=None),
                     x=alt.X("seconds:Q", title="seconds"),
                     tooltip=["stage", "seconds", "peak_rss_mb"],
-                ).properties(height=40 + 28 * len(stages)),
+                )
+                .properties(height=40 + 28 * len(stages)),
                 width="stretch",
             )
             table(stages.drop("order"))
@@ -386,15 +410,14 @@ def main() -> None:
         return
     if "page" not in st.session_state:
         asked = st.query_params.get("page")
-        st.session_state["page"] = asked if asked in PAGES else ("Account" if "account" in st.query_params
-                                                                 else PAGES[0])
+        st.session_state["page"] = (
+            asked if asked in PAGES else ("Account" if "account" in st.query_params else PAGES[0])
+        )
     page = st.sidebar.radio("Page", PAGES, key="page")
     st.query_params["page"] = page
     state = database_state(database)
     try:
-        {"Overview": overview_page, "Account": account_page, "Run health": run_health_page}[page](
-            str(database), state
-        )
+        {"Overview": overview_page, "Account": account_page, "Run health": run_health_page}[page](str(database), state)
     except (StoreError, duckdb.Error) as exc:
         st.error(f"Cannot read {database}: {exc}")
         st.button("Try again")

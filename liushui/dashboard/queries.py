@@ -21,7 +21,7 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
 
 
 def headline(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
-    """One row of totals: accounts, transactions, flags, flagged accounts, and the latest run."""
+    """Totals (accounts, transactions, flags, flagged accounts, as-of) and the latest run with its rejects."""
     out = _frame(
         con,
         "SELECT (SELECT count(*) FROM account_risk) AS accounts, "
@@ -31,7 +31,11 @@ def headline(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
         "(SELECT max(as_of_on) FROM account_risk) AS as_of_on",
     ).row(0, named=True)
     latest = _frame(
-        con, "SELECT run_id, status, mode, finished_at, message FROM pipeline_runs ORDER BY started_at DESC LIMIT 1"
+        con,
+        "SELECT run_id, status, mode, finished_at, message, "
+        "coalesce(TRY_CAST(json_extract(counts_json, '$.files_rejected') AS BIGINT), 0) AS files_rejected, "
+        "coalesce(TRY_CAST(json_extract(counts_json, '$.rows_quarantined') AS BIGINT), 0) AS rows_quarantined "
+        "FROM pipeline_runs ORDER BY started_at DESC LIMIT 1",
     )
     out["latest_run"] = latest.row(0, named=True) if latest.height else None
     return out

@@ -160,7 +160,8 @@ def decode_text(data: bytes) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise FileRejected(f"starts with a UTF-16 byte-order mark but is not UTF-16 text (byte {exc.start})") from None
+            raise FileRejected(
+                f"starts with a UTF-16 byte-order mark but is not UTF-16 text (byte {exc.start})") from None
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     try:

@@ -91,8 +91,8 @@ def read_raw(path: Path, forced_profile: str | None = None) -> tuple[pl.DataFram
         raise FileRejected(f"empty file (only whitespace, {size} bytes)")
     kind = binary_kind(head)
     if kind is not None:
-        suffix = " (a .parquet file must start with the magic bytes 'PAR1')" if path.suffix.lower() == ".parquet" else ""
-        raise FileRejected(f"binary content ({kind}), not a CSV text export{suffix}")
+        parquet_hint = " (a Parquet file starts with the bytes 'PAR1')" if path.suffix.lower() == ".parquet" else ""
+        raise FileRejected(f"binary content ({kind}), not a CSV text export{parquet_hint}")
     if header_is_canonical(_first_line(head)):
         return read_canonical_csv(path), "canonical_csv"
     return _read_profiled(path, forced_profile)
@@ -172,7 +172,9 @@ def ingest_files(
     repeated = good["txn_id"].is_duplicated() & ~good.select(pl.col("txn_id").is_first_distinct()).to_series()
     duplicate = known | repeated if good.height else known
     dup_per_file = good.filter(duplicate).group_by("source_file").len()
-    source_files = pl.DataFrame(files, schema_overrides={"seen_at": pl.Datetime("us")}) if files else SOURCE_FILES.empty()
+    source_files = (
+        pl.DataFrame(files, schema_overrides={"seen_at": pl.Datetime("us")}) if files else SOURCE_FILES.empty()
+    )
     if dup_per_file.height:
         source_files = (
             source_files.join(dup_per_file, left_on="file_name", right_on="source_file", how="left")

@@ -204,13 +204,13 @@ def parse_raw(
             "currency symbol '{}' does not agree with the row's currency {}",
             pl.col("_balance_after_symbol"), pl.col("_currency")))),
     ]
-    # Built from the last check backwards, so the first failing check names the row's reason.
+    # Built from the last check backwards, so the first failing check names the row's reason. The code is
+    # computed for every row; the reason text only for the rejected rows (formatting is the costly part).
     reason_expr, code_expr = pl.col("reject_reason"), pl.col("reject_code")
     for failed, (message, failed_code) in reversed(checks):
         reason_expr = pl.when(failed).then(message).otherwise(reason_expr)
         code_expr = pl.when(failed).then(failed_code).otherwise(code_expr)
     lf = lf.with_columns(
-        _reason=pl.when(pl.col("reject_code").is_not_null()).then(pl.col("reject_reason")).otherwise(reason_expr),
         _code=pl.when(pl.col("reject_code").is_not_null()).then(pl.col("reject_code")).otherwise(code_expr),
     ).collect()
 
@@ -222,7 +222,10 @@ def parse_raw(
             source_row=pl.col("source_row"),
             raw=pl.col("raw").fill_null(""),
             reason_code=pl.col("_code"),
-            reason=pl.format("{}, row {}: {}", pl.lit(source_file), pl.col("source_row"), pl.col("_reason")),
+            reason=pl.format(
+                "{}, row {}: {}", pl.lit(source_file), pl.col("source_row"),
+                pl.when(pl.col("reject_code").is_not_null()).then(pl.col("reject_reason")).otherwise(reason_expr),
+            ),
             batch_id=pl.lit(batch_id),
             file_sha256=pl.lit(file_sha256),
         )
@@ -268,7 +271,8 @@ def with_txn_id(lf: pl.LazyFrame) -> pl.LazyFrame:
 
     The bank's own id wins (prefixed with the account: ids are unique per bank, not across banks) when
     it is unique within the account's rows of the file — anonymised exports repeat placeholders such as
-    "xxxx", and trusting those would merge different transactions. Otherwise a SHA-256 of the identifying fields in canonical text form plus the row's ordinal among
+    "xxxx", and trusting those would merge different transactions. Otherwise a SHA-256 of the identifying
+    fields in canonical text form plus the row's ordinal among
     identical rows of the same day: two identical rows in one statement stay two transactions, and the
     same statement delivered twice (or overlapping) yields the same ids, so it deduplicates.
     """

@@ -28,10 +28,10 @@ from typing import Annotated, Any, Literal
 
 import polars as pl
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from liushui.ingest.canonical import binary_kind
 from liushui.ingest.parse import symbol_disagrees
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "OUTPUT_COLUMNS",

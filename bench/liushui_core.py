@@ -1,0 +1,100 @@
+"""Peer (d): liushui's own Polars path on the same files, in process, without Prefect / GX / publish.
+
+`core`: read (liushui.ingest) -> classify_lenders -> classified_transactions -> account_months ->
+income_volatility -> large_outflows (related flows are columns of account_months), collected and written
+to a DuckDB file like the peers (transactions, account_months, large_outflows).
+`signals`: read -> the whole `derive_signals` (every signal and flag) sunk to Parquet as the flow does.
+Run as `python -m bench.liushui_core core|signals DATA_DIR OUT`; prints a JSON line of timings.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from liushui.config import load_rules
+from liushui.ingest.inbox import inbox_files, ingest_files
+from liushui.reference import read_reference
+from transforms.lenders import load_lender_registry
+
+
+def read(data: Path) -> pl.DataFrame:
+    result = ingest_files(
+        inbox_files(data / "inbox"), known_file_hashes=set(), is_known_txn=lambda ids: ids.is_null(),
+        batch_id="bench", latest_booking=(datetime.now(UTC) + timedelta(hours=9)).date() + timedelta(days=1),
+    )
+    return result.transactions
+
+
+def core(data: Path, db: Path) -> dict:
+    from transforms.classify import classified_transactions
+    from transforms.income import income_volatility
+    from transforms.lenders import classify_lenders
+    from transforms.months import account_months
+    from transforms.outflows import large_outflows
+
+    db.unlink(missing_ok=True)
+    steps = {}
+    started = time.perf_counter()
+    canonical = read(data)
+    steps["read"] = round(time.perf_counter() - started, 3)
+    t0 = time.perf_counter()
+    rules = load_rules()
+    accounts, related = read_reference(data / "reference")
+    as_of = canonical["booked_at"].max().date()
+    classified = classified_transactions(
+        classify_lenders(canonical.lazy(), load_lender_registry()), accounts.lazy(), related.lazy()
+    ).collect()
+    del canonical
+    steps["classify"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    months = (account_months(classified.lazy(), as_of=as_of,
+                             min_covered_days=rules.coverage.min_covered_days_for_full_month)
+              .pipe(income_volatility, rules=rules.income_volatility).collect())
+    large = large_outflows(classified.lazy(), months.lazy(), rules=rules.large_outflow).collect()
+    steps["months_volatility_large"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    con = duckdb.connect(str(db))
+    for name, frame in {"transactions": classified, "account_months": months, "large_outflows": large}.items():
+        arrow = frame.to_arrow()  # noqa: F841 - read by name below
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM arrow")
+    con.close()
+    steps["write"] = round(time.perf_counter() - t0, 3)
+    return {"wall_s": round(time.perf_counter() - started, 3), "steps": steps,
+            "rows": classified.height, "as_of": str(as_of),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def signals(data: Path, staging: Path) -> dict:
+    from transforms.signals import derive_signals, spill_to
+
+    shutil.rmtree(staging, ignore_errors=True)
+    steps = {}
+    started = time.perf_counter()
+    canonical = read(data)
+    steps["read"] = round(time.perf_counter() - started, 3)
+    t0 = time.perf_counter()
+    accounts, related = read_reference(data / "reference")
+    as_of = canonical["booked_at"].max().date()
+    derive_signals(
+        canonical.lazy(), accounts=accounts.lazy(), related_parties=related.lazy(),
+        lender_registry=load_lender_registry(), rules=load_rules(), as_of=as_of,
+        checkpoint=spill_to(staging / "checkpoints"),
+    ).sink(staging / "tables")
+    steps["derive_signals"] = round(time.perf_counter() - t0, 3)
+    shutil.rmtree(staging, ignore_errors=True)
+    return {"wall_s": round(time.perf_counter() - started, 3), "steps": steps,
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+if __name__ == "__main__":
+    what, data, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    print(json.dumps(core(data, out) if what == "core" else signals(data, out)))

@@ -1,0 +1,134 @@
+"""liushui end to end (`liushui run` as a subprocess): full run, then a one-day nightly increment."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from bench.measure import measured
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = str(Path(sys.executable).parent / "liushui")
+INCREMENT_DAY = "2026-10-31"
+INCREMENT_SOURCE_DAY = "2026-10-30"
+INCREMENT_SHARE = 0.05
+
+
+def bench_env(out: Path) -> dict:
+    """The CLI's environment: a Prefect home of the benchmark's own (other jobs on the machine use
+    theirs), everything else as liushui sets it (offline, quiet)."""
+    env = dict(os.environ)
+    env["PREFECT_HOME"] = str((out / "prefect_home").resolve())
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def warm_up(out: Path) -> dict:
+    """One run on an empty inbox: the first run on a fresh PREFECT_HOME migrates Prefect's database
+    (~30 s); measured runs should not pay that."""
+    empty = out / "empty_inbox"
+    empty.mkdir(parents=True, exist_ok=True)
+    db = out / "warmup" / "warmup.duckdb"
+    shutil.rmtree(db.parent, ignore_errors=True)
+    db.parent.mkdir(parents=True)
+    return measured([CLI, "run", "--inbox", str(empty), "--db", str(db)], env=bench_env(out), echo=False)
+
+
+def stage_table(db: Path) -> list[dict]:
+    """`pipeline_runs` rows (read-only): mode, status, stage seconds and peak RSS per stage."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT run_id, mode, status, stage_seconds_json, stage_peak_rss_mb_json, counts_json, "
+            "started_at, finished_at FROM pipeline_runs ORDER BY started_at"
+        ).fetchall()
+    finally:
+        con.close()
+    return [
+        {"run_id": r[0], "mode": r[1], "status": r[2], "stage_seconds": json.loads(r[3] or "{}"),
+         "stage_peak_rss_mb": json.loads(r[4] or "{}"), "counts": json.loads(r[5] or "{}"),
+         "flow_seconds": (r[7] - r[6]).total_seconds() if r[6] and r[7] else None}
+        for r in rows
+    ]
+
+
+def _prefect_overhead(lines: list) -> float | None:
+    """Seconds from process start to the flow's first stage line (interpreter start, imports, Prefect's
+    temporary server start, flow run creation)."""
+    for t, line in lines:
+        if line.startswith("liushui: ingest ..."):
+            return t
+    return None
+
+
+def _summarise(result: dict, db: Path) -> dict:
+    result = dict(result)
+    lines = result.pop("lines")
+    result["tail"] = [ln for _, ln in lines[-12:]]
+    result["stage_lines"] = [[t, ln] for t, ln in lines if ln.startswith("liushui:")]
+    result["before_ingest_s"] = _prefect_overhead(lines)
+    result["runs"] = stage_table(db) if db.exists() else []
+    return result
+
+
+def full_run(data: Path, out: Path, *, timeout_s: float = 3600, rss_limit_mib: float = 20 * 1024) -> dict:
+    work = out / f"liushui_{data.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    db = work / "liushui.duckdb"
+    cmd = [CLI, "run", "--inbox", str(data / "inbox"), "--reference", str(data / "reference"), "--db", str(db)]
+    result = measured(cmd, env=bench_env(out), timeout_s=timeout_s, rss_limit_mib=rss_limit_mib)
+    return _summarise(result, db)
+
+
+def write_increment(data: Path, target: Path) -> dict:
+    """A canonical CSV with one new day (INCREMENT_DAY) for ~5 % of the accounts: each chosen account's
+    rows of INCREMENT_SOURCE_DAY, booked one day later, amounts changed by a few cents per yuan; txn_id
+    and balance_after empty (a bank export without balances for that day). The generator's data runs to
+    2026-10-31, so the new rows land on the last day of the as-of month: the as-of month does not change
+    and the run is incremental."""
+    parts = sorted((data / "inbox").glob("transactions_part*.parquet"))
+    day = pl.lit(INCREMENT_SOURCE_DAY).str.to_date()
+    rows = (
+        pl.scan_parquet(parts)
+        .filter(pl.col("booked_at").dt.date() == day)
+        .filter((pl.col("account_id").hash(seed=11) % 1000) < int(INCREMENT_SHARE * 2 * 1000))
+        .collect()
+    )
+    # Only the Parquet half of the parts is read, so take 2 x 5 % of those accounts = ~5 % of all.
+    frame = rows.with_columns(
+        booked_at=(pl.col("booked_at") + pl.duration(days=1)).dt.strftime("%Y-%m-%d %H:%M:%S"),
+        amount=(pl.col("amount").cast(pl.Float64) * 1.013 + pl.when(pl.col("amount") < 0).then(-0.07).otherwise(0.07))
+        .round(2).cast(pl.Decimal(18, 2)),
+        txn_id=pl.lit(None, pl.String),
+        balance_after=pl.lit(None, pl.Decimal(18, 2)),
+    ).select(rows.columns)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(target)
+    n_accounts_total = pl.read_csv(data / "reference" / "accounts.csv", columns=["account_id"]).height
+    return {"rows": frame.height, "accounts": frame["account_id"].n_unique(), "accounts_total": n_accounts_total,
+            "day": INCREMENT_DAY}
+
+
+def increment_run(data: Path, out: Path, full_db_dir: Path, *, timeout_s: float = 3600) -> dict:
+    """Copy the full run's database, add the increment file to the inbox (symlinks to the same files
+    plus the new one), run again."""
+    work = out / f"increment_{data.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    inbox = work / "inbox"
+    inbox.mkdir(parents=True)
+    for f in sorted((data / "inbox").iterdir()):
+        (inbox / f.name).symlink_to(f.resolve())
+    info = write_increment(data, inbox / f"increment_{INCREMENT_DAY}.csv")
+    db = work / "liushui.duckdb"
+    shutil.copy(full_db_dir / "liushui.duckdb", db)
+    cmd = [CLI, "run", "--inbox", str(inbox), "--reference", str(data / "reference"), "--db", str(db)]
+    result = _summarise(measured(cmd, env=bench_env(out), timeout_s=timeout_s), db)
+    result["increment"] = info
+    return result

@@ -1,0 +1,231 @@
+"""The dashboard as a user sees it: Streamlit's AppTest against a database published by the real flow.
+
+What it shows must equal what DuckDB says (flags per code, bands, quarantine, runs, an account's flags and
+evidence); a missing database is a clear message; the app holds no connection after it has rendered.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from liushui import store
+from liushui.config import Settings
+from liushui.dashboard import APP, database_path, start, streamlit_command, streamlit_environment
+
+# One file with rows the pipeline must quarantine (bad amount, impossible date) and one it must reject whole,
+# so the data-quality panels have something to show.
+LATE_EXPORT = (
+    "account_id,txn_id,booked_at,amount,currency,balance_after,counterparty_name,counterparty_account,"
+    "description,channel\n"
+    "6200000000000000001,,2026-01-05 10:15:00,-88.00,CNY,,盒马鲜生,,支付宝快捷支付,支付宝\n"
+    "6200000000000000001,,2026-01-06 18:20:00,-12.5x,CNY,,滴滴出行,,支付宝快捷支付,支付宝\n"
+    "6200000000000000001,,2026-13-45 08:00:00,-30.00,CNY,,美团,,支付宝快捷支付,支付宝\n"
+)
+
+
+@pytest.fixture(scope="module")
+def db(prefect_harness, sample_dir, tmp_path_factory) -> Path:
+    from flows.nightly import nightly
+
+    work = tmp_path_factory.mktemp("dashboard")
+    inbox = work / "inbox"
+    shutil.copytree(sample_dir / "inbox", inbox)
+    (inbox / "late_export.csv").write_text(LATE_EXPORT, encoding="utf-8")
+    (inbox / "scan_upload.csv").write_bytes(b"\x00\x01\x02PK junk")
+    database = work / "liushui.duckdb"
+    report = nightly(Settings(inbox=inbox, database=database, reference_dir=sample_dir / "reference"))
+    assert report.status == "published" and report.rejected_files
+    return database
+
+
+def sql(database: Path, query: str, params: list | None = None) -> list[tuple]:
+    con = store.reader(database)
+    try:
+        return con.sql(query, params=params or []).fetchall()
+    finally:
+        con.close()
+
+
+def app(database: Path, monkeypatch, **query_params: str) -> AppTest:
+    monkeypatch.setenv("LIUSHUI_DB", str(database))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params.update(query_params)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown(at: AppTest, *columns: str) -> list[pd.DataFrame]:
+    """The dataframes on the page whose first columns are `columns`."""
+    return [d.value for d in at.dataframe if list(d.value.columns[: len(columns)]) == list(columns)]
+
+
+def as_dict(frame: pd.DataFrame) -> dict:
+    return dict(zip(frame.iloc[:, 0], frame.iloc[:, 1].astype(int), strict=True))
+
+
+def test_overview_numbers_equal_the_database(db, monkeypatch):
+    at = app(db, monkeypatch)
+    assert at.radio(key="page").value == "Overview"
+    (per_code,) = shown(at, "flag_code", "flags")
+    expected = sql(db, "SELECT flag_code, count(*) FROM risk_flags GROUP BY flag_code")
+    assert as_dict(per_code) == dict(expected) and len(expected) >= 4
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Flags"] == f"{sum(n for _, n in expected):,}"
+    assert metrics["Accounts"] == f"{sql(db, 'SELECT count(*) FROM account_risk')[0][0]:,}"
+
+    (bands,) = shown(at, "band", "accounts")
+    assert {b: n for b, n in as_dict(bands).items() if n} == dict(
+        sql(db, "SELECT band, count(*) FROM account_risk GROUP BY band")
+    )
+    assert list(bands["band"]) == ["low", "medium", "high", "severe"]
+    (recovery,) = shown(at, "recovery_status", "accounts")
+    assert {s: n for s, n in as_dict(recovery).items() if n} == dict(
+        sql(db, "SELECT recovery_status, count(*) FROM account_risk GROUP BY recovery_status")
+    )
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 3  # flags by month, bands, recovery
+
+
+def test_overview_shows_quarantine_dq_and_file_statuses(db, monkeypatch):
+    at = app(db, monkeypatch)
+    (quarantine,) = shown(at, "batch_id", "rows_quarantined")
+    assert as_dict(quarantine) == dict(sql(db, "SELECT batch_id, count(*) FROM quarantine GROUP BY 1"))
+    assert "bad_amount 1" in quarantine["reasons"][0]
+    (files,) = shown(at, "status", "files")
+    assert as_dict(files) == dict(sql(db, "SELECT status, count(*) FROM source_files GROUP BY 1"))
+    assert {"partial", "rejected"} <= set(files["status"])
+    (problems,) = shown(at, "seen_at", "file_name")
+    assert set(problems["file_name"]) == {"late_export.csv", "scan_upload.csv"}
+    (per_run,) = shown(at, "run_id", "started_at", "status")
+    expected = sql(
+        db,
+        "SELECT run_id, count(*), count(*) FILTER (WHERE level = 'blocking' AND NOT success) FROM dq_results "
+        "GROUP BY 1",
+    )
+    assert [(r.run_id, r.expectations, r.blocking_failed) for r in per_run.itertuples()] == expected
+    # The last run rejected a file: the banner says so as a warning, not as a plain success.
+    assert any("1 rejected" in w.value for w in at.warning)
+
+
+def flagged_account(db: Path) -> str:
+    """A round-trip account: its flags name evidence transactions on both sides of the trip."""
+    return sql(db, "SELECT min(account_id) FROM risk_flags WHERE flag_code = 'ROUND_TRIP'")[0][0]
+
+
+def test_account_drill_down_shows_flags_evidence_and_remediation(db, monkeypatch):
+    at = app(db, monkeypatch)
+    at.radio(key="page").set_value("Account").run()
+    choices = at.selectbox(key="account").options
+    top = sql(db, "SELECT account_id FROM account_risk ORDER BY score DESC, account_id LIMIT 1")[0][0]
+    assert choices[0].startswith(top)  # riskiest first
+    account = flagged_account(db)
+    at.selectbox(key="account").set_value(account).run()
+    assert not at.exception
+    assert at.query_params["account"] == account  # the URL opens this drill-down again
+
+    (flags,) = shown(at, "flag_code", "period_start_on")
+    expected = sql(
+        db,
+        "SELECT flag_code, strftime(period_start_on, '%Y-%m-%d') FROM risk_flags WHERE account_id = ? "
+        "ORDER BY period_start_on, flag_code",
+        [account],
+    )
+    assert list(zip(flags["flag_code"], flags["period_start_on"], strict=True)) == expected
+    assert len(at.expander) == len(expected) + 1  # one per flag, plus the monthly table
+
+    evidence = pd.concat(shown(at, "booked_at", "amount"))
+    expected_ids = sql(db, "SELECT DISTINCT unnest(evidence_txn_ids) FROM risk_flags WHERE account_id = ?", [account])
+    assert set(evidence["txn_id"]) == {i for (i,) in expected_ids}
+    one = evidence.iloc[0]
+    booked_at, amount, txn_class = sql(
+        db, "SELECT booked_at, amount, txn_class FROM transactions WHERE txn_id = ?", [one["txn_id"]]
+    )[0]
+    assert (one["booked_at"], one["amount"], one["txn_class"]) == (pd.Timestamp(booked_at), amount, txn_class)
+
+    (risk,) = sql(
+        db, "SELECT score, band, recovery_status, remediation_en FROM account_risk WHERE account_id = ?", [account]
+    )
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Score"], metrics["Band"], metrics["Recovery"]) == (f"{risk[0]:.0f}", risk[1], risk[2])
+    text = " ".join(m.value for m in at.markdown)
+    assert all(item in text for item in risk[3]) and risk[3]
+    assert len(at.get("vega_lite_chart")) == 2  # monthly flows, debt burden
+
+
+def test_account_url_opens_the_drill_down(db, monkeypatch):
+    account = flagged_account(db)
+    at = app(db, monkeypatch, account=account)
+    assert at.radio(key="page").value == "Account"
+    assert at.selectbox(key="account").value == account
+    unknown = app(db, monkeypatch, account="no-such-account")
+    assert "No account 'no-such-account'" in unknown.warning[0].value
+
+
+def test_run_health_shows_runs_stages_and_expectations(db, monkeypatch):
+    at = app(db, monkeypatch, page="Run health")
+    (runs,) = shown(at, "run_id", "started_at", "status", "mode")
+    assert list(runs["run_id"]) == [r for (r,) in sql(db, "SELECT run_id FROM pipeline_runs ORDER BY started_at DESC")]
+    stage_json, run_id = sql(db, "SELECT stage_seconds_json, run_id FROM pipeline_runs")[0]
+    (stages,) = shown(at, "stage", "seconds")
+    assert list(stages["stage"]) == list(json.loads(stage_json))
+    (summary,) = shown(at, "suite", "level", "expectations")
+    expected = sql(
+        db, "SELECT count(*), count(*) FILTER (WHERE NOT success) FROM dq_results WHERE run_id = ?", [run_id]
+    )[0]
+    assert (summary["expectations"].sum(), summary["failed"].sum()) == expected
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_no_database_is_a_clear_message(tmp_path, monkeypatch):
+    at = app(tmp_path / "missing.duckdb", monkeypatch)
+    assert "No liushui database at" in at.error[0].value and "liushui run" in at.error[0].value
+    assert not at.dataframe
+
+
+def test_no_connection_is_held_after_rendering(db, monkeypatch):
+    for page in ("Overview", "Account", "Run health"):
+        app(db, monkeypatch, page=page)
+    # DuckDB refuses a read-write open in a process that still holds the file read-only: the nightly
+    # writer would be refused the same way by a dashboard that kept its connection.
+    duckdb.connect(str(db)).close()
+
+
+def test_database_path_prefers_the_argument_then_the_environment(tmp_path):
+    assert database_path(["--db", str(tmp_path / "a.duckdb")], {"LIUSHUI_DB": "b"}) == tmp_path / "a.duckdb"
+    assert database_path(["-q", "tests"], {"LIUSHUI_DB": str(tmp_path / "b.duckdb")}) == tmp_path / "b.duckdb"
+    assert database_path([], {}).name == "liushui.duckdb"
+
+
+def test_launch_serves_offline_on_localhost(db):
+    command = streamlit_command(db, 8501)
+    assert command[-2:] == ["--db", str(db)] and command[command.index("--server.address") + 1] == "127.0.0.1"
+    env = streamlit_environment(db)
+    assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false" and env["STREAMLIT_SERVER_HEADLESS"] == "true"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = start(db, port, quiet=True)
+    try:
+        deadline, health = time.monotonic() + 60, b""
+        while health != b"ok" and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                    health = answer.read().strip()
+            except OSError:
+                time.sleep(0.3)
+        assert health == b"ok"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
