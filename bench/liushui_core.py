@@ -29,7 +29,7 @@ from transforms.lenders import load_lender_registry
 def read(data: Path) -> pl.DataFrame:
     result = ingest_files(
         inbox_files(data / "inbox"), known_file_hashes=set(), is_known_txn=lambda ids: ids.is_null(),
-        batch_id="bench", latest_booking=(datetime.now(UTC) + timedelta(hours=9)).date() + timedelta(days=1),
+        batch_id="bench", latest_booking=(datetime.now(UTC) + timedelta(hours=8)).date() + timedelta(days=1),
     )
     return result.transactions
 

@@ -1,0 +1,153 @@
+"""Benchmarks: liushui end to end, its nightly increment and its feature stage, against peers on the
+same files in the same run (DuckDB SQL as a dbt-duckdb project would write it, pandas, a DuckDB floor).
+
+    python -m bench.run --rows 1000000 --rows 10000000 [--rows 50000000] [--out bench/out]
+
+Every measurement runs in a child process (fresh interpreter, its own peak memory) and is stored in
+`<out>/results.json` (merged by row count, so a later run for 50M keeps the 1M / 10M results);
+BENCHMARKS.md is regenerated from that file. `--render-only` rewrites BENCHMARKS.md without measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import liushui_run
+from bench.data import dataset, info
+from bench.measure import measured
+from bench.report import render, sanity_check
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = ("floor", "sql", "pandas", "core", "signals", "run", "increment")
+
+
+def _py(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def _peer(cmd: list[str], **kw) -> dict:
+    result = measured(cmd, echo=False, **kw)
+    lines = result.pop("lines")
+    try:
+        result["inner"] = json.loads(lines[-1][1])
+    except (IndexError, ValueError):
+        result["inner"] = None
+        result["tail"] = [ln for _, ln in lines[-15:]]
+    return result
+
+
+def measure_rows(rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: float, rss_limit_mib: float,
+                 pandas_max_rows: int) -> dict:
+    data = dataset(out, rows)
+    res: dict = {"rows_target": rows, "data": info(data), "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "load_start": os.getloadavg()}
+    work = out / f"peers_{rows}"
+    work.mkdir(parents=True, exist_ok=True)
+    kw = {"timeout_s": timeout_s, "rss_limit_mib": rss_limit_mib}
+
+    def log(name: str, r: dict) -> None:
+        inner = r.get("inner") or {}
+        print(f"bench {rows:>11,} {name:<10} wall {r['wall_s']:8.1f} s  cpu {r.get('cpu_s', 0):7.1f} s  "
+              f"peak {r['peak_rss_mib']:8.0f} MiB  rc {r['returncode']} {r.get('killed') or ''} "
+              f"{inner.get('steps', '')}  load {r['load_start'][0]:.1f}->{r['load_end'][0]:.1f}",
+              file=sys.stderr, flush=True)
+
+    if "floor" in steps:
+        res["floor"] = _peer(_py("bench.peer_floor", str(data)), **kw)
+        log("floor", res["floor"])
+    if "sql" in steps:
+        res["sql"] = _peer(_py("bench.peer_sql", str(data), str(work / "sql.duckdb")), **kw)
+        log("sql", res["sql"])
+    if "pandas" in steps and rows <= pandas_max_rows:
+        res["pandas"] = _peer(_py("bench.peer_pandas", str(data), str(work / "pandas.duckdb")), **kw)
+        log("pandas", res["pandas"])
+    if "core" in steps:
+        res["core"] = _peer(_py("bench.liushui_core", "core", str(data), str(work / "liushui_core.duckdb")), **kw)
+        log("core", res["core"])
+    if "signals" in steps:
+        res["signals"] = _peer(_py("bench.liushui_core", "signals", str(data), str(work / "signals_staging")), **kw)
+        log("signals", res["signals"])
+    if "run" in steps:
+        res["run"] = liushui_run.full_run(data, out, **kw)
+        log("run", res["run"])
+        if "increment" in steps and res["run"]["returncode"] in (0, 3) and not res["run"]["killed"]:
+            res["increment"] = liushui_run.increment_run(data, out, out / f"liushui_{data.name}", timeout_s=timeout_s)
+            log("increment", res["increment"])
+    if all(s in steps for s in ("sql", "pandas", "core")) and rows <= 2_000_000:
+        res["sanity"] = sanity_check(work / "sql.duckdb", work / "pandas.duckdb", work / "liushui_core.duckdb")
+        print(f"bench sanity: {json.dumps(res['sanity'], ensure_ascii=False)[:600]}", file=sys.stderr)
+    res["load_end"] = os.getloadavg()
+    res["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, action="append", help="row count (repeatable; default 1M and 10M)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated steps of {','.join(STEPS)}")
+    parser.add_argument("--timeout", type=float, default=40 * 60, help="seconds per measured command")
+    parser.add_argument("--rss-limit-mib", type=float, default=18 * 1024,
+                        help="kill a measured command whose process tree exceeds this RSS")
+    parser.add_argument("--pandas-max-rows", type=int, default=10_000_000)
+    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--render-only", action="store_true")
+    args = parser.parse_args(argv)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / "results.json"
+    results = json.loads(store.read_text()) if store.exists() else {"by_rows": {}}
+    if not args.render_only:
+        steps = tuple(s.strip() for s in args.only.split(",") if s.strip())
+        unknown = set(steps) - set(STEPS)
+        if unknown:
+            parser.error(f"unknown steps {sorted(unknown)}")
+        results["command"] = "python -m bench.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        if "run" in steps or "increment" in steps:
+            started = time.perf_counter()
+            warm = liushui_run.warm_up(out)
+            print(f"bench warm-up (Prefect home) {time.perf_counter() - started:.1f} s rc {warm['returncode']}",
+                  file=sys.stderr, flush=True)
+        for rows in args.rows or [1_000_000, 10_000_000]:
+            new = measure_rows(rows, out, steps, timeout_s=args.timeout, rss_limit_mib=args.rss_limit_mib,
+                               pandas_max_rows=args.pandas_max_rows)
+            merged = results["by_rows"].get(str(rows), {}) | new
+            merged.setdefault("commands", []).append(results["command"])
+            results["by_rows"][str(rows)] = merged
+            store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
+        results["machine"] = machine()
+        store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
+    args.markdown.write_text(render(results))
+    print(f"bench: wrote {args.markdown}", file=sys.stderr)
+    return 0
+
+
+def machine() -> dict:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    mem_kib = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
+                   if ln.startswith("MemTotal"))
+    import duckdb
+    import great_expectations
+    import pandas
+    import polars
+    import prefect
+    import pyarrow
+
+    return {"nproc": len(os.sched_getaffinity(0)), "mem_gib": round(mem_kib / 2**20, 1), "cpu": cpu,
+            "python": platform.python_version(), "polars": polars.__version__, "duckdb": duckdb.__version__,
+            "pandas": pandas.__version__, "pyarrow": pyarrow.__version__, "prefect": prefect.__version__,
+            "great_expectations": great_expectations.__version__, "date": datetime.now(UTC).date().isoformat()}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
