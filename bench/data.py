@@ -1,33 +1,84 @@
-"""Benchmark data: `generate_sample` output per row count, reused when its marker file is present."""
+"""Benchmark data: `generate_sample` output per row count, reused when its marker file is present.
+
+Above `MAX_SINGLE_ROWS` the data is composed of shards generated with different seeds (one generator
+call per ~10 M rows): `generate_sample` cannot make one world that large — its company-name pools are
+finite (10 cities x 40 words x 5 trade kinds = 2,000 trade-company names) and `_company_pool` loops
+forever once it asks for more distinct names than exist (`n_accounts // 10` trade companies: from about
+20,000 accounts, i.e. ~19 M rows, the call never returns). Shard files keep their content; customer ids
+in the reference files get a shard prefix so that customers of different shards never merge.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
+import polars as pl
+
 MARKER = "GENERATED.json"
+MAX_SINGLE_ROWS = 12_000_000
+SHARD_ROWS = 10_000_000
+
+
+def _generate(root: Path, rows: int, seed: int = 7):
+    from liushui.generate import generate_sample
+
+    return generate_sample(root, target_rows=rows, file_format="both", seed=seed)
 
 
 def dataset(out: Path, rows: int) -> Path:
     """Directory `out/data_<rows>` with `inbox/` and `reference/`; generated once (marker file)."""
-    from liushui.generate import generate_sample
-
     root = out / f"data_{rows}"
     marker = root / MARKER
     if marker.exists():
         return root
     started = time.perf_counter()
-    sample = generate_sample(root, target_rows=rows, file_format="both")
-    marker.write_text(json.dumps({
-        "target_rows": rows,
-        "n_rows": sample.n_rows,
-        "n_overlap_rows": sample.n_overlap_rows,
-        "n_accounts": sample.n_accounts,
-        "n_customers": sample.n_customers,
-        "seconds": round(time.perf_counter() - started, 1),
-    }, indent=1))
+    if rows <= MAX_SINGLE_ROWS:
+        s = _generate(root, rows)
+        meta = {"n_rows": s.n_rows, "n_overlap_rows": s.n_overlap_rows, "n_accounts": s.n_accounts,
+                "n_customers": s.n_customers, "shards": 1}
+    else:
+        meta = _composed(root, rows)
+    marker.write_text(json.dumps({"target_rows": rows, **meta,
+                                  "seconds": round(time.perf_counter() - started, 1)}, indent=1))
     return root
+
+
+def _composed(root: Path, rows: int) -> dict:
+    k = math.ceil(rows / SHARD_ROWS)
+    inbox, reference = root / "inbox", root / "reference"
+    inbox.mkdir(parents=True, exist_ok=True)
+    reference.mkdir(parents=True, exist_ok=True)
+    accounts, related = [], []
+    meta = {"n_rows": 0, "n_overlap_rows": 0, "n_accounts": 0, "n_customers": 0, "shards": k}
+    for i in range(k):
+        shard = root / "shards" / f"seed_{7 + i}"
+        done = shard / MARKER
+        if done.exists():
+            s = json.loads(done.read_text())
+        else:
+            g = _generate(shard, rows // k, seed=7 + i)
+            s = {"n_rows": g.n_rows, "n_overlap_rows": g.n_overlap_rows, "n_accounts": g.n_accounts,
+                 "n_customers": g.n_customers}
+            done.write_text(json.dumps(s))
+        for key in ("n_rows", "n_overlap_rows", "n_accounts", "n_customers"):
+            meta[key] += s[key]
+        for f in sorted((shard / "inbox").iterdir()):
+            link = inbox / f"s{i}_{f.name}"
+            if not link.exists():
+                link.symlink_to(f.resolve())
+        prefix = pl.lit(f"S{i}-")
+        accounts.append(pl.read_csv(shard / "reference" / "accounts.csv", infer_schema=False)
+                        .with_columns(customer_id=prefix + pl.col("customer_id")))
+        related.append(pl.read_csv(shard / "reference" / "related_parties.csv", infer_schema=False)
+                       .with_columns(customer_id=prefix + pl.col("customer_id")))
+    acc = pl.concat(accounts)
+    meta["account_id_collisions"] = acc.height - acc["account_id"].n_unique()
+    acc.write_csv(reference / "accounts.csv")
+    pl.concat(related).write_csv(reference / "related_parties.csv")
+    return meta
 
 
 def info(root: Path) -> dict:

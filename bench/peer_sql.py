@@ -48,7 +48,7 @@ def models(data: Path) -> list[tuple[str, str]]:
                 FROM stg_transactions s LEFT JOIN ref_accounts a USING (account_id)
             ), rel AS (
                 SELECT t.*,
-                    (o.customer_id IS NOT NULL) OR (t.counterparty_name = t.holder_name) AS is_own,
+                    (o.customer_id IS NOT NULL) OR coalesce(t.counterparty_name = t.holder_name, false) AS is_own,
                     EXISTS (SELECT 1 FROM ref_related r WHERE r.customer_id = t.customer_id
                             AND (r.party_account = t.counterparty_account OR r.party_name = t.counterparty_name)) AS is_related,
                     (regexp_matches(coalesce(t.counterparty_name, ''), {_lit(cp)})

@@ -1,3 +1,217 @@
+"""BENCHMARKS.md from `results.json` (see bench/run.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOOLS = [
+    ("floor", "DuckDB floor", "one scan of every file, sum(amount) per account; no dedup, no write"),
+    ("sql", "DuckDB SQL peer", "dbt-style models: staging (CSV all-varchar + casts, Parquet, dedup), classified transactions, account months (clean income, 6-month CV, related share), large outflows; tables in a DuckDB file"),
+    ("pandas", "pandas peer", "same features with pandas (pyarrow readers, merges, str.contains, groupby, rolling); tables written to DuckDB"),
+    ("core", "liushui core features", "liushui.ingest read + classify_lenders + classified_transactions + account_months + income_volatility + large_outflows; tables written to DuckDB"),
+    ("signals", "liushui read + derive_signals", "liushui.ingest read + every signal and flag (spilled to Parquet like the flow)"),
+    ("run", "liushui full run", "`liushui run` end to end (Prefect, ingest, GX suites, every signal, publish)"),
+    ("increment", "liushui one-day increment", "`liushui run` again with one new day for ~5 % of accounts"),
+]
+
+
+def _wall(r: dict | None) -> float | None:
+    if not r or r.get("killed") or r.get("returncode") not in (0, 3):
+        return None
+    return r["wall_s"]
+
+
+def _f(x: Any, nd: int = 1) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:,.{nd}f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}×" if a and b else "–"
+
+
+def _peak(r: dict) -> float | None:
+    return max(r.get("tree_peak_rss_mib") or 0, r.get("peak_rss_mib") or 0) or None
+
+
+def _gx_seconds(run: dict) -> float | None:
+    runs = [x for x in run.get("runs", []) if x.get("stage_seconds")]
+    if not runs:
+        return None
+    st = runs[-1]["stage_seconds"]
+    return sum(v for k, v in st.items() if k.startswith("validate"))
+
+
+def _last_run_row(r: dict | None) -> dict:
+    rows = [x for x in (r or {}).get("runs", []) if x.get("stage_seconds")]
+    return rows[-1] if rows else {}
+
+
+def size_section(n: str, res: dict) -> list[str]:
+    d = res.get("data", {})
+    out = [f"### {int(n):,} rows", ""]
+    invocations = res.get("invocations") or []
+    covered = {i["command"] for i in invocations}
+    invocations = [{"command": c} for c in dict.fromkeys(res.get("commands", [])) if c not in covered] + invocations
+    out.append("Invocations behind these rows: " + "; ".join(
+        f"`{i['command']}`" + (f" ({', '.join(i['steps'])}; {i['started_at']} – {i['finished_at']} UTC; code {i['git']})"
+                               if i.get("steps") else "") for i in invocations) + ".")
+    out.append("")
+    out.append(f"Data: {_f(d.get('n_rows'))} transaction rows (+ {_f(d.get('n_overlap_rows'))} overlapping re-exported "
+               f"rows), {_f(d.get('n_accounts'))} accounts, {_f(d.get('n_customers'))} customers, CSV and Parquet parts"
+               + (f", composed of {d['shards']} generator shards (see below)" if d.get("shards", 1) > 1 else "")
+               + ".")
+    out.append("")
+    core, run = _wall(res.get("core")), _wall(res.get("run"))
+    out.append("| tool | wall s | CPU s | peak RSS MiB | ÷ liushui core | ÷ liushui run | load avg (1 min) start → end | what it does |")
+    out.append("|---|---:|---:|---:|---:|---:|---|---|")
+    for key, name, what in TOOLS:
+        r = res.get(key)
+        if not r:
+            continue
+        w = _wall(r)
+        status = "" if w is not None else f" **failed: {r.get('killed') or 'exit ' + str(r.get('returncode'))}**"
+        out.append(
+            f"| {name}{status} | {_f(r['wall_s'])} | {_f(r.get('cpu_s'))} | {_f(_peak(r), 0)} | "
+            f"{_ratio(w, core)} | {_ratio(w, run)} | {r['load_start'][0]:.1f} → {r['load_end'][0]:.1f} | {what} |")
+    out.append("")
+    out.append("Peer step times (s, inside the child): " + "; ".join(
+        f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in (res[key].get("inner") or {}).get("steps", {}).items())
+        for key, name, _ in TOOLS if res.get(key) and (res[key].get("inner") or {}).get("steps")) + ".")
+    out.append("")
+    for key, label in (("run", "full run"), ("increment", "increment")):
+        r = res.get(key)
+        row = _last_run_row(r)
+        if not r:
+            continue
+        if not row:
+            out.append(f"liushui {label}: no stage timings recorded ({r.get('killed') or 'exit ' + str(r.get('returncode'))}). "
+                       f"Last lines: `{' | '.join(r.get('tail', [])[-4:])}`")
+            if r.get("stage_lines"):
+                out.append("Progress lines seen: " + "; ".join(f"{t:.0f} s `{ln}`" for t, ln in r["stage_lines"]))
+            out.append("")
+            continue
+        st, mem = row["stage_seconds"], row["stage_peak_rss_mb"]
+        total = r["wall_s"]
+        out.append(f"liushui {label} (mode `{row['mode']}`, status `{row['status']}`): stages from `pipeline_runs`, "
+                   f"peak RSS = the flow process's high-water mark at the end of the stage.")
+        out.append("")
+        out.append("| stage | s | % of wall | peak RSS MiB |")
+        out.append("|---|---:|---:|---:|")
+        before = r.get("before_ingest_s")
+        if before is not None:
+            out.append(f"| process start → first stage (imports, Prefect temporary server, flow run) | {before:.1f} | {100 * before / total:.0f} % | – |")
+        staged = sum(st.values())
+        for k, v in st.items():
+            out.append(f"| {k} | {v:.1f} | {100 * v / total:.0f} % | {_f(mem.get(k), 0)} |")
+        rest = total - staged - (before or 0)
+        out.append(f"| rest (record stage times, print tables, server shutdown) | {rest:.1f} | {100 * rest / total:.0f} % | – |")
+        out.append(f"| **total (wall, child process tree peak {_f(r.get('tree_peak_rss_mib'), 0)} MiB)** | **{total:.1f}** | 100 % | |")
+        out.append("")
+        if key == "increment" and r.get("increment"):
+            inc = r["increment"]
+            out.append(f"Increment: {inc['rows']:,} new rows on {inc['day']} for {inc['accounts']:,} of "
+                       f"{inc['accounts_total']:,} accounts; counts {row.get('counts')}.")
+            out.append("")
+    return out
+
+
+def targets(results: dict) -> list[str]:
+    by = results.get("by_rows", {})
+    ten, fifty = by.get("10000000", {}), by.get("50000000", {})
+    core, sql, pd_, run, inc = (_wall(ten.get(k)) for k in ("core", "sql", "pandas", "run", "increment"))
+    cpu = {k: (ten.get(k) or {}).get("cpu_s") for k in ("core", "sql", "pandas", "run", "increment")}
+    gx = _gx_seconds(ten.get("run") or {})
+    rows = []
+
+    def add(target: str, measured: str, met: bool | None) -> None:
+        rows.append(f"| {target} | {measured} | {'yes' if met else ('no' if met is not None else 'not measured')} |")
+
+    add("10 M: liushui core feature stage ≤ DuckDB-SQL peer",
+        f"core {_f(core)} s vs SQL {_f(sql)} s ({_ratio(core, sql)}); CPU s {_f(cpu['core'])} vs {_f(cpu['sql'])} ({_ratio(cpu['core'], cpu['sql'])})", core <= sql if core and sql else None)
+    add("10 M: whole run < 3 × DuckDB-SQL peer",
+        f"run {_f(run)} s = {_ratio(run, sql)} SQL; CPU s {_ratio(cpu['run'], cpu['sql'])}", run < 3 * sql if run and sql else None)
+    add("10 M: whole run ≥ 3 × faster than pandas peer",
+        f"pandas {_f(pd_)} s = {_ratio(pd_, run)} run; CPU s {_ratio(cpu['pandas'], cpu['run'])}", pd_ >= 3 * run if pd_ and run else None)
+    r50 = fifty.get("run")
+    if r50:
+        peak = _peak(r50)
+        ok = _wall(r50) is not None and peak is not None and peak <= 6 * 1024
+        add("50 M rows within 6 GiB peak",
+            f"{'completed' if _wall(r50) else 'did not complete (' + str(r50.get('killed') or 'exit ' + str(r50.get('returncode'))) + ')'} "
+            f"in {_f(r50['wall_s'])} s, peak {_f(peak, 0)} MiB (tree)", ok)
+    else:
+        add("50 M rows within 6 GiB peak", "–", None)
+    add("10 M: one-day increment < 10 % of a full rebuild",
+        f"increment {_f(inc)} s = {100 * inc / run:.0f} % of run" if inc and run else "–",
+        inc < 0.1 * run if inc and run else None)
+    add("10 M: Great Expectations < 15 % of the run",
+        f"validate_raw + validate_out {_f(gx)} s = {100 * gx / run:.0f} % of run" if gx and run else "–",
+        gx < 0.15 * run if gx and run else None)
+    return ["| target (issue “Speed and scale”) | measured | met? |", "|---|---|---|", *rows]
+
+
+def sanity(results: dict) -> list[str]:
+    s = results.get("by_rows", {}).get("1000000", {}).get("sanity")
+    if not s:
+        return ["Not run (needs the 1 M measurement with sql, pandas and core)."]
+    out = ["Monthly clean income per account-month on the 1 M set (full outer join on account, currency, month):", "",
+           "| pair | account-months | equal to the cent | within 1 % | total A | total B | correlation |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for k in ("sql_vs_pandas", "sql_vs_liushui", "pandas_vs_liushui", "sql_vs_liushui_published"):
+        v = s.get(k)
+        if not v:
+            continue
+        out.append(f"| {k.replace('_vs_', ' vs ')} | {v['months']:,} | {100 * v['exact_share']:.1f} % | "
+                   f"{100 * v['within_1pct_share']:.1f} % | {v['total_a']:,.2f} | {v['total_b']:,.2f} | {v['corr']:.6f} |")
+    out.append("")
+    if s.get("sql_vs_liushui_by_class"):
+        out += ["Transactions where the SQL peer's clean-income flag differs from liushui's (by liushui class):", "",
+                "| liushui class | SQL says clean | liushui says clean | rows | amount |", "|---|---|---|---:|---:|"]
+        out += [f"| {r['liushui_class']} | {r['sql_clean']} | {r['liushui_clean']} | {r['rows']:,} | {r['amount']:,.2f} |"
+                for r in s["sql_vs_liushui_by_class"]]
+    else:
+        out.append("No transaction has a different clean-income flag in the SQL peer and in liushui's core path.")
+    return out
+
+
 def render_markdown(results: dict) -> str:
-    import json
-    return "# Benchmarks\n\n```\n" + json.dumps(results, indent=1, default=str)[:2000] + "\n```\n"
+    m = results.get("machine", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Regenerate with (not part of the tests; data is generated into `bench/out/`, never downloaded):",
+        "",
+        "```sh",
+        ".venv/bin/python -m bench.run --rows 1000000 --rows 10000000 --rows 50000000   # or: make bench (1M, 10M)",
+        "```",
+        "",
+        "Results accumulate in `bench/out/results.json` by row count (`--only run,increment` re-measures just "
+        "those steps; `--render-only` rewrites this file); each size lists the invocations behind its rows. "
+        "Findings and suggestions: [docs/benchmarks.md](docs/benchmarks.md).",
+        "",
+        f"Machine: {m.get('nproc')} cores ({m.get('cpu')}), {m.get('mem_gib')} GiB RAM. Date {m.get('date')}. "
+        f"Python {m.get('python')}, polars {m.get('polars')}, duckdb {m.get('duckdb')}, pandas {m.get('pandas')}, "
+        f"pyarrow {m.get('pyarrow')}, prefect {m.get('prefect')}, great_expectations {m.get('great_expectations')}.",
+        "",
+        "Every tool runs in its own child process on the same files, one after the other; wall time includes reading the files and writing the results. *Peak RSS* is the child "
+        "process tree's (sampled every 0.25 s; for `liushui run` it includes the Prefect server subprocess) or "
+        "`ru_maxrss`, whichever is larger. The machine is shared: the 1-minute load average at the start and "
+        "end of every measurement is shown, and CPU seconds (user + system of the child tree) are given "
+        "because they are less sensitive to other jobs than wall time.",
+        "",
+        "## Targets",
+        "",
+        *targets(results),
+        "",
+        "## Results",
+        "",
+    ]
+    for n in sorted(results.get("by_rows", {}), key=int):
+        lines += size_section(n, results["by_rows"][n])
+    lines += ["## Do the peers compute the same thing?", "", *sanity(results), ""]
+    lines += results.get("notes_md", [])
+    return "\n".join(lines) + "\n"

@@ -49,6 +49,7 @@ def measure_rows(rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: flo
     data = dataset(out, rows)
     res: dict = {"rows_target": rows, "data": info(data), "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
                  "load_start": os.getloadavg()}
+    res["git"] = _git_state()
     work = out / f"peers_{rows}"
     work.mkdir(parents=True, exist_ok=True)
     kw = {"timeout_s": timeout_s, "rss_limit_mib": rss_limit_mib}
@@ -81,8 +82,9 @@ def measure_rows(rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: flo
         if "increment" in steps and res["run"]["returncode"] in (0, 3) and not res["run"]["killed"]:
             res["increment"] = liushui_run.increment_run(data, out, out / f"liushui_{data.name}", timeout_s=timeout_s)
             log("increment", res["increment"])
-    if all(s in steps for s in ("sql", "pandas", "core")) and rows <= 2_000_000:
-        res["sanity"] = sanity_check(work / "sql.duckdb", work / "pandas.duckdb", work / "liushui_core.duckdb")
+    if (work / "pandas.duckdb").exists() and rows <= 2_000_000:
+        res["sanity"] = sanity_check(work / "sql.duckdb", work / "pandas.duckdb", work / "liushui_core.duckdb",
+                                    out / f"liushui_data_{rows}" / "liushui.duckdb")
         print(f"bench sanity: {json.dumps(res['sanity'], ensure_ascii=False)[:600]}", file=sys.stderr)
     res["load_end"] = os.getloadavg()
     res["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -122,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                                pandas_max_rows=args.pandas_max_rows)
             merged = results["by_rows"].get(str(rows), {}) | new
             merged.setdefault("commands", []).append(results["command"])
+            merged.setdefault("invocations", []).append({
+                "command": results["command"], "steps": [s for s in steps if s in new],
+                "started_at": new["started_at"], "finished_at": new["finished_at"], "git": new["git"],
+                "load_start": new["load_start"], "load_end": new["load_end"]})
             results["by_rows"][str(rows)] = merged
             store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
         results["machine"] = machine()
@@ -129,6 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     args.markdown.write_text(render(results))
     print(f"bench: wrote {args.markdown}", file=sys.stderr)
     return 0
+
+
+def _git_state() -> str:
+    """The code measured: HEAD and whether liushui's own files (outside bench/) had uncommitted edits."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = [ln[3:] for ln in subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
+                                                  text=True).stdout.splitlines()
+                 if ln[3:].startswith(("liushui/", "flows/", "transforms/", "expectations/"))]
+    except OSError:
+        return "unknown"
+    return head + (f" + uncommitted edits in {', '.join(dirty)}" if dirty else "")
 
 
 def machine() -> dict:

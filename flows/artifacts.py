@@ -71,18 +71,30 @@ def run_tables(database: Path, run_id: str) -> dict[str, dict[str, list[Any]]]:
     con = store.reader(database)
     try:
         return {
-            KEY_FLAGS: _rows(con, """
+            KEY_FLAGS: _rows(
+                con,
+                """
                 SELECT flag_code, count(*) AS flags, count(DISTINCT account_id) AS accounts,
                        count(*) FILTER (WHERE severity = 'high') AS high
-                FROM risk_flags GROUP BY flag_code ORDER BY flags DESC, flag_code""", []),
-            KEY_QUARANTINE: _rows(con, """
+                FROM risk_flags GROUP BY flag_code ORDER BY flags DESC, flag_code""",
+                [],
+            ),
+            KEY_QUARANTINE: _rows(
+                con,
+                """
                 SELECT source_file, reason_code, count(*) AS rows, min(reason) AS example
                 FROM quarantine WHERE batch_id = ? GROUP BY source_file, reason_code
-                ORDER BY source_file, reason_code""", [run_id]),
-            KEY_DATA_QUALITY: _rows(con, """
+                ORDER BY source_file, reason_code""",
+                [run_id],
+            ),
+            KEY_DATA_QUALITY: _rows(
+                con,
+                """
                 SELECT table_name, expectation, column_name, level, unexpected_count, element_count, detail
                 FROM dq_results WHERE run_id = ? AND NOT success
-                ORDER BY level, table_name, expectation, column_name""", [run_id]),
+                ORDER BY level, table_name, expectation, column_name""",
+                [run_id],
+            ),
         }
     finally:
         con.close()
@@ -121,16 +133,26 @@ def publish_run_artifacts(report: RunReport, database: Path, data_docs: Path | N
     closed. Never raises: a failure is warned on stderr."""
     try:
         tables = run_tables(database, report.run_id)
-        create_markdown_artifact(_summary_markdown(report, tables, data_docs), key=KEY_SUMMARY,
-                                 description=f"liushui run {report.run_id}: {report.status}")
-        create_table_artifact(tables[KEY_FLAGS], key=KEY_FLAGS,
-                              description="Published risk flags per code (all accounts, current state)")
-        create_table_artifact(tables[KEY_QUARANTINE], key=KEY_QUARANTINE,
-                              description="Rows this run quarantined, per file and reason")
-        create_table_artifact(tables[KEY_DATA_QUALITY], key=KEY_DATA_QUALITY,
-                              description="Expectations that failed in this run")
+        create_markdown_artifact(
+            _summary_markdown(report, tables, data_docs),
+            key=KEY_SUMMARY,
+            description=f"liushui run {report.run_id}: {report.status}",
+        )
+        create_table_artifact(
+            tables[KEY_FLAGS], key=KEY_FLAGS, description="Published risk flags per code (all accounts, current state)"
+        )
+        create_table_artifact(
+            tables[KEY_QUARANTINE], key=KEY_QUARANTINE, description="Rows this run quarantined, per file and reason"
+        )
+        create_table_artifact(
+            tables[KEY_DATA_QUALITY], key=KEY_DATA_QUALITY, description="Expectations that failed in this run"
+        )
         if data_docs is not None:
-            create_link_artifact(data_docs.resolve().as_uri(), link_text=f"Data Docs of run {report.run_id}",
-                                 key=KEY_DATA_DOCS, description="Great Expectations Data Docs (local file)")
+            create_link_artifact(
+                data_docs.resolve().as_uri(),
+                link_text=f"Data Docs of run {report.run_id}",
+                key=KEY_DATA_DOCS,
+                description="Great Expectations Data Docs (local file)",
+            )
     except Exception as exc:  # noqa: BLE001 - the run has published; artifacts only describe it
         _warn(f"Prefect artifacts of run {report.run_id} not created", exc)

@@ -83,8 +83,11 @@ def serve(
             url = stack.enter_context(local_prefect_server())
         stack.enter_context(_environment("PREFECT_API_URL", url))  # inherited by the flow-run processes
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: url}))
-        print(f"liushui: serving {DEPLOYMENT_NAME} ({cron}, {timezone}) against {url}; stop with SIGTERM",
-              file=sys.stderr, flush=True)
+        print(
+            f"liushui: serving {DEPLOYMENT_NAME} ({cron}, {timezone}) against {url}; stop with SIGTERM",
+            file=sys.stderr,
+            flush=True,
+        )
         prefect.serve(nightly_deployment(settings, cron=cron, timezone=timezone))
 
 
@@ -120,9 +123,7 @@ def _raise_sigterm_as_exit(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def local_prefect_server(
-    *, home: Path | None = None, timeout_s: float = SERVER_STARTUP_TIMEOUT_S
-) -> Iterator[str]:
+def local_prefect_server(*, home: Path | None = None, timeout_s: float = SERVER_STARTUP_TIMEOUT_S) -> Iterator[str]:
     """A `prefect server start` subprocess on 127.0.0.1 and a free port; yields its API URL once its
     health endpoint answers, stops it (SIGTERM, then SIGKILL) on exit."""
     home = home or Path(os.environ.get("PREFECT_HOME", DEFAULT_DATA_DIR / "prefect"))
@@ -130,8 +131,7 @@ def local_prefect_server(
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     log_path = home / "server.log"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1"}
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
     env.pop("PREFECT_API_URL", None)
     # A SIGTERM must still stop the server (the default action would skip `finally`); while serving,
     # Prefect's runner installs its own handler, which ends `serve` gracefully.
@@ -139,9 +139,22 @@ def local_prefect_server(
     previous = signal.signal(signal.SIGTERM, _raise_sigterm_as_exit) if in_main_thread else None
     with log_path.open("ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-             "--analytics-off"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--analytics-off",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + timeout_s
@@ -149,8 +162,9 @@ def local_prefect_server(
             if server.poll() is not None:
                 raise ServerError(f"prefect server exited with code {server.returncode}: {_tail(log_path)}")
             if time.monotonic() > deadline:
-                raise ServerError(f"prefect server did not answer on {api_url} within {timeout_s:.0f} s: "
-                                  f"{_tail(log_path)}")
+                raise ServerError(
+                    f"prefect server did not answer on {api_url} within {timeout_s:.0f} s: {_tail(log_path)}"
+                )
             time.sleep(0.5)
         yield api_url
     finally:
@@ -202,10 +216,10 @@ def backfill(settings: Settings, *, start: date, end: date) -> list[RunReport]:
     data goes further. The next nightly run without an as-of date moves them to the latest booking date
     (fully when that is in a later month). A blocked run stops the backfill (PublishBlocked) with the
     database as of the previous date."""
-    from flows.nightly import nightly
+    from flows.nightly import run_nightly
 
     reports = []
     for as_of in backfill_dates(start, end):
         print(f"liushui: backfill as of {as_of}", file=sys.stderr, flush=True)
-        reports.append(nightly(settings.model_copy(update={"as_of": as_of, "full_rebuild": True})))
+        reports.append(run_nightly(settings.model_copy(update={"as_of": as_of, "full_rebuild": True})))
     return reports

@@ -59,6 +59,9 @@ def run(
     lock_timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait for another run using the database (default 600).")
     ] = None,
+    shards: Annotated[int, typer.Option(help="Split per-account work into N account-hash shards.")] = 1,
+    dask_address: Annotated[str | None, typer.Option(help="Run the shards on this Dask scheduler.")] = None,
+    dask_local: Annotated[bool, typer.Option(help="Run the shards on a local Dask cluster.")] = False,
 ) -> None:
     """Run the nightly job once.
 

@@ -112,28 +112,43 @@ def account_report(database: Path, account_id: str) -> AccountReport:
     Raises AccountNotFound for an account without a risk row, StoreError for a missing/locked database."""
     con = store.reader(database)
     try:
-        risk = _records(con, """
+        risk = _records(
+            con,
+            """
             SELECT account_id, as_of_on, currency, score, band, recovery_status, months_since_severe,
                    last_severe_on, statement_trust, active_flags, score_components_json, clean_income_last,
                    clean_income_trend_pct, debt_burden_last, debt_burden_trend, remediation_zh, remediation_en
-            FROM account_risk WHERE account_id = ?""", [account_id])
+            FROM account_risk WHERE account_id = ?""",
+            [account_id],
+        )
         if not risk:
             raise AccountNotFound(f"no account {account_id!r} in {database} (account_risk has no row for it)")
         r = risk[0]
-        months = _records(con, """
+        months = _records(
+            con,
+            """
             SELECT month_on, is_full_month, inflow, outflow, clean_income, loan_repaid, debt_burden,
                    debt_burden_trailing
             FROM account_months WHERE account_id = ? AND currency = ? ORDER BY month_on""",
-                          [account_id, r["currency"]])
-        flags = _records(con, """
+            [account_id, r["currency"]],
+        )
+        flags = _records(
+            con,
+            """
             SELECT flag_code, period_start_on, period_end_on, severity, metric_value, threshold, limit_name,
                    rule_version, reason_zh, reason_en, remediation_zh, remediation_en, evidence_txn_ids
-            FROM risk_flags WHERE account_id = ? ORDER BY period_start_on, flag_code, flag_id""", [account_id])
-        evidence = _records(con, """
+            FROM risk_flags WHERE account_id = ? ORDER BY period_start_on, flag_code, flag_id""",
+            [account_id],
+        )
+        evidence = _records(
+            con,
+            """
             SELECT DISTINCT t.txn_id, t.booked_at, t.amount, t.currency, t.counterparty_name, t.description,
                    t.txn_class
             FROM (SELECT unnest(evidence_txn_ids) AS txn_id FROM risk_flags WHERE account_id = ?) e
-            JOIN transactions t USING (txn_id)""", [account_id])
+            JOIN transactions t USING (txn_id)""",
+            [account_id],
+        )
     finally:
         con.close()
     by_id = {e["txn_id"]: EvidenceTransaction(**e) for e in evidence}
@@ -142,13 +157,23 @@ def account_report(database: Path, account_id: str) -> AccountReport:
         return sorted((by_id[i] for i in set(ids) if i in by_id), key=lambda t: (t.booked_at, t.txn_id))
 
     return AccountReport(
-        account_id=r["account_id"], as_of_on=r["as_of_on"], currency=r["currency"], score=r["score"],
-        band=r["band"], recovery_status=r["recovery_status"], months_since_severe=r["months_since_severe"],
-        last_severe_on=r["last_severe_on"], statement_trust=r["statement_trust"],
-        active_flags=list(r["active_flags"]), score_components=json.loads(r["score_components_json"]),
-        clean_income_last=r["clean_income_last"], clean_income_trend_pct=r["clean_income_trend_pct"],
-        debt_burden_last=r["debt_burden_last"], debt_burden_trend=r["debt_burden_trend"],
-        remediation_zh=list(r["remediation_zh"]), remediation_en=list(r["remediation_en"]),
+        account_id=r["account_id"],
+        as_of_on=r["as_of_on"],
+        currency=r["currency"],
+        score=r["score"],
+        band=r["band"],
+        recovery_status=r["recovery_status"],
+        months_since_severe=r["months_since_severe"],
+        last_severe_on=r["last_severe_on"],
+        statement_trust=r["statement_trust"],
+        active_flags=list(r["active_flags"]),
+        score_components=json.loads(r["score_components_json"]),
+        clean_income_last=r["clean_income_last"],
+        clean_income_trend_pct=r["clean_income_trend_pct"],
+        debt_burden_last=r["debt_burden_last"],
+        debt_burden_trend=r["debt_burden_trend"],
+        remediation_zh=list(r["remediation_zh"]),
+        remediation_en=list(r["remediation_en"]),
         months=[MonthFigures(**m) for m in months],
         flags=[FlagEntry(**f, evidence=proof(f["evidence_txn_ids"])) for f in flags],
     )
@@ -164,20 +189,24 @@ def _ratio(value: float | None, digits: int = 2) -> str:
 
 
 def _headline(report: AccountReport) -> str:
-    since = (f", {report.months_since_severe} clean month(s) since the last severe flag"
-             if report.months_since_severe is not None else "")
-    return (f"score {report.score:.0f} ({report.band}), recovery {report.recovery_status}{since}; "
-            f"statement trust {report.statement_trust}; clean income last full month "
-            f"{_money(report.clean_income_last)} {report.currency}, trend "
-            f"{_ratio(report.clean_income_trend_pct, 1)} %/month; debt burden {_ratio(report.debt_burden_last)}")
+    since = (
+        f", {report.months_since_severe} clean month(s) since the last severe flag"
+        if report.months_since_severe is not None
+        else ""
+    )
+    return (
+        f"score {report.score:.0f} ({report.band}), recovery {report.recovery_status}{since}; "
+        f"statement trust {report.statement_trust}; clean income last full month "
+        f"{_money(report.clean_income_last)} {report.currency}, trend "
+        f"{_ratio(report.clean_income_trend_pct, 1)} %/month; debt burden {_ratio(report.debt_burden_last)}"
+    )
 
 
 def render_terminal(report: AccountReport, console, *, evidence_per_flag: int = 5) -> None:
     """The report on a rich Console: headline, what would restore the account, months, flags with evidence."""
     from rich.table import Table
 
-    console.print(f"[bold]account {report.account_id}[/] as of {report.as_of_on} ({report.currency})",
-                  highlight=False)
+    console.print(f"[bold]account {report.account_id}[/] as of {report.as_of_on} ({report.currency})", highlight=False)
     console.print(_headline(report), highlight=False)
     console.print(f"active flags: {', '.join(report.active_flags) or 'none'}", highlight=False)
     if report.remediation_en:
@@ -189,21 +218,34 @@ def render_terminal(report: AccountReport, console, *, evidence_per_flag: int = 
     for name in ("month", "full", "inflow", "outflow", "clean income", "loan repaid", "debt burden (trailing)"):
         months.add_column(name, justify="left" if name in ("month", "full") else "right")
     for m in report.months:
-        months.add_row(m.month_on.strftime("%Y-%m"), "yes" if m.is_full_month else "partial", _money(m.inflow),
-                       _money(m.outflow), _money(m.clean_income), _money(m.loan_repaid),
-                       _ratio(m.debt_burden_trailing))
+        months.add_row(
+            m.month_on.strftime("%Y-%m"),
+            "yes" if m.is_full_month else "partial",
+            _money(m.inflow),
+            _money(m.outflow),
+            _money(m.clean_income),
+            _money(m.loan_repaid),
+            _ratio(m.debt_burden_trailing),
+        )
     console.print(months)
 
     flags = Table(title="flags")
     for name in ("code", "period", "severity", "metric / threshold", "reason", "evidence"):
         flags.add_column(name)
     for f in report.flags:
-        shown = [f"{t.booked_at:%Y-%m-%d} {t.amount:,.2f} {t.counterparty_name or ''}".strip()
-                 for t in f.evidence[:evidence_per_flag]]
+        shown = [
+            f"{t.booked_at:%Y-%m-%d} {t.amount:,.2f} {t.counterparty_name or ''}".strip()
+            for t in f.evidence[:evidence_per_flag]
+        ]
         more = len(f.evidence_txn_ids) - len(shown)
-        flags.add_row(f.flag_code, f"{f.period_start_on} .. {f.period_end_on}", f.severity,
-                      f"{f.metric_value:.4g} / {f.threshold:.4g} ({f.limit_name})", f"{f.reason_en}\n{f.reason_zh}",
-                      "\n".join(shown + ([f"… {more} more"] if more > 0 else [])))
+        flags.add_row(
+            f.flag_code,
+            f"{f.period_start_on} .. {f.period_end_on}",
+            f.severity,
+            f"{f.metric_value:.4g} / {f.threshold:.4g} ({f.limit_name})",
+            f"{f.reason_en}\n{f.reason_zh}",
+            "\n".join(shown + ([f"… {more} more"] if more > 0 else [])),
+        )
     console.print(flags if report.flags else "no flags")
 
 
@@ -212,8 +254,14 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _svg_bars(title: str, labels: list[str], series: list[tuple[str, str, list[float | None]]],
-              partial: list[bool], value_text: list[list[str]], threshold: float | None = None) -> str:
+def _svg_bars(
+    title: str,
+    labels: list[str],
+    series: list[tuple[str, str, list[float | None]]],
+    partial: list[bool],
+    value_text: list[list[str]],
+    threshold: float | None = None,
+) -> str:
     """A grouped bar chart as inline SVG: `series` are (name, css class, values), None = no bar. Hovering
     a bar shows its exact value (SVG <title>)."""
     width, height, left, bottom, top = 760, 240, 70, 40, 16
@@ -228,11 +276,12 @@ def _svg_bars(title: str, labels: list[str], series: list[tuple[str, str, list[f
     n = max(len(labels), 1)
     group_w = plot_w / n
     bar_w = group_w * 0.8 / max(len(series), 1)
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
-             f'<line class="axis" x1="{left}" y1="{y(0):.1f}" x2="{width - 10}" y2="{y(0):.1f}"/>']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{_e(title)}">',
+        f'<line class="axis" x1="{left}" y1="{y(0):.1f}" x2="{width - 10}" y2="{y(0):.1f}"/>',
+    ]
     for tick in (lo, (lo + hi) / 2, hi):
-        parts.append(f'<text class="tick" x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">'
-                     f'{tick:,.2f}</text>')
+        parts.append(f'<text class="tick" x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:,.2f}</text>')
         parts.append(f'<line class="grid" x1="{left}" y1="{y(tick):.1f}" x2="{width - 10}" y2="{y(tick):.1f}"/>')
     for i, label in enumerate(labels):
         x0 = left + i * group_w + group_w * 0.1
@@ -242,19 +291,26 @@ def _svg_bars(title: str, labels: list[str], series: list[tuple[str, str, list[f
                 continue
             y0, y1 = sorted((y(0), y(v)))
             klass = f"{css} partial" if partial[i] else css
-            parts.append(f'<rect class="{klass}" x="{x0 + j * bar_w:.1f}" y="{y0:.1f}" width="{bar_w:.1f}" '
-                         f'height="{max(y1 - y0, 0.5):.1f}"><title>{_e(label)} {_e(name)}: '
-                         f'{_e(value_text[j][i])}{" (partial month)" if partial[i] else ""}</title></rect>')
+            parts.append(
+                f'<rect class="{klass}" x="{x0 + j * bar_w:.1f}" y="{y0:.1f}" width="{bar_w:.1f}" '
+                f'height="{max(y1 - y0, 0.5):.1f}"><title>{_e(label)} {_e(name)}: '
+                f"{_e(value_text[j][i])}{' (partial month)' if partial[i] else ''}</title></rect>"
+            )
         if n <= 18 or i % 2 == 0:
-            parts.append(f'<text class="tick" x="{left + (i + 0.5) * group_w:.1f}" y="{height - bottom + 16}" '
-                         f'text-anchor="middle">{_e(label)}</text>')
+            parts.append(
+                f'<text class="tick" x="{left + (i + 0.5) * group_w:.1f}" y="{height - bottom + 16}" '
+                f'text-anchor="middle">{_e(label)}</text>'
+            )
     if threshold:
-        parts.append(f'<line class="threshold" x1="{left}" y1="{y(threshold):.1f}" x2="{width - 10}" '
-                     f'y2="{y(threshold):.1f}"><title>threshold {threshold:g}</title></line>')
+        parts.append(
+            f'<line class="threshold" x1="{left}" y1="{y(threshold):.1f}" x2="{width - 10}" '
+            f'y2="{y(threshold):.1f}"><title>threshold {threshold:g}</title></line>'
+        )
     legend = "".join(f'<span class="key {css}"></span>{_e(name)} ' for name, css, _ in series)
-    return (f'<figure><figcaption>{_e(title)} <span class="legend">{legend}'
-            f'<span class="key partial-key"></span>partial month</span></figcaption>'
-            + "".join(parts) + "</svg></figure>")
+    return (
+        f'<figure><figcaption>{_e(title)} <span class="legend">{legend}'
+        f'<span class="key partial-key"></span>partial month</span></figcaption>' + "".join(parts) + "</svg></figure>"
+    )
 
 
 _CSS = """
@@ -286,20 +342,28 @@ def render_html(report: AccountReport) -> str:
     burden = [m.debt_burden_trailing for m in report.months]
     burden_limit = next((f.threshold for f in report.flags if f.flag_code == "DEBT_BURDEN_HIGH"), None)
     money_chart = _svg_bars(
-        f"Monthly clean income and outflow ({report.currency}) 月度净收入与支出", labels,
-        [("clean income 净收入", "income", income), ("outflow 支出", "outflow", outflow)], partial,
-        [[_money(m.clean_income) for m in report.months], [_money(m.outflow) for m in report.months]])
+        f"Monthly clean income and outflow ({report.currency}) 月度净收入与支出",
+        labels,
+        [("clean income 净收入", "income", income), ("outflow 支出", "outflow", outflow)],
+        partial,
+        [[_money(m.clean_income) for m in report.months], [_money(m.outflow) for m in report.months]],
+    )
     burden_chart = _svg_bars(
-        "Debt burden (loan repayments / clean income, trailing) 负债收入比", labels,
-        [("debt burden 负债收入比", "burden", burden)], partial,
-        [[_ratio(m.debt_burden_trailing) for m in report.months]], threshold=burden_limit)
+        "Debt burden (loan repayments / clean income, trailing) 负债收入比",
+        labels,
+        [("debt burden 负债收入比", "burden", burden)],
+        partial,
+        [[_ratio(m.debt_burden_trailing) for m in report.months]],
+        threshold=burden_limit,
+    )
 
     month_rows = "".join(
         f"<tr><td>{m.month_on:%Y-%m}</td><td>{'full' if m.is_full_month else 'partial'}</td>"
         f'<td class="num">{_money(m.inflow)}</td><td class="num">{_money(m.outflow)}</td>'
         f'<td class="num">{_money(m.clean_income)}</td><td class="num">{_money(m.loan_repaid)}</td>'
         f'<td class="num">{_ratio(m.debt_burden)}</td><td class="num">{_ratio(m.debt_burden_trailing)}</td></tr>'
-        for m in report.months)
+        for m in report.months
+    )
     flag_rows = "".join(
         f'<tr id="flag-{i}"><td><b>{_e(f.flag_code)}</b></td><td>{f.period_start_on} .. {f.period_end_on}</td>'
         f'<td class="sev-{_e(f.severity)}">{_e(f.severity)}</td>'
@@ -307,19 +371,25 @@ def render_html(report: AccountReport) -> str:
         f'<td>{_e(f.reason_en)}<div class="zh">{_e(f.reason_zh)}</div></td>'
         f'<td>{_e(f.remediation_en)}<div class="zh">{_e(f.remediation_zh)}</div></td>'
         f"<td>{_e(f.rule_version)}</td></tr>"
-        for i, f in enumerate(report.flags))
+        for i, f in enumerate(report.flags)
+    )
     evidence = "".join(
         f"<details><summary>{_e(f.flag_code)} {f.period_start_on} .. {f.period_end_on}: "
         f"{len(f.evidence_txn_ids)} transaction(s)</summary><table><tr><th>booked at</th><th>amount</th>"
         f"<th>counterparty</th><th>description</th><th>class</th><th>txn_id</th></tr>"
-        + "".join(f"<tr><td>{t.booked_at:%Y-%m-%d %H:%M}</td>"
-                  f'<td class="num">{t.amount:,.2f} {_e(t.currency)}</td><td>{_e(t.counterparty_name)}</td>'
-                  f"<td>{_e(t.description)}</td><td>{_e(t.txn_class)}</td><td><code>{_e(t.txn_id)}</code></td></tr>"
-                  for t in f.evidence)
+        + "".join(
+            f"<tr><td>{t.booked_at:%Y-%m-%d %H:%M}</td>"
+            f'<td class="num">{t.amount:,.2f} {_e(t.currency)}</td><td>{_e(t.counterparty_name)}</td>'
+            f"<td>{_e(t.description)}</td><td>{_e(t.txn_class)}</td><td><code>{_e(t.txn_id)}</code></td></tr>"
+            for t in f.evidence
+        )
         + "</table></details>"
-        for f in report.flags)
-    remediation = "".join(f"<li>{_e(en)}<div class=\"zh\">{_e(zh)}</div></li>"
-                          for en, zh in zip(report.remediation_en, report.remediation_zh, strict=True))
+        for f in report.flags
+    )
+    remediation = "".join(
+        f'<li>{_e(en)}<div class="zh">{_e(zh)}</div></li>'
+        for en, zh in zip(report.remediation_en, report.remediation_zh, strict=True)
+    )
     components = ", ".join(f"{_e(k)} {v:g}" for k, v in sorted(report.score_components.items()))
     return f"""<!DOCTYPE html>
 <html lang="zh-CN">
@@ -353,8 +423,12 @@ def render_html(report: AccountReport) -> str:
 <table><tr><th>month</th><th>coverage</th><th>inflow 流入</th><th>outflow 流出</th><th>clean income 净收入</th>
 <th>loan repaid 还款</th><th>debt burden</th><th>debt burden (trailing)</th></tr>{month_rows}</table>
 <h2>Flags 风险标记 ({len(report.flags)})</h2>
-{f'''<table><tr><th>code</th><th>period</th><th>severity</th><th>metric / threshold</th><th>reason 原因</th>
-<th>remediation 整改</th><th>rule</th></tr>{flag_rows}</table>''' if report.flags else "<p>No flags. 无风险标记。</p>"}
+{
+        f'''<table><tr><th>code</th><th>period</th><th>severity</th><th>metric / threshold</th><th>reason 原因</th>
+<th>remediation 整改</th><th>rule</th></tr>{flag_rows}</table>'''
+        if report.flags
+        else "<p>No flags. 无风险标记。</p>"
+    }
 <h2>Evidence 证据交易</h2>
 {evidence or "<p>-</p>"}
 <p class="zh">liushui 流水 · generated from the published tables (read-only)</p>

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -199,6 +201,27 @@ def test_no_connection_is_held_after_rendering(db, monkeypatch):
     # DuckDB refuses a read-write open in a process that still holds the file read-only: the nightly
     # writer would be refused the same way by a dashboard that kept its connection.
     duckdb.connect(str(db)).close()
+
+
+def test_a_database_held_by_the_writer_is_a_message_not_a_traceback(db, tmp_path, monkeypatch):
+    busy = tmp_path / "busy.duckdb"
+    shutil.copy(db, busy)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(30)",
+            str(busy),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert writer.stdout.readline().strip() == b"held"
+        at = app(busy, monkeypatch)
+        assert "Cannot read" in at.error[0].value and at.button[0].label == "Try again"
+    finally:
+        writer.kill()
+        writer.wait()
 
 
 def test_database_path_prefers_the_argument_then_the_environment(tmp_path):

@@ -25,21 +25,24 @@ sys.addaudithook(_audit)
 
 def canonical(account_ids: list[str | None]) -> pl.DataFrame:
     n = len(account_ids)
-    return pl.DataFrame({
-        "txn_id": [f"t{i}" for i in range(n)],
-        "account_id": account_ids,
-        "booked_at": [datetime(2024, 3, i + 1, 10) for i in range(n)],
-        "amount": pl.Series([Decimal("12.50")] * n, dtype=pl.Decimal(18, 2)),
-        "currency": ["CNY"] * n,
-        "balance_after": pl.Series([None] * n, dtype=pl.Decimal(18, 2)),
-        "counterparty_name": ["某某公司"] * n,
-        "counterparty_account": [None] * n,
-        "description": ["工资"] * n,
-        "channel": [None] * n,
-        "source_file": ["a.csv"] * n,
-        "source_row": list(range(1, n + 1)),
-        "batch_id": ["b1"] * n,
-    }, schema_overrides={"counterparty_account": pl.String, "channel": pl.String})
+    return pl.DataFrame(
+        {
+            "txn_id": [f"t{i}" for i in range(n)],
+            "account_id": account_ids,
+            "booked_at": [datetime(2024, 3, i + 1, 10) for i in range(n)],
+            "amount": pl.Series([Decimal("12.50")] * n, dtype=pl.Decimal(18, 2)),
+            "currency": ["CNY"] * n,
+            "balance_after": pl.Series([None] * n, dtype=pl.Decimal(18, 2)),
+            "counterparty_name": ["某某公司"] * n,
+            "counterparty_account": [None] * n,
+            "description": ["工资"] * n,
+            "channel": [None] * n,
+            "source_file": ["a.csv"] * n,
+            "source_row": list(range(1, n + 1)),
+            "batch_id": ["b1"] * n,
+        },
+        schema_overrides={"counterparty_account": pl.String, "channel": pl.String},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +74,16 @@ def test_index_lists_every_suite_and_shows_failures(validation, tmp_path):
     for suite in ("canonical_transactions", "canonical_transactions__schema", "quarantine", "quarantine__schema"):
         assert suite in text
     assert "Failed" in text and "Success" in text
-    pages = {p.parent.parent.parent.name: p.read_text(encoding="utf-8")
-             for p in index.parent.glob("validations/*/r-good/*/*.html")}
-    assert set(pages) == {"canonical_transactions", "canonical_transactions__schema", "quarantine",
-                          "quarantine__schema"}
+    pages = {
+        p.parent.parent.parent.name: p.read_text(encoding="utf-8")
+        for p in index.parent.glob("validations/*/r-good/*/*.html")
+    }
+    assert set(pages) == {
+        "canonical_transactions",
+        "canonical_transactions__schema",
+        "quarantine",
+        "quarantine__schema",
+    }
     assert "Failed" in pages["quarantine__schema"] and "reason_code" in pages["quarantine__schema"]
 
 

@@ -32,13 +32,16 @@ def inbox(tmp_path, sample_dir) -> Path:
 
 
 # Backfill dates ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("start", "end", "expected"), [
-    (date(2026, 3, 15), date(2026, 5, 10), [date(2026, 3, 31), date(2026, 4, 30), date(2026, 5, 10)]),
-    (date(2026, 1, 1), date(2026, 2, 28), [date(2026, 1, 31), date(2026, 2, 28)]),
-    (date(2024, 2, 1), date(2024, 2, 29), [date(2024, 2, 29)]),
-    (date(2025, 12, 31), date(2026, 1, 31), [date(2025, 12, 31), date(2026, 1, 31)]),
-    (date(2026, 5, 3), date(2026, 5, 3), [date(2026, 5, 3)]),
-])
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (date(2026, 3, 15), date(2026, 5, 10), [date(2026, 3, 31), date(2026, 4, 30), date(2026, 5, 10)]),
+        (date(2026, 1, 1), date(2026, 2, 28), [date(2026, 1, 31), date(2026, 2, 28)]),
+        (date(2024, 2, 1), date(2024, 2, 29), [date(2024, 2, 29)]),
+        (date(2025, 12, 31), date(2026, 1, 31), [date(2025, 12, 31), date(2026, 1, 31)]),
+        (date(2026, 5, 3), date(2026, 5, 3), [date(2026, 5, 3)]),
+    ],
+)
 def test_backfill_dates_are_month_ends_and_the_end(start, end, expected):
     assert backfill_dates(start, end) == expected
 
@@ -49,8 +52,9 @@ def test_backfill_end_before_start_is_refused():
 
 
 # Deployment --------------------------------------------------------------------------------------------
-def test_deployment_registers_with_cron_timezone_and_parameters_and_runs_with_them(prefect_harness, inbox,
-                                                                                   sample_dir, tmp_path):
+def test_deployment_registers_with_cron_timezone_and_parameters_and_runs_with_them(
+    prefect_harness, inbox, sample_dir, tmp_path
+):
     from prefect import get_client
 
     from flows.nightly import nightly
@@ -61,8 +65,7 @@ def test_deployment_registers_with_cron_timezone_and_parameters_and_runs_with_th
         registered = client.read_deployment(deployment_id)
     assert registered.name == DEPLOYMENT_NAME
     [schedule] = registered.schedules
-    assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("0 2 * * *", "Asia/Shanghai",
-                                                                                     True)
+    assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("0 2 * * *", "Asia/Shanghai", True)
     assert registered.parameters == {"settings": json.loads(settings.model_dump_json())}
     assert "settings" in registered.parameter_openapi_schema["properties"]  # typed, enforced by the server
 
@@ -97,8 +100,7 @@ def test_run_artifacts_are_created_and_attached_to_the_flow_run(prefect_harness,
     from flows.nightly import RunReport
 
     [(run_id, as_of, counts)] = fetch(published_db, "SELECT run_id, as_of_on, counts_json FROM pipeline_runs")
-    report = RunReport(run_id=run_id, status="published", as_of=as_of, counts=json.loads(counts),
-                       message="full run")
+    report = RunReport(run_id=run_id, status="published", as_of=as_of, counts=json.loads(counts), message="full run")
     frames = {"quarantine": pl.DataFrame({"source_file": ["x.csv"]})}
     gx_results = validate_tables(frames, run_id=run_id).gx_results
 
@@ -112,8 +114,13 @@ def test_run_artifacts_are_created_and_attached_to_the_flow_run(prefect_harness,
     with get_client(sync_client=True) as client:
         made = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run])))
     by_key = {a.key: a for a in made}
-    assert set(by_key) == {artifacts.KEY_SUMMARY, artifacts.KEY_FLAGS, artifacts.KEY_QUARANTINE,
-                           artifacts.KEY_DATA_QUALITY, artifacts.KEY_DATA_DOCS}
+    assert set(by_key) == {
+        artifacts.KEY_SUMMARY,
+        artifacts.KEY_FLAGS,
+        artifacts.KEY_QUARANTINE,
+        artifacts.KEY_DATA_QUALITY,
+        artifacts.KEY_DATA_DOCS,
+    }
     assert run_id in by_key[artifacts.KEY_SUMMARY].data and "published" in by_key[artifacts.KEY_SUMMARY].data
 
     flags = json.loads(by_key[artifacts.KEY_FLAGS].data)
@@ -121,14 +128,17 @@ def test_run_artifacts_are_created_and_attached_to_the_flow_run(prefect_harness,
     assert dict(zip(flags["flag_code"], flags["flags"], strict=True)) == expected
 
     quarantine = json.loads(by_key[artifacts.KEY_QUARANTINE].data)
-    assert sum(quarantine["rows"]) == fetch(published_db, "SELECT count(*) FROM quarantine WHERE batch_id = ?",
-                                            [run_id])[0][0]
+    assert (
+        sum(quarantine["rows"])
+        == fetch(published_db, "SELECT count(*) FROM quarantine WHERE batch_id = ?", [run_id])[0][0]
+    )
     failed = json.loads(by_key[artifacts.KEY_DATA_QUALITY].data)
-    assert len(failed["expectation"]) == fetch(published_db, "SELECT count(*) FROM dq_results WHERE run_id = ? "
-                                                             "AND NOT success", [run_id])[0][0]
-    docs_link = by_key[artifacts.KEY_DATA_DOCS].data
-    assert docs_link == (tmp_path / "gx_docs" / run_id / "index.html").as_uri()
-    assert Path(docs_link.removeprefix("file://")).is_file()
+    assert (
+        len(failed["expectation"])
+        == fetch(published_db, "SELECT count(*) FROM dq_results WHERE run_id = ? AND NOT success", [run_id])[0][0]
+    )
+    index = tmp_path / "gx_docs" / run_id / "index.html"
+    assert index.is_file() and index.as_uri() in by_key[artifacts.KEY_DATA_DOCS].data
 
 
 def test_artifacts_never_fail_a_published_run(tmp_path, capsys):
@@ -154,7 +164,9 @@ def backfilled(prefect_harness, sample_dir, tmp_path_factory):
 def test_backfill_publishes_one_full_run_per_as_of_date(backfilled):
     settings, reports = backfilled
     assert [(r.as_of, r.status, r.mode) for r in reports] == [
-        (date(2026, 8, 31), "published", "full"), (date(2026, 9, 30), "published", "full")]
+        (date(2026, 8, 31), "published", "full"),
+        (date(2026, 9, 30), "published", "full"),
+    ]
     runs = fetch(settings.database, "SELECT run_id, as_of_on, status FROM pipeline_runs ORDER BY started_at")
     assert runs == [(r.run_id, r.as_of, "published") for r in reports]
 
@@ -162,25 +174,32 @@ def test_backfill_publishes_one_full_run_per_as_of_date(backfilled):
 def test_backfill_leaves_the_state_of_its_last_date(backfilled):
     settings, _ = backfilled
     assert fetch(settings.database, "SELECT DISTINCT as_of_on FROM account_risk") == [(BACKFILL_END,)]
-    [(last_month, last_flag_end)] = fetch(settings.database, """
-        SELECT (SELECT max(month_on) FROM account_months), (SELECT max(period_end_on) FROM risk_flags)""")
+    [(last_month, last_flag_end)] = fetch(
+        settings.database,
+        """
+        SELECT (SELECT max(month_on) FROM account_months), (SELECT max(period_end_on) FROM risk_flags)""",
+    )
     assert last_month <= date(2026, 9, 1) and last_flag_end <= BACKFILL_END  # nothing judged after the as-of
 
 
-@pytest.mark.xfail(reason="needs the as-of rule in flows/nightly.py: a past as-of must not quarantine later "
-                          "rows as 'in the future' (they stay in transactions, out of the signals)", strict=False)
 def test_backfill_keeps_every_row_and_equals_one_run_as_of_its_end(backfilled, published_db, tmp_path):
     from flows.nightly import nightly
 
     settings, _ = backfilled
     # rows booked after the as-of date are kept in transactions, only left out of the signals
     assert fetch(settings.database, "SELECT count(*) FROM transactions") == fetch(
-        published_db, "SELECT count(*) FROM transactions")
+        published_db, "SELECT count(*) FROM transactions"
+    )
     assert fetch(settings.database, "SELECT count(*) FROM quarantine") == fetch(
-        published_db, "SELECT count(*) FROM quarantine")
+        published_db, "SELECT count(*) FROM quarantine"
+    )
     single = settings.model_copy(update={"database": tmp_path / "single.duckdb", "as_of": BACKFILL_END})
     nightly(single)
-    for table, key in (("account_risk", "account_id"), ("risk_flags", "flag_id"),
-                       ("account_months", "account_id, month_on, currency")):
+    for table, key in (
+        ("account_risk", "account_id"),
+        ("risk_flags", "flag_id"),
+        ("account_months", "account_id, month_on, currency"),
+    ):
         assert fetch(settings.database, f"SELECT * FROM {table} ORDER BY {key}") == fetch(
-            single.database, f"SELECT * FROM {table} ORDER BY {key}"), table
+            single.database, f"SELECT * FROM {table} ORDER BY {key}"
+        ), table

@@ -27,9 +27,12 @@ def fetch(db, sql: str, params: list | None = None) -> list[tuple]:
 @pytest.fixture(scope="module")
 def flagged_account(published_db) -> str:
     """The account with the most distinct flag codes (several rules, evidence, remediation)."""
-    [(account_id,)] = fetch(published_db, """
+    [(account_id,)] = fetch(
+        published_db,
+        """
         SELECT account_id FROM risk_flags GROUP BY account_id
-        ORDER BY count(DISTINCT flag_code) DESC, account_id LIMIT 1""")
+        ORDER BY count(DISTINCT flag_code) DESC, account_id LIMIT 1""",
+    )
     return account_id
 
 
@@ -39,36 +42,72 @@ def report(published_db, flagged_account):
 
 
 def test_risk_and_recovery_are_the_published_row(published_db, report, flagged_account):
-    [row] = fetch(published_db, """
+    [row] = fetch(
+        published_db,
+        """
         SELECT as_of_on, currency, score, band, recovery_status, months_since_severe, statement_trust,
                active_flags, clean_income_last, debt_burden_last, remediation_zh, remediation_en
-        FROM account_risk WHERE account_id = ?""", [flagged_account])
-    assert (report.as_of_on, report.currency, report.score, report.band, report.recovery_status,
-            report.months_since_severe, report.statement_trust, report.active_flags, report.clean_income_last,
-            report.debt_burden_last, report.remediation_zh, report.remediation_en) == row
+        FROM account_risk WHERE account_id = ?""",
+        [flagged_account],
+    )
+    assert (
+        report.as_of_on,
+        report.currency,
+        report.score,
+        report.band,
+        report.recovery_status,
+        report.months_since_severe,
+        report.statement_trust,
+        report.active_flags,
+        report.clean_income_last,
+        report.debt_burden_last,
+        report.remediation_zh,
+        report.remediation_en,
+    ) == row
     assert report.remediation_en and len(report.remediation_en) == len(report.remediation_zh)
 
 
 def test_monthly_figures_are_exact(published_db, report, flagged_account):
-    rows = fetch(published_db, """
+    rows = fetch(
+        published_db,
+        """
         SELECT month_on, is_full_month, inflow, outflow, clean_income, loan_repaid, debt_burden, debt_burden_trailing
-        FROM account_months WHERE account_id = ? AND is_main_currency ORDER BY month_on""", [flagged_account])
-    assert [(m.month_on, m.is_full_month, m.inflow, m.outflow, m.clean_income, m.loan_repaid, m.debt_burden,
-             m.debt_burden_trailing) for m in report.months] == rows
+        FROM account_months WHERE account_id = ? AND is_main_currency ORDER BY month_on""",
+        [flagged_account],
+    )
+    assert [
+        (
+            m.month_on,
+            m.is_full_month,
+            m.inflow,
+            m.outflow,
+            m.clean_income,
+            m.loan_repaid,
+            m.debt_burden,
+            m.debt_burden_trailing,
+        )
+        for m in report.months
+    ] == rows
     assert all(isinstance(m.clean_income, Decimal) for m in report.months)  # money stays exact
 
 
 def test_flags_carry_reasons_and_their_evidence_transactions(published_db, report, flagged_account):
-    rows = fetch(published_db, """
+    rows = fetch(
+        published_db,
+        """
         SELECT flag_code, period_start_on, reason_zh, reason_en, evidence_txn_ids FROM risk_flags
-        WHERE account_id = ? ORDER BY period_start_on, flag_code, flag_id""", [flagged_account])
-    assert [(f.flag_code, f.period_start_on, f.reason_zh, f.reason_en, f.evidence_txn_ids)
-            for f in report.flags] == rows
+        WHERE account_id = ? ORDER BY period_start_on, flag_code, flag_id""",
+        [flagged_account],
+    )
+    assert [
+        (f.flag_code, f.period_start_on, f.reason_zh, f.reason_en, f.evidence_txn_ids) for f in report.flags
+    ] == rows
     for flag in report.flags:
         assert sorted(t.txn_id for t in flag.evidence) == sorted(set(flag.evidence_txn_ids))
     some = report.flags[0].evidence[0]
-    [(amount, booked_at)] = fetch(published_db, "SELECT amount, booked_at FROM transactions WHERE txn_id = ?",
-                                  [some.txn_id])
+    [(amount, booked_at)] = fetch(
+        published_db, "SELECT amount, booked_at FROM transactions WHERE txn_id = ?", [some.txn_id]
+    )
     assert (some.amount, some.booked_at) == (amount, booked_at)
 
 
@@ -87,8 +126,15 @@ def test_html_is_self_contained_and_shows_the_flags(report):
 
 
 def test_text_from_the_data_is_escaped(report):
-    hostile = EvidenceTransaction("t<1>", datetime(2026, 3, 1, 9), Decimal("-1.00"), "CNY",
-                                  '<script>alert("x")</script>', "<img src=x onerror=y>", "spend")
+    hostile = EvidenceTransaction(
+        "t<1>",
+        datetime(2026, 3, 1, 9),
+        Decimal("-1.00"),
+        "CNY",
+        '<script>alert("x")</script>',
+        "<img src=x onerror=y>",
+        "spend",
+    )
     flag = replace(report.flags[0], evidence=[hostile], reason_en="a < b & <b>bold</b>")
     page = render_html(replace(report, account_id="<acct>", flags=[flag]))
     assert "<script" not in page and "<img" not in page and "<acct>" not in page and "<b>bold" not in page
@@ -106,8 +152,11 @@ def test_terminal_rendering_lists_flags_and_remediation(report):
 
 
 def test_account_without_flags_renders(published_db):
-    rows = fetch(published_db, "SELECT account_id FROM account_risk WHERE len(active_flags) = 0 AND account_id "
-                               "NOT IN (SELECT account_id FROM risk_flags) ORDER BY account_id LIMIT 1")
+    rows = fetch(
+        published_db,
+        "SELECT account_id FROM account_risk WHERE len(active_flags) = 0 AND account_id "
+        "NOT IN (SELECT account_id FROM risk_flags) ORDER BY account_id LIMIT 1",
+    )
     if not rows:
         pytest.skip("every sample account has a flag")
     quiet = account_report(published_db, rows[0][0])
