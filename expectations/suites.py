@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from liushui import contracts
-from liushui.contracts import Table
+from liushui.contracts import ISO_4217, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     from great_expectations.expectations import Expectation
@@ -48,20 +48,6 @@ MAX_PLAUSIBLE_AMOUNT_CENTS = 1_000_000_000 * 100 - 1  # below one billion in the
 
 # Vocabularies -----------------------------------------------------------------------------------------
 # Active ISO 4217 codes (plus the precious-metal / fund codes banks actually use in statements).
-ISO_4217: tuple[str, ...] = (
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
-    "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF",
-    "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB",
-    "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF",
-    "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD",
-    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU",
-    "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
-    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
-    "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY",
-    "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST",
-    "XAF", "XAG", "XAU", "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER", "ZAR", "ZMW", "ZWG",
-    "ZWL",
-)
 # Vocabularies owned by other modules (classify, flags, links): an unknown value is a *warning* so adding a
 # class / rule / link type never blocks a nightly run; register the new value here when you add it.
 KNOWN_TXN_CLASSES: tuple[str, ...] = (

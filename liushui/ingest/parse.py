@@ -23,8 +23,7 @@ from datetime import date, datetime
 import polars as pl
 import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
 
-from expectations.suites import ISO_4217
-from liushui.contracts import CANONICAL_INPUT_COLUMNS, CANONICAL_TRANSACTION, MONEY, QUARANTINE, TIMESTAMP
+from liushui.contracts import CANONICAL_INPUT_COLUMNS, CANONICAL_TRANSACTION, ISO_4217, MONEY, QUARANTINE, TIMESTAMP
 
 RAW_META_COLUMNS = ("source_row", "raw", "reject_code", "reject_reason")
 DEFAULT_CURRENCY = "CNY"
