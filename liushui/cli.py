@@ -264,6 +264,20 @@ def query(
 
 
 @app.command()
+def dashboard(
+    db: Database = DEFAULT_DB,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8501,
+) -> None:
+    """Start the Streamlit dashboard (reads the database read-only).
+
+    Example: liushui dashboard --db data/warehouse/liushui.duckdb   then open http://127.0.0.1:8501
+    """
+    from liushui.dashboard import launch
+
+    raise typer.Exit(launch(db.resolve(), port))
+
+
+@app.command()
 def docs() -> None:
     """Regenerate docs/tables.md from the table contracts."""
     from liushui.tabledocs import write

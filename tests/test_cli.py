@@ -69,7 +69,7 @@ def test_missing_inbox_and_database_are_clear_errors(tmp_path):
 def test_rejected_file_sets_the_exit_code(prefect_harness, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "junk.csv").write_bytes(b"\x00\x01junk")
+    (inbox / "junk.csv").write_bytes(bytes(range(256)) * 8)
     result = runner.invoke(app, ["run", "--inbox", str(inbox), "--db", str(tmp_path / "w.duckdb")])
     assert result.exit_code == 3
     assert "junk.csv: binary content" in result.output
