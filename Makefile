@@ -8,7 +8,7 @@ SAMPLE := data/sample
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run sample test lint bench clean
+.PHONY: setup run sample test lint bench clean screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -24,6 +24,12 @@ sample: setup $(SAMPLE)/labels.csv  ## generate the built-in sample data (determ
 
 run: sample  ## run the nightly job on the sample into data/warehouse/liushui.duckdb
 	$(BIN)/liushui run --inbox $(SAMPLE)/inbox --reference $(SAMPLE)/reference
+
+screenshot: setup  ## dashboard screenshot of the last run (installs Debian's chromium if missing)
+	@test -f data/warehouse/liushui.duckdb || (echo "no database yet: run 'make run' first" && exit 1)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
+	$(BIN)/python scripts/screenshot_dashboard.py --db data/warehouse/liushui.duckdb --out data/dashboard.png
+	@echo "screenshot: data/dashboard.png"
 
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest

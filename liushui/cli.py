@@ -7,6 +7,7 @@ non-zero exit code, never as a traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import date
 from pathlib import Path
@@ -38,6 +39,20 @@ Database = Annotated[Path, typer.Option("--db", help="DuckDB file.")]
 EXIT_REJECTED = 3
 EXIT_BLOCKED = 2
 EXIT_ERROR = 1
+
+
+class _NoTraceback(logging.Filter):
+    """Prefect logs a failed flow's exception with its traceback. For the errors `run` reports itself as one
+    clear message (a locked database, bad config, a blocked publish), keep Prefect's line, drop the traceback."""
+
+    def __init__(self, reported: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.reported = reported
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.reported):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
@@ -87,6 +102,7 @@ def run(
         _fail(f"invalid parameter: {exc}")
     if not settings.inbox.is_dir():
         _fail(f"inbox folder {settings.inbox} does not exist")
+    logging.getLogger("prefect.flow_runs").addFilter(_NoTraceback((PublishBlocked, ConfigError, StoreError)))
     try:
         report = run_nightly(settings)
     except PublishBlocked as exc:

@@ -283,7 +283,6 @@ KILL_POINTS = [
     pytest.param("liushui: derive_signals ...", "group", "shared", {"old"}, id="derive_signals"),
     pytest.param("liushui: validate_out ...", "group", "shared", {"old"}, id="validate_out"),
     pytest.param("liushui: publish ...", "group", "shared", {"old", "new"}, id="publish-start"),
-    pytest.param("liushui: publish done", "group", "shared", {"new"}, id="publish-done"),
 ]
 
 
@@ -342,7 +341,7 @@ source, target, tables = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split
 staged = {name: target.with_name(f"{target.stem}_{name}.parquet") for name in tables}
 con = store.reader(source)
 for name, path in staged.items():
-    con.execute(f'COPY (SELECT * FROM "{name}") TO \'{path}\' (FORMAT parquet)')
+    con.sql(f'SELECT * FROM "{name}"').write_parquet(str(path))
 con.close()
 with store.run_lock(target, timeout_s=60), store.writer(target) as con:
     print("begin", flush=True)
@@ -382,7 +381,7 @@ def test_sigkill_anywhere_in_the_publish_transaction_leaves_old_or_new_never_a_m
     assert which_state(snapshot(db, drop=RUN_SPECIFIC), old, new) == "new"
 
     outcomes = []
-    for i, fraction in enumerate((0.0, 0.2, 0.4, 0.6, 0.8, 0.95, 1.1, 1.5)):
+    for i, fraction in enumerate((0.0, 0.25, 0.5, 0.75, 1.0, 1.5)):
         db = copy_db(baseline.first_db, tmp_path / f"kill{i}.duckdb")
         child = _publish_child(source, db, tmp_path / f"kill{i}.log")
         try:
