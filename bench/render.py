@@ -15,6 +15,13 @@ TOOLS = [
 ]
 
 
+# The order in which transforms/signals.py (as measured) checkpoints its intermediate frames.
+CHECKPOINTS = ("owned (account owners)", "cycle_links", "transfer links", "cycle flags", "cycle returns",
+               "classified (lenders + relations + classes)", "round_trips", "mark_returned_money",
+               "account_months + income_volatility", "large_outflows", "balance_breaks",
+               "commingling month features", "months + credit/integrity/business features", "risk flags (all rules)")
+
+
 def _wall(r: dict | None) -> float | None:
     if not r or r.get("killed") or r.get("returncode") not in (0, 3):
         return None
@@ -78,10 +85,19 @@ def size_section(n: str, res: dict) -> list[str]:
             f"| {name}{status} | {_f(r['wall_s'])} | {_f(r.get('cpu_s'))} | {_f(_peak(r), 0)} | "
             f"{_ratio(w, core)} | {_ratio(w, run)} | {r['load_start'][0]:.1f} → {r['load_end'][0]:.1f} | {what} |")
     out.append("")
-    out.append("Peer step times (s, inside the child): " + "; ".join(
-        f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in (res[key].get("inner") or {}).get("steps", {}).items())
+    out.append("Step times (s, inside the child): " + "; ".join(
+        f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in (res[key].get("inner") or {}).get("steps", {}).items()
+                                if isinstance(v, (int, float)))
         for key, name, _ in TOOLS if res.get(key) and (res[key].get("inner") or {}).get("steps")) + ".")
     out.append("")
+    cps = ((res.get("signals") or {}).get("inner") or {}).get("steps", {}).get("checkpoints")
+    if cps:
+        named = [(CHECKPOINTS[i] if i < len(CHECKPOINTS) else f"checkpoint {i}", v) for i, v in enumerate(cps)]
+        sink = res["signals"]["inner"]["steps"].get("sink_tables")
+        out.append("`derive_signals` by checkpoint (s; collect + Parquet spill of each intermediate, in order): "
+                   + ", ".join(f"{n} {v:.1f}" for n, v in named)
+                   + (f"; sinking the five published tables {sink:.1f}" if sink is not None else "") + ".")
+        out.append("")
     for key, label in (("run", "full run"), ("increment", "increment")):
         r = res.get(key)
         row = _last_run_row(r)

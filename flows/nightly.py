@@ -29,6 +29,8 @@ import polars_hash  # noqa: E402, F401  (registers the stable `nchash` namespace
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from expectations.runner import Validation, validate_table  # noqa: E402
+from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
 from liushui import store  # noqa: E402
 from liushui.config import Settings, config_fingerprint, load_rules  # noqa: E402
 from liushui.contracts import CANONICAL_TRANSACTION, DQ_RESULTS, PIPELINE_RUNS  # noqa: E402
@@ -110,16 +112,16 @@ def ingest(settings: Settings, prior: PriorState, batch_id: str) -> IngestResult
 
 
 @task(name="validate", cache_policy=NO_CACHE)
-def validate(frames: dict[str, Table], run_id: str, latest_booking: date) -> pl.DataFrame:
-    """Every table's suite; a table given as Parquet file(s) is read one table at a time."""
-    from expectations.runner import validate_frame
-
-    results = [
-        validate_frame(name, frame if isinstance(frame, pl.DataFrame) else pl.read_parquet(frame),
-                       run_id=run_id, as_of=latest_booking)
-        for name, frame in frames.items()
-    ]
-    return pl.concat(results) if results else DQ_RESULTS.empty()
+def validate(frames: dict[str, Table], run_id: str, latest_booking: date) -> Validation:
+    """Every table's suite (a table given as Parquet file(s) is read one table at a time); keeps GX's
+    own results for the run's Data Docs."""
+    rows, gx_results = [], {}
+    for name, frame in frames.items():
+        part = validate_table(name, frame if isinstance(frame, pl.DataFrame) else pl.read_parquet(frame),
+                              run_id=run_id, as_of=latest_booking)
+        rows.append(part.rows)
+        gx_results[name] = part.gx_results
+    return Validation(pl.concat(rows) if rows else DQ_RESULTS.empty(), gx_results)
 
 
 @task(name="load-history", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -338,7 +340,8 @@ def nightly(settings: Settings) -> RunReport:
             report.counts.update(accounts_recomputed=_rows(frames["account_risk"]))
         report.counts.update({f"published_{k}": _rows(v) for k, v in frames.items()})
 
-        dq_results = pl.concat(dq)
+        validation = dq[0] if len(dq) == 1 else dq[0] | dq[1]
+        dq_results = validation.rows
         from expectations.runner import BlockingExpectationFailed, raise_on_blocking
 
         try:
@@ -361,6 +364,8 @@ def nightly(settings: Settings) -> RunReport:
         with report.stage("publish"):
             publish(settings.database, to_write, affected if report.status == "published" else no_accounts)
         record_stage_times(settings.database, report)
+        docs_index = build_run_data_docs(validation.gx_results, settings.database, run_id)
+        publish_run_artifacts(report, settings.database, docs_index)
     if report.status == "blocked_by_dq":
         raise PublishBlocked(report.message)
     return report

@@ -260,6 +260,90 @@ def account(
 
 
 @app.command()
+def report(
+    account_id: Annotated[str, typer.Argument(help="Account id.")],
+    db: Database = DEFAULT_DB,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML page here.")] = None,
+) -> None:
+    """One account's report: risk and recovery, monthly clean income / outflow / debt burden, flags with
+    reasons and evidence, what would restore it. --html writes a page that opens offline.
+
+    Example: liushui report 6222020000000001 --html report.html
+    """
+    from liushui.report import AccountNotFound, account_report, render_html, render_terminal
+
+    try:
+        result = account_report(db, account_id)
+    except (AccountNotFound, StoreError) as exc:
+        _fail(str(exc))
+    render_terminal(result, console)
+    if html is not None:
+        html.write_text(render_html(result), encoding="utf-8")
+        console.print(f"wrote {html}", highlight=False)
+
+
+def _settings(inbox: Path, db: Path, reference: Path | None, rules: Path | None) -> Settings:
+    try:
+        return Settings(inbox=inbox.resolve(), database=db.resolve(),
+                        reference_dir=reference.resolve() if reference else None,
+                        **({"rules_path": rules.resolve()} if rules else {}))
+    except ValueError as exc:
+        _fail(f"invalid parameter: {exc}")
+
+
+@app.command()
+def serve(
+    inbox: Annotated[Path, typer.Option(help="Folder of exports (CSV / Parquet).")] = DEFAULT_DATA_DIR / "inbox",
+    db: Database = DEFAULT_DB,
+    reference: Annotated[Path | None, typer.Option(help="Folder with accounts.csv / related_parties.csv.")] = None,
+    rules: Annotated[Path | None, typer.Option(help="Rules file (default config/rules.yaml).")] = None,
+    cron: Annotated[str, typer.Option(help="Schedule (cron, in --timezone).")] = "0 2 * * *",
+    timezone: Annotated[str, typer.Option(help="Timezone of the cron.")] = "Asia/Shanghai",
+    api_url: Annotated[str | None, typer.Option(help="Prefect API (default PREFECT_API_URL, else a local "
+                                                     "server started for this process).")] = None,
+) -> None:
+    """Run the nightly job on a schedule until SIGTERM (docs/operations.md).
+
+    Example: liushui serve --inbox data/inbox --reference data/reference
+    """
+    from flows.deploy import ServerError
+    from flows.deploy import serve as serve_nightly
+
+    settings = _settings(inbox, db, reference, rules)
+    try:
+        serve_nightly(settings, cron=cron, timezone=timezone, api_url=api_url)
+    except (ServerError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option(help="First date YYYY-MM-DD (its month end is the first as-of).")],
+    end: Annotated[str, typer.Option(help="Last as-of date YYYY-MM-DD (inclusive).")],
+    inbox: Annotated[Path, typer.Option(help="Folder of exports (CSV / Parquet).")] = DEFAULT_DATA_DIR / "inbox",
+    db: Database = DEFAULT_DB,
+    reference: Annotated[Path | None, typer.Option(help="Folder with accounts.csv / related_parties.csv.")] = None,
+    rules: Annotated[Path | None, typer.Option(help="Rules file (default config/rules.yaml).")] = None,
+) -> None:
+    """Rebuild as of every month end from --start to --end (and --end itself); the database ends as of --end.
+
+    Example: liushui backfill --start 2026-07-01 --end 2026-10-15 --inbox data/inbox
+    """
+    from flows.deploy import backfill as run_backfill
+    from flows.nightly import PublishBlocked
+
+    settings = _settings(inbox, db, reference, rules)
+    try:
+        reports = run_backfill(settings, start=date.fromisoformat(start), end=date.fromisoformat(end))
+    except PublishBlocked as exc:
+        _fail(str(exc), EXIT_BLOCKED)
+    except (ConfigError, StoreError, ValueError) as exc:
+        _fail(str(exc))
+    for r in reports:
+        console.print(f"[bold green]{r.status}[/] as of {r.as_of}: {r.message}", highlight=False)
+
+
+@app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="A SQL query (the database is opened read-only).")],
     db: Database = DEFAULT_DB,
