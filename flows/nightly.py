@@ -286,6 +286,8 @@ def nightly(settings: Settings) -> RunReport:
     fingerprint = config_fingerprint(settings.rules_path, settings.reference_dir)
     staging = settings.staging_dir / run_id
     with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s), _removed_after(staging):
+        # Holding the lock, no other run of this database is alive: folders left by a killed run go.
+        shutil.rmtree(settings.staging_dir, ignore_errors=True)
         with report.stage("ingest"):
             prior = read_prior_state(settings.database)
             ingested = ingest(settings, prior, run_id)

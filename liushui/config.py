@@ -197,7 +197,8 @@ class Settings(_Strict):
 
     @property
     def staging_dir(self) -> Path:
-        return self.database.parent / "staging"
+        """Spilled intermediate tables of this database's runs (one folder per run)."""
+        return self.database.parent / "staging" / self.database.stem
 
 
 def file_sha256(path: Path) -> str:
