@@ -37,12 +37,18 @@ def dataset(out: Path, rows: int) -> Path:
     started = time.perf_counter()
     if rows <= MAX_SINGLE_ROWS:
         s = _generate(root, rows)
-        meta = {"n_rows": s.n_rows, "n_overlap_rows": s.n_overlap_rows, "n_accounts": s.n_accounts,
-                "n_customers": s.n_customers, "shards": 1}
+        meta = {
+            "n_rows": s.n_rows,
+            "n_overlap_rows": s.n_overlap_rows,
+            "n_accounts": s.n_accounts,
+            "n_customers": s.n_customers,
+            "shards": 1,
+        }
     else:
         meta = _composed(root, rows)
-    marker.write_text(json.dumps({"target_rows": rows, **meta,
-                                  "seconds": round(time.perf_counter() - started, 1)}, indent=1))
+    marker.write_text(
+        json.dumps({"target_rows": rows, **meta, "seconds": round(time.perf_counter() - started, 1)}, indent=1)
+    )
     return root
 
 
@@ -60,8 +66,12 @@ def _composed(root: Path, rows: int) -> dict:
             s = json.loads(done.read_text())
         else:
             g = _generate(shard, rows // k, seed=7 + i)
-            s = {"n_rows": g.n_rows, "n_overlap_rows": g.n_overlap_rows, "n_accounts": g.n_accounts,
-                 "n_customers": g.n_customers}
+            s = {
+                "n_rows": g.n_rows,
+                "n_overlap_rows": g.n_overlap_rows,
+                "n_accounts": g.n_accounts,
+                "n_customers": g.n_customers,
+            }
             done.write_text(json.dumps(s))
         for key in ("n_rows", "n_overlap_rows", "n_accounts", "n_customers"):
             meta[key] += s[key]
@@ -70,10 +80,16 @@ def _composed(root: Path, rows: int) -> dict:
             if not link.exists():
                 link.symlink_to(f.resolve())
         prefix = pl.lit(f"S{i}-")
-        accounts.append(pl.read_csv(shard / "reference" / "accounts.csv", infer_schema=False)
-                        .with_columns(customer_id=prefix + pl.col("customer_id")))
-        related.append(pl.read_csv(shard / "reference" / "related_parties.csv", infer_schema=False)
-                       .with_columns(customer_id=prefix + pl.col("customer_id")))
+        accounts.append(
+            pl.read_csv(shard / "reference" / "accounts.csv", infer_schema=False).with_columns(
+                customer_id=prefix + pl.col("customer_id")
+            )
+        )
+        related.append(
+            pl.read_csv(shard / "reference" / "related_parties.csv", infer_schema=False).with_columns(
+                customer_id=prefix + pl.col("customer_id")
+            )
+        )
     acc = pl.concat(accounts)
     meta["account_id_collisions"] = acc.height - acc["account_id"].n_unique()
     acc.write_csv(reference / "accounts.csv")

@@ -28,8 +28,11 @@ from transforms.lenders import load_lender_registry
 
 def read(data: Path) -> pl.DataFrame:
     result = ingest_files(
-        inbox_files(data / "inbox"), known_file_hashes=set(), is_known_txn=lambda ids: ids.is_null(),
-        batch_id="bench", latest_booking=(datetime.now(UTC) + timedelta(hours=8)).date() + timedelta(days=1),
+        inbox_files(data / "inbox"),
+        known_file_hashes=set(),
+        is_known_txn=lambda ids: ids.is_null(),
+        batch_id="bench",
+        latest_booking=(datetime.now(UTC) + timedelta(hours=8)).date() + timedelta(days=1),
     )
     return result.transactions
 
@@ -56,9 +59,11 @@ def core(data: Path, db: Path) -> dict:
     del canonical
     steps["classify"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
-    months = (account_months(classified.lazy(), as_of=as_of,
-                             min_covered_days=rules.coverage.min_covered_days_for_full_month)
-              .pipe(income_volatility, rules=rules.income_volatility).collect())
+    months = (
+        account_months(classified.lazy(), as_of=as_of, min_covered_days=rules.coverage.min_covered_days_for_full_month)
+        .pipe(income_volatility, rules=rules.income_volatility)
+        .collect()
+    )
     large = large_outflows(classified.lazy(), months.lazy(), rules=rules.large_outflow).collect()
     steps["months_volatility_large"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
@@ -68,9 +73,13 @@ def core(data: Path, db: Path) -> dict:
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM arrow")
     con.close()
     steps["write"] = round(time.perf_counter() - t0, 3)
-    return {"wall_s": round(time.perf_counter() - started, 3), "steps": steps,
-            "rows": classified.height, "as_of": str(as_of),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "steps": steps,
+        "rows": classified.height,
+        "as_of": str(as_of),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def signals(data: Path, staging: Path) -> dict:
@@ -98,16 +107,23 @@ def signals(data: Path, staging: Path) -> dict:
         return result
 
     derive_signals(
-        canonical.lazy(), accounts=accounts.lazy(), related_parties=related.lazy(),
-        lender_registry=load_lender_registry(), rules=load_rules(), as_of=as_of,
+        canonical.lazy(),
+        accounts=accounts.lazy(),
+        related_parties=related.lazy(),
+        lender_registry=load_lender_registry(),
+        rules=load_rules(),
+        as_of=as_of,
         checkpoint=timed_checkpoint,
     ).sink(staging / "tables")
     steps["derive_signals"] = round(time.perf_counter() - t0, 3)
     steps["checkpoints"] = checkpoints
     steps["sink_tables"] = round(time.perf_counter() - last[0], 3)
     shutil.rmtree(staging, ignore_errors=True)
-    return {"wall_s": round(time.perf_counter() - started, 3), "steps": steps,
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "steps": steps,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -51,9 +51,15 @@ def stage_table(db: Path) -> list[dict]:
     finally:
         con.close()
     return [
-        {"run_id": r[0], "mode": r[1], "status": r[2], "stage_seconds": json.loads(r[3] or "{}"),
-         "stage_peak_rss_mb": json.loads(r[4] or "{}"), "counts": json.loads(r[5] or "{}"),
-         "flow_seconds": (r[7] - r[6]).total_seconds() if r[6] and r[7] else None}
+        {
+            "run_id": r[0],
+            "mode": r[1],
+            "status": r[2],
+            "stage_seconds": json.loads(r[3] or "{}"),
+            "stage_peak_rss_mb": json.loads(r[4] or "{}"),
+            "counts": json.loads(r[5] or "{}"),
+            "flow_seconds": (r[7] - r[6]).total_seconds() if r[6] and r[7] else None,
+        }
         for r in rows
     ]
 
@@ -73,8 +79,11 @@ def _run(inbox: Path, reference: Path, db: Path, out: Path, **kw) -> dict:
     cmd = [CLI, "run", "--inbox", str(inbox), "--reference", str(reference), "--db", str(db)]
     result = measured(cmd, env=bench_env(out), **kw)
     text = [ln for _, ln in result["lines"]]
-    if result["returncode"] == 1 and any("Traceback" in ln for ln in text) and not any(
-            ln.startswith("liushui: ingest") for ln in text):
+    if (
+        result["returncode"] == 1
+        and any("Traceback" in ln for ln in text)
+        and not any(ln.startswith("liushui: ingest") for ln in text)
+    ):
         error = next((ln for ln in reversed(text) if "Error" in ln), text[-1] if text else "")
         for p in (db, db.with_name(db.name + ".lock")):
             p.unlink(missing_ok=True)
@@ -121,15 +130,20 @@ def write_increment(data: Path, target: Path) -> dict:
     frame = rows.with_columns(
         booked_at=(pl.col("booked_at") + pl.duration(days=1)).dt.strftime("%Y-%m-%d %H:%M:%S"),
         amount=(pl.col("amount").cast(pl.Float64) * 1.013 + pl.when(pl.col("amount") < 0).then(-0.07).otherwise(0.07))
-        .round(2).cast(pl.Decimal(18, 2)),
+        .round(2)
+        .cast(pl.Decimal(18, 2)),
         txn_id=pl.lit(None, pl.String),
         balance_after=pl.lit(None, pl.Decimal(18, 2)),
     ).select(rows.columns)
     target.parent.mkdir(parents=True, exist_ok=True)
     frame.write_csv(target)
     n_accounts_total = pl.read_csv(data / "reference" / "accounts.csv", columns=["account_id"]).height
-    return {"rows": frame.height, "accounts": frame["account_id"].n_unique(), "accounts_total": n_accounts_total,
-            "day": INCREMENT_DAY}
+    return {
+        "rows": frame.height,
+        "accounts": frame["account_id"].n_unique(),
+        "accounts_total": n_accounts_total,
+        "day": INCREMENT_DAY,
+    }
 
 
 def increment_run(data: Path, out: Path, full_db_dir: Path, *, timeout_s: float = 3600) -> dict:

@@ -11,6 +11,7 @@ and records that instead of letting the machine run out of memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -31,20 +32,33 @@ def _tree_rss(proc: psutil.Process) -> int:
     except psutil.Error:
         return 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
-def run_measured(cmd: list[str], *, env: dict | None = None, timeout_s: float = 3600,
-                 rss_limit_mib: float = 20 * 1024, echo: bool = True, cwd: str | None = None) -> dict:
+def run_measured(
+    cmd: list[str],
+    *,
+    env: dict | None = None,
+    timeout_s: float = 3600,
+    rss_limit_mib: float = 20 * 1024,
+    echo: bool = True,
+    cwd: str | None = None,
+) -> dict:
     """Run `cmd` (its own session), return a dict of measurements. Used inside the wrapper process."""
     load_start = os.getloadavg()
     started = time.perf_counter()
-    child = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True, bufsize=1, start_new_session=True)
+    child = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
     ps = psutil.Process(child.pid)
     state = {"tree_peak": 0, "killed": None, "peak_at_s": 0.0}
     done = threading.Event()
@@ -63,10 +77,8 @@ def run_measured(cmd: list[str], *, env: dict | None = None, timeout_s: float = 
                 reason = f"timeout after {elapsed:.0f} s"
             if reason:
                 state["killed"] = reason
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 return
             done.wait(0.25)
 
@@ -88,8 +100,11 @@ def run_measured(cmd: list[str], *, env: dict | None = None, timeout_s: float = 
         "returncode": rc,
         "wall_s": round(wall, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-        "cpu_s": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
-                       + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime, 1),
+        "cpu_s": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime,
+            1,
+        ),
         "tree_peak_rss_mib": round(state["tree_peak"] / 2**20, 1),
         "tree_peak_at_s": round(state["peak_at_s"], 1),
         "killed": state["killed"],
@@ -99,12 +114,23 @@ def run_measured(cmd: list[str], *, env: dict | None = None, timeout_s: float = 
     }
 
 
-def measured(cmd: list[str], *, env: dict | None = None, timeout_s: float = 3600,
-             rss_limit_mib: float = 20 * 1024, echo: bool = True) -> dict:
+def measured(
+    cmd: list[str],
+    *,
+    env: dict | None = None,
+    timeout_s: float = 3600,
+    rss_limit_mib: float = 20 * 1024,
+    echo: bool = True,
+) -> dict:
     """Run `cmd` under a fresh wrapper process (so `ru_maxrss` of the children is this command's alone)."""
     spec = json.dumps({"cmd": cmd, "timeout_s": timeout_s, "rss_limit_mib": rss_limit_mib, "echo": echo})
-    out = subprocess.run([sys.executable, "-m", "bench.measure", spec], env=env, stdout=subprocess.PIPE,
-                         text=True, cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.measure", spec],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"measure wrapper failed ({out.returncode}) for {cmd}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -112,6 +138,7 @@ def measured(cmd: list[str], *, env: dict | None = None, timeout_s: float = 3600
 
 if __name__ == "__main__":
     spec = json.loads(sys.argv[1])
-    result = run_measured(spec["cmd"], timeout_s=spec["timeout_s"], rss_limit_mib=spec["rss_limit_mib"],
-                          echo=spec["echo"])
+    result = run_measured(
+        spec["cmd"], timeout_s=spec["timeout_s"], rss_limit_mib=spec["rss_limit_mib"], echo=spec["echo"]
+    )
     print(json.dumps(result, ensure_ascii=False))

@@ -32,8 +32,11 @@ def run(data: Path) -> dict:
             ) GROUP BY account_id
         )""").fetchone()
     con.close()
-    return {"wall_s": round(time.perf_counter() - started, 3), "accounts": n[0],
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "accounts": n[0],
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -17,10 +17,22 @@ import pandas as pd
 
 from bench.patterns import REFUND, REPAY_ONLY, lender_patterns
 
-COLS = ["account_id", "txn_id", "booked_at", "amount", "currency", "balance_after", "counterparty_name",
-        "counterparty_account", "description", "channel"]
-TEXT = {c: str for c in ("account_id", "txn_id", "currency", "counterparty_name", "counterparty_account",
-                         "description", "channel")}
+COLS = [
+    "account_id",
+    "txn_id",
+    "booked_at",
+    "amount",
+    "currency",
+    "balance_after",
+    "counterparty_name",
+    "counterparty_account",
+    "description",
+    "channel",
+]
+TEXT = {
+    c: str
+    for c in ("account_id", "txn_id", "currency", "counterparty_name", "counterparty_account", "description", "channel")
+}
 
 
 def read(data: Path) -> pd.DataFrame:
@@ -37,8 +49,10 @@ def read(data: Path) -> pd.DataFrame:
         frames.append(f)
     df = pd.concat([f[COLS] for f in frames], ignore_index=True)
     df["amount"] = df["amount"].astype("float64")
-    return df.drop_duplicates(subset=["account_id", "booked_at", "amount", "counterparty_name",
-                                      "counterparty_account", "description"], ignore_index=True)
+    return df.drop_duplicates(
+        subset=["account_id", "booked_at", "amount", "counterparty_name", "counterparty_account", "description"],
+        ignore_index=True,
+    )
 
 
 def features(df: pd.DataFrame, data: Path) -> dict[str, pd.DataFrame]:
@@ -46,18 +60,20 @@ def features(df: pd.DataFrame, data: Path) -> dict[str, pd.DataFrame]:
     related = pd.read_csv(data / "reference" / "related_parties.csv", dtype=str)
     df = df.merge(accounts[["account_id", "customer_id", "holder_name"]], on="account_id", how="left")
     df["customer_id"] = df["customer_id"].fillna(df["account_id"])
-    own = accounts[["account_id", "customer_id"]].rename(columns={"account_id": "counterparty_account",
-                                                                 "customer_id": "_cp_customer"})
+    own = accounts[["account_id", "customer_id"]].rename(
+        columns={"account_id": "counterparty_account", "customer_id": "_cp_customer"}
+    )
     df = df.merge(own, on="counterparty_account", how="left")
     df["is_own"] = ((df["_cp_customer"] == df["customer_id"]) & (df["counterparty_account"] != df["account_id"])) | (
-        df["counterparty_name"].notna() & (df["counterparty_name"] == df["holder_name"]))
+        df["counterparty_name"].notna() & (df["counterparty_name"] == df["holder_name"])
+    )
     by_acct = related.dropna(subset=["party_account"])[["customer_id", "party_account"]].drop_duplicates()
     by_acct["_rel_a"] = True
     by_name = related.dropna(subset=["party_name"])[["customer_id", "party_name"]].drop_duplicates()
     by_name["_rel_n"] = True
-    df = df.merge(by_acct, left_on=["customer_id", "counterparty_account"], right_on=["customer_id", "party_account"],
-                  how="left").merge(by_name, left_on=["customer_id", "counterparty_name"],
-                                    right_on=["customer_id", "party_name"], how="left")
+    df = df.merge(
+        by_acct, left_on=["customer_id", "counterparty_account"], right_on=["customer_id", "party_account"], how="left"
+    ).merge(by_name, left_on=["customer_id", "counterparty_name"], right_on=["customer_id", "party_name"], how="left")
     df["is_related"] = df["_rel_a"].fillna(False).astype(bool) | df["_rel_n"].fillna(False).astype(bool)
     df = df.drop(columns=["_cp_customer", "party_account", "party_name", "_rel_a", "_rel_n"])
     cp, ds = lender_patterns()
@@ -75,11 +91,18 @@ def features(df: pd.DataFrame, data: Path) -> dict[str, pd.DataFrame]:
     df["_clean"] = df["amount"].where(clean, 0.0)
     df["_rel_out"] = (-df["amount"]).where(~inflow & rel, 0.0)
     df["_rel_out_n"] = (~inflow & rel).astype("int64")
-    months = (df.groupby(["account_id", "currency", "month_on"], sort=True)
-              .agg(txn_count=("amount", "size"), inflow=("_in", "sum"), outflow=("_out", "sum"),
-                   clean_income=("_clean", "sum"), related_out=("_rel_out", "sum"),
-                   related_out_count=("_rel_out_n", "sum"))
-              .reset_index())
+    months = (
+        df.groupby(["account_id", "currency", "month_on"], sort=True)
+        .agg(
+            txn_count=("amount", "size"),
+            inflow=("_in", "sum"),
+            outflow=("_out", "sum"),
+            clean_income=("_clean", "sum"),
+            related_out=("_rel_out", "sum"),
+            related_out_count=("_rel_out_n", "sum"),
+        )
+        .reset_index()
+    )
     df = df.drop(columns=["_in", "_out", "_clean", "_rel_out", "_rel_out_n"])
     g = months.groupby(["account_id", "currency"], sort=False)["clean_income"]
     roll = g.rolling(6, min_periods=1)
@@ -90,12 +113,18 @@ def features(df: pd.DataFrame, data: Path) -> dict[str, pd.DataFrame]:
     months["typical_income"] = g.transform(lambda s: s.shift(1).rolling(6, min_periods=1).median())
     months["related_out_share"] = months["related_out"] / months["outflow"].replace(0, np.nan)
 
-    out = df.loc[(df["amount"] < 0) & ~df["is_own"], ["txn_id", "account_id", "currency", "month_on", "booked_at", "amount"]]
-    out = out.merge(months[["account_id", "currency", "month_on", "typical_income"]],
-                    on=["account_id", "currency", "month_on"], how="left")
+    out = df.loc[
+        (df["amount"] < 0) & ~df["is_own"], ["txn_id", "account_id", "currency", "month_on", "booked_at", "amount"]
+    ]
+    out = out.merge(
+        months[["account_id", "currency", "month_on", "typical_income"]],
+        on=["account_id", "currency", "month_on"],
+        how="left",
+    )
     out["amount_out"] = -out.pop("amount")
-    out["limit_amount"] = np.where(out["typical_income"].isna(), 50000.0,
-                                   np.maximum(2 * out["typical_income"].fillna(0), 20000.0))
+    out["limit_amount"] = np.where(
+        out["typical_income"].isna(), 50000.0, np.maximum(2 * out["typical_income"].fillna(0), 20000.0)
+    )
     large = out[out["amount_out"] >= out["limit_amount"]]
     return {"transactions": df, "account_months": months, "large_outflows": large}
 
@@ -118,8 +147,11 @@ def run(data: Path, db: Path) -> dict:
         con.unregister("_frame")
     con.close()
     steps["write"] = round(time.perf_counter() - t0, 3)
-    return {"wall_s": round(time.perf_counter() - started, 3), "steps": steps,
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "steps": steps,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ model over the raw files (CSV read all-varchar then cast, Parquet as is, dedupli
 transactions model, then account-month and large-outflow models, each materialised as a table in a
 DuckDB file. Run as `python -m bench.peer_sql DATA_DIR OUT_DB`; prints a JSON line of timings."""
 
+# ruff: noqa: E501  (SQL and Markdown templates read better unwrapped)
+
 from __future__ import annotations
 
 import json
@@ -27,7 +29,9 @@ def models(data: Path) -> list[tuple[str, str]]:
     cp, ds = lender_patterns()
     cols = "account_id, txn_id, booked_at, amount, currency, balance_after, counterparty_name, counterparty_account, description, channel"
     return [
-        ("stg_transactions", f"""
+        (
+            "stg_transactions",
+            f"""
             SELECT DISTINCT {cols} FROM (
                 SELECT account_id, nullif(txn_id, '') AS txn_id, CAST(booked_at AS TIMESTAMP) AS booked_at,
                        CAST(amount AS DECIMAL(18,2)) AS amount, coalesce(nullif(currency, ''), 'CNY') AS currency,
@@ -38,10 +42,16 @@ def models(data: Path) -> list[tuple[str, str]]:
                 FROM read_csv({csvs!r}, all_varchar = true, header = true, union_by_name = true)
                 UNION ALL
                 SELECT {cols} FROM read_parquet({parquets!r}, union_by_name = true)
-            )"""),
+            )""",
+        ),
         ("ref_accounts", f"SELECT * FROM read_csv({str(data / 'reference' / 'accounts.csv')!r}, all_varchar = true)"),
-        ("ref_related", f"SELECT * FROM read_csv({str(data / 'reference' / 'related_parties.csv')!r}, all_varchar = true)"),
-        ("transactions", f"""
+        (
+            "ref_related",
+            f"SELECT * FROM read_csv({str(data / 'reference' / 'related_parties.csv')!r}, all_varchar = true)",
+        ),
+        (
+            "transactions",
+            f"""
             WITH t AS (
                 SELECT s.*, coalesce(a.customer_id, s.account_id) AS customer_id, a.holder_name,
                        CAST(date_trunc('month', s.booked_at) AS DATE) AS month_on
@@ -60,8 +70,11 @@ def models(data: Path) -> list[tuple[str, str]]:
             SELECT *,
                 amount > 0 AND is_lender AND NOT regexp_matches(coalesce(description, ''), {_lit(REPAY_ONLY)}) AS is_loan_disbursement,
                 regexp_matches(coalesce(description, ''), {_lit(REFUND)}) AS is_refund_or_reversal
-            FROM rel"""),
-        ("account_months", """
+            FROM rel""",
+        ),
+        (
+            "account_months",
+            """
             WITH m AS (
                 SELECT account_id, currency, month_on,
                     count(*) AS txn_count,
@@ -83,8 +96,11 @@ def models(data: Path) -> list[tuple[str, str]]:
             )
             SELECT *, CASE WHEN window_months >= 4 THEN cv6 END AS income_cv,
                    related_out / nullif(outflow, 0) AS related_out_share
-            FROM w"""),
-        ("large_outflows", """
+            FROM w""",
+        ),
+        (
+            "large_outflows",
+            """
             SELECT t.txn_id, t.account_id, t.currency, t.month_on, t.booked_at, -t.amount AS amount_out,
                    m.typical_income,
                    CASE WHEN m.typical_income IS NULL THEN 50000
@@ -92,7 +108,8 @@ def models(data: Path) -> list[tuple[str, str]]:
             FROM transactions t JOIN account_months m USING (account_id, currency, month_on)
             WHERE t.amount < 0 AND NOT t.is_own
               AND -t.amount >= CASE WHEN m.typical_income IS NULL THEN 50000
-                                    ELSE greatest(2 * m.typical_income, 20000) END"""),
+                                    ELSE greatest(2 * m.typical_income, 20000) END""",
+        ),
     ]
 
 
@@ -108,8 +125,11 @@ def run(data: Path, db: Path) -> dict:
         steps[name] = round(time.perf_counter() - t0, 3)
     con.execute("DROP TABLE stg_transactions")  # a dbt staging model would be ephemeral / a view
     con.close()
-    return {"wall_s": round(time.perf_counter() - started, 3), "steps": steps,
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "wall_s": round(time.perf_counter() - started, 3),
+        "steps": steps,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 if __name__ == "__main__":

