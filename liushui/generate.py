@@ -527,13 +527,18 @@ class _World:
         return f"{city}{word}{kinds[int(rng.integers(0, len(kinds)))]}有限公司"
 
     def _company_pool(self, rng: np.random.Generator, size: int, kinds: tuple[str, ...]) -> np.ndarray:
-        """(name code, account code) pairs of distinct companies, shape (size, 2)."""
+        """(name code, account code) pairs of companies, shape (size, 2): distinct while the name parts
+        allow (a budget of draws, since large datasets ask for more names than the parts can make), then
+        the pool repeats — at that scale companies are shared by many customers, as in life."""
         names: dict[str, str] = {}
-        while len(names) < size:
+        draws = 0
+        while len(names) < size and draws < 20 * size:
+            draws += 1
             name = self._company(rng, kinds)
             if name not in names and name not in self.holder_names:
                 names[name] = _digits(rng, str(int(rng.integers(1, 10))), int(rng.choice([12, 15, 19])))
-        return np.array([[self.strings.code(k), self.strings.code(v)] for k, v in names.items()], np.int32)
+        pairs = np.array([[self.strings.code(k), self.strings.code(v)] for k, v in names.items()], np.int32)
+        return np.resize(pairs, (size, 2))
 
     # -- behaviours -----------------------------------------------------------------------------------
     def _assign_behaviours(self, rng: np.random.Generator) -> None:
