@@ -136,23 +136,30 @@ def load_history(database: Path, accounts: pl.Series | None) -> pl.DataFrame:
         con.close()
 
 
+def _signal_inputs(settings: Settings, as_of: date, staging: Path) -> dict:
+    """What every signal computation reads besides the transactions: reference data, the lender registry,
+    the rules, the as-of date, and a checkpoint spilling to the run's staging folder."""
+    from transforms.lenders import load_lender_registry
+    from transforms.signals import spill_to
+
+    accounts, related = read_reference(settings.reference_dir)
+    return {
+        "accounts": accounts.lazy(),
+        "related_parties": related.lazy(),
+        "lender_registry": load_lender_registry(),
+        "rules": load_rules(settings.rules_path),
+        "as_of": as_of,
+        "checkpoint": spill_to(staging / "checkpoints"),
+    }
+
+
 @task(name="derive-signals", cache_policy=NO_CACHE)
 def derive(canonical: pl.DataFrame, settings: Settings, as_of: date, staging: Path) -> dict[str, Path]:
     """All signals, spilled through Parquet in `staging` (memory holds one stage at a time); returns the
     Parquet file of each published table."""
-    from transforms.lenders import load_lender_registry
-    from transforms.signals import derive_signals, spill_to
+    from transforms.signals import derive_signals
 
-    accounts, related = read_reference(settings.reference_dir)
-    return derive_signals(
-        canonical.lazy(),
-        accounts=accounts.lazy(),
-        related_parties=related.lazy(),
-        lender_registry=load_lender_registry(),
-        rules=load_rules(settings.rules_path),
-        as_of=as_of,
-        checkpoint=spill_to(staging / "checkpoints"),
-    ).sink(staging / "tables")
+    return derive_signals(canonical.lazy(), **_signal_inputs(settings, as_of, staging)).sink(staging / "tables")
 
 
 @task(name="cross-account-signals", cache_policy=NO_CACHE)
@@ -176,19 +183,12 @@ def derive_shard(canonical: Path, cross: dict[str, Path], settings: Settings, as
                  staging: Path) -> dict[str, Path]:
     """The per-account signals of one account-hash shard; reads and writes Parquet only, so it can run
     on any Dask worker that sees the staging folder."""
-    from transforms.lenders import load_lender_registry
-    from transforms.signals import CrossAccount, account_signals, spill_to
+    from transforms.signals import CrossAccount, account_signals
 
-    accounts, related = read_reference(settings.reference_dir)
     return account_signals(
         pl.scan_parquet(canonical),
         CrossAccount(**{name: pl.scan_parquet(path) for name, path in cross.items()}),
-        accounts=accounts.lazy(),
-        related_parties=related.lazy(),
-        lender_registry=load_lender_registry(),
-        rules=load_rules(settings.rules_path),
-        as_of=as_of,
-        checkpoint=spill_to(staging / "checkpoints"),
+        **_signal_inputs(settings, as_of, staging),
     ).sink(staging / "tables")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from liushui.contracts import CANONICAL_INPUT_COLUMNS
 from liushui.ingest.profiles import (
     OUTPUT_COLUMNS,
     LayoutError,
@@ -19,18 +20,7 @@ from liushui.ingest.profiles import (
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "bank_exports"
 
-VALUE_COLS = [
-    "account_id",
-    "txn_id",
-    "booked_at",
-    "amount",
-    "currency",
-    "balance_after",
-    "counterparty_name",
-    "counterparty_account",
-    "description",
-    "channel",
-]
+VALUE_COLS = list(CANONICAL_INPUT_COLUMNS)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from liushui.contracts import CANONICAL_INPUT_COLUMNS
 from liushui.ingest.canonical import binary_kind
 from liushui.ingest.parse import symbol_disagrees
 
@@ -46,18 +47,7 @@ __all__ = [
 
 SHIPPED_PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 
-VALUE_COLUMNS = (
-    "account_id",
-    "txn_id",
-    "booked_at",
-    "amount",
-    "currency",
-    "balance_after",
-    "counterparty_name",
-    "counterparty_account",
-    "description",
-    "channel",
-)
+VALUE_COLUMNS = CANONICAL_INPUT_COLUMNS
 OUTPUT_COLUMNS = (*VALUE_COLUMNS, "source_row", "raw", "reject_code", "reject_reason")
 OUTPUT_SCHEMA = pl.Schema(
     {c: pl.String for c in VALUE_COLUMNS}
