@@ -16,19 +16,9 @@ import numpy as np
 import pandas as pd
 
 from bench.patterns import REFUND, REPAY_ONLY, lender_patterns
+from liushui.contracts import CANONICAL_INPUT_COLUMNS
 
-COLS = [
-    "account_id",
-    "txn_id",
-    "booked_at",
-    "amount",
-    "currency",
-    "balance_after",
-    "counterparty_name",
-    "counterparty_account",
-    "description",
-    "channel",
-]
+COLS = list(CANONICAL_INPUT_COLUMNS)
 TEXT = {
     c: str
     for c in ("account_id", "txn_id", "currency", "counterparty_name", "counterparty_account", "description", "channel")
