@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import threading
@@ -101,6 +102,9 @@ def gx_session() -> _GxSession:
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
             _skip_batch_fingerprint()
+            # GX announces its temporary docs folder at INFO on every context (that module sets its own
+            # logger to INFO); the run's own progress is what belongs on the terminal.
+            logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
             context = gx.get_context(mode="ephemeral")
             context.config.analytics_enabled = False
             context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)

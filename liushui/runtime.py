@@ -7,7 +7,6 @@ Values already set in the environment win (a deployment may point Prefect at a r
 
 from __future__ import annotations
 
-import logging
 import os
 
 from liushui.config import DEFAULT_DATA_DIR
@@ -28,6 +27,3 @@ OFFLINE_ENV = {
 def configure_environment() -> None:
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
-    # Great Expectations announces its ephemeral docs folder at INFO on every run: keep the terminal for
-    # liushui's own progress.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
