@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from liushui import contracts
-from liushui.contracts import ISO_4217, Table
+from liushui.contracts import ISO_4217, RECOVERY_STATUSES, RISK_BANDS, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     from great_expectations.expectations import Expectation
@@ -66,8 +66,6 @@ SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 FILE_STATUSES: tuple[str, ...] = ("loaded", "partial", "rejected")
 RUN_STATUSES: tuple[str, ...] = ("published", "nothing_new", "blocked_by_dq", "failed")
 RUN_MODES: tuple[str, ...] = ("full", "incremental")
-RISK_BANDS: tuple[str, ...] = ("low", "medium", "high", "severe")
-RECOVERY_STATUSES: tuple[str, ...] = ("clean", "watch", "at_risk", "recovering", "recovered")
 TRUST_LEVELS: tuple[str, ...] = ("normal", "low")
 
 SHA256_REGEX = r"^[0-9a-f]{64}$"

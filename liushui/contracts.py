@@ -336,6 +336,10 @@ RISK_FLAGS = Table(
     primary_key=("flag_id",),
 )
 
+# Published vocabularies of account_risk, in the order of their meaning (dashboards sort by it).
+RISK_BANDS: tuple[str, ...] = ("low", "medium", "high", "severe")
+RECOVERY_STATUSES: tuple[str, ...] = ("clean", "watch", "at_risk", "recovering", "recovered")
+
 ACCOUNT_RISK = Table(
     "account_risk",
     "One row per account: risk score from the active flags, band, recovery status, trends, and what "

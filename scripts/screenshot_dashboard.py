@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liushui.dashboard import start  # noqa: E402
+from liushui.dashboard import start, stop  # noqa: E402
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 SERVE_TIMEOUT_S = 60.0
@@ -236,12 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"screenshot_dashboard: Chromium failed: {exc}", file=sys.stderr)
             return 1
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
     print(f"wrote {args.out} ({url})")
     return 0
 

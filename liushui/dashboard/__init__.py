@@ -61,6 +61,16 @@ def streamlit_environment(database: Path) -> dict[str, str]:
     return {**OFFLINE_ENV, **STREAMLIT_ENV, **os.environ, "LIUSHUI_DB": str(database)}
 
 
+def stop(process: subprocess.Popen, *, grace_s: float = 10.0) -> None:
+    """Stop a dashboard server: SIGTERM, then SIGKILL if it has not ended within `grace_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def start(database: Path, port: int, *, address: str = "127.0.0.1", quiet: bool = False) -> subprocess.Popen:
     """Start the dashboard server in the background; the caller stops it (`terminate()`, then `wait()`)."""
     output = subprocess.DEVNULL if quiet else None
@@ -90,12 +100,7 @@ def launch(database: Path, port: int, *, address: str = "127.0.0.1") -> int:
     try:
         return process.wait()
     except KeyboardInterrupt:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)

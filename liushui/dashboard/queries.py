@@ -12,8 +12,10 @@ import json
 import duckdb
 import polars as pl
 
-BAND_ORDER = ("low", "medium", "high", "severe")
-RECOVERY_ORDER = ("clean", "watch", "at_risk", "recovering", "recovered")
+from liushui.contracts import RECOVERY_STATUSES, RISK_BANDS
+
+BAND_ORDER = RISK_BANDS
+RECOVERY_ORDER = RECOVERY_STATUSES
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
@@ -60,26 +62,24 @@ def flags_per_code_by_month(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     )
 
 
+def _accounts_per(column: str, values: tuple[str, ...]) -> str:
+    """Accounts per value of an account_risk vocabulary column, every value listed (zeros too), in order.
+    `column` is one of this module's constants, never user input."""
+    return (
+        f"SELECT v.{column}, count(r.account_id) AS accounts "
+        f"FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS v({column}, ord) "
+        f"LEFT JOIN account_risk r USING ({column}) GROUP BY v.{column}, v.ord ORDER BY v.ord"
+    )
+
+
 def accounts_per_band(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """One row per risk band (low .. severe, empty bands included): accounts."""
-    return _frame(
-        con,
-        "SELECT b.band, count(r.account_id) AS accounts "
-        "FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS b(band, ord) LEFT JOIN account_risk r USING (band) "
-        "GROUP BY b.band, b.ord ORDER BY b.ord",
-        [list(BAND_ORDER)],
-    )
+    return _frame(con, _accounts_per("band", BAND_ORDER), [list(BAND_ORDER)])
 
 
 def accounts_per_recovery_status(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """One row per recovery status (clean .. recovered, in the order of the path): accounts."""
-    return _frame(
-        con,
-        "SELECT s.recovery_status, count(r.account_id) AS accounts "
-        "FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS s(recovery_status, ord) "
-        "LEFT JOIN account_risk r USING (recovery_status) GROUP BY s.recovery_status, s.ord ORDER BY s.ord",
-        [list(RECOVERY_ORDER)],
-    )
+    return _frame(con, _accounts_per("recovery_status", RECOVERY_ORDER), [list(RECOVERY_ORDER)])
 
 
 def dq_failures_per_run(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
