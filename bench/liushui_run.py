@@ -1,11 +1,19 @@
-"""liushui end to end (`liushui run` as a subprocess): full run, then a one-day nightly increment."""
+"""liushui end to end (`liushui run` as a subprocess): full run, then a one-day nightly increment.
+
+Each can run against Prefect's temporary server (no PREFECT_API_URL: every `liushui run` starts and stops
+its own, as on a developer's machine) or against a long-running `prefect server start` (`served_prefect`;
+PREFECT_API_URL set for the child, as in production behind `liushui serve`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -20,24 +28,57 @@ INCREMENT_SOURCE_DAY = "2026-10-30"
 INCREMENT_SHARE = 0.05
 
 
-def bench_env(out: Path) -> dict:
+def bench_env(out: Path, api_url: str | None = None) -> dict:
     """The CLI's environment: a Prefect home of the benchmark's own (other jobs on the machine use
-    theirs), everything else as liushui sets it (offline, quiet)."""
+    theirs), everything else as liushui sets it (offline, quiet). With `api_url` the child talks to that
+    Prefect server (PREFECT_API_URL) instead of starting a temporary one."""
     env = dict(os.environ)
-    env["PREFECT_HOME"] = str((out / "prefect_home").resolve())
     env.pop("PREFECT_API_URL", None)
+    if api_url:
+        env["PREFECT_HOME"] = str((out / "prefect_served").resolve())
+        env["PREFECT_API_URL"] = api_url
+    else:
+        env["PREFECT_HOME"] = str((out / "prefect_home").resolve())
     return env
 
 
-def warm_up(out: Path) -> dict:
+@contextlib.contextmanager
+def served_prefect(out: Path) -> Iterator[dict]:
+    """A long-running Prefect server for the `*_served` measurements, started once and stopped on exit:
+    `flows.deploy.local_prefect_server` (what `liushui serve` starts when no PREFECT_API_URL is given:
+    `prefect server start` on 127.0.0.1 and a free port, analytics off, ready when /api/health answers),
+    with its own PREFECT_HOME under `out` and liushui's offline environment. Yields
+    {"api_url", "start_s"}; its log is `<out>/prefect_served/server.log`."""
+    from flows.deploy import local_prefect_server
+    from liushui.runtime import OFFLINE_ENV
+
+    home = (out / "prefect_served").resolve()
+    saved = {k: os.environ.get(k) for k in OFFLINE_ENV}
+    for key, value in OFFLINE_ENV.items():
+        if key != "PREFECT_HOME":
+            os.environ.setdefault(key, value)
+    try:
+        started = time.perf_counter()
+        with local_prefect_server(home=home) as api_url:
+            yield {"api_url": api_url, "start_s": round(time.perf_counter() - started, 1)}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def warm_up(out: Path, api_url: str | None = None) -> dict:
     """One run on an empty inbox: the first run on a fresh PREFECT_HOME migrates Prefect's database
-    (~30 s); measured runs should not pay that."""
+    (~30 s), and the first run against a fresh server registers the flow; measured runs should not pay
+    either."""
     empty = out / "empty_inbox"
     empty.mkdir(parents=True, exist_ok=True)
-    db = out / "warmup" / "warmup.duckdb"
+    db = out / ("warmup_served" if api_url else "warmup") / "warmup.duckdb"
     shutil.rmtree(db.parent, ignore_errors=True)
     db.parent.mkdir(parents=True)
-    return _run(empty, empty, db, out, echo=False)
+    return _run(empty, empty, db, out, echo=False, api_url=api_url)
 
 
 def stage_table(db: Path) -> list[dict]:
@@ -66,18 +107,18 @@ def stage_table(db: Path) -> list[dict]:
 
 def _prefect_overhead(lines: list) -> float | None:
     """Seconds from process start to the flow's first stage line (interpreter start, imports, Prefect's
-    temporary server start, flow run creation)."""
+    temporary server start unless a server is given, flow run creation)."""
     for t, line in lines:
         if line.startswith("liushui: ingest ..."):
             return t
     return None
 
 
-def _run(inbox: Path, reference: Path, db: Path, out: Path, **kw) -> dict:
+def _run(inbox: Path, reference: Path, db: Path, out: Path, *, api_url: str | None = None, **kw) -> dict:
     """`liushui run` as a subprocess; if the CLI itself crashes before the flow starts (a traceback, no
     stage line), the same flow through `bench.flow_driver`, and the result says so."""
     cmd = [CLI, "run", "--inbox", str(inbox), "--reference", str(reference), "--db", str(db)]
-    result = measured(cmd, env=bench_env(out), **kw)
+    result = measured(cmd, env=bench_env(out, api_url), **kw)
     text = [ln for _, ln in result["lines"]]
     if (
         result["returncode"] == 1
@@ -88,13 +129,14 @@ def _run(inbox: Path, reference: Path, db: Path, out: Path, **kw) -> dict:
         for p in (db, db.with_name(db.name + ".lock")):
             p.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "bench.flow_driver", str(inbox), str(reference), str(db)]
-        result = measured(cmd, env=bench_env(out), **kw)
+        result = measured(cmd, env=bench_env(out, api_url), **kw)
         result["via"] = f"bench.flow_driver (the CLI failed to start: {error.strip()[:160]})"
     return result
 
 
-def _summarise(result: dict, db: Path) -> dict:
+def _summarise(result: dict, db: Path, api_url: str | None = None) -> dict:
     result = dict(result)
+    result["prefect"] = "served" if api_url else "temporary"
     lines = result.pop("lines")
     result["tail"] = [ln for _, ln in lines[-12:]]
     result["stage_lines"] = [[t, ln] for t, ln in lines if ln.startswith("liushui:")]
@@ -103,13 +145,35 @@ def _summarise(result: dict, db: Path) -> dict:
     return result
 
 
-def full_run(data: Path, out: Path, *, timeout_s: float = 3600, rss_limit_mib: float = 20 * 1024) -> dict:
-    work = out / f"liushui_{data.name}"
+def full_run(
+    data: Path, out: Path, *, timeout_s: float = 3600, rss_limit_mib: float = 20 * 1024, api_url: str | None = None
+) -> dict:
+    """`liushui run` on a fresh database in `full_run_dir` (the increments start from it), or in a
+    folder of its own when measured against a served Prefect."""
+    work = full_run_dir(out, data) if api_url is None else out / f"liushui_served_{data.name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     db = work / "liushui.duckdb"
-    result = _run(data / "inbox", data / "reference", db, out, timeout_s=timeout_s, rss_limit_mib=rss_limit_mib)
-    return _summarise(result, db)
+    result = _run(
+        data / "inbox", data / "reference", db, out, timeout_s=timeout_s, rss_limit_mib=rss_limit_mib, api_url=api_url
+    )
+    return _summarise(result, db, api_url)
+
+
+def full_run_dir(out: Path, data: Path) -> Path:
+    return out / f"liushui_{data.name}"
+
+
+def published_full_run(db_dir: Path) -> bool:
+    """Does `db_dir` hold a database whose last run was a published full run (an increment's base)?"""
+    db = db_dir / "liushui.duckdb"
+    if not db.exists():
+        return False
+    try:
+        runs = stage_table(db)
+    except duckdb.Error:
+        return False
+    return bool(runs) and runs[-1]["mode"] == "full" and runs[-1]["status"] == "published"
 
 
 def write_increment(data: Path, target: Path) -> dict:
@@ -146,10 +210,12 @@ def write_increment(data: Path, target: Path) -> dict:
     }
 
 
-def increment_run(data: Path, out: Path, full_db_dir: Path, *, timeout_s: float = 3600) -> dict:
+def increment_run(
+    data: Path, out: Path, full_db_dir: Path, *, timeout_s: float = 3600, api_url: str | None = None
+) -> dict:
     """Copy the full run's database, add the increment file to the inbox (symlinks to the same files
-    plus the new one), run again."""
-    work = out / f"increment_{data.name}"
+    plus the new one), run again (against `api_url`'s Prefect server when given)."""
+    work = out / (f"increment_served_{data.name}" if api_url else f"increment_{data.name}")
     shutil.rmtree(work, ignore_errors=True)
     inbox = work / "inbox"
     inbox.mkdir(parents=True)
@@ -158,6 +224,7 @@ def increment_run(data: Path, out: Path, full_db_dir: Path, *, timeout_s: float 
     info = write_increment(data, inbox / f"increment_{INCREMENT_DAY}.csv")
     db = work / "liushui.duckdb"
     shutil.copy(full_db_dir / "liushui.duckdb", db)
-    result = _summarise(_run(inbox, data / "reference", db, out, timeout_s=timeout_s), db)
+    result = _summarise(_run(inbox, data / "reference", db, out, timeout_s=timeout_s, api_url=api_url), db, api_url)
     result["increment"] = info
+    result["base"] = str(full_db_dir)
     return result

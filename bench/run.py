@@ -3,6 +3,12 @@ same files in the same run (DuckDB SQL as a dbt-duckdb project would write it, p
 
     python -m bench.run --rows 1000000 --rows 10000000 [--rows 50000000] [--out bench/out]
 
+`liushui run` is measured with Prefect's temporary server (`run`, `increment`: every process starts its
+own, as without PREFECT_API_URL) and against one long-running `prefect server start` that the benchmark
+starts once and stops at the end (`increment_served`, optional `run_served`: PREFECT_API_URL set, as a
+nightly deployment behind `liushui serve` runs). The increments start from the database of `run`, this
+invocation's or, when `run` is not among the steps, the one an earlier invocation left in the out folder.
+
 Every measurement runs in a child process (fresh interpreter, its own peak memory) and is stored in
 `<out>/results.json` (merged by row count, so a later run for 50M keeps the 1M / 10M results);
 BENCHMARKS.md is regenerated from that file. `--render-only` rewrites BENCHMARKS.md without measuring.
@@ -11,6 +17,7 @@ BENCHMARKS.md is regenerated from that file. `--render-only` rewrites BENCHMARKS
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -26,7 +33,9 @@ from bench.measure import measured
 from bench.report import render, sanity_check
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS = ("floor", "sql", "pandas", "core", "signals", "run", "increment")
+STEPS = ("floor", "sql", "pandas", "core", "signals", "run", "increment", "increment_served", "run_served")
+DEFAULT_STEPS = STEPS[:-1]  # run_served: a second full run (~200 s at 10 M) for a 13 s difference; ask for it
+SERVED_STEPS = ("increment_served", "run_served")
 
 
 def _py(module: str, *args: str) -> list[str]:
@@ -45,7 +54,14 @@ def _peer(cmd: list[str], **kw) -> dict:
 
 
 def measure_rows(
-    rows: int, out: Path, steps: tuple[str, ...], *, timeout_s: float, rss_limit_mib: float, pandas_max_rows: int
+    rows: int,
+    out: Path,
+    steps: tuple[str, ...],
+    *,
+    timeout_s: float,
+    rss_limit_mib: float,
+    pandas_max_rows: int,
+    api_url: str | None = None,
 ) -> dict:
     data = dataset(out, rows)
     res: dict = {
@@ -84,12 +100,25 @@ def measure_rows(
     if "signals" in steps:
         res["signals"] = _peer(_py("bench.liushui_core", "signals", str(data), str(work / "signals_staging")), **kw)
         log("signals", res["signals"])
+    base = liushui_run.full_run_dir(out, data)
     if "run" in steps:
         res["run"] = liushui_run.full_run(data, out, **kw)
         log("run", res["run"])
-        if "increment" in steps and res["run"]["returncode"] in (0, 3) and not res["run"]["killed"]:
-            res["increment"] = liushui_run.increment_run(data, out, out / f"liushui_{data.name}", timeout_s=timeout_s)
-            log("increment", res["increment"])
+        base_ok = res["run"]["returncode"] in (0, 3) and not res["run"]["killed"]
+    else:
+        base_ok = liushui_run.published_full_run(base)
+    for key in ("increment", "increment_served"):
+        if key not in steps:
+            continue
+        if not base_ok:
+            print(f"bench {rows:>11,} {key:<10} skipped: no published full run in {base}", file=sys.stderr)
+            continue
+        served = api_url if key.endswith("_served") else None
+        res[key] = liushui_run.increment_run(data, out, base, timeout_s=timeout_s, api_url=served)
+        log(key, res[key])
+    if "run_served" in steps:
+        res["run_served"] = liushui_run.full_run(data, out, api_url=api_url, **kw)
+        log("run_served", res["run_served"])
     if (work / "pandas.duckdb").exists() and rows <= 2_000_000:
         res["sanity"] = sanity_check(
             work / "sql.duckdb",
@@ -109,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rows", type=int, action="append", help="row count (repeatable; default 1M and 10M)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    parser.add_argument("--only", default=",".join(STEPS), help=f"comma-separated steps of {','.join(STEPS)}")
+    parser.add_argument(
+        "--only",
+        default=",".join(DEFAULT_STEPS),
+        help=f"comma-separated steps of {','.join(STEPS)} (default: all but run_served)",
+    )
     parser.add_argument("--timeout", type=float, default=40 * 60, help="seconds per measured command")
     parser.add_argument(
         "--rss-limit-mib",
@@ -131,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown steps {sorted(unknown)}")
         results["command"] = "python -m bench.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        if "run" in steps or "increment" in steps:
+        if {"run", "increment"} & set(steps):
             started = time.perf_counter()
             warm = liushui_run.warm_up(out)
             print(
@@ -139,30 +172,46 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        for rows in args.rows or [1_000_000, 10_000_000]:
-            new = measure_rows(
-                rows,
-                out,
-                steps,
-                timeout_s=args.timeout,
-                rss_limit_mib=args.rss_limit_mib,
-                pandas_max_rows=args.pandas_max_rows,
-            )
-            merged = results["by_rows"].get(str(rows), {}) | new
-            merged.setdefault("commands", []).append(results["command"])
-            merged.setdefault("invocations", []).append(
-                {
-                    "command": results["command"],
-                    "steps": [s for s in steps if s in new],
-                    "started_at": new["started_at"],
-                    "finished_at": new["finished_at"],
-                    "git": new["git"],
-                    "load_start": new["load_start"],
-                    "load_end": new["load_end"],
-                }
-            )
-            results["by_rows"][str(rows)] = merged
-            store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
+        with contextlib.ExitStack() as stack:
+            server = None
+            if set(SERVED_STEPS) & set(steps):
+                server = stack.enter_context(liushui_run.served_prefect(out))
+                started = time.perf_counter()
+                warm = liushui_run.warm_up(out, api_url=server["api_url"])
+                server["warm_up_s"] = round(time.perf_counter() - started, 1)
+                print(
+                    f"bench Prefect server {server['api_url']} up in {server['start_s']:.1f} s; warm-up run "
+                    f"{server['warm_up_s']:.1f} s rc {warm['returncode']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            for rows in args.rows or [1_000_000, 10_000_000]:
+                new = measure_rows(
+                    rows,
+                    out,
+                    steps,
+                    timeout_s=args.timeout,
+                    rss_limit_mib=args.rss_limit_mib,
+                    pandas_max_rows=args.pandas_max_rows,
+                    api_url=server["api_url"] if server else None,
+                )
+                if server:
+                    new["prefect_server"] = {k: server[k] for k in ("start_s", "warm_up_s")}
+                merged = results["by_rows"].get(str(rows), {}) | new
+                merged.setdefault("commands", []).append(results["command"])
+                merged.setdefault("invocations", []).append(
+                    {
+                        "command": results["command"],
+                        "steps": [s for s in steps if s in new],
+                        "started_at": new["started_at"],
+                        "finished_at": new["finished_at"],
+                        "git": new["git"],
+                        "load_start": new["load_start"],
+                        "load_end": new["load_end"],
+                    }
+                )
+                results["by_rows"][str(rows)] = merged
+                store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
         results["machine"] = machine()
         store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
     args.markdown.write_text(render(results))

@@ -29,12 +29,13 @@ import polars_hash  # noqa: E402, F401  (registers the stable `nchash` namespace
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from expectations.runner import Validation, validate_table  # noqa: E402
+from expectations.runner import Validation, validate_parts, validate_table  # noqa: E402
 from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
 from liushui import store  # noqa: E402
 from liushui.config import Settings, config_fingerprint, load_rules  # noqa: E402
 from liushui.contracts import CANONICAL_TRANSACTION, DQ_RESULTS, PIPELINE_RUNS  # noqa: E402
-from liushui.ingest.inbox import IngestResult, inbox_files, ingest_files  # noqa: E402
+from liushui.ingest.inbox import inbox_files  # noqa: E402
+from liushui.ingest.staging import ShardedNight, StagedNight, night_tables, shard_night, stage_files  # noqa: E402
 from liushui.reference import read_reference  # noqa: E402
 
 IO_RETRIES = {"retries": 2, "retry_delay_seconds": 2}
@@ -61,14 +62,35 @@ class RunReport:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage, record its wall time and the peak memory so far, and show progress on stderr."""
+        """Time a stage, record its wall time and its own peak memory, and show progress on stderr."""
         print(f"liushui: {name} ...", file=sys.stderr, flush=True)
+        _reset_peak_rss()
         started = time.perf_counter()
         yield
         self.stage_seconds[name] = round(time.perf_counter() - started, 3)
-        self.stage_peak_rss_mb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        self.stage_peak_rss_mb[name] = round(_peak_rss_mib(), 1)
         print(f"liushui: {name} done in {self.stage_seconds[name]:.1f} s "
               f"(peak memory {self.stage_peak_rss_mb[name]:.0f} MiB)", file=sys.stderr, flush=True)
+
+
+def _reset_peak_rss() -> None:
+    """Start a new high-water mark of this process's memory (Linux: writing 5 to clear_refs resets
+    VmHWM), so that each stage reports its own peak rather than the run's peak so far."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # not Linux (or not allowed): the stage reports the running maximum
+
+
+def _peak_rss_mib() -> float:
+    """VmHWM (peak resident memory since the last reset) in MiB; ru_maxrss where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(frozen=True)
@@ -94,21 +116,17 @@ def read_prior_state(database: Path) -> PriorState:
 
 
 @task(name="ingest", cache_policy=NO_CACHE, **IO_RETRIES)
-def ingest(settings: Settings, prior: PriorState, batch_id: str) -> IngestResult:
-    latest_booking = latest_plausible_booking(settings)
-    con = store.reader(settings.database) if settings.database.exists() else None
-    try:
-        return ingest_files(
-            inbox_files(settings.inbox),
-            known_file_hashes=prior.file_hashes,
-            is_known_txn=(lambda ids: store.known_txn_ids(con, ids)) if con else (lambda ids: ids.is_null()),
-            batch_id=batch_id,
-            latest_booking=latest_booking,
-            forced_profile=settings.profile,
-        )
-    finally:
-        if con is not None:
-            con.close()
+def ingest(settings: Settings, prior: PriorState, batch_id: str, directory: Path) -> StagedNight:
+    """Parse every new inbox file into Parquet in `directory`, one file in memory at a time."""
+    shutil.rmtree(directory, ignore_errors=True)  # a retry starts over
+    return stage_files(
+        inbox_files(settings.inbox),
+        directory=directory,
+        known_file_hashes=prior.file_hashes,
+        batch_id=batch_id,
+        latest_booking=latest_plausible_booking(settings),
+        forced_profile=settings.profile,
+    )
 
 
 @task(name="validate", cache_policy=NO_CACHE)
@@ -117,23 +135,40 @@ def validate(frames: dict[str, Table], run_id: str, latest_booking: date) -> Val
     own results for the run's Data Docs."""
     rows, gx_results = [], {}
     for name, frame in frames.items():
-        part = validate_table(name, frame if isinstance(frame, pl.DataFrame) else pl.read_parquet(frame),
-                              run_id=run_id, as_of=latest_booking)
+        if isinstance(frame, pl.DataFrame):
+            part = validate_table(name, frame, run_id=run_id, as_of=latest_booking)
+        else:
+            part = validate_parts(name, frame if isinstance(frame, list) else [frame],
+                                  run_id=run_id, as_of=latest_booking)
         rows.append(part.rows)
         gx_results[name] = part.gx_results
     return Validation(pl.concat(rows) if rows else DQ_RESULTS.empty(), gx_results)
 
 
 @task(name="load-history", cache_policy=NO_CACHE, **IO_RETRIES)
-def load_history(database: Path, accounts: pl.Series | None) -> pl.DataFrame:
-    """Published canonical rows of the accounts to recompute (all accounts when None)."""
-    if not database.exists():
-        return CANONICAL_TRANSACTION.empty()
+def load_history(database: Path, accounts: pl.Series | None, directory: Path) -> tuple[Path | None, int]:
+    """Published canonical rows of the accounts to recompute (all accounts when None), streamed by DuckDB
+    into a Parquet file in `directory`; (file, rows), or (None, 0) when there is nothing."""
+    if not database.exists() or (accounts is not None and accounts.is_empty()):
+        return None, 0
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "history.parquet"
     con = store.reader(database)
     try:
-        return store.all_transactions(con) if accounts is None else store.account_history(con, accounts)
+        rows = store.export_history(con, accounts, path)
     finally:
         con.close()
+    return (path, rows) if rows else (None, 0)
+
+
+@task(name="shard-night", cache_policy=NO_CACHE)
+def shard(staged: StagedNight, history: Path | None, shards: int, directory: Path) -> ShardedNight:
+    return shard_night(staged.files, history, shards=shards, directory=directory)
+
+
+def shard_count(settings: Settings, rows: int) -> int:
+    """At least `settings.shards`, and enough that a shard holds about `settings.shard_rows` rows."""
+    return max(settings.shards, -(-rows // settings.shard_rows))
 
 
 def _signal_inputs(settings: Settings, as_of: date, staging: Path) -> dict:
@@ -153,17 +188,8 @@ def _signal_inputs(settings: Settings, as_of: date, staging: Path) -> dict:
     }
 
 
-@task(name="derive-signals", cache_policy=NO_CACHE)
-def derive(canonical: pl.DataFrame, settings: Settings, as_of: date, staging: Path) -> dict[str, Path]:
-    """All signals, spilled through Parquet in `staging` (memory holds one stage at a time); returns the
-    Parquet file of each published table."""
-    from transforms.signals import derive_signals
-
-    return derive_signals(canonical.lazy(), **_signal_inputs(settings, as_of, staging)).sink(staging / "tables")
-
-
 @task(name="cross-account-signals", cache_policy=NO_CACHE)
-def derive_cross_account(canonical: Path, settings: Settings, as_of: date, staging: Path) -> dict[str, Path]:
+def derive_cross_account(canonical: list[Path], settings: Settings, as_of: date, staging: Path) -> dict[str, Path]:
     """Cycles and transfer legs on the whole batch's transfer graph (before the shards run)."""
     from transforms.signals import cross_account_signals, spill_to
 
@@ -192,20 +218,17 @@ def derive_shard(canonical: Path, cross: dict[str, Path], settings: Settings, as
     ).sink(staging / "tables")
 
 
-def derive_sharded(canonical: pl.DataFrame, settings: Settings, as_of: date, staging: Path) -> dict[str, list[Path]]:
-    """Split by account hash, compute the cross-account patterns once, then every shard in parallel on
-    the flow's task runner (threads by default, Dask workers with a DaskTaskRunner)."""
-    shard_of = (pl.col("account_id").nchash.xxhash64() % settings.shards).alias("_shard")
-    (staging / "canonical").mkdir(parents=True, exist_ok=True)
-    everything = staging / "canonical" / "all.parquet"
-    canonical.write_parquet(everything)
-    shard_paths = []
-    for shard, part in canonical.with_columns(shard_of).partition_by("_shard", as_dict=True).items():
-        shard_paths.append(staging / "canonical" / f"shard_{shard[0]:04d}.parquet")
-        part.drop("_shard").write_parquet(shard_paths[-1])
-    cross = derive_cross_account(everything, settings, as_of, staging / "cross")
-    futures = [derive_shard.submit(path, cross, settings, as_of, staging / path.stem) for path in shard_paths]
-    results = [future.result() for future in futures]
+def derive_sharded(canonical: list[Path], settings: Settings, as_of: date, staging: Path,
+                   *, parallel: bool) -> dict[str, list[Path]]:
+    """The cross-account patterns once on every shard's rows, then the per-account signals shard by
+    shard: all at once on a Dask cluster (`parallel`), else one after the other so that memory holds
+    one shard (Polars already uses every core within a shard)."""
+    cross = derive_cross_account(canonical, settings, as_of, staging / "cross")
+    if parallel:
+        futures = [derive_shard.submit(path, cross, settings, as_of, staging / path.stem) for path in canonical]
+        results = [future.result() for future in futures]
+    else:
+        results = [derive_shard(path, cross, settings, as_of, staging / path.stem) for path in canonical]
     return {name: [r[name] for r in results] for name in results[0]}
 
 
@@ -290,20 +313,10 @@ def nightly(settings: Settings) -> RunReport:
         shutil.rmtree(settings.staging_dir, ignore_errors=True)
         with report.stage("ingest"):
             prior = read_prior_state(settings.database)
-            ingested = ingest(settings, prior, run_id)
-        report.rejected_files = ingested.source_files.filter(pl.col("status") == "rejected")["error"].to_list()
-        new = ingested.transactions
-        report.counts.update(
-            files_new=ingested.source_files.height,
-            files_skipped_known=ingested.skipped_files,
-            files_rejected=len(report.rejected_files),
-            rows_read=int(ingested.source_files["rows_read"].sum()),
-            rows_new=new.height,
-            rows_duplicate=int(ingested.source_files["rows_duplicate"].sum()),
-            rows_quarantined=ingested.quarantine.height,
-        )
-        candidates = [d for d in (settings.as_of, prior.max_booked_on,
-                                  new["booked_at"].max().date() if new.height else None) if d is not None]
+            staged = ingest(settings, prior, run_id, staging / "inbox")
+            newest = staged.scan().select(pl.col("booked_at").max()).collect().item()
+        candidates = [d for d in (settings.as_of, prior.max_booked_on, newest.date() if newest else None)
+                      if d is not None]
         report.as_of = settings.as_of or (max(candidates) if candidates else started_at.date())
         latest_booking = latest_plausible_booking(settings)
         as_of_month = report.as_of.strftime("%Y-%m")
@@ -315,25 +328,38 @@ def nightly(settings: Settings) -> RunReport:
         )
         report.mode = "full" if full else "incremental"
 
-        with report.stage("validate_raw"):
-            dq = [validate({"canonical_transactions": new}, run_id, latest_booking)]
-
-        frames: dict[str, Table] = {
-            "source_files": ingested.source_files, "quarantine": ingested.quarantine}
+        frames: dict[str, Table] = {}
         affected: pl.Series | None = None
-        if full or new.height:
-            with report.stage("load_history"):
+        recompute = full or staged.rows > 0
+        with report.stage("load_history"):
+            if not full:
                 accounts_ref, _ = read_reference(settings.reference_dir)
-                affected = None if full else affected_accounts(new, accounts_ref)
-                history = load_history(settings.database, affected)
-                canonical = pl.concat([history, new]).unique("txn_id", keep="first", maintain_order=True)
-                del history
+                touched = staged.scan().select("account_id", "counterparty_account").unique().collect()
+                affected = affected_accounts(touched, accounts_ref)
+            history, history_rows = load_history(settings.database, affected, staging / "history") \
+                if recompute else (None, 0)
+            shards = shard_count(settings, staged.rows + history_rows)
+            night = shard(staged, history, shards, staging / "shards")
+        frames["source_files"], frames["quarantine"] = night_tables(staged, night)
+        report.rejected_files = frames["source_files"].filter(pl.col("status") == "rejected")["error"].to_list()
+        report.counts.update(
+            files_new=frames["source_files"].height,
+            files_skipped_known=staged.skipped_files,
+            files_rejected=len(report.rejected_files),
+            rows_read=int(frames["source_files"]["rows_read"].sum()),
+            rows_new=night.rows_new,
+            rows_duplicate=int(frames["source_files"]["rows_duplicate"].sum()),
+            rows_quarantined=frames["quarantine"].height,
+            shards=shards,
+        )
+
+        with report.stage("validate_raw"):
+            dq = [validate({"canonical_transactions": night.new}, run_id, latest_booking)]
+
+        if recompute:
             with report.stage("derive_signals"):
-                if settings.shards > 1:
-                    frames |= derive_sharded(canonical, settings, report.as_of, staging)
-                else:
-                    frames |= derive(canonical, settings, report.as_of, staging)
-                del canonical
+                parallel = settings.dask_address is not None or settings.dask_local
+                frames |= derive_sharded(night.canonical, settings, report.as_of, staging, parallel=parallel)
             with report.stage("validate_out"):
                 dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
                                                            "risk_flags", "account_risk", "quarantine",
@@ -352,7 +378,7 @@ def nightly(settings: Settings) -> RunReport:
             report.status = "blocked_by_dq"
             report.message = f"publish stopped, previous state kept: {exc}"
         else:
-            nothing_new = not full and not new.height and ingested.source_files.is_empty()
+            nothing_new = not full and not night.rows_new and frames["source_files"].is_empty()
             report.status = "nothing_new" if nothing_new else "published"
             report.message = _summary(report)
         to_write = {"dq_results": dq_results}
@@ -381,7 +407,9 @@ def latest_plausible_booking(settings: Settings) -> date:
 
 
 def _rows(frame: Table) -> int:
-    return frame.height if isinstance(frame, pl.DataFrame) else pl.scan_parquet(frame).select(pl.len()).collect().item()
+    if isinstance(frame, pl.DataFrame):
+        return frame.height
+    return pl.scan_parquet(frame).select(pl.len()).collect().item() if frame else 0
 
 
 @contextmanager

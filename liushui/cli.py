@@ -74,7 +74,10 @@ def run(
     lock_timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait for another run using the database (default 600).")
     ] = None,
-    shards: Annotated[int, typer.Option(help="Split per-account work into N account-hash shards.")] = 1,
+    shards: Annotated[int, typer.Option(help="Split per-account work into at least N account-hash shards.")] = 1,
+    shard_rows: Annotated[
+        int, typer.Option(help="Rows per shard (history included); more rows, more shards, less memory.")
+    ] = 2_000_000,
     dask_address: Annotated[str | None, typer.Option(help="Run the shards on this Dask scheduler.")] = None,
     dask_local: Annotated[bool, typer.Option(help="Run the shards on a local Dask cluster.")] = False,
 ) -> None:
@@ -93,6 +96,7 @@ def run(
             profile=profile,
             full_rebuild=full_rebuild,
             shards=shards,
+            shard_rows=shard_rows,
             dask_address=dask_address,
             dask_local=dask_local,
             **({"rules_path": rules.resolve()} if rules else {}),

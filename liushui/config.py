@@ -189,7 +189,10 @@ class Settings(_Strict):
     lock_timeout_s: float = 600.0
     """How long a run waits for another run holding the database before it gives up."""
     shards: int = Field(1, ge=1, le=1024)
-    """Per-account work split into this many account-hash shards (1: one process, no sharding)."""
+    """Per-account work split into at least this many account-hash shards (1: as few as `shard_rows` allows)."""
+    shard_rows: int = Field(2_000_000, ge=1_000)
+    """A shard holds about this many rows (history + new): bigger nights get more shards, so that memory
+    holds one shard's working set at a time (about 1.3 GiB per million rows)."""
     dask_address: str | None = None
     """Run the shards on this Dask scheduler (e.g. tcp://10.0.0.5:8786)."""
     dask_local: bool = False

@@ -49,6 +49,10 @@ class Table:
     description: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
+    index_primary_key: bool = True
+    """Declare the key to DuckDB (an ART index checks it on every insert). Off for the fact table: an ART
+    index must fit in memory and made inserting 10M rows 2.6x slower; the key is unique by construction
+    (deduplicated ingest) and checked by the table's blocking GX expectation every run."""
     account_scoped: bool = True
     """Rows belong to one account (`account_id`): an incremental run replaces them per account."""
     append_only: bool = False
@@ -71,7 +75,7 @@ class Table:
         cols = ",\n  ".join(
             f'"{c.name}" {c.sql}{"" if c.nullable else " NOT NULL"}' for c in self.columns
         )
-        pk = f',\n  PRIMARY KEY ({", ".join(self.primary_key)})' if self.primary_key else ""
+        pk = f',\n  PRIMARY KEY ({", ".join(self.primary_key)})' if self.primary_key and self.index_primary_key else ""
         return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols}{pk}\n)'
 
     def conform(self, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -184,6 +188,7 @@ TRANSACTIONS = Table(
             nullable=False),
     ),
     primary_key=("txn_id",),
+    index_primary_key=False,
 )
 
 QUARANTINE = Table(

@@ -24,7 +24,7 @@ def test_sharded_run_on_a_local_dask_cluster_equals_the_single_process_run(prefe
     assert_same_tables(snapshot(single, drop=IGNORE), snapshot(sharded, drop=IGNORE))
 
 
-def test_threaded_shards_equal_the_single_process_run(prefect_harness, sample_dir, tmp_path):
+def test_sequential_shards_equal_the_single_process_run(prefect_harness, sample_dir, tmp_path):
     inbox = tmp_path / "inbox"
     shutil.copytree(sample_dir / "inbox", inbox)
     single = tmp_path / "single.duckdb"

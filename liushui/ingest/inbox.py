@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,6 +40,17 @@ class IngestResult:
     quarantine: pl.DataFrame
     source_files: pl.DataFrame
     skipped_files: int
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """One inbox file: its `source_files` row, and its good and quarantined rows when it was read."""
+
+    path: Path
+    file_row: dict | None
+    good: pl.DataFrame | None
+    bad: pl.DataFrame | None
+    skipped: bool = False
 
 
 def inbox_files(inbox: Path) -> list[Path]:
@@ -115,6 +126,63 @@ def _file_row(path: Path, sha: str, *, batch_id: str, seen_at: datetime, **field
     }
 
 
+def read_files(
+    paths: Iterable[Path],
+    *,
+    known_file_hashes: set[str],
+    batch_id: str,
+    latest_booking: date,
+    forced_profile: str | None = None,
+) -> Iterator[FileOutcome]:
+    """Read and parse each file not ingested before, one at a time (memory holds one file's rows).
+    Files whose SHA-256 is known (or repeated tonight) yield an outcome with `skipped` set."""
+    seen_at = datetime.now(UTC).replace(tzinfo=None)
+    seen_hashes = set(known_file_hashes)
+    for path in paths:
+        sha = file_sha256(path)
+        if sha in seen_hashes:
+            yield FileOutcome(path, None, None, None, skipped=True)
+            continue
+        seen_hashes.add(sha)
+        try:
+            raw, layout = read_raw(path, forced_profile)
+            parsed = parse_raw(raw, source_file=path.name, file_sha256=sha, batch_id=batch_id,
+                               latest_booking=latest_booking)
+        except FileRejected as exc:
+            yield FileOutcome(path, _file_row(path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected",
+                                              error=f"{path.name}: {exc}"), None, None)
+            continue
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the night
+            # A reader bug or a file shape nobody foresaw: the file is rejected (and retried next run)
+            # with the exception named, instead of a traceback that loses every other file's rows.
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            yield FileOutcome(path, _file_row(
+                path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected",
+                error=f"{path.name}: cannot be read ({type(exc).__name__}: {first_line})"), None, None)
+            continue
+        yield FileOutcome(path, _file_row(
+            path, sha, batch_id=batch_id, seen_at=seen_at, profile=layout,
+            status="loaded" if parsed.bad.is_empty() else "partial",
+            rows_read=raw.height, rows_ok=parsed.good.height, rows_rejected=parsed.bad.height,
+        ), parsed.good, parsed.bad)
+
+
+def source_files_table(rows: list[dict], duplicates: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The `source_files` rows of a night; `duplicates` (source_file, len) fills `rows_duplicate`."""
+    source_files = (
+        pl.DataFrame(rows, schema_overrides={"seen_at": pl.Datetime("us")}) if rows else SOURCE_FILES.empty()
+    )
+    if duplicates is not None and duplicates.height:
+        source_files = (
+            source_files.join(duplicates, left_on="file_name", right_on="source_file", how="left")
+            .with_columns(rows_duplicate=pl.col("len").fill_null(0))
+            .drop("len")
+        )
+    return SOURCE_FILES.conform(source_files).collect()
+
+
 def ingest_files(
     paths: Iterable[Path],
     *,
@@ -124,46 +192,23 @@ def ingest_files(
     latest_booking: date,
     forced_profile: str | None = None,
 ) -> IngestResult:
-    """Read, parse and deduplicate the given files.
+    """Read, parse and deduplicate the given files, in memory (the flow stages them instead:
+    `liushui.ingest.staging`).
 
     `is_known_txn` maps a Series of txn ids to a boolean Series: already published?
     """
-    seen_at = datetime.now(UTC).replace(tzinfo=None)
     goods: list[pl.DataFrame] = []
     bads: list[pl.DataFrame] = []
     files: list[dict] = []
-    seen_hashes = set(known_file_hashes)
     skipped = 0
-    for path in paths:
-        sha = file_sha256(path)
-        if sha in seen_hashes:
-            skipped += 1
-            continue
-        seen_hashes.add(sha)
-        try:
-            raw, layout = read_raw(path, forced_profile)
-            parsed = parse_raw(raw, source_file=path.name, file_sha256=sha, batch_id=batch_id,
-                               latest_booking=latest_booking)
-        except FileRejected as exc:
-            files.append(_file_row(path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected",
-                                   error=f"{path.name}: {exc}"))
-            continue
-        except MemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the night
-            # A reader bug or a file shape nobody foresaw: the file is rejected (and retried next run)
-            # with the exception named, instead of a traceback that loses every other file's rows.
-            first_line = (str(exc).splitlines() or [""])[0][:200]
-            files.append(_file_row(path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected",
-                                   error=f"{path.name}: cannot be read ({type(exc).__name__}: {first_line})"))
-            continue
-        goods.append(parsed.good)
-        bads.append(parsed.bad)
-        files.append(_file_row(
-            path, sha, batch_id=batch_id, seen_at=seen_at, profile=layout,
-            status="loaded" if parsed.bad.is_empty() else "partial",
-            rows_read=raw.height, rows_ok=parsed.good.height, rows_rejected=parsed.bad.height,
-        ))
+    for outcome in read_files(paths, known_file_hashes=known_file_hashes, batch_id=batch_id,
+                              latest_booking=latest_booking, forced_profile=forced_profile):
+        skipped += outcome.skipped
+        if outcome.file_row is not None:
+            files.append(outcome.file_row)
+        if outcome.good is not None:
+            goods.append(outcome.good)
+            bads.append(outcome.bad)
 
     good = pl.concat(goods) if goods else CANONICAL_TRANSACTION.empty()
     bad = pl.concat(bads) if bads else QUARANTINE.empty()
@@ -171,19 +216,9 @@ def ingest_files(
     known = is_known_txn(good["txn_id"]) if good.height else pl.Series(dtype=pl.Boolean)
     repeated = good["txn_id"].is_duplicated() & ~good.select(pl.col("txn_id").is_first_distinct()).to_series()
     duplicate = known | repeated if good.height else known
-    dup_per_file = good.filter(duplicate).group_by("source_file").len()
-    source_files = (
-        pl.DataFrame(files, schema_overrides={"seen_at": pl.Datetime("us")}) if files else SOURCE_FILES.empty()
-    )
-    if dup_per_file.height:
-        source_files = (
-            source_files.join(dup_per_file, left_on="file_name", right_on="source_file", how="left")
-            .with_columns(rows_duplicate=pl.col("len").fill_null(0))
-            .drop("len")
-        )
     return IngestResult(
         transactions=good.filter(~duplicate) if good.height else good,
         quarantine=bad,
-        source_files=SOURCE_FILES.conform(source_files).collect(),
+        source_files=source_files_table(files, good.filter(duplicate).group_by("source_file").len()),
         skipped_files=skipped,
     )

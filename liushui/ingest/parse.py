@@ -315,8 +315,13 @@ def with_txn_id(lf: pl.LazyFrame) -> pl.LazyFrame:
         ],
         separator=_ID_SEPARATOR,
     )
-    ordinal = pl.int_range(pl.len()).over(key, order_by="source_row").cast(pl.String)
-    hashed = pl.concat_str([key, ordinal], separator=_ID_SEPARATOR).chash.sha2_256().str.slice(0, 32)
+    keyed = lf.with_columns(_key=key).collect()
+    # The ordinal among identical rows is a window over the key (the costliest part of parsing); files
+    # rarely repeat a row, and then every ordinal is 0.
+    repeated = keyed.select(pl.col("_key").is_duplicated().any()).item()
+    ordinal = (pl.int_range(pl.len()).over("_key", order_by="source_row").cast(pl.String) if repeated
+               else pl.lit("0"))
+    hashed = pl.concat_str([pl.col("_key"), ordinal], separator=_ID_SEPARATOR).chash.sha2_256().str.slice(0, 32)
     bank = pl.concat_str([pl.col("account_id"), pl.col("bank_txn_id")], separator=":")
     usable = pl.col("bank_txn_id").is_not_null() & pl.col("bank_txn_id").is_unique().over("account_id")
-    return lf.with_columns(txn_id=pl.when(usable).then(bank).otherwise(hashed))
+    return keyed.lazy().with_columns(txn_id=pl.when(usable).then(bank).otherwise(hashed)).drop("_key")
