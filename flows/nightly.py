@@ -7,6 +7,7 @@ is not retried. Big frames pass between tasks in memory, so results are neither 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import resource
@@ -33,7 +34,13 @@ from expectations.runner import Validation, validate_parts, validate_table  # no
 from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
 from liushui import store  # noqa: E402
 from liushui.config import Settings, config_fingerprint, load_rules  # noqa: E402
-from liushui.contracts import CANONICAL_TRANSACTION, DQ_RESULTS, PIPELINE_RUNS  # noqa: E402
+from liushui.contracts import (  # noqa: E402
+    CANONICAL_TRANSACTION,
+    DQ_RESULTS,
+    PIPELINE_RUNS,
+    RISK_FLAGS,
+    TRANSFER_LINKS,
+)
 from liushui.ingest.inbox import inbox_files  # noqa: E402
 from liushui.ingest.staging import ShardedNight, StagedNight, night_tables, shard_night, stage_files  # noqa: E402
 from liushui.reference import read_reference  # noqa: E402
@@ -76,10 +83,9 @@ class RunReport:
 def _reset_peak_rss() -> None:
     """Start a new high-water mark of this process's memory (Linux: writing 5 to clear_refs resets
     VmHWM), so that each stage reports its own peak rather than the run's peak so far."""
-    try:
+    # Not Linux (or not allowed): the stage reports the running maximum.
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # not Linux (or not allowed): the stage reports the running maximum
 
 
 def _peak_rss_mib() -> float:
@@ -191,17 +197,48 @@ def _signal_inputs(settings: Settings, as_of: date, staging: Path) -> dict:
 @task(name="cross-account-signals", cache_policy=NO_CACHE)
 def derive_cross_account(canonical: list[Path], settings: Settings, as_of: date, staging: Path) -> dict[str, Path]:
     """Cycles and transfer legs on the whole batch's transfer graph (before the shards run)."""
+    return _cross_account_to_parquet(pl.scan_parquet(canonical), settings, as_of, staging)
+
+
+def _cross_account_to_parquet(canonical: pl.LazyFrame, settings: Settings, as_of: date,
+                              staging: Path) -> dict[str, Path]:
     from transforms.signals import cross_account_signals, spill_to
 
     accounts, _ = read_reference(settings.reference_dir)
-    cross = cross_account_signals(pl.scan_parquet(canonical), accounts=accounts.lazy(),
-                                  rules=load_rules(settings.rules_path), as_of=as_of,
-                                  checkpoint=spill_to(staging / "checkpoints"))
+    cross = cross_account_signals(canonical, accounts=accounts.lazy(), rules=load_rules(settings.rules_path),
+                                  as_of=as_of, checkpoint=spill_to(staging / "checkpoints"))
     out = {}
     for name in ("links", "flags", "cycle_returns"):
         out[name] = staging / f"{name}.parquet"
         getattr(cross, name).sink_parquet(out[name])
     return out
+
+
+@task(name="cross-account-signals-increment", cache_policy=NO_CACHE, **IO_RETRIES)
+def cross_account_for_increment(settings: Settings, staged: StagedNight, as_of: date,
+                                staging: Path) -> tuple[dict[str, Path], pl.Series]:
+    """An incremental run's cross-account patterns, on the whole transfer graph (published rows of every
+    account that name a counterparty account or are big enough to be a cycle hop, plus tonight's rows),
+    and the accounts whose cross-account rows change: a new row can close a cycle through accounts that
+    received nothing tonight, so those are recomputed with the accounts that did."""
+    from transforms.signals import CROSS_FLAG_CODES, CROSS_LINK_TYPES, CrossAccount, cross_account_changes
+
+    staging.mkdir(parents=True, exist_ok=True)
+    graph = staging / "graph_history.parquet"
+    con = store.reader(settings.database)
+    try:
+        store.export_history(con, None, graph,
+                             graph_min_amount=float(load_rules(settings.rules_path).cycles.min_amount))
+        links = store.published_rows(con, TRANSFER_LINKS, "link_type", CROSS_LINK_TYPES)
+        flags = store.published_rows(con, RISK_FLAGS, "flag_code", CROSS_FLAG_CODES)
+    finally:
+        con.close()
+    rows = pl.concat([CANONICAL_TRANSACTION.conform(pl.scan_parquet(graph)),
+                      CANONICAL_TRANSACTION.conform(staged.scan())]).unique("txn_id", keep="first",
+                                                                             maintain_order=True)
+    paths = _cross_account_to_parquet(rows, settings, as_of, staging)
+    changed = cross_account_changes(CrossAccount(**{k: pl.scan_parquet(v) for k, v in paths.items()}), links, flags)
+    return paths, changed
 
 
 @task(name="derive-shard", cache_policy=NO_CACHE)
@@ -219,7 +256,7 @@ def derive_shard(canonical: Path, cross: dict[str, Path], settings: Settings, as
 
 
 def derive_sharded(canonical: list[Path], settings: Settings, as_of: date, staging: Path,
-                   *, parallel: bool) -> dict[str, list[Path]]:
+                   *, parallel: bool, cross: dict[str, Path] | None = None) -> dict[str, list[Path]]:
     """The cross-account patterns once on every shard's rows, then the per-account signals shard by
     shard: all at once on a Dask cluster (`parallel`), else one after the other so that memory holds
     one shard (Polars already uses every core within a shard)."""
@@ -330,12 +367,16 @@ def nightly(settings: Settings) -> RunReport:
 
         frames: dict[str, Table] = {}
         affected: pl.Series | None = None
+        cross: dict[str, Path] | None = None
         recompute = full or staged.rows > 0
         with report.stage("load_history"):
-            if not full:
+            if not full and recompute:
                 accounts_ref, _ = read_reference(settings.reference_dir)
                 touched = staged.scan().select("account_id", "counterparty_account").unique().collect()
-                affected = affected_accounts(touched, accounts_ref)
+                cross, changed = cross_account_for_increment(settings, staged, report.as_of, staging / "cross")
+                affected = pl.concat([affected_accounts(touched, accounts_ref), changed]).unique().sort()
+            elif not full:
+                affected = pl.Series("account_id", [], dtype=pl.String)
             history, history_rows = load_history(settings.database, affected, staging / "history") \
                 if recompute else (None, 0)
             shards = shard_count(settings, staged.rows + history_rows)
@@ -359,7 +400,8 @@ def nightly(settings: Settings) -> RunReport:
         if recompute:
             with report.stage("derive_signals"):
                 parallel = settings.dask_address is not None or settings.dask_local
-                frames |= derive_sharded(night.canonical, settings, report.as_of, staging, parallel=parallel)
+                frames |= derive_sharded(night.canonical, settings, report.as_of, staging, parallel=parallel,
+                                         cross=cross)
             with report.stage("validate_out"):
                 dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
                                                            "risk_flags", "account_risk", "quarantine",

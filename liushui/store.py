@@ -145,17 +145,29 @@ def known_txn_ids(con: duckdb.DuckDBPyConnection, txn_ids: pl.Series) -> pl.Seri
     return pl.Series(range(len(txn_ids))).is_in(found.implode())
 
 
-def export_history(con: duckdb.DuckDBPyConnection, account_ids: pl.Series | None, path: Path) -> int:
+def export_history(con: duckdb.DuckDBPyConnection, account_ids: pl.Series | None, path: Path, *,
+                   graph_min_amount: float | None = None) -> int:
     """Write the canonical columns of every published transaction (of the given accounts, when not None)
-    to Parquet at `path`, streamed by DuckDB; returns the row count."""
+    to Parquet at `path`, streamed by DuckDB; returns the row count. With `graph_min_amount`, only the
+    transfer graph: rows naming a counterparty account or moving at least that much."""
     columns = ", ".join(f't."{c}"' for c in CANONICAL_TRANSACTION.names)
+    where, params = "", []
+    if graph_min_amount is not None:
+        where, params = " WHERE t.counterparty_account IS NOT NULL OR abs(t.amount) >= ?", [graph_min_amount]
     if account_ids is None:
-        relation = con.sql(f"SELECT {columns} FROM transactions t")
+        relation = con.sql(f"SELECT {columns} FROM transactions t{where}", params=params)
     else:
         wanted = pl.DataFrame({"account_id": account_ids.unique()}).to_arrow()  # noqa: F841
-        relation = con.sql(f"SELECT {columns} FROM transactions t SEMI JOIN wanted w USING (account_id)")
+        relation = con.sql(f"SELECT {columns} FROM transactions t SEMI JOIN wanted w USING (account_id){where}",
+                           params=params)
     relation.write_parquet(str(path))
     return pl.scan_parquet(path).select(pl.len()).collect().item()
+
+
+def published_rows(con: duckdb.DuckDBPyConnection, table: Table, column: str, values: tuple[str, ...]) -> pl.DataFrame:
+    """The published rows of `table` whose `column` is one of `values` (in the contract's shape)."""
+    frame = con.sql(f'SELECT * FROM "{table.name}" WHERE "{column}" IN (SELECT unnest(?))', params=[list(values)]).pl()
+    return table.conform(frame).collect()
 
 
 def last_published_run(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
@@ -232,8 +244,9 @@ def publish(
     full rebuild). An incremental publish writes only the difference (`_write_delta`): deleting and
     re-inserting every row of the affected accounts (~500 k of the 10 M transactions in the benchmark's
     increment) made DuckDB's commit checkpoint take 20 of the publish's 25 s; the difference there is
-    ~1,200 rows, and the whole publish takes ~3 s (docs/benchmarks.md). Append-only tables (files, quarantine, results, runs) only gain rows. Returns rows deleted / inserted
-    per table written as a difference.
+    ~1,200 rows, and the whole publish takes ~3 s (docs/benchmarks.md). Append-only tables (files,
+    quarantine, results, runs) only gain rows. Returns rows deleted / inserted per table written as a
+    difference.
     """
     tables = {t.name: t for t in PUBLISHED_TABLES}
     written: dict[str, dict] = {}

@@ -170,3 +170,41 @@ def test_as_of_in_a_new_month_recomputes_everything(prefect_harness, sample_dir,
     assert (report.status, report.mode) == ("published", "full")
     october = count(db, "SELECT DISTINCT is_full_month FROM account_months WHERE month_on = DATE '2026-10-01'")
     assert october == [(True,)]  # October is complete once the as-of date is in November
+
+
+CYCLE_HEADER = "account_id,booked_at,amount,currency,balance_after,counterparty_name,counterparty_account,description\n"
+
+
+def test_a_night_that_closes_a_cycle_recomputes_the_account_that_received_nothing(prefect_harness, tmp_path):
+    """X1 -> X2 and X2 -> X3 are published; tonight only X3 -> X1 arrives. The cycle X1 -> X2 -> X3 -> X1
+    runs through X2, which has no new row and is not named by one: the incremental run must still give X2
+    its cycle link and flag, exactly as a full rebuild does."""
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    (reference / "accounts.csv").write_text(
+        "account_id,customer_id,holder_name,account_type\n"
+        "X1,C1,甲,personal\nX2,C2,乙,personal\nX3,C3,丙,personal\n", encoding="utf-8")
+    (reference / "related_parties.csv").write_text("customer_id,party_name,party_account,relation\n",
+                                                   encoding="utf-8")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "night1.csv").write_text(CYCLE_HEADER
+        + "X1,2026-06-01 10:00:00,-50000.00,CNY,,乙,X2,转账\n"
+        + "X2,2026-06-02 10:00:00,-49000.00,CNY,,丙,X3,转账\n", encoding="utf-8")
+    db = tmp_path / "incremental.duckdb"
+    run(inbox, db, reference)
+    assert count(db, "SELECT count(*) FROM transfer_links WHERE link_type = 'cycle'") == [(0,)]
+
+    (inbox / "night2.csv").write_text(CYCLE_HEADER + "X3,2026-06-03 10:00:00,-48000.00,CNY,,甲,X1,转账\n",
+                                      encoding="utf-8")
+    report = run(inbox, db, reference)
+    assert report.mode == "incremental" and report.counts["rows_new"] == 1
+    assert count(db, "SELECT account_id FROM transfer_links WHERE link_type = 'cycle' ORDER BY 1") == [
+        ("X1",), ("X2",), ("X3",)]
+    assert count(db, "SELECT account_id FROM risk_flags WHERE flag_code = 'CYCLE' ORDER BY 1") == [
+        ("X1",), ("X2",), ("X3",)]
+
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    run(inbox, rebuilt, reference)
+    ignore = ("batch_id", "seen_at")
+    assert_same_tables(snapshot(db, drop=ignore), snapshot(rebuilt, drop=ignore))

@@ -108,6 +108,27 @@ class CrossAccount:
         )
 
 
+CROSS_LINK_TYPES = ("cycle", "transfer_legs")
+CROSS_FLAG_CODES = ("CYCLE",)
+"""The published rows that `cross_account_signals` produces (TRANSFER_LINKS.link_type, RISK_FLAGS.flag_code)."""
+
+
+def cross_account_changes(cross: CrossAccount, published_links: pl.DataFrame,
+                          published_flags: pl.DataFrame) -> pl.Series:
+    """Accounts whose cross-account rows (cycle and transfer-leg links, cycle flags) differ between `cross`
+    and what is published: a night's rows can open or close a cycle through accounts that received no
+    row, and those accounts must be recomputed too. Rows are compared whole."""
+    def differing(new: pl.DataFrame, old: pl.DataFrame, table) -> pl.DataFrame:
+        new, old = table.conform(new).collect(), table.conform(old).collect()
+        new_h, old_h = new.hash_rows(), old.hash_rows()
+        return pl.concat([new.filter(~new_h.is_in(old_h.implode())).select("account_id"),
+                          old.filter(~old_h.is_in(new_h.implode())).select("account_id")])
+
+    links = differing(cross.links.collect(), published_links, TRANSFER_LINKS)
+    flags = differing(cross.flags.collect(), published_flags, RISK_FLAGS)
+    return pl.concat([links, flags])["account_id"].unique().sort()
+
+
 def cross_account_signals(
     canonical: pl.LazyFrame, *, accounts: pl.LazyFrame, rules: Rules, as_of: date,
     checkpoint: Checkpoint = in_memory,
