@@ -63,6 +63,9 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 _DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+WRITER_MEMORY_LIMIT = "3GB"
+"""DuckDB's own cap for the nightly writer (its default is 80 % of RAM, and it keeps written blocks cached up
+to it): publishing 50M rows streams from Parquet and spills to `<database>.tmp` beyond this."""
 
 
 @contextmanager
@@ -108,7 +111,7 @@ def writer(database: Path, *, timeout_s: float = 60.0) -> Iterator[duckdb.DuckDB
     def open_once() -> duckdb.DuckDBPyConnection:
         old_umask = os.umask(0o077)
         try:
-            return duckdb.connect(str(database), config=_DUCKDB_CONFIG)
+            return duckdb.connect(str(database), config={**_DUCKDB_CONFIG, "memory_limit": WRITER_MEMORY_LIMIT})
         finally:
             os.umask(old_umask)
 

@@ -137,12 +137,17 @@ def shard_night(staged: list[Path], history: Path | None, *, shards: int, direct
         is_new = (frame[SEQ] != HISTORY_SEQ)
         duplicates.append(frame.filter(is_new & ~first).group_by("source_file").len())
         canonical = frame.filter(first).drop(SEQ, ROW)
-        new = frame.filter(is_new & first).drop(SEQ, ROW)
-        rows_new += new.height
-        result.append(Shard(directory / f"canonical_{shard:04d}.parquet", directory / f"new_{shard:04d}.parquet"))
-        canonical.write_parquet(result[-1].canonical, compression=STAGING_COMPRESSION)
-        new.write_parquet(result[-1].new, compression=STAGING_COMPRESSION)
-        del frame, canonical, new
+        canonical_path = directory / f"canonical_{shard:04d}.parquet"
+        canonical.write_parquet(canonical_path, compression=STAGING_COMPRESSION)
+        if is_new.all():  # no history in this shard (a first night): the new rows are the canonical rows
+            result.append(Shard(canonical_path, canonical_path))
+            rows_new += canonical.height
+        else:
+            new = frame.filter(is_new & first).drop(SEQ, ROW)
+            result.append(Shard(canonical_path, directory / f"new_{shard:04d}.parquet"))
+            new.write_parquet(result[-1].new, compression=STAGING_COMPRESSION)
+            rows_new += new.height
+        del frame, canonical
     counted = pl.concat(duplicates).group_by("source_file").agg(pl.col("len").sum()) if duplicates else None
     return ShardedNight(result, counted, rows_new)
 
