@@ -124,6 +124,20 @@ def gx_session() -> _GxSession:
         return _SESSION
 
 
+def warm_up() -> threading.Thread:
+    """Create the GX session on a background thread (importing GX takes seconds of pure Python) while the
+    caller does other work, typically the run's ingest, which spends its time in Polars and DuckDB outside
+    the GIL. The first validation waits for it (the session lock); if the warm-up fails, that first call
+    creates the session itself and reports the error where it belongs."""
+    def create() -> None:
+        with contextlib.suppress(Exception):
+            gx_session()
+
+    thread = threading.Thread(target=create, name="liushui-gx-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _gx_suites(session: _GxSession, suite: Suite) -> tuple[Any, Any]:
     """GX ExpectationSuites for the data checks and the schema checks, each expectation tagged with the
     index of its Check (GX returns results in its own order)."""

@@ -30,7 +30,7 @@ import polars_hash  # noqa: E402, F401  (registers the stable `nchash` namespace
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
-from expectations.runner import Validation, validate_parts, validate_table  # noqa: E402
+from expectations.runner import Validation, validate_parts, validate_table, warm_up  # noqa: E402
 from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
 from liushui import store  # noqa: E402
 from liushui.config import Settings, config_fingerprint, load_rules  # noqa: E402
@@ -348,6 +348,7 @@ def nightly(settings: Settings) -> RunReport:
     with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s), _removed_after(staging):
         # Holding the lock, no other run of this database is alive: folders left by a killed run go.
         shutil.rmtree(settings.staging_dir, ignore_errors=True)
+        warm_up()  # GX's import overlaps ingest and load_history; validate_raw then starts at once
         with report.stage("ingest"):
             prior = read_prior_state(settings.database)
             staged = ingest(settings, prior, run_id, staging / "inbox")

@@ -12,7 +12,7 @@ from liushui.config import load_rules
 from liushui.contracts import RELATED_PARTIES_REF
 from tests.rows import accounts, canonical, txn
 from transforms.classify import classified_transactions
-from transforms.commingling import commingling_flags, commingling_month_features
+from transforms.commingling import COMPANY_PATTERN, commingling_flags, commingling_month_features
 from transforms.lenders import classify_lenders, load_lender_registry
 
 RULES = load_rules().commingling  # >= 5 business inflows, >= 30 % of inflow, >= 3 supplier payments
@@ -110,3 +110,15 @@ def test_edge_at_the_share_threshold():
     assert flags.height == 1
     rows[-1]["amount"] += 1
     assert run(rows)[1].height == 0
+
+
+@pytest.mark.parametrize(("name", "company"), [
+    ("Acme Trading Co., Ltd", True),
+    ("腾讯Ltd", True),                 # a Chinese character next to the Latin suffix is a word boundary
+    ("Incheon Travel", False),         # "inc" inside a word is not a suffix
+    ("Costco Wholesale", False),       # nor is "co" inside one
+    ("张三", False),
+])
+def test_company_names(name: str, company: bool):
+    matched = pl.Series([name]).str.contains(COMPANY_PATTERN)
+    assert matched.to_list() == [company]

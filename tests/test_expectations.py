@@ -142,6 +142,19 @@ def test_import_is_cheap_and_does_not_import_gx():
     assert out.stdout.strip() == "False"
 
 
+def test_warm_up_creates_the_session_in_the_background():
+    import subprocess
+
+    code = (
+        "import sys, expectations.runner as r;"
+        "t = r.warm_up(); before = r._SESSION is None; t.join();"
+        "print(before, r._SESSION is not None, r.gx_session() is r._SESSION, 'great_expectations' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # the call returns before GX is imported; once joined, the one session exists and is the one used
+    assert out.stdout.strip() == "True True True True"
+
+
 def test_every_guarded_table_has_a_suite(gx_runner):
     from expectations.suites import ALL_SUITES, suite_for
 

@@ -33,8 +33,11 @@ from transforms.months import main_currency
 
 COMPANY_PATTERN = (
     r"(?i)有限公司|有限责任公司|股份|集团|商贸|贸易|公司|厂|店|商行|经营部|工作室|合作社|批发部|门市部|"
-    r"\b(?:co|ltd|limited|llc|inc|corp|corporation|company|gmbh|plc)\b"
+    r"(?-u:\b)(?:co|ltd|limited|llc|inc|corp|corporation|company|gmbh|plc)(?-u:\b)"
 )
+"""A company name. The Latin suffixes need a word boundary, an ASCII one (`(?-u:\b)`): a Chinese character
+next to the suffix counts as a boundary ("腾讯Ltd" is a company), and the regex engine keeps its fast
+automaton (a Unicode `\b` made this one pattern 20x slower than every other pattern of the run)."""
 PLATFORM_PATTERN = (
     r"(?i)支付宝|财付通|微信|美团|京东|拼多多|滴滴|淘宝|天猫|饿了么|抖音|快手|银联|云闪付|拉卡拉|快钱|"
     r"携程|alipay|tenpay|wechat"

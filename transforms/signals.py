@@ -22,6 +22,7 @@ import polars as pl
 
 from liushui.config import Rules
 from liushui.contracts import ACCOUNT_MONTHS, ACCOUNT_RISK, MONEY, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS
+from liushui.ingest.staging import STAGING_COMPRESSION
 from transforms.classify import account_owners, classified_transactions, mark_returned_money
 from transforms.commingling import commingling_flags, commingling_month_features
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
@@ -52,7 +53,7 @@ def spill_to(directory: Path) -> Checkpoint:
 
     def checkpoint(frame: pl.LazyFrame) -> pl.LazyFrame:
         path = directory / f"checkpoint_{next(counter):03d}.parquet"
-        frame.sink_parquet(path, compression="lz4")  # lives for the run only: speed over size
+        frame.sink_parquet(path, compression=STAGING_COMPRESSION)
         return pl.scan_parquet(path)
 
     return checkpoint
@@ -77,7 +78,7 @@ class Signals:
         paths = {}
         for f in fields(self):
             paths[f.name] = directory / f"{f.name}.parquet"
-            getattr(self, f.name).sink_parquet(paths[f.name], compression="lz4")
+            getattr(self, f.name).sink_parquet(paths[f.name], compression=STAGING_COMPRESSION)
         return paths
 
 
