@@ -83,6 +83,13 @@ def assert_same_validation(got: TableValidation, expected: TableValidation) -> N
     assert gx_view(got) == gx_view(expected)
 
 
+def validated_in_parts(name: str, paths: list[Path]) -> TableValidation:
+    """`validate_parts` over `paths`, asserted equal to validating the concatenated table at once."""
+    got = validate_parts(name, paths, run_id="r", as_of=AS_OF)
+    assert_same_validation(got, validate_table(name, whole(paths), run_id="r", as_of=AS_OF))
+    return got
+
+
 def gx_view(validation: TableValidation) -> dict:
     view = {}
     for outcome in validation.gx_results:
@@ -107,8 +114,7 @@ def row(validation: TableValidation, expectation: str, column: str | None) -> di
 def test_transaction_shards_validate_like_the_whole_table(tmp_path):
     paths = shards(transactions_with_failures(), tmp_path)
     assert len(paths) == 3
-    got = validate_parts("transactions", paths, run_id="r", as_of=AS_OF)
-    assert_same_validation(got, validate_table("transactions", whole(paths), run_id="r", as_of=AS_OF))
+    got = validated_in_parts("transactions", paths)
     assert failed(got) == sorted([
         ("blocking", "expect_column_values_to_be_in_set", "currency"),
         ("blocking", "expect_column_values_to_be_unique", "txn_id"),
@@ -127,8 +133,7 @@ def test_canonical_transaction_shards_validate_like_the_whole_table(tmp_path):
     rows = [txn("acct1", 1), txn("acct1", 2, booked_at=datetime(1900, 1, 1)), txn("acct2", 1, "0.00"),
             txn("acct2", 2, source_file=None), txn("acct3", 1, source_row=0), txn("acct3", 2)]
     paths = shards(frame_of(contracts.CANONICAL_TRANSACTION, rows), tmp_path)
-    got = validate_parts("canonical_transactions", paths, run_id="r", as_of=AS_OF)
-    assert_same_validation(got, validate_table("canonical_transactions", whole(paths), run_id="r", as_of=AS_OF))
+    got = validated_in_parts("canonical_transactions", paths)
     assert failed(got) == sorted([
         ("blocking", "expect_column_values_to_be_between", "booked_at"),
         ("blocking", "expect_column_values_to_not_be_null", "source_file"),
@@ -139,8 +144,7 @@ def test_canonical_transaction_shards_validate_like_the_whole_table(tmp_path):
 
 def test_account_month_shards_validate_like_the_whole_table(tmp_path):
     paths = shards(account_months_with_failures(), tmp_path)
-    got = validate_parts("account_months", paths, run_id="r", as_of=AS_OF)
-    assert_same_validation(got, validate_table("account_months", whole(paths), run_id="r", as_of=AS_OF))
+    got = validated_in_parts("account_months", paths)
     assert failed(got) == sorted([
         ("blocking", "expect_column_values_to_be_between", "covered_days"),
         ("blocking", "expect_column_pair_values_a_to_be_greater_than_b", "inflow,clean_income"),
@@ -152,8 +156,7 @@ def test_a_failure_in_one_part_fails_the_table_with_that_part_s_count(tmp_path):
     rows = [classified(txn(a, n)) for a in ("acct1", "acct2", "acct3") for n in (1, 2)]
     rows[3]["currency"] = "RMB"
     paths = shards(frame_of(contracts.TRANSACTIONS, rows), tmp_path)
-    got = validate_parts("transactions", paths, run_id="r", as_of=AS_OF)
-    assert_same_validation(got, validate_table("transactions", whole(paths), run_id="r", as_of=AS_OF))
+    got = validated_in_parts("transactions", paths)
     assert failed(got) == [("blocking", "expect_column_values_to_be_in_set", "currency")]
     currency = row(got, "expect_column_values_to_be_in_set", "currency")
     assert (currency["unexpected_count"], currency["element_count"]) == (1, 6)
@@ -166,8 +169,7 @@ def test_a_txn_id_in_two_parts_is_a_duplicate(tmp_path):
     rows[4]["txn_id"] = rows[1]["txn_id"]  # acct1-2 again, in acct2's part
     rows[8]["txn_id"] = rows[7]["txn_id"]  # and a repeat inside acct3's part
     paths = shards(frame_of(contracts.TRANSACTIONS, rows), tmp_path)
-    got = validate_parts("transactions", paths, run_id="r", as_of=AS_OF)
-    assert_same_validation(got, validate_table("transactions", whole(paths), run_id="r", as_of=AS_OF))
+    got = validated_in_parts("transactions", paths)
     unique = row(got, "expect_column_values_to_be_unique", "txn_id")
     assert (unique["success"], unique["unexpected_count"]) == (False, 4)
     assert unique["detail"] == 'unexpected sample: ["acct1-2", "acct1-2", "acct3-2", "acct3-2"]'
@@ -180,8 +182,7 @@ def test_an_account_month_in_two_parts_is_a_duplicate(tmp_path):
     for i, part in enumerate(parts):
         paths.append(tmp_path / f"part_{i}.parquet")
         part.write_parquet(paths[-1])
-    got = validate_parts("account_months", paths, run_id="r", as_of=AS_OF)
-    assert_same_validation(got, validate_table("account_months", whole(paths), run_id="r", as_of=AS_OF))
+    got = validated_in_parts("account_months", paths)
     key = row(got, "expect_compound_columns_to_be_unique", "account_id,month_on,currency")
     assert (key["success"], key["unexpected_count"]) == (False, 4)
 
