@@ -182,7 +182,9 @@ def write_increment(data: Path, target: Path) -> dict:
     and balance_after empty (a bank export without balances for that day). The generator's data runs to
     2026-10-31, so the new rows land on the last day of the as-of month: the as-of month does not change
     and the run is incremental."""
-    parts = sorted((data / "inbox").glob("transactions_part*.parquet"))
+    parts = sorted((data / "inbox").glob("*transactions_part*.parquet"))  # composed data: s<k>_ prefixes
+    if not parts:
+        raise FileNotFoundError(f"no transactions_part*.parquet in {data / 'inbox'}")
     day = pl.lit(INCREMENT_SOURCE_DAY).str.to_date()
     rows = (
         pl.scan_parquet(parts)

@@ -24,6 +24,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,7 +63,10 @@ def measure_rows(
     rss_limit_mib: float,
     pandas_max_rows: int,
     api_url: str | None = None,
+    save: Callable[[dict], None] = lambda partial: None,
 ) -> dict:
+    """Measure `steps` for one row count. `save` is called with the results so far after every step, so
+    that a later step's crash (or a killed invocation) keeps what was measured."""
     data = dataset(out, rows)
     res: dict = {
         "rows_target": rows,
@@ -76,6 +80,8 @@ def measure_rows(
     kw = {"timeout_s": timeout_s, "rss_limit_mib": rss_limit_mib}
 
     def log(name: str, r: dict) -> None:
+        r["git"] = _git_state()  # per step: the code may move during a long invocation
+        save(res)
         inner = r.get("inner") or {}
         print(
             f"bench {rows:>11,} {name:<10} wall {r['wall_s']:8.1f} s  cpu {r.get('cpu_s', 0):7.1f} s  "
@@ -186,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             for rows in args.rows or [1_000_000, 10_000_000]:
+                def save(partial: dict, rows: int = rows) -> None:
+                    provisional = {**results, "by_rows": {**results["by_rows"]}}
+                    _merge(provisional, rows, {**partial, "finished_at": "(in progress)",
+                                               "load_end": os.getloadavg()}, steps)
+                    store.write_text(json.dumps(provisional, indent=1, ensure_ascii=False, default=str))
+
                 new = measure_rows(
                     rows,
                     out,
@@ -194,29 +206,33 @@ def main(argv: list[str] | None = None) -> int:
                     rss_limit_mib=args.rss_limit_mib,
                     pandas_max_rows=args.pandas_max_rows,
                     api_url=server["api_url"] if server else None,
+                    save=save,
                 )
                 if server:
                     new["prefect_server"] = {k: server[k] for k in ("start_s", "warm_up_s")}
-                merged = results["by_rows"].get(str(rows), {}) | new
-                merged.setdefault("commands", []).append(results["command"])
-                merged.setdefault("invocations", []).append(
-                    {
-                        "command": results["command"],
-                        "steps": [s for s in steps if s in new],
-                        "started_at": new["started_at"],
-                        "finished_at": new["finished_at"],
-                        "git": new["git"],
-                        "load_start": new["load_start"],
-                        "load_end": new["load_end"],
-                    }
-                )
-                results["by_rows"][str(rows)] = merged
+                _merge(results, rows, new, steps)
                 store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
         results["machine"] = machine()
         store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
     args.markdown.write_text(render(results))
     print(f"bench: wrote {args.markdown}", file=sys.stderr)
     return 0
+
+
+def _merge(results: dict, rows: int, new: dict, steps: tuple[str, ...]) -> None:
+    """Fold one invocation's measurements for `rows` into `results` (later steps replace earlier ones)."""
+    merged = results["by_rows"].get(str(rows), {}) | new
+    merged["commands"] = [*merged.get("commands", []), results["command"]]
+    merged["invocations"] = [*merged.get("invocations", []), {
+        "command": results["command"],
+        "steps": [s for s in steps if s in new],
+        "started_at": new["started_at"],
+        "finished_at": new["finished_at"],
+        "git": new["git"],
+        "load_start": new["load_start"],
+        "load_end": new["load_end"],
+    }]
+    results["by_rows"][str(rows)] = merged
 
 
 def _git_state() -> str:
