@@ -110,7 +110,7 @@ class PriorState:
 def read_prior_state(database: Path) -> PriorState:
     if not database.exists():
         return PriorState(set(), None, None)
-    con = store.reader(database)
+    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
     try:
         return PriorState(
             store.known_file_hashes(con),
@@ -159,7 +159,7 @@ def load_history(database: Path, accounts: pl.Series | None, directory: Path) ->
         return None, 0
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "history.parquet"
-    con = store.reader(database)
+    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
     try:
         rows = store.export_history(con, accounts, path)
     finally:
@@ -225,7 +225,7 @@ def cross_account_for_increment(settings: Settings, staged: StagedNight, as_of: 
 
     staging.mkdir(parents=True, exist_ok=True)
     graph = staging / "graph_history.parquet"
-    con = store.reader(settings.database)
+    con = store.reader(settings.database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
     try:
         store.export_history(con, None, graph,
                              graph_min_amount=float(load_rules(settings.rules_path).cycles.min_amount))

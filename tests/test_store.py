@@ -58,6 +58,25 @@ def test_readers_are_read_only(tmp_path):
         con.close()
 
 
+def test_the_run_s_readers_cap_duckdb_memory_and_others_do_not(tmp_path):
+    db = tmp_path / "w.duckdb"
+    with store.writer(db):
+        pass
+    default = store.reader(db)
+    try:
+        uncapped = default.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    finally:
+        default.close()
+    capped = store.reader(db, memory_limit="2GB")
+    try:
+        assert capped.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] == "1.8 GiB"  # 2 GB
+    finally:
+        capped.close()
+    assert uncapped != "1.8 GiB"
+    with pytest.raises(ValueError, match="memory_limit must look like 500MB or 2GB, not \"2GB'; DROP"):
+        store.reader(db, memory_limit="2GB'; DROP TABLE transactions; --")
+
+
 def test_missing_database_gives_a_clear_message(tmp_path):
     with pytest.raises(store.StoreError, match="no database at .* run `liushui run` first"):
         store.reader(tmp_path / "none.duckdb")
