@@ -233,9 +233,15 @@ def cross_account_for_increment(settings: Settings, staged: StagedNight, as_of: 
         flags = store.published_rows(con, RISK_FLAGS, "flag_code", CROSS_FLAG_CODES)
     finally:
         con.close()
-    rows = pl.concat([CANONICAL_TRANSACTION.conform(pl.scan_parquet(graph)),
-                      CANONICAL_TRANSACTION.conform(staged.scan())]).unique("txn_id", keep="first",
-                                                                             maintain_order=True)
+    # Published txn_ids are unique: only tonight's rows need deduplicating (against the graph and among
+    # themselves, first wins), so the graph itself streams instead of passing through one big `unique`.
+    published = CANONICAL_TRANSACTION.conform(pl.scan_parquet(graph))
+    tonight = (
+        CANONICAL_TRANSACTION.conform(staged.scan())
+        .join(published.select("txn_id"), on="txn_id", how="anti", maintain_order="left")
+        .unique("txn_id", keep="first", maintain_order=True)
+    )
+    rows = pl.concat([published, tonight])
     paths = _cross_account_to_parquet(rows, settings, as_of, staging)
     changed = cross_account_changes(CrossAccount(**{k: pl.scan_parquet(v) for k, v in paths.items()}), links, flags)
     return paths, changed
