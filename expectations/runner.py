@@ -126,9 +126,10 @@ def gx_session() -> _GxSession:
 
 def warm_up() -> threading.Thread:
     """Create the GX session on a background thread (importing GX takes seconds of pure Python) while the
-    caller does other work, typically the run's ingest, which spends its time in Polars and DuckDB outside
-    the GIL. The first validation waits for it (the session lock); if the warm-up fails, that first call
-    creates the session itself and reports the error where it belongs."""
+    caller does other work, typically the run's ingest and history export. The import holds the GIL, so it
+    slows the Python parts of that work; the net gain is what overlaps with Polars and DuckDB (10M
+    increment: ingest + validate_raw 8.2 s -> 6.7 s). The first validation waits for it (the session lock);
+    if the warm-up fails, that first call creates the session itself and reports the error where it belongs."""
     def create() -> None:
         with contextlib.suppress(Exception):
             gx_session()

@@ -354,7 +354,7 @@ def nightly(settings: Settings) -> RunReport:
     with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s), _removed_after(staging):
         # Holding the lock, no other run of this database is alive: folders left by a killed run go.
         shutil.rmtree(settings.staging_dir, ignore_errors=True)
-        warm_up()  # GX's import overlaps ingest and load_history; validate_raw then starts at once
+        warm_up()  # GX's import overlaps ingest and load_history
         with report.stage("ingest"):
             prior = read_prior_state(settings.database)
             staged = ingest(settings, prior, run_id, staging / "inbox")

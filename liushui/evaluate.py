@@ -55,7 +55,8 @@ def score(labels: pl.DataFrame, flags: pl.DataFrame, *, behaviours: list[str] | 
                 "precision_vs_clean": hits / (hits + clean_false) if hits + clean_false else None,
             }
         )
-    return pl.DataFrame(rows, schema_overrides={"recall": pl.Float64, "precision": pl.Float64, "precision_vs_clean": pl.Float64})
+    ratios = {"recall": pl.Float64, "precision": pl.Float64, "precision_vs_clean": pl.Float64}
+    return pl.DataFrame(rows, schema_overrides=ratios)
 
 
 def score_database(labels_csv: Path, con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

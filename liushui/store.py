@@ -126,9 +126,9 @@ def writer(database: Path, *, timeout_s: float = 60.0) -> Iterator[duckdb.DuckDB
 
 
 RUN_READER_MEMORY_LIMIT = "2GB"
-"""DuckDB's cap for the nightly run's own read-only connections. Without it DuckDB keeps the blocks it
-scanned cached up to 80 % of RAM: exporting the transfer graph of a 50M-row table for an increment took the
-run to 5.5 GiB. Exports stream, so the cap costs them nothing."""
+"""DuckDB's cap for the nightly run's own read-only connections: without it DuckDB may keep the blocks it
+scans cached up to 80 % of RAM, on top of the run's Polars work. The run's reads (prior state, history and
+transfer-graph exports) stream, so the cap costs them nothing."""
 
 
 def reader(database: Path, *, timeout_s: float = 30.0, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
