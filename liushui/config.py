@@ -174,6 +174,12 @@ def load_rules(path: Path | None = None) -> Rules:
         raise ConfigError(f"{path}: invalid rules: {problems}") from None
 
 
+STAGING_COMPRESSION = "uncompressed"
+"""Parquet compression of a run's scratch files (staged inbox files, shards, derive checkpoints), which live
+only for the run: none (measured on 3M canonical rows: write 1.0 s and read 0.5 s uncompressed, 1.6 s and
+1.1 s with lz4, for files 23 % larger)."""
+
+
 class Settings(_Strict):
     """Parameters of one run."""
 

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import polars as pl
 
-from liushui.config import Rules
+from liushui.config import STAGING_COMPRESSION, Rules
 from liushui.contracts import ACCOUNT_MONTHS, ACCOUNT_RISK, MONEY, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS
-from liushui.ingest.staging import STAGING_COMPRESSION
 from transforms.classify import account_owners, classified_transactions, mark_returned_money
 from transforms.commingling import commingling_flags, commingling_month_features
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
