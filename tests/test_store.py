@@ -15,6 +15,14 @@ from liushui import store
 from liushui.contracts import QUARANTINE
 
 
+def empty_database(directory: Path) -> Path:
+    """A database with the schema and no rows, created the way a run creates it."""
+    db = directory / "w.duckdb"
+    with store.writer(db):
+        pass
+    return db
+
+
 def _hold_lock(db: str, seconds: float, ready) -> None:
     with store.run_lock(Path(db), timeout_s=5):
         ready.set()
@@ -22,9 +30,7 @@ def _hold_lock(db: str, seconds: float, ready) -> None:
 
 
 def test_database_file_is_readable_by_its_owner_only(tmp_path):
-    db = tmp_path / "w.duckdb"
-    with store.writer(db):
-        pass
+    db = empty_database(tmp_path)
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
 
 
@@ -47,9 +53,7 @@ def test_second_run_waits_then_refuses_with_a_clear_message(tmp_path):
 
 
 def test_readers_are_read_only(tmp_path):
-    db = tmp_path / "w.duckdb"
-    with store.writer(db):
-        pass
+    db = empty_database(tmp_path)
     con = store.reader(db)
     try:
         with pytest.raises(duckdb.Error, match="read-only"):
@@ -59,20 +63,16 @@ def test_readers_are_read_only(tmp_path):
 
 
 def test_the_run_s_readers_cap_duckdb_memory_and_others_do_not(tmp_path):
-    db = tmp_path / "w.duckdb"
-    with store.writer(db):
-        pass
-    default = store.reader(db)
-    try:
-        uncapped = default.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    finally:
-        default.close()
-    capped = store.reader(db, memory_limit="2GB")
-    try:
-        assert capped.sql("SELECT current_setting('memory_limit')").fetchall()[0][0] == "1.8 GiB"  # 2 GB
-    finally:
-        capped.close()
-    assert uncapped != "1.8 GiB"
+    db = empty_database(tmp_path)
+    def memory_limit(**cap: str) -> str:
+        con = store.reader(db, **cap)
+        try:
+            return con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        finally:
+            con.close()
+
+    assert memory_limit(memory_limit="2GB") == "1.8 GiB"  # 2 GB
+    assert memory_limit() != "1.8 GiB"
     with pytest.raises(ValueError, match="memory_limit must look like 500MB or 2GB, not \"2GB'; DROP"):
         store.reader(db, memory_limit="2GB'; DROP TABLE transactions; --")
 
