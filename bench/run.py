@@ -192,10 +192,15 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             for rows in args.rows or [1_000_000, 10_000_000]:
+
                 def save(partial: dict, rows: int = rows) -> None:
                     provisional = {**results, "by_rows": {**results["by_rows"]}}
-                    _merge(provisional, rows, {**partial, "finished_at": "(in progress)",
-                                               "load_end": os.getloadavg()}, steps)
+                    _merge(
+                        provisional,
+                        rows,
+                        {**partial, "finished_at": "(in progress)", "load_end": os.getloadavg()},
+                        steps,
+                    )
                     store.write_text(json.dumps(provisional, indent=1, ensure_ascii=False, default=str))
 
                 new = measure_rows(
@@ -223,15 +228,18 @@ def _merge(results: dict, rows: int, new: dict, steps: tuple[str, ...]) -> None:
     """Fold one invocation's measurements for `rows` into `results` (later steps replace earlier ones)."""
     merged = results["by_rows"].get(str(rows), {}) | new
     merged["commands"] = [*merged.get("commands", []), results["command"]]
-    merged["invocations"] = [*merged.get("invocations", []), {
-        "command": results["command"],
-        "steps": [s for s in steps if s in new],
-        "started_at": new["started_at"],
-        "finished_at": new["finished_at"],
-        "git": new["git"],
-        "load_start": new["load_start"],
-        "load_end": new["load_end"],
-    }]
+    merged["invocations"] = [
+        *merged.get("invocations", []),
+        {
+            "command": results["command"],
+            "steps": [s for s in steps if s in new],
+            "started_at": new["started_at"],
+            "finished_at": new["finished_at"],
+            "git": new["git"],
+            "load_start": new["load_start"],
+            "load_end": new["load_end"],
+        },
+    ]
     results["by_rows"][str(rows)] = merged
 
 

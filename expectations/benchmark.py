@@ -70,20 +70,27 @@ def main() -> None:
     t = time.perf_counter()
     prepared = runner.gx_frame(suite, frame)
     pdf = runner._to_pandas(prepared)
-    print(f"prepare ({prepared.width} GX columns) + to_pandas: {time.perf_counter() - t:.2f} s "
-          f"({pdf.memory_usage(deep=True).sum() / 2**20:.0f} MiB)")
+    print(
+        f"prepare ({prepared.width} GX columns) + to_pandas: {time.perf_counter() - t:.2f} s "
+        f"({pdf.memory_usage(deep=True).sum() / 2**20:.0f} MiB)"
+    )
     del pdf, prepared
 
     as_of = date(2024, 12, 31) + timedelta(days=1)
     for table in ("transactions", "canonical_transactions"):
-        source = frame.select(contracts.table(table).names) if table != "canonical_transactions" else \
-            frame.select(contracts.CANONICAL_TRANSACTION.names)
+        source = (
+            frame.select(contracts.table(table).names)
+            if table != "canonical_transactions"
+            else frame.select(contracts.CANONICAL_TRANSACTION.names)
+        )
         t = time.perf_counter()
         results = runner.validate_frame(table, source, run_id="bench", as_of=as_of)
         dt = time.perf_counter() - t
         failed = results.filter(~pl.col("success"))
-        print(f"validate_frame({table!r}): {len(results)} checks, {dt:.2f} s, failed: "
-              f"{failed.select('expectation', 'column_name').rows()}")
+        print(
+            f"validate_frame({table!r}): {len(results)} checks, {dt:.2f} s, failed: "
+            f"{failed.select('expectation', 'column_name').rows()}"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS: {peak:.0f} MiB")
 

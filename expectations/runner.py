@@ -130,6 +130,7 @@ def warm_up() -> threading.Thread:
     slows the Python parts of that work; the net gain is what overlaps with Polars and DuckDB (10M
     increment: ingest + validate_raw 8.2 s -> 6.7 s). The first validation waits for it (the session lock);
     if the warm-up fails, that first call creates the session itself and reports the error where it belongs."""
+
     def create() -> None:
         with contextlib.suppress(Exception):
             gx_session()
@@ -217,7 +218,8 @@ def _gx_cast(name: str, dtype: pl.DataType, *, has_nulls: bool) -> pl.Expr | Non
 def _gx_dtypes(frame: pl.DataFrame) -> pl.DataFrame:
     """Cast the prepared frame to what GX's pandas metrics handle vectorised (see `_gx_cast`)."""
     casts = [
-        cast for name, dtype in frame.schema.items()
+        cast
+        for name, dtype in frame.schema.items()
         if (cast := _gx_cast(name, dtype, has_nulls=frame[name].null_count() > 0)) is not None
     ]
     return frame.with_columns(casts) if casts else frame
@@ -378,9 +380,7 @@ class Validation:
         return Validation(pl.concat([self.rows, other.rows]), {**self.gx_results, **other.gx_results})
 
 
-def validate_frame(
-    table_name: str, frame: pl.DataFrame, *, run_id: str, as_of: date | None = None
-) -> pl.DataFrame:
+def validate_frame(table_name: str, frame: pl.DataFrame, *, run_id: str, as_of: date | None = None) -> pl.DataFrame:
     """Validate `frame` against the suite of `table_name`: one `dq_results` row per check.
 
     `as_of` (default: today, UTC) bounds booking times: nothing after the end of the as-of day.
@@ -389,9 +389,7 @@ def validate_frame(
     return validate_table(table_name, frame, run_id=run_id, as_of=as_of).rows
 
 
-def validate_table(
-    table_name: str, frame: pl.DataFrame, *, run_id: str, as_of: date | None = None
-) -> TableValidation:
+def validate_table(table_name: str, frame: pl.DataFrame, *, run_id: str, as_of: date | None = None) -> TableValidation:
     """`validate_frame`, keeping GX's own results next to the `dq_results` rows."""
     if isinstance(frame, pl.LazyFrame):
         frame = frame.collect()
@@ -464,16 +462,12 @@ def validate_parts(
     return _table_validation(suite, results, run_id=run_id, params=params, validated_at=validated_at)
 
 
-def validate_frames(
-    frames: dict[str, pl.DataFrame], *, run_id: str, as_of: date | None = None
-) -> pl.DataFrame:
+def validate_frames(frames: dict[str, pl.DataFrame], *, run_id: str, as_of: date | None = None) -> pl.DataFrame:
     """Validate several tables; results concatenated (one row per check per table)."""
     return validate_tables(frames, run_id=run_id, as_of=as_of).rows
 
 
-def validate_tables(
-    frames: dict[str, pl.DataFrame], *, run_id: str, as_of: date | None = None
-) -> Validation:
+def validate_tables(frames: dict[str, pl.DataFrame], *, run_id: str, as_of: date | None = None) -> Validation:
     """`validate_frames`, keeping GX's own results per table (for Data Docs)."""
     parts = {name: validate_table(name, f, run_id=run_id, as_of=as_of) for name, f in frames.items()}
     rows = pl.concat([p.rows for p in parts.values()]) if parts else contracts.DQ_RESULTS.empty()
@@ -549,8 +543,9 @@ def _table_validation(
     outcomes = parts[0].outcomes if len(parts) == 1 else _merged_outcomes(suite, parts)
     results = [r for outcome in outcomes for r in outcome.results]
     _restore_integers(suite, results, frozenset().union(*(p.integer_columns for p in parts)))
-    rows = _rows(suite, results, run_id=run_id, height=sum(p.height for p in parts), params=params,
-                 validated_at=validated_at)
+    rows = _rows(
+        suite, results, run_id=run_id, height=sum(p.height for p in parts), params=params, validated_at=validated_at
+    )
     return TableValidation(
         contracts.DQ_RESULTS.conform(pl.DataFrame(rows, schema=contracts.DQ_RESULTS.polars_schema)).collect(),
         outcomes,
@@ -573,21 +568,31 @@ def _load_part(part: Part, needed: set[str]) -> tuple[pl.DataFrame, list[str]]:
 
 
 # Merging parts (validate_parts) --------------------------------------------------------------------------
-_ROW_WISE = frozenset({
-    "expect_column_values_to_not_be_null",
-    "expect_column_values_to_be_in_set",
-    "expect_column_values_to_not_be_in_set",
-    "expect_column_values_to_be_between",
-    "expect_column_values_to_match_regex",
-    "expect_column_value_lengths_to_be_between",
-    "expect_column_pair_values_a_to_be_greater_than_b",
-    "expect_column_pair_values_to_be_equal",
-})
+_ROW_WISE = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_match_regex",
+        "expect_column_value_lengths_to_be_between",
+        "expect_column_pair_values_a_to_be_greater_than_b",
+        "expect_column_pair_values_to_be_equal",
+    }
+)
 _KEYED = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
-_MAP_RESULT_KEYS = frozenset({
-    "element_count", "unexpected_count", "unexpected_percent", "partial_unexpected_list", "missing_count",
-    "missing_percent", "unexpected_percent_total", "unexpected_percent_nonmissing",
-})
+_MAP_RESULT_KEYS = frozenset(
+    {
+        "element_count",
+        "unexpected_count",
+        "unexpected_percent",
+        "partial_unexpected_list",
+        "missing_count",
+        "missing_percent",
+        "unexpected_percent_total",
+        "unexpected_percent_nonmissing",
+    }
+)
 
 
 def merge_rule(check: Check) -> str | None:
@@ -617,20 +622,22 @@ def _merged_outcomes(suite: Suite, parts: list[_PartResult]) -> list[Any]:
                 per_check.setdefault(_check_index(suite, r), []).append(r)
         results = [_merged_result(suite.checks[i], rs) for i, rs in per_check.items()]
         stats = calc_validation_statistics(results)
-        merged.append(ExpectationSuiteValidationResult(
-            success=stats.success,
-            results=results,
-            suite_name=first.suite_name,
-            suite_parameters=first.suite_parameters,
-            statistics={
-                "evaluated_expectations": stats.evaluated_expectations,
-                "successful_expectations": stats.successful_expectations,
-                "unsuccessful_expectations": stats.unsuccessful_expectations,
-                "success_percent": stats.success_percent,
-            },
-            meta=first.meta,
-            batch_id=first.batch_id,
-        ))
+        merged.append(
+            ExpectationSuiteValidationResult(
+                success=stats.success,
+                results=results,
+                suite_name=first.suite_name,
+                suite_parameters=first.suite_parameters,
+                statistics={
+                    "evaluated_expectations": stats.evaluated_expectations,
+                    "successful_expectations": stats.successful_expectations,
+                    "unsuccessful_expectations": stats.unsuccessful_expectations,
+                    "success_percent": stats.success_percent,
+                },
+                meta=first.meta,
+                batch_id=first.batch_id,
+            )
+        )
     return merged
 
 
@@ -661,17 +668,28 @@ def _map_result(parts: list[dict[str, Any]]) -> dict[str, Any]:
     (`great_expectations.expectations.expectation._format_map_output`)."""
     element = sum(p["element_count"] for p in parts)
     unexpected = sum(p["unexpected_count"] for p in parts)
-    sample = list(itertools.islice(
-        itertools.chain.from_iterable(p.get("partial_unexpected_list") or [] for p in parts), SAMPLE_SIZE))
+    sample = list(
+        itertools.islice(
+            itertools.chain.from_iterable(p.get("partial_unexpected_list") or [] for p in parts), SAMPLE_SIZE
+        )
+    )
     total = unexpected / element * 100 if element else None
-    result = {"element_count": element, "unexpected_count": unexpected, "unexpected_percent": total,
-              "partial_unexpected_list": sample}
+    result = {
+        "element_count": element,
+        "unexpected_count": unexpected,
+        "unexpected_percent": total,
+        "partial_unexpected_list": sample,
+    }
     if "missing_count" in parts[0]:
         missing = sum(p["missing_count"] for p in parts)
         nonmissing = unexpected / (element - missing) * 100 if element and element > missing else None
-        result |= {"unexpected_percent": nonmissing, "missing_count": missing,
-                   "missing_percent": missing / element * 100 if element else None,
-                   "unexpected_percent_total": total, "unexpected_percent_nonmissing": nonmissing}
+        result |= {
+            "unexpected_percent": nonmissing,
+            "missing_count": missing,
+            "missing_percent": missing / element * 100 if element else None,
+            "unexpected_percent_total": total,
+            "unexpected_percent_nonmissing": nonmissing,
+        }
     return result
 
 
@@ -683,8 +701,9 @@ def _key_values(prepared: pl.DataFrame, check: Check) -> pl.DataFrame | None:
     if not set(columns) <= set(prepared.columns):
         return None
     keys = prepared.select(columns)
-    casts = [cast for name, dtype in keys.schema.items()
-             if (cast := _gx_cast(name, dtype, has_nulls=False)) is not None]
+    casts = [
+        cast for name, dtype in keys.schema.items() if (cast := _gx_cast(name, dtype, has_nulls=False)) is not None
+    ]
     return keys.with_columns(casts).filter(~pl.all_horizontal(pl.col(c).is_null() for c in columns))
 
 
@@ -725,8 +744,11 @@ def _recount_keys(
         unexpected = keys.filter(key.is_duplicated() | key.is_in(shared.implode()))
         r = next(r for o in result.outcomes for r in o.results if _check_index(suite, r) == index)
         r.success = unexpected.is_empty()
-        r.result = {**r.result, "unexpected_count": unexpected.height,
-                    "partial_unexpected_list": _gx_values(check, unexpected.head(SAMPLE_SIZE))}
+        r.result = {
+            **r.result,
+            "unexpected_count": unexpected.height,
+            "partial_unexpected_list": _gx_values(check, unexpected.head(SAMPLE_SIZE)),
+        }
 
 
 def _gx_values(check: Check, keys: pl.DataFrame) -> list[Any]:

@@ -51,14 +51,36 @@ MAX_PLAUSIBLE_AMOUNT_CENTS = 1_000_000_000 * 100 - 1  # below one billion in the
 # Vocabularies owned by other modules (classify, flags, links): an unknown value is a *warning* so adding a
 # class / rule / link type never blocks a nightly run; register the new value here when you add it.
 KNOWN_TXN_CLASSES: tuple[str, ...] = (
-    "salary", "income", "loan_disbursement", "loan_repayment", "refund", "own_transfer_in",
-    "own_transfer_out", "related_transfer_in", "related_transfer_out", "penalty_fee", "failed_debit",
-    "spend", "reversal", "round_trip_in", "cycle_in",
+    "salary",
+    "income",
+    "loan_disbursement",
+    "loan_repayment",
+    "refund",
+    "own_transfer_in",
+    "own_transfer_out",
+    "related_transfer_in",
+    "related_transfer_out",
+    "penalty_fee",
+    "failed_debit",
+    "spend",
+    "reversal",
+    "round_trip_in",
+    "cycle_in",
 )
 KNOWN_FLAG_CODES: tuple[str, ...] = (
-    "INCOME_VOLATILE", "LARGE_OUTFLOW", "RELATED_TRANSFER_HEAVY", "ROUND_TRIP", "MULTI_LENDER",
-    "BORROWING_FREQUENT", "CASH_LOAN_RELIANCE", "BORROW_TO_REPAY", "OVERDUE_PENALTY", "DEBT_BURDEN_HIGH",
-    "COMMINGLING", "BALANCE_BREAK", "CYCLE",
+    "INCOME_VOLATILE",
+    "LARGE_OUTFLOW",
+    "RELATED_TRANSFER_HEAVY",
+    "ROUND_TRIP",
+    "MULTI_LENDER",
+    "BORROWING_FREQUENT",
+    "CASH_LOAN_RELIANCE",
+    "BORROW_TO_REPAY",
+    "OVERDUE_PENALTY",
+    "DEBT_BURDEN_HIGH",
+    "COMMINGLING",
+    "BALANCE_BREAK",
+    "CYCLE",
 )
 KNOWN_LINK_TYPES: tuple[str, ...] = ("round_trip", "transfer_legs", "borrow_to_repay", "cycle")
 # Vocabularies that are part of the published interface (dashboards filter on them): blocking.
@@ -241,8 +263,11 @@ def contract_checks(table: Table) -> list[Check]:
         )
     ]
     checks += [
-        Check(E.ExpectColumnValuesToNotBeNull(column=gx_column(table, name)), "blocking",
-              f"{name} is required by the contract")
+        Check(
+            E.ExpectColumnValuesToNotBeNull(column=gx_column(table, name)),
+            "blocking",
+            f"{name} is required by the contract",
+        )
         for name in table.required
     ]
     pk = [gx_column(table, n) for n in table.primary_key]
@@ -264,22 +289,39 @@ def _transaction_checks() -> list[Check]:
     """Shared by canonical_transactions and transactions."""
     E = _E()
     return [
-        Check(E.ExpectColumnValuesToBeInSet(column="currency", value_set=list(ISO_4217)), "blocking",
-              "ISO 4217 code (implies ^[A-Z]{3}$); an unknown code (e.g. RMB) would split an account's "
-              "figures into a currency nobody judges"),
-        Check(E.ExpectColumnValuesToBeBetween(
-            column="booked_at", min_value=EARLIEST_BOOKING, max_value={"$PARAMETER": PARAM_BOOKED_AT_MAX}),
-            "blocking", "booked between 1990-01-01 and the end of the as-of day: anything else is a parse "
-            "error (day/month swapped, 2-digit years, epoch zero)"),
-        Check(E.ExpectColumnValuesToBeBetween(column="source_row", min_value=1), "blocking",
-              "every row traces back to a 1-based data row of its file"),
-        Check(E.ExpectColumnValuesToBeBetween(
-            column="amount_cents", min_value=-MAX_PLAUSIBLE_AMOUNT_CENTS, max_value=MAX_PLAUSIBLE_AMOUNT_CENTS),
-            "blocking", "one transaction of a billion or more on a personal / SME statement is a broken "
-            "export (shifted decimal, account number in the amount column): stop and let a person look"),
-        Check(E.ExpectColumnValuesToNotBeInSet(column="amount_cents", value_set=[0]), "warning",
-              "zero-amount rows exist in real exports (waived fees, 0.00 interest postings, authorisations): "
-              "suspicious but legal"),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="currency", value_set=list(ISO_4217)),
+            "blocking",
+            "ISO 4217 code (implies ^[A-Z]{3}$); an unknown code (e.g. RMB) would split an account's "
+            "figures into a currency nobody judges",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeBetween(
+                column="booked_at", min_value=EARLIEST_BOOKING, max_value={"$PARAMETER": PARAM_BOOKED_AT_MAX}
+            ),
+            "blocking",
+            "booked between 1990-01-01 and the end of the as-of day: anything else is a parse "
+            "error (day/month swapped, 2-digit years, epoch zero)",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="source_row", min_value=1),
+            "blocking",
+            "every row traces back to a 1-based data row of its file",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeBetween(
+                column="amount_cents", min_value=-MAX_PLAUSIBLE_AMOUNT_CENTS, max_value=MAX_PLAUSIBLE_AMOUNT_CENTS
+            ),
+            "blocking",
+            "one transaction of a billion or more on a personal / SME statement is a broken "
+            "export (shifted decimal, account number in the amount column): stop and let a person look",
+        ),
+        Check(
+            E.ExpectColumnValuesToNotBeInSet(column="amount_cents", value_set=[0]),
+            "warning",
+            "zero-amount rows exist in real exports (waived fees, 0.00 interest postings, authorisations): "
+            "suspicious but legal",
+        ),
     ]
 
 
@@ -290,19 +332,35 @@ def _canonical_transactions() -> tuple[list[Check], list[Derived]]:
 def _transactions() -> tuple[list[Check], list[Derived]]:
     E = _E()
     derived = [
-        Derived("booked_on_matches_booked_at", pl.col("booked_at").dt.date() == pl.col("booked_on"),
-                ("booked_on", "booked_at"), "booked_on is the (local) date of booked_at"),
-        Derived("clean_income_amount_cents",
-                pl.when(pl.col("is_clean_income")).then((pl.col("amount") * 100).cast(pl.Int64)),
-                ("amount", "is_clean_income"), "amount in cents of rows counted as clean income, else null"),
+        Derived(
+            "booked_on_matches_booked_at",
+            pl.col("booked_at").dt.date() == pl.col("booked_on"),
+            ("booked_on", "booked_at"),
+            "booked_on is the (local) date of booked_at",
+        ),
+        Derived(
+            "clean_income_amount_cents",
+            pl.when(pl.col("is_clean_income")).then((pl.col("amount") * 100).cast(pl.Int64)),
+            ("amount", "is_clean_income"),
+            "amount in cents of rows counted as clean income, else null",
+        ),
     ]
     checks = _transaction_checks() + [
-        Check(E.ExpectColumnValuesToBeInSet(column="booked_on_matches_booked_at", value_set=[True]),
-              "blocking", "day boundaries are local: booked_on must be booked_at's date"),
-        Check(E.ExpectColumnValuesToBeBetween(column="clean_income_amount_cents", min_value=1), "blocking",
-              "only money in can be clean income"),
-        Check(E.ExpectColumnValuesToBeInSet(column="txn_class", value_set=list(KNOWN_TXN_CLASSES)),
-              "warning", "classification vocabulary (owned by classify): register new classes here"),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="booked_on_matches_booked_at", value_set=[True]),
+            "blocking",
+            "day boundaries are local: booked_on must be booked_at's date",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="clean_income_amount_cents", min_value=1),
+            "blocking",
+            "only money in can be clean income",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="txn_class", value_set=list(KNOWN_TXN_CLASSES)),
+            "warning",
+            "classification vocabulary (owned by classify): register new classes here",
+        ),
     ]
     return checks, derived
 
@@ -310,25 +368,35 @@ def _transactions() -> tuple[list[Check], list[Derived]]:
 def _account_months() -> tuple[list[Check], list[Derived]]:
     E = _E()
     derived = [
-        Derived("month_on_day", pl.col("month_on").dt.day().cast(pl.Int64), ("month_on",),
-                "day of month of month_on"),
+        Derived("month_on_day", pl.col("month_on").dt.day().cast(pl.Int64), ("month_on",), "day of month of month_on"),
     ]
     between = E.ExpectColumnValuesToBeBetween
     pair_ge = E.ExpectColumnPairValuesAToBeGreaterThanB
     either = "either_value_is_missing"
     checks = [
-        Check(E.ExpectColumnValuesToBeInSet(column="currency", value_set=list(ISO_4217)), "blocking",
-              "ISO 4217 code"),
-        Check(between(column="month_on_day", min_value=1, max_value=1), "blocking",
-              "month_on is the first day of the month"),
-        Check(between(column="covered_days", min_value=1, max_value=31), "blocking",
-              "a row exists only for a covered month"),
+        Check(E.ExpectColumnValuesToBeInSet(column="currency", value_set=list(ISO_4217)), "blocking", "ISO 4217 code"),
+        Check(
+            between(column="month_on_day", min_value=1, max_value=1),
+            "blocking",
+            "month_on is the first day of the month",
+        ),
+        Check(
+            between(column="covered_days", min_value=1, max_value=31),
+            "blocking",
+            "a row exists only for a covered month",
+        ),
         Check(between(column="inflow_cents", min_value=0), "blocking", "inflow is a sum of positive amounts"),
-        Check(between(column="outflow_cents", min_value=0), "blocking",
-              "outflow is a sum of negative amounts, stated positive"),
+        Check(
+            between(column="outflow_cents", min_value=0),
+            "blocking",
+            "outflow is a sum of negative amounts, stated positive",
+        ),
         Check(between(column="clean_income_cents", min_value=0), "blocking", "clean income >= 0"),
-        Check(pair_ge(column_A="inflow_cents", column_B="clean_income_cents", or_equal=True,
-                      ignore_row_if=either), "blocking", "clean income is a part of inflow"),
+        Check(
+            pair_ge(column_A="inflow_cents", column_B="clean_income_cents", or_equal=True, ignore_row_if=either),
+            "blocking",
+            "clean income is a part of inflow",
+        ),
         Check(between(column="income_cv", min_value=0), "blocking", "a coefficient of variation is >= 0"),
         Check(between(column="income_swing_share", min_value=0, max_value=1), "blocking", "a share"),
         Check(between(column="related_out_share", min_value=0, max_value=1), "blocking", "a share"),
@@ -336,14 +404,26 @@ def _account_months() -> tuple[list[Check], list[Derived]]:
         Check(between(column="window_months", min_value=0), "blocking", "a count"),
         Check(between(column="income_history_months", min_value=0), "blocking", "a count"),
         Check(between(column="debt_burden", min_value=0), "warning", "repayments / clean income"),
-        Check(pair_ge(column_A="inflow_cents", column_B="related_in_cents", or_equal=True,
-                      ignore_row_if=either), "warning", "a sub-total of inflow"),
-        Check(pair_ge(column_A="inflow_cents", column_B="loan_disbursed_cents", or_equal=True,
-                      ignore_row_if=either), "warning", "a sub-total of inflow"),
-        Check(pair_ge(column_A="outflow_cents", column_B="related_out_cents", or_equal=True,
-                      ignore_row_if=either), "warning", "a sub-total of outflow"),
-        Check(pair_ge(column_A="outflow_cents", column_B="large_outflow_sum_cents", or_equal=True,
-                      ignore_row_if=either), "warning", "a sub-total of outflow"),
+        Check(
+            pair_ge(column_A="inflow_cents", column_B="related_in_cents", or_equal=True, ignore_row_if=either),
+            "warning",
+            "a sub-total of inflow",
+        ),
+        Check(
+            pair_ge(column_A="inflow_cents", column_B="loan_disbursed_cents", or_equal=True, ignore_row_if=either),
+            "warning",
+            "a sub-total of inflow",
+        ),
+        Check(
+            pair_ge(column_A="outflow_cents", column_B="related_out_cents", or_equal=True, ignore_row_if=either),
+            "warning",
+            "a sub-total of outflow",
+        ),
+        Check(
+            pair_ge(column_A="outflow_cents", column_B="large_outflow_sum_cents", or_equal=True, ignore_row_if=either),
+            "warning",
+            "a sub-total of outflow",
+        ),
     ]
     return checks, derived
 
@@ -351,22 +431,36 @@ def _account_months() -> tuple[list[Check], list[Derived]]:
 def _transfer_links() -> tuple[list[Check], list[Derived]]:
     E = _E()
     derived = [
-        Derived("links_txn_to_itself", pl.col("out_txn_id") == pl.col("in_txn_id"),
-                ("out_txn_id", "in_txn_id"), "out_txn_id equals in_txn_id"),
+        Derived(
+            "links_txn_to_itself",
+            pl.col("out_txn_id") == pl.col("in_txn_id"),
+            ("out_txn_id", "in_txn_id"),
+            "out_txn_id equals in_txn_id",
+        ),
     ]
     checks = [
-        Check(E.ExpectColumnValuesToBeBetween(column="days_apart", min_value=0), "blocking",
-              "the second leg never precedes the first"),
-        Check(E.ExpectColumnValuesToBeBetween(column="amount_out_cents", min_value=0), "blocking",
-              "absolute amount"),
-        Check(E.ExpectColumnValuesToBeBetween(column="amount_in_cents", min_value=0), "blocking",
-              "absolute amount"),
-        Check(E.ExpectColumnValuesToBeBetween(column="evidence_txn_ids_count", min_value=1), "blocking",
-              "evidence or it did not happen"),
-        Check(E.ExpectColumnValuesToBeInSet(column="links_txn_to_itself", value_set=[False]), "blocking",
-              "a link joins two different transactions"),
-        Check(E.ExpectColumnValuesToBeInSet(column="link_type", value_set=list(KNOWN_LINK_TYPES)),
-              "warning", "link vocabulary (owned by the links transform): register new types here"),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="days_apart", min_value=0),
+            "blocking",
+            "the second leg never precedes the first",
+        ),
+        Check(E.ExpectColumnValuesToBeBetween(column="amount_out_cents", min_value=0), "blocking", "absolute amount"),
+        Check(E.ExpectColumnValuesToBeBetween(column="amount_in_cents", min_value=0), "blocking", "absolute amount"),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="evidence_txn_ids_count", min_value=1),
+            "blocking",
+            "evidence or it did not happen",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="links_txn_to_itself", value_set=[False]),
+            "blocking",
+            "a link joins two different transactions",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="link_type", value_set=list(KNOWN_LINK_TYPES)),
+            "warning",
+            "link vocabulary (owned by the links transform): register new types here",
+        ),
     ]
     return checks, derived
 
@@ -375,19 +469,38 @@ def _risk_flags() -> tuple[list[Check], list[Derived]]:
     E = _E()
     lengths = E.ExpectColumnValueLengthsToBeBetween
     checks = [
-        Check(E.ExpectColumnValuesToBeInSet(column="severity", value_set=list(SEVERITIES)), "blocking",
-              "published vocabulary"),
-        Check(E.ExpectColumnValuesToBeBetween(column="evidence_txn_ids_count", min_value=1), "blocking",
-              "evidence or it did not happen: a flag that cannot name its transactions is not published"),
-        Check(E.ExpectColumnValuesToMatchRegex(column="flag_code", regex=FLAG_CODE_REGEX), "blocking",
-              "rule codes are UPPER_SNAKE"),
-        Check(E.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="period_end_on", column_B="period_start_on", or_equal=True,
-            ignore_row_if="either_value_is_missing"), "blocking", "a period ends after it starts"),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="severity", value_set=list(SEVERITIES)),
+            "blocking",
+            "published vocabulary",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="evidence_txn_ids_count", min_value=1),
+            "blocking",
+            "evidence or it did not happen: a flag that cannot name its transactions is not published",
+        ),
+        Check(
+            E.ExpectColumnValuesToMatchRegex(column="flag_code", regex=FLAG_CODE_REGEX),
+            "blocking",
+            "rule codes are UPPER_SNAKE",
+        ),
+        Check(
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="period_end_on",
+                column_B="period_start_on",
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            ),
+            "blocking",
+            "a period ends after it starts",
+        ),
         Check(lengths(column="reason_zh", min_value=1), "blocking", "explained: a non-empty reason"),
         Check(lengths(column="reason_en", min_value=1), "blocking", "explained: a non-empty reason"),
-        Check(E.ExpectColumnValuesToBeInSet(column="flag_code", value_set=list(KNOWN_FLAG_CODES)),
-              "warning", "rule vocabulary (owned by flags): register new rule codes here"),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="flag_code", value_set=list(KNOWN_FLAG_CODES)),
+            "warning",
+            "rule vocabulary (owned by flags): register new rule codes here",
+        ),
         Check(lengths(column="remediation_zh", min_value=1), "warning", "what would have to change"),
         Check(lengths(column="remediation_en", min_value=1), "warning", "what would have to change"),
     ]
@@ -397,18 +510,34 @@ def _risk_flags() -> tuple[list[Check], list[Derived]]:
 def _account_risk() -> tuple[list[Check], list[Derived]]:
     E = _E()
     checks = [
-        Check(E.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=100), "blocking",
-              "the score is 0-100"),
-        Check(E.ExpectColumnValuesToBeInSet(column="band", value_set=list(RISK_BANDS)), "blocking",
-              "published vocabulary"),
-        Check(E.ExpectColumnValuesToBeInSet(column="recovery_status", value_set=list(RECOVERY_STATUSES)),
-              "blocking", "published vocabulary"),
-        Check(E.ExpectColumnValuesToBeInSet(column="statement_trust", value_set=list(TRUST_LEVELS)), "blocking",
-              "published vocabulary"),
-        Check(E.ExpectColumnValuesToBeBetween(column="months_since_severe", min_value=0), "blocking",
-              "months since the last severe flag cannot be negative"),
-        Check(E.ExpectColumnPairValuesToBeEqual(column_A="active_flags_count", column_B="remediation_en_count"),
-              "blocking", "every active flag code has its remediation"),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=100),
+            "blocking",
+            "the score is 0-100",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="band", value_set=list(RISK_BANDS)), "blocking", "published vocabulary"
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="recovery_status", value_set=list(RECOVERY_STATUSES)),
+            "blocking",
+            "published vocabulary",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="statement_trust", value_set=list(TRUST_LEVELS)),
+            "blocking",
+            "published vocabulary",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="months_since_severe", min_value=0),
+            "blocking",
+            "months since the last severe flag cannot be negative",
+        ),
+        Check(
+            E.ExpectColumnPairValuesToBeEqual(column_A="active_flags_count", column_B="remediation_en_count"),
+            "blocking",
+            "every active flag code has its remediation",
+        ),
     ]
     return checks, []
 
@@ -416,12 +545,21 @@ def _account_risk() -> tuple[list[Check], list[Derived]]:
 def _quarantine() -> tuple[list[Check], list[Derived]]:
     E = _E()
     checks = [
-        Check(E.ExpectColumnValueLengthsToBeBetween(column="reason", min_value=1), "blocking",
-              "every rejected row says why"),
-        Check(E.ExpectColumnValuesToMatchRegex(column="file_sha256", regex=SHA256_REGEX), "blocking",
-              "joins to source_files"),
-        Check(E.ExpectColumnValuesToBeBetween(column="source_row", min_value=1), "warning",
-              "1-based row number; never block the record of a rejection for it"),
+        Check(
+            E.ExpectColumnValueLengthsToBeBetween(column="reason", min_value=1),
+            "blocking",
+            "every rejected row says why",
+        ),
+        Check(
+            E.ExpectColumnValuesToMatchRegex(column="file_sha256", regex=SHA256_REGEX),
+            "blocking",
+            "joins to source_files",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="source_row", min_value=1),
+            "warning",
+            "1-based row number; never block the record of a rejection for it",
+        ),
     ]
     return checks, []
 
@@ -429,28 +567,52 @@ def _quarantine() -> tuple[list[Check], list[Derived]]:
 def _source_files() -> tuple[list[Check], list[Derived]]:
     E = _E()
     derived = [
-        Derived("rows_unaccounted", pl.col("rows_read") - pl.col("rows_ok") - pl.col("rows_rejected"),
-                ("rows_read", "rows_ok", "rows_rejected"), "rows read but neither ok nor quarantined"),
-        Derived("rejected_without_error", (pl.col("status") == "rejected") & pl.col("error").is_null(),
-                ("status", "error"), "a rejected file with no error message"),
+        Derived(
+            "rows_unaccounted",
+            pl.col("rows_read") - pl.col("rows_ok") - pl.col("rows_rejected"),
+            ("rows_read", "rows_ok", "rows_rejected"),
+            "rows read but neither ok nor quarantined",
+        ),
+        Derived(
+            "rejected_without_error",
+            (pl.col("status") == "rejected") & pl.col("error").is_null(),
+            ("status", "error"),
+            "a rejected file with no error message",
+        ),
     ]
     between = E.ExpectColumnValuesToBeBetween
     checks = [
-        Check(E.ExpectColumnValuesToBeInSet(column="status", value_set=list(FILE_STATUSES)), "blocking",
-              "published vocabulary"),
-        Check(E.ExpectColumnValuesToMatchRegex(column="file_sha256", regex=SHA256_REGEX), "blocking",
-              "lower-case hex SHA-256"),
-        Check(between(column="rows_unaccounted", max_value=0), "blocking",
-              "nothing is silently dropped: rows_ok + rows_rejected >= rows_read"),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="status", value_set=list(FILE_STATUSES)),
+            "blocking",
+            "published vocabulary",
+        ),
+        Check(
+            E.ExpectColumnValuesToMatchRegex(column="file_sha256", regex=SHA256_REGEX),
+            "blocking",
+            "lower-case hex SHA-256",
+        ),
+        Check(
+            between(column="rows_unaccounted", max_value=0),
+            "blocking",
+            "nothing is silently dropped: rows_ok + rows_rejected >= rows_read",
+        ),
         Check(between(column="size_bytes", min_value=0), "blocking", "a size"),
         Check(between(column="rows_read", min_value=0), "blocking", "a count"),
         Check(between(column="rows_ok", min_value=0), "blocking", "a count"),
         Check(between(column="rows_rejected", min_value=0), "blocking", "a count"),
-        Check(E.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="rows_ok", column_B="rows_duplicate", or_equal=True,
-            ignore_row_if="either_value_is_missing"), "warning", "duplicates are counted in rows_ok"),
-        Check(E.ExpectColumnValuesToBeInSet(column="rejected_without_error", value_set=[False]), "warning",
-              "a rejected file carries its error message"),
+        Check(
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="rows_ok", column_B="rows_duplicate", or_equal=True, ignore_row_if="either_value_is_missing"
+            ),
+            "warning",
+            "duplicates are counted in rows_ok",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="rejected_without_error", value_set=[False]),
+            "warning",
+            "a rejected file carries its error message",
+        ),
     ]
     return checks, derived
 
@@ -467,10 +629,14 @@ def _dq_results() -> tuple[list[Check], list[Derived]]:
 def _pipeline_runs() -> tuple[list[Check], list[Derived]]:
     E = _E()
     checks = [
-        Check(E.ExpectColumnValuesToBeInSet(column="status", value_set=list(RUN_STATUSES)), "blocking",
-              "published vocabulary"),
-        Check(E.ExpectColumnValuesToBeInSet(column="mode", value_set=list(RUN_MODES)), "blocking",
-              "published vocabulary"),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="status", value_set=list(RUN_STATUSES)),
+            "blocking",
+            "published vocabulary",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="mode", value_set=list(RUN_MODES)), "blocking", "published vocabulary"
+        ),
     ]
     return checks, []
 

@@ -76,8 +76,12 @@ class RunReport:
         yield
         self.stage_seconds[name] = round(time.perf_counter() - started, 3)
         self.stage_peak_rss_mb[name] = round(_peak_rss_mib(), 1)
-        print(f"liushui: {name} done in {self.stage_seconds[name]:.1f} s "
-              f"(peak memory {self.stage_peak_rss_mb[name]:.0f} MiB)", file=sys.stderr, flush=True)
+        print(
+            f"liushui: {name} done in {self.stage_seconds[name]:.1f} s "
+            f"(peak memory {self.stage_peak_rss_mb[name]:.0f} MiB)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _reset_peak_rss() -> None:
@@ -144,8 +148,9 @@ def validate(frames: dict[str, Table], run_id: str, latest_booking: date) -> Val
         if isinstance(frame, pl.DataFrame):
             part = validate_table(name, frame, run_id=run_id, as_of=latest_booking)
         else:
-            part = validate_parts(name, frame if isinstance(frame, list) else [frame],
-                                  run_id=run_id, as_of=latest_booking)
+            part = validate_parts(
+                name, frame if isinstance(frame, list) else [frame], run_id=run_id, as_of=latest_booking
+            )
         rows.append(part.rows)
         gx_results[name] = part.gx_results
     return Validation(pl.concat(rows) if rows else DQ_RESULTS.empty(), gx_results)
@@ -200,13 +205,19 @@ def derive_cross_account(canonical: list[Path], settings: Settings, as_of: date,
     return _cross_account_to_parquet(pl.scan_parquet(canonical), settings, as_of, staging)
 
 
-def _cross_account_to_parquet(canonical: pl.LazyFrame, settings: Settings, as_of: date,
-                              staging: Path) -> dict[str, Path]:
+def _cross_account_to_parquet(
+    canonical: pl.LazyFrame, settings: Settings, as_of: date, staging: Path
+) -> dict[str, Path]:
     from transforms.signals import cross_account_signals, spill_to
 
     accounts, _ = read_reference(settings.reference_dir)
-    cross = cross_account_signals(canonical, accounts=accounts.lazy(), rules=load_rules(settings.rules_path),
-                                  as_of=as_of, checkpoint=spill_to(staging / "checkpoints"))
+    cross = cross_account_signals(
+        canonical,
+        accounts=accounts.lazy(),
+        rules=load_rules(settings.rules_path),
+        as_of=as_of,
+        checkpoint=spill_to(staging / "checkpoints"),
+    )
     out = {}
     for name in ("links", "flags", "cycle_returns"):
         out[name] = staging / f"{name}.parquet"
@@ -215,8 +226,9 @@ def _cross_account_to_parquet(canonical: pl.LazyFrame, settings: Settings, as_of
 
 
 @task(name="cross-account-signals-increment", cache_policy=NO_CACHE, **IO_RETRIES)
-def cross_account_for_increment(settings: Settings, staged: StagedNight, as_of: date,
-                                staging: Path) -> tuple[dict[str, Path], pl.Series]:
+def cross_account_for_increment(
+    settings: Settings, staged: StagedNight, as_of: date, staging: Path
+) -> tuple[dict[str, Path], pl.Series]:
     """An incremental run's cross-account patterns, on the whole transfer graph (published rows of every
     account that name a counterparty account or are big enough to be a cycle hop, plus tonight's rows),
     and the accounts whose cross-account rows change: a new row can close a cycle through accounts that
@@ -227,8 +239,9 @@ def cross_account_for_increment(settings: Settings, staged: StagedNight, as_of: 
     graph = staging / "graph_history.parquet"
     con = store.reader(settings.database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
     try:
-        store.export_history(con, None, graph,
-                             graph_min_amount=float(load_rules(settings.rules_path).cycles.min_amount))
+        store.export_history(
+            con, None, graph, graph_min_amount=float(load_rules(settings.rules_path).cycles.min_amount)
+        )
         links = store.published_rows(con, TRANSFER_LINKS, "link_type", CROSS_LINK_TYPES)
         flags = store.published_rows(con, RISK_FLAGS, "flag_code", CROSS_FLAG_CODES)
     finally:
@@ -248,8 +261,9 @@ def cross_account_for_increment(settings: Settings, staged: StagedNight, as_of: 
 
 
 @task(name="derive-shard", cache_policy=NO_CACHE)
-def derive_shard(canonical: Path, cross: dict[str, Path], settings: Settings, as_of: date,
-                 staging: Path) -> dict[str, Path]:
+def derive_shard(
+    canonical: Path, cross: dict[str, Path], settings: Settings, as_of: date, staging: Path
+) -> dict[str, Path]:
     """The per-account signals of one account-hash shard; reads and writes Parquet only, so it can run
     on any Dask worker that sees the staging folder."""
     from transforms.signals import CrossAccount, account_signals
@@ -261,8 +275,15 @@ def derive_shard(canonical: Path, cross: dict[str, Path], settings: Settings, as
     ).sink(staging / "tables")
 
 
-def derive_sharded(canonical: list[Path], settings: Settings, as_of: date, staging: Path,
-                   *, parallel: bool, cross: dict[str, Path] | None = None) -> dict[str, list[Path]]:
+def derive_sharded(
+    canonical: list[Path],
+    settings: Settings,
+    as_of: date,
+    staging: Path,
+    *,
+    parallel: bool,
+    cross: dict[str, Path] | None = None,
+) -> dict[str, list[Path]]:
     """The cross-account patterns once on every shard's rows, then the per-account signals shard by
     shard: all at once on a Dask cluster (`parallel`), else one after the other so that memory holds
     one shard (Polars already uses every core within a shard)."""
@@ -288,8 +309,12 @@ def record_stage_times(database: Path, report: RunReport) -> None:
         con.execute(
             "UPDATE pipeline_runs SET stage_seconds_json = ?, stage_peak_rss_mb_json = ?, "
             "finished_at = ? WHERE run_id = ?",
-            [json.dumps(report.stage_seconds), json.dumps(report.stage_peak_rss_mb),
-             datetime.now(UTC).replace(tzinfo=None), report.run_id],
+            [
+                json.dumps(report.stage_seconds),
+                json.dumps(report.stage_peak_rss_mb),
+                datetime.now(UTC).replace(tzinfo=None),
+                report.run_id,
+            ],
         )
 
 
@@ -300,8 +325,17 @@ def affected_accounts(new: pl.DataFrame, accounts_ref: pl.DataFrame) -> pl.Serie
     touched = new.select(pl.concat([pl.col("account_id"), pl.col("counterparty_account").drop_nulls()]).unique())
     customers = accounts_ref.join(touched, on="account_id", how="semi").select("customer_id").unique()
     siblings = accounts_ref.join(customers, on="customer_id", how="semi").select("account_id")
-    return pl.concat([new.select("account_id"), siblings, accounts_ref.join(touched, on="account_id", how="semi")
-                      .select("account_id")]).unique()["account_id"].sort()
+    return (
+        pl.concat(
+            [
+                new.select("account_id"),
+                siblings,
+                accounts_ref.join(touched, on="account_id", how="semi").select("account_id"),
+            ]
+        )
+        .unique()["account_id"]
+        .sort()
+    )
 
 
 def _versions(rules_versions: dict[str, str]) -> str:
@@ -359,8 +393,9 @@ def nightly(settings: Settings) -> RunReport:
             prior = read_prior_state(settings.database)
             staged = ingest(settings, prior, run_id, staging / "inbox")
             newest = staged.scan().select(pl.col("booked_at").max()).collect().item()
-        candidates = [d for d in (settings.as_of, prior.max_booked_on, newest.date() if newest else None)
-                      if d is not None]
+        candidates = [
+            d for d in (settings.as_of, prior.max_booked_on, newest.date() if newest else None) if d is not None
+        ]
         report.as_of = settings.as_of or (max(candidates) if candidates else started_at.date())
         latest_booking = latest_plausible_booking(settings)
         as_of_month = report.as_of.strftime("%Y-%m")
@@ -384,8 +419,9 @@ def nightly(settings: Settings) -> RunReport:
                 affected = pl.concat([affected_accounts(touched, accounts_ref), changed]).unique().sort()
             elif not full:
                 affected = pl.Series("account_id", [], dtype=pl.String)
-            history, history_rows = load_history(settings.database, affected, staging / "history") \
-                if recompute else (None, 0)
+            history, history_rows = (
+                load_history(settings.database, affected, staging / "history") if recompute else (None, 0)
+            )
             shards = shard_count(settings, staged.rows + history_rows)
             night = shard(staged, history, shards, staging / "shards")
         frames["source_files"], frames["quarantine"] = night_tables(staged, night)
@@ -407,13 +443,28 @@ def nightly(settings: Settings) -> RunReport:
         if recompute:
             with report.stage("derive_signals"):
                 parallel = settings.dask_address is not None or settings.dask_local
-                frames |= derive_sharded(night.canonical, settings, report.as_of, staging, parallel=parallel,
-                                         cross=cross)
+                frames |= derive_sharded(
+                    night.canonical, settings, report.as_of, staging, parallel=parallel, cross=cross
+                )
             with report.stage("validate_out"):
-                dq.append(validate({k: frames[k] for k in ("transactions", "account_months", "transfer_links",
-                                                           "risk_flags", "account_risk", "quarantine",
-                                                           "source_files")},
-                                   run_id, latest_booking))
+                dq.append(
+                    validate(
+                        {
+                            k: frames[k]
+                            for k in (
+                                "transactions",
+                                "account_months",
+                                "transfer_links",
+                                "risk_flags",
+                                "account_risk",
+                                "quarantine",
+                                "source_files",
+                            )
+                        },
+                        run_id,
+                        latest_booking,
+                    )
+                )
             report.counts.update(accounts_recomputed=_rows(frames["account_risk"]))
         report.counts.update({f"published_{k}": _rows(v) for k, v in frames.items()})
 
@@ -493,4 +544,3 @@ def _summary(report: RunReport) -> str:
         f"{c.get('rows_new', 0)} new transaction(s), {c.get('rows_duplicate', 0)} duplicate(s), "
         f"{c.get('rows_quarantined', 0)} quarantined"
     )
-

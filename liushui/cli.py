@@ -137,7 +137,7 @@ def _print_published(database: Path) -> None:
         con.close()
     console.print(
         "Look at it:  liushui flags  |  liushui account ACCOUNT_ID  |  "
-        "liushui query \"SELECT flag_code, count(*) FROM risk_flags GROUP BY 1\"",
+        'liushui query "SELECT flag_code, count(*) FROM risk_flags GROUP BY 1"',
         highlight=False,
     )
 
@@ -164,8 +164,9 @@ def generate(
     """
     from liushui.generate import generate_sample
 
-    sample = generate_sample(out_dir, seed=seed, n_accounts=accounts, months=months, file_format=file_format,
-                             target_rows=rows)
+    sample = generate_sample(
+        out_dir, seed=seed, n_accounts=accounts, months=months, file_format=file_format, target_rows=rows
+    )
     console.print(sample)
 
 
@@ -288,9 +289,12 @@ def report(
 
 def _settings(inbox: Path, db: Path, reference: Path | None, rules: Path | None) -> Settings:
     try:
-        return Settings(inbox=inbox.resolve(), database=db.resolve(),
-                        reference_dir=reference.resolve() if reference else None,
-                        **({"rules_path": rules.resolve()} if rules else {}))
+        return Settings(
+            inbox=inbox.resolve(),
+            database=db.resolve(),
+            reference_dir=reference.resolve() if reference else None,
+            **({"rules_path": rules.resolve()} if rules else {}),
+        )
     except ValueError as exc:
         _fail(f"invalid parameter: {exc}")
 
@@ -303,8 +307,10 @@ def serve(
     rules: Annotated[Path | None, typer.Option(help="Rules file (default config/rules.yaml).")] = None,
     cron: Annotated[str, typer.Option(help="Schedule (cron, in --timezone).")] = "0 2 * * *",
     timezone: Annotated[str, typer.Option(help="Timezone of the cron.")] = "Asia/Shanghai",
-    api_url: Annotated[str | None, typer.Option(help="Prefect API (default PREFECT_API_URL, else a local "
-                                                     "server started for this process).")] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="Prefect API (default PREFECT_API_URL, else a local server started for this process)."),
+    ] = None,
 ) -> None:
     """Run the nightly job on a schedule until SIGTERM (docs/operations.md).
 

@@ -14,17 +14,182 @@ import polars as pl
 # ISO 4217 currency codes: the only currencies a transaction may carry (parse quarantines others, the
 # suites check them again).
 ISO_4217: tuple[str, ...] = (
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
-    "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF",
-    "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB",
-    "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF",
-    "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD",
-    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU",
-    "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
-    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD",
-    "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY",
-    "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST",
-    "XAF", "XAG", "XAU", "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER", "ZAR", "ZMW", "ZWG",
+    "AED",
+    "AFN",
+    "ALL",
+    "AMD",
+    "ANG",
+    "AOA",
+    "ARS",
+    "AUD",
+    "AWG",
+    "AZN",
+    "BAM",
+    "BBD",
+    "BDT",
+    "BGN",
+    "BHD",
+    "BIF",
+    "BMD",
+    "BND",
+    "BOB",
+    "BOV",
+    "BRL",
+    "BSD",
+    "BTN",
+    "BWP",
+    "BYN",
+    "BZD",
+    "CAD",
+    "CDF",
+    "CHE",
+    "CHF",
+    "CHW",
+    "CLF",
+    "CLP",
+    "CNY",
+    "COP",
+    "COU",
+    "CRC",
+    "CUC",
+    "CUP",
+    "CVE",
+    "CZK",
+    "DJF",
+    "DKK",
+    "DOP",
+    "DZD",
+    "EGP",
+    "ERN",
+    "ETB",
+    "EUR",
+    "FJD",
+    "FKP",
+    "GBP",
+    "GEL",
+    "GHS",
+    "GIP",
+    "GMD",
+    "GNF",
+    "GTQ",
+    "GYD",
+    "HKD",
+    "HNL",
+    "HRK",
+    "HTG",
+    "HUF",
+    "IDR",
+    "ILS",
+    "INR",
+    "IQD",
+    "IRR",
+    "ISK",
+    "JMD",
+    "JOD",
+    "JPY",
+    "KES",
+    "KGS",
+    "KHR",
+    "KMF",
+    "KPW",
+    "KRW",
+    "KWD",
+    "KYD",
+    "KZT",
+    "LAK",
+    "LBP",
+    "LKR",
+    "LRD",
+    "LSL",
+    "LYD",
+    "MAD",
+    "MDL",
+    "MGA",
+    "MKD",
+    "MMK",
+    "MNT",
+    "MOP",
+    "MRU",
+    "MUR",
+    "MVR",
+    "MWK",
+    "MXN",
+    "MXV",
+    "MYR",
+    "MZN",
+    "NAD",
+    "NGN",
+    "NIO",
+    "NOK",
+    "NPR",
+    "NZD",
+    "OMR",
+    "PAB",
+    "PEN",
+    "PGK",
+    "PHP",
+    "PKR",
+    "PLN",
+    "PYG",
+    "QAR",
+    "RON",
+    "RSD",
+    "RUB",
+    "RWF",
+    "SAR",
+    "SBD",
+    "SCR",
+    "SDG",
+    "SEK",
+    "SGD",
+    "SHP",
+    "SLE",
+    "SLL",
+    "SOS",
+    "SRD",
+    "SSP",
+    "STN",
+    "SVC",
+    "SYP",
+    "SZL",
+    "THB",
+    "TJS",
+    "TMT",
+    "TND",
+    "TOP",
+    "TRY",
+    "TTD",
+    "TWD",
+    "TZS",
+    "UAH",
+    "UGX",
+    "USD",
+    "USN",
+    "UYI",
+    "UYU",
+    "UYW",
+    "UZS",
+    "VED",
+    "VES",
+    "VND",
+    "VUV",
+    "WST",
+    "XAF",
+    "XAG",
+    "XAU",
+    "XCD",
+    "XCG",
+    "XDR",
+    "XOF",
+    "XPD",
+    "XPF",
+    "XPT",
+    "XSU",
+    "XUA",
+    "YER",
+    "ZAR",
+    "ZMW",
+    "ZWG",
     "ZWL",
 )
 
@@ -72,10 +237,8 @@ class Table:
         return [c.name for c in self.columns if not c.nullable]
 
     def ddl(self) -> str:
-        cols = ",\n  ".join(
-            f'"{c.name}" {c.sql}{"" if c.nullable else " NOT NULL"}' for c in self.columns
-        )
-        pk = f',\n  PRIMARY KEY ({", ".join(self.primary_key)})' if self.primary_key and self.index_primary_key else ""
+        cols = ",\n  ".join(f'"{c.name}" {c.sql}{"" if c.nullable else " NOT NULL"}' for c in self.columns)
+        pk = f",\n  PRIMARY KEY ({', '.join(self.primary_key)})" if self.primary_key and self.index_primary_key else ""
         return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols}{pk}\n)'
 
     def conform(self, frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -89,10 +252,7 @@ class Table:
         if missing:
             raise ValueError(f"{self.name}: required columns missing from frame: {missing}")
         return lf.select(
-            [
-                (pl.col(c.name) if c.name in present else pl.lit(None)).cast(c.dtype).alias(c.name)
-                for c in self.columns
-            ]
+            [(pl.col(c.name) if c.name in present else pl.lit(None)).cast(c.dtype).alias(c.name) for c in self.columns]
         )
 
     def empty(self) -> pl.DataFrame:
@@ -125,9 +285,7 @@ def month_col(description: str = "Calendar month (first day), local time.") -> C
 
 ACCOUNT_ID = text("account_id", "Account identifier as given by the bank export.", nullable=False)
 RUN_ID = text("run_id", "Pipeline run that produced the row.", nullable=False)
-EVIDENCE = Column(
-    "evidence_txn_ids", pl.List(pl.String), "VARCHAR[]", "Transaction ids that prove the row.", False
-)
+EVIDENCE = Column("evidence_txn_ids", pl.List(pl.String), "VARCHAR[]", "Transaction ids that prove the row.", False)
 
 # ---------------------------------------------------------------------------------------------------
 # Canonical input: the columns a canonical CSV / Parquet export may carry, before any parsing.
@@ -149,11 +307,20 @@ CANONICAL_TRANSACTION = Table(
     "canonical_transactions",
     "One row per unique bank transaction, parsed and typed (the ingest output, before classification).",
     (
-        text("txn_id", "Stable id: the bank's id (prefixed by account) or a hash of the identifying fields "
-             "and the ordinal among identical rows of the same day.", nullable=False),
+        text(
+            "txn_id",
+            "Stable id: the bank's id (prefixed by account) or a hash of the identifying fields "
+            "and the ordinal among identical rows of the same day.",
+            nullable=False,
+        ),
         ACCOUNT_ID,
-        col("booked_at", TIMESTAMP, "TIMESTAMP", "Booking time, bank local time (date-only exports: 00:00).",
-            nullable=False),
+        col(
+            "booked_at",
+            TIMESTAMP,
+            "TIMESTAMP",
+            "Booking time, bank local time (date-only exports: 00:00).",
+            nullable=False,
+        ),
         money("amount", "Signed amount: + money in, - money out."),
         text("currency", "ISO 4217 code (default CNY).", nullable=False),
         money("balance_after", "Balance after the transaction, as the bank states it.", nullable=True),
@@ -174,18 +341,19 @@ TRANSACTIONS = Table(
     CANONICAL_TRANSACTION.columns
     + (
         col("booked_on", pl.Date, "DATE", "Local booking date.", nullable=False),
-        text("customer_id", "Customer owning the account (accounts.csv); the account id when unknown.",
-             nullable=False),
-        text("txn_class", "Classification: salary, income, loan_disbursement, loan_repayment, penalty_fee, "
-             "failed_debit, reversal, refund, own_transfer_in/out, related_transfer_in/out, round_trip_in, "
-             "cycle_in, spend.", nullable=False),
-        text("related_relation", "Relation of the counterparty when related (self, spouse, family, "
-             "own_account, ...)."),
+        text("customer_id", "Customer owning the account (accounts.csv); the account id when unknown.", nullable=False),
+        text(
+            "txn_class",
+            "Classification: salary, income, loan_disbursement, loan_repayment, penalty_fee, "
+            "failed_debit, reversal, refund, own_transfer_in/out, related_transfer_in/out, round_trip_in, "
+            "cycle_in, spend.",
+            nullable=False,
+        ),
+        text("related_relation", "Relation of the counterparty when related (self, spouse, family, own_account, ...)."),
         text("lender_id", "Lender registry id (liushui/reference/lenders.yaml) when the row is a loan event."),
         text("lender_category", "Registry category: consumer_finance, microloan, bank_loan, bnpl, p2p, ..."),
         text("loan_role", "disbursement, repayment, penalty, failed_debit or reversal (from registry keywords)."),
-        col("is_clean_income", pl.Boolean, "BOOLEAN", "Counts as earned income (clean income).",
-            nullable=False),
+        col("is_clean_income", pl.Boolean, "BOOLEAN", "Counts as earned income (clean income).", nullable=False),
     ),
     primary_key=("txn_id",),
     index_primary_key=False,
@@ -220,8 +388,12 @@ SOURCE_FILES = Table(
         count("rows_ok", "Rows that became (or already were) transactions."),
         count("rows_duplicate", "Rows that duplicated a transaction already known (counted in rows_ok)."),
         count("rows_rejected", "Rows sent to quarantine."),
-        text("status", "loaded, partial (some rows quarantined) or rejected (whole file; retried on the next "
-             "run, one row per attempt).", nullable=False),
+        text(
+            "status",
+            "loaded, partial (some rows quarantined) or rejected (whole file; retried on the next "
+            "run, one row per attempt).",
+            nullable=False,
+        ),
         text("error", "Whole-file error message."),
         text("batch_id", "Batch that first saw the file.", nullable=False),
         col("seen_at", TIMESTAMP, "TIMESTAMP", "When the file was processed (UTC).", nullable=False),
@@ -237,18 +409,30 @@ ACCOUNT_MONTHS = Table(
     (
         ACCOUNT_ID,
         month_col(),
-        text("currency", "Currency of the figures (figures are per currency, never added across).",
-             nullable=False),
-        col("is_main_currency", pl.Boolean, "BOOLEAN", "The account's main currency (most transactions); "
-            "only main-currency months are judged.", nullable=False),
-        col("is_full_month", pl.Boolean, "BOOLEAN", "Month fully covered by the statement and before the "
-            "as-of month; only full months are judged.", nullable=False),
+        text("currency", "Currency of the figures (figures are per currency, never added across).", nullable=False),
+        col(
+            "is_main_currency",
+            pl.Boolean,
+            "BOOLEAN",
+            "The account's main currency (most transactions); only main-currency months are judged.",
+            nullable=False,
+        ),
+        col(
+            "is_full_month",
+            pl.Boolean,
+            "BOOLEAN",
+            "Month fully covered by the statement and before the as-of month; only full months are judged.",
+            nullable=False,
+        ),
         count("covered_days", "Days of the month inside the account's statement coverage."),
         count("txn_count", "Transactions in the month."),
         money("inflow", "Sum of positive amounts."),
         money("outflow", "Sum of negative amounts, as a positive number."),
-        money("clean_income", "Inflow that is earned: minus own/related transfers, loan disbursements, "
-              "refunds/reversals and inbound legs of round trips."),
+        money(
+            "clean_income",
+            "Inflow that is earned: minus own/related transfers, loan disbursements, "
+            "refunds/reversals and inbound legs of round trips.",
+        ),
         money("related_in", "Inflow from own accounts or related parties."),
         money("related_out", "Outflow to own accounts or related parties."),
         count("related_out_count", "Outflows to own accounts or related parties."),
@@ -257,15 +441,22 @@ ACCOUNT_MONTHS = Table(
         count("large_outflow_count", "Outflows flagged as large."),
         money("large_outflow_sum", "Sum of flagged large outflows."),
         money("closing_balance", "Last stated balance in the month (statement order).", nullable=True),
-        ratio("income_cv", "Coefficient of variation of clean income over the trailing window; null when "
-              "fewer months than the minimum."),
-        ratio("income_swing_share", "Share of window months whose clean income moved >= the swing "
-              "threshold against the previous month."),
+        ratio(
+            "income_cv",
+            "Coefficient of variation of clean income over the trailing window; null when "
+            "fewer months than the minimum.",
+        ),
+        ratio(
+            "income_swing_share",
+            "Share of window months whose clean income moved >= the swing threshold against the previous month.",
+        ),
         count("window_months", "Full months in the trailing window used for income_cv."),
-        count("income_history_months", "Full months before this one in the window (the base of "
-              "typical_income)."),
-        money("typical_income", "Median clean income of the previous full months in the window (the base "
-              "for large-outflow limits).", nullable=True),
+        count("income_history_months", "Full months before this one in the window (the base of typical_income)."),
+        money(
+            "typical_income",
+            "Median clean income of the previous full months in the window (the base for large-outflow limits).",
+            nullable=True,
+        ),
         ratio("related_out_share", "related_out / outflow."),
         ratio("debt_burden", "loan_repaid / clean_income (null when clean income is 0)."),
         # credit (transforms.credit)
@@ -279,8 +470,11 @@ ACCOUNT_MONTHS = Table(
         money("penalty_amount", "Penalties paid, as a positive number."),
         count("failed_debit_count", "Failed or returned debits (扣款失败, 余额不足, NSF)."),
         count("negative_balance_days", "Days ending with a negative stated balance."),
-        ratio("debt_burden_trailing", "Loan repayments / clean income over the trailing full months "
-              "(debt_burden.trailing_months); null when clean income is below the minimum."),
+        ratio(
+            "debt_burden_trailing",
+            "Loan repayments / clean income over the trailing full months "
+            "(debt_burden.trailing_months); null when clean income is below the minimum.",
+        ),
         # commingling (transforms.commingling)
         count("business_in_count", "Payments in from companies (business counterparties)."),
         money("business_in", "Sum of payments in from companies."),
@@ -299,15 +493,18 @@ TRANSFER_LINKS = Table(
     "the batch, related transfers, borrow-to-repay, cycles.",
     (
         text("link_id", "Stable id of the link.", nullable=False),
-        text("link_type", "round_trip, transfer_legs, borrow_to_repay, cycle (one row per hop: the hop's "
-             "outflow and the next account's inflow).", nullable=False),
+        text(
+            "link_type",
+            "round_trip, transfer_legs, borrow_to_repay, cycle (one row per hop: the hop's "
+            "outflow and the next account's inflow).",
+            nullable=False,
+        ),
         ACCOUNT_ID,
         text("out_txn_id", "First (outgoing / disbursement) transaction.", nullable=False),
         text("in_txn_id", "Second transaction (returning / repayment / other leg).", nullable=False),
         money("amount_out", "Absolute amount of the first transaction."),
         money("amount_in", "Absolute amount of the second transaction."),
-        col("days_apart", pl.Int64, "BIGINT", "Days between the two transactions.", nullable=False,
-            unit="days"),
+        col("days_apart", pl.Int64, "BIGINT", "Days between the two transactions.", nullable=False, unit="days"),
         text("counterparty", "Party the money went to and came back from (or lender pair)."),
         text("chain_id", "Cycles: the id shared by every hop of one chain (A->B->C->A)."),
         col("chain_length", pl.Int64, "BIGINT", "Cycles: accounts in the chain.", unit="count"),
@@ -323,8 +520,11 @@ RISK_FLAGS = Table(
     (
         text("flag_id", "Stable id (account, code, period).", nullable=False),
         ACCOUNT_ID,
-        text("flag_code", "Rule code, e.g. INCOME_VOLATILE, LARGE_OUTFLOW, RELATED_TRANSFER_HEAVY, "
-             "ROUND_TRIP.", nullable=False),
+        text(
+            "flag_code",
+            "Rule code, e.g. INCOME_VOLATILE, LARGE_OUTFLOW, RELATED_TRANSFER_HEAVY, ROUND_TRIP.",
+            nullable=False,
+        ),
         col("period_start_on", pl.Date, "DATE", "First day of the judged period.", nullable=False),
         col("period_end_on", pl.Date, "DATE", "Last day of the judged period.", nullable=False),
         ratio("metric_value", "Value of the metric the rule judged.", nullable=False),
@@ -353,28 +553,45 @@ ACCOUNT_RISK = Table(
         ACCOUNT_ID,
         text("currency", "The account's main currency (the one judged).", nullable=False),
         col("as_of_on", pl.Date, "DATE", "As-of date the status refers to.", nullable=False),
-        ratio("score", "0-100: sum of the active flag codes' weights (high severity x multiplier), capped.",
-              nullable=False),
+        ratio(
+            "score",
+            "0-100: sum of the active flag codes' weights (high severity x multiplier), capped.",
+            nullable=False,
+        ),
         text("band", "low, medium, high or severe (config account_risk.bands).", nullable=False),
         text("score_components_json", "Points per active flag code (JSON object).", nullable=False),
-        Column("active_flags", pl.List(pl.String), "VARCHAR[]", "Flag codes active in the lookback window.",
-               False),
+        Column("active_flags", pl.List(pl.String), "VARCHAR[]", "Flag codes active in the lookback window.", False),
         count("active_flag_count", "Active flag rows in the lookback window."),
-        text("statement_trust", "normal, or low when the statement's running balance breaks: its other "
-             "figures are less reliable.", nullable=False),
-        text("recovery_status", "clean (no flags), watch (active flags, none severe), at_risk (a severe flag "
-             "within the last M months), recovering (M..K-1 clean months since), recovered (K or more).",
-             nullable=False),
+        text(
+            "statement_trust",
+            "normal, or low when the statement's running balance breaks: its other figures are less reliable.",
+            nullable=False,
+        ),
+        text(
+            "recovery_status",
+            "clean (no flags), watch (active flags, none severe), at_risk (a severe flag "
+            "within the last M months), recovering (M..K-1 clean months since), recovered (K or more).",
+            nullable=False,
+        ),
         col("last_severe_on", pl.Date, "DATE", "End of the last period with a severe (high) flag."),
-        col("months_since_severe", pl.Int64, "BIGINT", "Full months since the last severe flag's month.",
-            unit="months"),
+        col(
+            "months_since_severe", pl.Int64, "BIGINT", "Full months since the last severe flag's month.", unit="months"
+        ),
         money("clean_income_last", "Clean income of the last full month.", nullable=True),
-        ratio("clean_income_trend_pct", "Slope of clean income over the last 6 full months, % of their mean "
-              "per month (+ rising)."),
+        ratio(
+            "clean_income_trend_pct",
+            "Slope of clean income over the last 6 full months, % of their mean per month (+ rising).",
+        ),
         ratio("debt_burden_last", "Debt burden (trailing) of the last full month."),
         ratio("debt_burden_trend", "Slope of the trailing debt burden over the last 6 full months, per month."),
-        Column("remediation_zh", pl.List(pl.String), "VARCHAR[]", "What would restore the account, one item "
-               "per active flag code, with the current value and the target (Chinese).", False),
+        Column(
+            "remediation_zh",
+            pl.List(pl.String),
+            "VARCHAR[]",
+            "What would restore the account, one item "
+            "per active flag code, with the current value and the target (Chinese).",
+            False,
+        ),
         Column("remediation_en", pl.List(pl.String), "VARCHAR[]", "The same in English.", False),
         text("rule_version", "account_risk rule version.", nullable=False),
     ),
@@ -418,8 +635,9 @@ PIPELINE_RUNS = Table(
         text("stage_seconds_json", "Wall time per stage (JSON, seconds).", nullable=False),
         text("stage_peak_rss_mb_json", "Peak resident memory after each stage (JSON, MiB).", nullable=False),
         text("versions_json", "Library and rule versions (JSON).", nullable=False),
-        text("config_sha256", "Hash of rules config + reference data; a change forces a full recompute.",
-             nullable=False),
+        text(
+            "config_sha256", "Hash of rules config + reference data; a change forces a full recompute.", nullable=False
+        ),
         text("message", "Summary or error message."),
     ),
     primary_key=("run_id",),

@@ -78,8 +78,11 @@ def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            print(f"liushui: another run is using {database}; waiting up to {timeout_s:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"liushui: another run is using {database}; waiting up to {timeout_s:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             lock.acquire(timeout=timeout_s)
     except Timeout:
         raise StoreError(
@@ -140,7 +143,9 @@ def reader(database: Path, *, timeout_s: float = 30.0, memory_limit: str | None 
         raise StoreError(f"no database at {database}: run `liushui run` first")
     con = _retry_on_lock(
         lambda: duckdb.connect(str(database), read_only=True, config=_DUCKDB_CONFIG),
-        database, timeout_s=timeout_s, what="read-only",
+        database,
+        timeout_s=timeout_s,
+        what="read-only",
     )
     if memory_limit is not None:
         # A SET, not connect config: another connection of this process to the same file (a dashboard, a
@@ -157,14 +162,13 @@ def known_file_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
 def known_txn_ids(con: duckdb.DuckDBPyConnection, txn_ids: pl.Series) -> pl.Series:
     """Which of `txn_ids` are already published (boolean, aligned with the input)."""
     probe = pl.DataFrame({"txn_id": txn_ids}).with_row_index("_i").to_arrow()  # noqa: F841 (scanned by name)
-    found = con.sql(
-        "SELECT p._i FROM probe p SEMI JOIN transactions t ON t.txn_id = p.txn_id"
-    ).pl()["_i"]
+    found = con.sql("SELECT p._i FROM probe p SEMI JOIN transactions t ON t.txn_id = p.txn_id").pl()["_i"]
     return pl.Series(range(len(txn_ids))).is_in(found.implode())
 
 
-def export_history(con: duckdb.DuckDBPyConnection, account_ids: pl.Series | None, path: Path, *,
-                   graph_min_amount: float | None = None) -> int:
+def export_history(
+    con: duckdb.DuckDBPyConnection, account_ids: pl.Series | None, path: Path, *, graph_min_amount: float | None = None
+) -> int:
     """Write the canonical columns of every published transaction (of the given accounts, when not None)
     to Parquet at `path`, streamed by DuckDB; returns the row count. With `graph_min_amount`, only the
     transfer graph: rows naming a counterparty account or moving at least that much."""
@@ -176,8 +180,9 @@ def export_history(con: duckdb.DuckDBPyConnection, account_ids: pl.Series | None
         relation = con.sql(f"SELECT {columns} FROM transactions t{where}", params=params)
     else:
         wanted = pl.DataFrame({"account_id": account_ids.unique()}).to_arrow()  # noqa: F841
-        relation = con.sql(f"SELECT {columns} FROM transactions t SEMI JOIN wanted w USING (account_id){where}",
-                           params=params)
+        relation = con.sql(
+            f"SELECT {columns} FROM transactions t SEMI JOIN wanted w USING (account_id){where}", params=params
+        )
     relation.write_parquet(str(path))
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 

@@ -21,11 +21,18 @@ def _table_section(table: Table) -> str:
         table.description,
         "",
         f"Primary key: `{', '.join(table.primary_key)}`"
-        + ("" if table.index_primary_key else " (checked every run by a blocking expectation; no DuckDB index, "
-           "which must fit in memory and slows bulk inserts)")
+        + (
+            ""
+            if table.index_primary_key
+            else " (checked every run by a blocking expectation; no DuckDB index, "
+            "which must fit in memory and slows bulk inserts)"
+        )
         + ". "
-        + ("Rows are replaced per account on recompute." if table.account_scoped and not table.append_only
-           else "Append-only history."),
+        + (
+            "Rows are replaced per account on recompute."
+            if table.account_scoped and not table.append_only
+            else "Append-only history."
+        ),
         "",
         "| column | type | null | unit | meaning |",
         "|---|---|---|---|---|",

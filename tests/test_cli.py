@@ -17,8 +17,9 @@ def published(prefect_harness, sample_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("cli")
     shutil.copytree(sample_dir / "inbox", work / "inbox")
     db = work / "w.duckdb"
-    result = runner.invoke(app, ["run", "--inbox", str(work / "inbox"), "--db", str(db),
-                                 "--reference", str(sample_dir / "reference")])
+    result = runner.invoke(
+        app, ["run", "--inbox", str(work / "inbox"), "--db", str(db), "--reference", str(sample_dir / "reference")]
+    )
     assert result.exit_code == 0, result.output
     assert "published full run" in result.output and "risk_flags" in result.output
     return db

@@ -29,10 +29,13 @@ def classified(rows: list[dict], accounts_ref: pl.DataFrame) -> pl.LazyFrame:
 
 def trading_month(account: str, *, n_in: int = 6, n_out: int = 3, month: int = 3) -> list[dict]:
     """`n_in` 货款 receipts of 8,000 from companies and `n_out` supplier payments of 5,000."""
-    ins = [txn(account, f"2026-{month:02d}-{d + 1:02d} 10:00:00", "8000", BUYERS[d % 3], None, "货款")
-           for d in range(n_in)]
-    outs = [txn(account, f"2026-{month:02d}-{d + 10:02d} 15:00:00", "-5000", SUPPLIERS[d % 2], None, "采购款")
-            for d in range(n_out)]
+    ins = [
+        txn(account, f"2026-{month:02d}-{d + 1:02d} 10:00:00", "8000", BUYERS[d % 3], None, "货款") for d in range(n_in)
+    ]
+    outs = [
+        txn(account, f"2026-{month:02d}-{d + 10:02d} 15:00:00", "-5000", SUPPLIERS[d % 2], None, "采购款")
+        for d in range(n_out)
+    ]
     return ins + outs
 
 
@@ -89,8 +92,10 @@ def test_salary_loans_and_consumption_from_companies_are_not_business():
 
 
 def test_a_freelance_payment_from_a_company_counts_as_business_inflow():
-    rows = [txn("A", "2026-03-01 09:00:00", "3000", "宁波九州贸易有限公司", None, "劳务费"),
-            txn("A", "2026-03-02 09:00:00", "800", "Acme Trading Co., Ltd", None, "invoice 42")]
+    rows = [
+        txn("A", "2026-03-01 09:00:00", "3000", "宁波九州贸易有限公司", None, "劳务费"),
+        txn("A", "2026-03-02 09:00:00", "800", "Acme Trading Co., Ltd", None, "invoice 42"),
+    ]
     features, _ = run(rows)
     assert features.select("business_in_count", "business_in").row(0) == (2, Decimal("3800.00"))
 
@@ -112,13 +117,16 @@ def test_edge_at_the_share_threshold():
     assert run(rows)[1].height == 0
 
 
-@pytest.mark.parametrize(("name", "company"), [
-    ("Acme Trading Co., Ltd", True),
-    ("腾讯Ltd", True),                 # a Chinese character next to the Latin suffix is a word boundary
-    ("Incheon Travel", False),         # "inc" inside a word is not a suffix
-    ("Costco Wholesale", False),       # nor is "co" inside one
-    ("张三", False),
-])
+@pytest.mark.parametrize(
+    ("name", "company"),
+    [
+        ("Acme Trading Co., Ltd", True),
+        ("腾讯Ltd", True),  # a Chinese character next to the Latin suffix is a word boundary
+        ("Incheon Travel", False),  # "inc" inside a word is not a suffix
+        ("Costco Wholesale", False),  # nor is "co" inside one
+        ("张三", False),
+    ],
+)
 def test_company_names(name: str, company: bool):
     matched = pl.Series([name]).str.contains(COMPANY_PATTERN)
     assert matched.to_list() == [company]

@@ -57,8 +57,17 @@ class Proc:
         self.log = log
         self._stdout = log.open("w", encoding="utf-8")
         self.popen = subprocess.Popen(
-            [str(a) for a in args], env=env, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=self._stdout,
-            stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", start_new_session=True)
+            [str(a) for a in args],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         self._eof = False
         self._cond = threading.Condition()
@@ -158,14 +167,22 @@ def prefect_envs(tmp_path_factory) -> dict[str, dict[str, str]]:
     shared_home, temporary_home = work / "shared", work / "temporary"
     shared_home.mkdir()
     temporary_home.mkdir()
-    migrate = subprocess.run([str(PREFECT), "server", "database", "upgrade", "-y"], env=_base_env(shared_home),
-                             capture_output=True, text=True, timeout=TIMEOUT_S)
+    migrate = subprocess.run(
+        [str(PREFECT), "server", "database", "upgrade", "-y"],
+        env=_base_env(shared_home),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     shutil.copy2(shared_home / "prefect.db", temporary_home / "prefect.db")
 
     port = _free_port()
-    server = Proc([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services",
-                   "--no-ui"], _base_env(shared_home), work / "server.log")
+    server = Proc(
+        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services", "--no-ui"],
+        _base_env(shared_home),
+        work / "server.log",
+    )
     url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + 180
@@ -179,8 +196,7 @@ def prefect_envs(tmp_path_factory) -> dict[str, dict[str, str]]:
             assert server.popen.poll() is None, f"the Prefect server stopped:\n{server.report()}"
             assert time.monotonic() < deadline, f"the Prefect server did not start:\n{server.report()}"
             time.sleep(0.5)
-        yield {"shared": {**_base_env(shared_home), "PREFECT_API_URL": url},
-               "temporary": _base_env(temporary_home)}
+        yield {"shared": {**_base_env(shared_home), "PREFECT_API_URL": url}, "temporary": _base_env(temporary_home)}
     finally:
         try:
             os.killpg(server.popen.pid, signal.SIGTERM)
@@ -218,14 +234,21 @@ def baseline(prefect_envs, sample_dir, tmp_path_factory) -> Baseline:
     (final_inbox / "next_day.csv").write_text(_extra_day(sample_dir), encoding="utf-8")
     first_db, rebuilt_db = work / "first.duckdb", work / "rebuilt.duckdb"
     env = prefect_envs["shared"]
-    runs = [start_run(first_inbox, first_db, reference, env, work / "first.log"),
-            start_run(final_inbox, rebuilt_db, reference, env, work / "rebuilt.log")]
+    runs = [
+        start_run(first_inbox, first_db, reference, env, work / "first.log"),
+        start_run(final_inbox, rebuilt_db, reference, env, work / "rebuilt.log"),
+    ]
     for proc in runs:
         assert proc.finish() == 0, proc.report()
     return Baseline(
-        reference=reference, final_inbox=final_inbox, first_db=first_db,
-        old_exact=snapshot(first_db), old=snapshot(first_db, drop=RUN_SPECIFIC),
-        rebuilt_db=rebuilt_db, new=snapshot(rebuilt_db, drop=RUN_SPECIFIC), old_runs=len(_run_statuses(first_db)),
+        reference=reference,
+        final_inbox=final_inbox,
+        first_db=first_db,
+        old_exact=snapshot(first_db),
+        old=snapshot(first_db, drop=RUN_SPECIFIC),
+        rebuilt_db=rebuilt_db,
+        new=snapshot(rebuilt_db, drop=RUN_SPECIFIC),
+        old_runs=len(_run_statuses(first_db)),
     )
 
 
@@ -247,8 +270,13 @@ def read_everything(db: Path) -> None:
     """Open read-only and read every table and view in full (DuckDB verifies block checksums on read)."""
     con = store.reader(db)
     try:
-        names = [r[0] for r in con.sql("SELECT table_name FROM duckdb_tables() WHERE NOT internal UNION ALL "
-                                       "SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()]
+        names = [
+            r[0]
+            for r in con.sql(
+                "SELECT table_name FROM duckdb_tables() WHERE NOT internal UNION ALL "
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        ]
         assert {t.name for t in PUBLISHED_TABLES} <= set(names)
         for name in names:
             con.sql(f'SELECT * FROM "{name}"').to_arrow_table()
@@ -265,7 +293,7 @@ def _same(left: dict[str, pl.DataFrame], right: dict[str, pl.DataFrame]) -> bool
 
 
 def which_state(tables: dict[str, pl.DataFrame], old: dict[str, pl.DataFrame], new: dict[str, pl.DataFrame]) -> str:
-    """"old" or "new"; fails on anything else (a mix of the two, a partial publish, lost rows)."""
+    """ "old" or "new"; fails on anything else (a mix of the two, a partial publish, lost rows)."""
     if _same(tables, old):
         return "old"
     if _same(tables, new):
@@ -288,7 +316,8 @@ KILL_POINTS = [
 
 @pytest.mark.parametrize(("marker", "target", "server", "allowed"), KILL_POINTS)
 def test_sigkill_at_a_stage_keeps_the_previous_state_and_the_next_run_completes(
-        baseline, prefect_envs, tmp_path, marker, target, server, allowed):
+    baseline, prefect_envs, tmp_path, marker, target, server, allowed
+):
     db = copy_db(baseline.first_db, tmp_path / "w.duckdb")
     killed = start_run(baseline.final_inbox, db, baseline.reference, prefect_envs[server], tmp_path / "killed.log")
     try:
@@ -325,7 +354,7 @@ def test_sigkill_at_a_stage_keeps_the_previous_state_and_the_next_run_completes(
     read_everything(db)
     assert_same_tables(snapshot(db, drop=RUN_SPECIFIC), baseline.new)
     expected = ["published"] if state == "old" else ["published", "nothing_new"]
-    assert _run_statuses(db)[baseline.old_runs:] == expected
+    assert _run_statuses(db)[baseline.old_runs :] == expected
 
 
 # --- kill inside the publish transaction ---------------------------------------------------------------------
@@ -393,8 +422,9 @@ def test_sigkill_anywhere_in_the_publish_transaction_leaves_old_or_new_never_a_m
             child.reap_group()
         read_everything(db)
         state = which_state(snapshot(db, drop=RUN_SPECIFIC), old, new)
-        outcomes.append((fraction, "killed" if code == -signal.SIGKILL else "finished",
-                         Path(f"{db}.wal").exists(), state))
+        outcomes.append(
+            (fraction, "killed" if code == -signal.SIGKILL else "finished", Path(f"{db}.wal").exists(), state)
+        )
         if state == "old":
             assert_same_tables(snapshot(db), baseline.old_exact)
         # the next writer is not blocked and completes the publish
@@ -411,8 +441,7 @@ def test_sigkill_anywhere_in_the_publish_transaction_leaves_old_or_new_never_a_m
 def test_two_runs_at_once_one_waits_and_readers_see_old_or_new(baseline, prefect_envs, tmp_path):
     db = copy_db(baseline.first_db, tmp_path / "w.duckdb")
     env = prefect_envs["shared"]
-    runs = [start_run(baseline.final_inbox, db, baseline.reference, env, tmp_path / f"run{i}.log")
-            for i in range(2)]
+    runs = [start_run(baseline.final_inbox, db, baseline.reference, env, tmp_path / f"run{i}.log") for i in range(2)]
     done = threading.Event()
     seen: list[str] = []
     refused: list[str] = []
@@ -431,8 +460,14 @@ def test_two_runs_at_once_one_waits_and_readers_see_old_or_new(baseline, prefect
 
     def read_with_cli() -> None:
         while not done.is_set():
-            result = subprocess.run([str(LIUSHUI), "flags", "--db", str(db)], env=env, cwd=PROJECT_ROOT,
-                                    capture_output=True, text=True, timeout=TIMEOUT_S)
+            result = subprocess.run(
+                [str(LIUSHUI), "flags", "--db", str(db)],
+                env=env,
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+            )
             cli_results.append((result.returncode, result.stdout + result.stderr))
 
     def recording(target):
@@ -441,6 +476,7 @@ def test_two_runs_at_once_one_waits_and_readers_see_old_or_new(baseline, prefect
                 target()
             except BaseException as exc:  # noqa: BLE001 (re-raised by the test below)
                 errors.append(exc)
+
         return body
 
     readers = [threading.Thread(target=recording(read_in_process)), threading.Thread(target=recording(read_with_cli))]
@@ -459,12 +495,14 @@ def test_two_runs_at_once_one_waits_and_readers_see_old_or_new(baseline, prefect
     assert codes == [0, 0], "\n\n".join(run.report() for run in runs)
     waited = [run for run in runs if "another run is using" in run.stderr and "waiting" in run.stderr]
     assert len(waited) == 1, "\n\n".join(run.report() for run in runs)
-    assert _run_statuses(db)[baseline.old_runs:] == ["published", "nothing_new"]
+    assert _run_statuses(db)[baseline.old_runs :] == ["published", "nothing_new"]
     read_everything(db)
     assert_same_tables(snapshot(db, drop=RUN_SPECIFIC), baseline.new)
 
-    print(f"in-process reads: {len(seen)} ({seen.count('old')} old, {seen.count('new')} new), "
-          f"{len(refused)} refused; CLI reads: {[code for code, _ in cli_results]}")
+    print(
+        f"in-process reads: {len(seen)} ({seen.count('old')} old, {seen.count('new')} new), "
+        f"{len(refused)} refused; CLI reads: {[code for code, _ in cli_results]}"
+    )
     assert seen and seen == sorted(seen, key=["old", "new"].index)  # never back to old once new was seen
     assert all("cannot open" in message and "read-only" in message for message in refused)
     assert cli_results
@@ -476,8 +514,15 @@ def test_two_runs_at_once_one_waits_and_readers_see_old_or_new(baseline, prefect
 def test_short_lock_timeout_refuses_clearly_and_changes_nothing(baseline, prefect_envs, tmp_path):
     db = copy_db(baseline.first_db, tmp_path / "w.duckdb")
     with store.run_lock(db, timeout_s=5):  # the lock every run takes, held as by a run in progress
-        refused = start_run(baseline.final_inbox, db, baseline.reference, prefect_envs["shared"],
-                            tmp_path / "refused.log", "--lock-timeout", "2")
+        refused = start_run(
+            baseline.final_inbox,
+            db,
+            baseline.reference,
+            prefect_envs["shared"],
+            tmp_path / "refused.log",
+            "--lock-timeout",
+            "2",
+        )
         code = refused.finish()
     assert code == 1, refused.report()
     assert "another run is using" in refused.stderr and "waiting up to 2 s" in refused.stderr
@@ -506,8 +551,9 @@ def test_reader_during_a_write_that_dies_waits_and_reads_the_old_state(baseline,
     db = copy_db(baseline.first_db, tmp_path / "w.duckdb")
     flags = baseline.old["risk_flags"].height
     assert flags > 0
-    holder = Proc([sys.executable, "-c", HOLD_CHILD, db, "4"], {**os.environ, "PYTHONUNBUFFERED": "1"},
-                  tmp_path / "holder.log")
+    holder = Proc(
+        [sys.executable, "-c", HOLD_CHILD, db, "4"], {**os.environ, "PYTHONUNBUFFERED": "1"}, tmp_path / "holder.log"
+    )
     try:
         assert _wait_stdout(holder, "holding"), holder.report()
         # a reader that cannot wait long enough says so clearly
@@ -516,7 +562,12 @@ def test_reader_during_a_write_that_dies_waits_and_reads_the_old_state(baseline,
         # the CLI reader retries while the file is held, then reads the state the dead writer left
         result = subprocess.run(
             [str(LIUSHUI), "query", "SELECT count(*) AS flag_rows FROM risk_flags", "--db", str(db)],
-            env=prefect_envs["shared"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+            env=prefect_envs["shared"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
         assert holder.finish() == -signal.SIGKILL, holder.report()
     finally:
         holder.reap_group()

@@ -46,9 +46,14 @@ LENDERS = {
 def _row(txn_id, at, amount, counterparty, memo, *, acct="A1", balance=None, currency="CNY") -> dict:
     booked_at = datetime.fromisoformat(at)
     return {
-        "txn_id": txn_id, "account_id": acct, "booked_at": booked_at, "amount": Decimal(amount),
-        "currency": currency, "balance_after": None if balance is None else Decimal(balance),
-        "counterparty_name": counterparty, "description": memo,
+        "txn_id": txn_id,
+        "account_id": acct,
+        "booked_at": booked_at,
+        "amount": Decimal(amount),
+        "currency": currency,
+        "balance_after": None if balance is None else Decimal(balance),
+        "counterparty_name": counterparty,
+        "description": memo,
     }
 
 
@@ -119,21 +124,23 @@ def run(rows: list[dict], *, as_of: date = date(2024, 7, 15), rules=RULES) -> Ru
 def full_months(acct: str, first: str, last: str, **kw) -> list[dict]:
     """A salary on the first day and a small spend on the last day of the coverage: months between are
     fully covered."""
-    return [salary(f"{acct}-s", f"{first} 08:00", acct=acct, **kw),
-            spend(f"{acct}-e", f"{last} 20:00", acct=acct, **kw)]
+    return [
+        salary(f"{acct}-s", f"{first} 08:00", acct=acct, **kw),
+        spend(f"{acct}-e", f"{last} 20:00", acct=acct, **kw),
+    ]
 
 
 # ---- month features --------------------------------------------------------------------------------------
 def test_lenders_active_counts_distinct_lenders_in_day_windows_ending_at_month_end():
     # June ends 2024-06-30: its 30-day window starts 06-01, 90-day 04-02, 180-day 01-03.
     rows = full_months("A1", "2024-01-01", "2024-06-30") + [
-        repay("m", "2024-01-02 10:00", "100.00", "mashang_consumer"),      # day 181: outside every window
-        repay("z", "2024-01-03 10:00", "100.00", "zhaolian_consumer"),     # day 180
-        repay("w", "2024-04-01 10:00", "100.00", "webank_weilidai"),       # day 91
-        repay("j", "2024-04-02 10:00", "100.00", "ant_jiebei"),            # day 90
+        repay("m", "2024-01-02 10:00", "100.00", "mashang_consumer"),  # day 181: outside every window
+        repay("z", "2024-01-03 10:00", "100.00", "zhaolian_consumer"),  # day 180
+        repay("w", "2024-04-01 10:00", "100.00", "webank_weilidai"),  # day 91
+        repay("j", "2024-04-02 10:00", "100.00", "ant_jiebei"),  # day 90
         repay("y", "2024-05-31 10:00", "100.00", "duxiaoman_youqianhua"),  # day 31
-        repay("t", "2024-06-01 10:00", "100.00", "jd_jintiao"),            # day 30
-        repay("j2", "2024-06-10 10:00", "100.00", "ant_jiebei"),           # a lender seen again is still one
+        repay("t", "2024-06-01 10:00", "100.00", "jd_jintiao"),  # day 30
+        repay("j2", "2024-06-10 10:00", "100.00", "ant_jiebei"),  # a lender seen again is still one
         _row("pf", "2024-06-12 10:00", "-15.00", "某某物业服务有限公司", "物业费滞纳金"),  # penalty, no lender
     ]
     got = run(rows).months.select(
@@ -160,7 +167,10 @@ def test_loan_event_counts_amounts_and_share_of_inflow():
     got = run(rows)
     jan, feb = got.month("A1", "2024-01-01"), got.month("A1", "2024-02-01")
     assert {k: jan[k] for k in ("disbursement_count", "penalty_count", "penalty_amount", "failed_debit_count")} == {
-        "disbursement_count": 2, "penalty_count": 2, "penalty_amount": Decimal("27.40"), "failed_debit_count": 1,
+        "disbursement_count": 2,
+        "penalty_count": 2,
+        "penalty_amount": Decimal("27.40"),
+        "failed_debit_count": 1,
     }
     assert jan["loan_share_of_inflow"] == pytest.approx(8000 / 18450)
     # no inflow: no share; no events: zeros, not nulls
@@ -172,14 +182,14 @@ def test_loan_event_counts_amounts_and_share_of_inflow():
 def test_negative_balance_days_use_the_last_stated_balance_of_the_day_in_statement_order():
     rows = [
         salary("a", "2024-01-01 08:00", "1000.00", balance="1000.00"),
-        spend("b", "2024-01-02 09:00", "1500.00", balance="-500.00"),   # negative during the day ...
-        salary("c", "2024-01-02 18:00", "1000.00", balance="500.00"),   # ... but it ends positive
-        spend("d", "2024-01-03 00:00", "600.00", balance="-100.00"),    # date-only rows: source_row decides
+        spend("b", "2024-01-02 09:00", "1500.00", balance="-500.00"),  # negative during the day ...
+        salary("c", "2024-01-02 18:00", "1000.00", balance="500.00"),  # ... but it ends positive
+        spend("d", "2024-01-03 00:00", "600.00", balance="-100.00"),  # date-only rows: source_row decides
         salary("e", "2024-01-03 00:00", "300.00", balance="200.00"),
         spend("f", "2024-01-04 00:00", "300.00", balance="-100.00"),
-        spend("g", "2024-01-04 00:00", "50.00", balance="-150.00"),     # ends negative: counted
-        spend("h", "2024-01-05 00:00", "10.00"),                        # no stated balance: not judged
-        spend("i", "2024-01-31 00:00", "10.00", balance="-20.00"),      # counted
+        spend("g", "2024-01-04 00:00", "50.00", balance="-150.00"),  # ends negative: counted
+        spend("h", "2024-01-05 00:00", "10.00"),  # no stated balance: not judged
+        spend("i", "2024-01-31 00:00", "10.00", balance="-20.00"),  # counted
     ]
     got = run(rows)
     assert got.month("A1", "2024-01-01")["negative_balance_days"] == 2
@@ -193,9 +203,13 @@ def test_month_features_recompute_on_a_frame_already_in_the_contract_shape():
     # as published: every contract column present, the credit ones included
     conformed = ACCOUNT_MONTHS.conform(
         got.months.with_columns(
-            large_outflow_count=pl.lit(0), large_outflow_sum=pl.lit(0).cast(pl.Decimal(18, 2)),
-            business_in_count=pl.lit(0), business_in=pl.lit(0).cast(pl.Decimal(18, 2)),
-            business_out_count=pl.lit(0), business_out=pl.lit(0).cast(pl.Decimal(18, 2)), balance_breaks=pl.lit(0),
+            large_outflow_count=pl.lit(0),
+            large_outflow_sum=pl.lit(0).cast(pl.Decimal(18, 2)),
+            business_in_count=pl.lit(0),
+            business_in=pl.lit(0).cast(pl.Decimal(18, 2)),
+            business_out_count=pl.lit(0),
+            business_out=pl.lit(0).cast(pl.Decimal(18, 2)),
+            balance_breaks=pl.lit(0),
         )
     )
     again = credit_month_features(got.transactions.lazy(), conformed, rules=RULES).collect()
@@ -207,13 +221,17 @@ def _debt_burden_rows() -> list[dict]:
     # Coverage from 01-15 (January partial) to June (the as-of month, partial); Feb-May are full.
     rows = [salary("s1", "2024-01-15 08:00"), repay("r1", "2024-01-20 10:00", "9000.00", "ant_jiebei")]
     for month, repaid in (("02", "4000.00"), ("03", "5000.00"), ("04", "6000.00"), ("05", "5500.00")):
-        rows += [salary(f"s{month}", f"2024-{month}-01 08:00"), repay(f"r{month}", f"2024-{month}-10 10:00", repaid,
-                                                                       "ant_jiebei")]
+        rows += [
+            salary(f"s{month}", f"2024-{month}-01 08:00"),
+            repay(f"r{month}", f"2024-{month}-10 10:00", repaid, "ant_jiebei"),
+        ]
     rows += [repay("r06", "2024-06-10 10:00", "9000.00", "ant_jiebei")]
     # A2 earns less than min_clean_income a month: its ratio is not meaningful
-    rows += [salary("x1", "2024-02-01 08:00", "900.00", acct="A2"),
-             salary("x2", "2024-03-01 08:00", "900.00", acct="A2"),
-             repay("x3", "2024-03-31 10:00", "899.00", "ant_jiebei", acct="A2")]
+    rows += [
+        salary("x1", "2024-02-01 08:00", "900.00", acct="A2"),
+        salary("x2", "2024-03-01 08:00", "900.00", acct="A2"),
+        repay("x3", "2024-03-31 10:00", "899.00", "ant_jiebei", acct="A2"),
+    ]
     return rows
 
 
@@ -221,12 +239,12 @@ def test_debt_burden_trailing_sums_full_months_only():
     got = run(_debt_burden_rows(), as_of=date(2024, 6, 20))
     a1 = got.months.filter(pl.col("account_id") == "A1")
     assert a1.select("month_on", "is_full_month", "debt_burden_trailing").rows() == [
-        (date(2024, 1, 1), False, None),            # partial first month: not judged, not in any window
-        (date(2024, 2, 1), True, 0.4),              # Feb only
-        (date(2024, 3, 1), True, 0.45),             # 9000 / 20000
-        (date(2024, 4, 1), True, 0.5),              # 15000 / 30000
-        (date(2024, 5, 1), True, 0.55),             # Mar-May: 16500 / 30000
-        (date(2024, 6, 1), False, None),            # as-of month: partial
+        (date(2024, 1, 1), False, None),  # partial first month: not judged, not in any window
+        (date(2024, 2, 1), True, 0.4),  # Feb only
+        (date(2024, 3, 1), True, 0.45),  # 9000 / 20000
+        (date(2024, 4, 1), True, 0.5),  # 15000 / 30000
+        (date(2024, 5, 1), True, 0.55),  # Mar-May: 16500 / 30000
+        (date(2024, 6, 1), False, None),  # as-of month: partial
     ]
     assert got.month("A2", "2024-02-01")["debt_burden_trailing"] is None  # 900 < 1000 a month
 
@@ -237,58 +255,79 @@ def links_of(rows: list[dict]) -> list[tuple]:
 
 
 def test_borrow_to_repay_link_has_the_contract_columns_and_a_stable_id():
-    rows = [borrow("d1", "2024-01-05 10:00", "5000.00", "ant_jiebei"),
-            repay("r1", "2024-01-08 09:00", "4800.00", "webank_weilidai")]
+    rows = [
+        borrow("d1", "2024-01-05 10:00", "5000.00", "ant_jiebei"),
+        repay("r1", "2024-01-08 09:00", "4800.00", "webank_weilidai"),
+    ]
     got = run(rows).links
     assert got.schema == TRANSFER_LINKS.polars_schema
-    assert got.rows(named=True) == [{
-        "link_id": hashlib.sha256(b"borrow_to_repay|d1|r1").hexdigest()[:32],
-        "link_type": "borrow_to_repay", "account_id": "A1", "out_txn_id": "d1", "in_txn_id": "r1",
-        "amount_out": Decimal("5000.00"), "amount_in": Decimal("4800.00"), "days_apart": 3,
-        "counterparty": "ant_jiebei→webank_weilidai", "chain_id": None, "chain_length": None,
-        "evidence_txn_ids": ["d1", "r1"],
-    }]
+    assert got.rows(named=True) == [
+        {
+            "link_id": hashlib.sha256(b"borrow_to_repay|d1|r1").hexdigest()[:32],
+            "link_type": "borrow_to_repay",
+            "account_id": "A1",
+            "out_txn_id": "d1",
+            "in_txn_id": "r1",
+            "amount_out": Decimal("5000.00"),
+            "amount_in": Decimal("4800.00"),
+            "days_apart": 3,
+            "counterparty": "ant_jiebei→webank_weilidai",
+            "chain_id": None,
+            "chain_length": None,
+            "evidence_txn_ids": ["d1", "r1"],
+        }
+    ]
 
 
 def test_borrow_to_repay_window_is_max_days_inclusive():
-    rows = [borrow("d7", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
-            repay("r7", "2024-01-08 23:00", "5000.00", "webank_weilidai"),   # 7 days: linked
-            borrow("d8", "2024-02-01 10:00", "5000.00", "ant_jiebei"),
-            repay("r8", "2024-02-09 08:00", "5000.00", "webank_weilidai")]   # 8 days: not
+    rows = [
+        borrow("d7", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
+        repay("r7", "2024-01-08 23:00", "5000.00", "webank_weilidai"),  # 7 days: linked
+        borrow("d8", "2024-02-01 10:00", "5000.00", "ant_jiebei"),
+        repay("r8", "2024-02-09 08:00", "5000.00", "webank_weilidai"),
+    ]  # 8 days: not
     assert links_of(rows) == [("d7", "r7", 7)]
 
 
 def test_repaying_the_same_lender_is_not_borrow_to_repay():
-    rows = [borrow("d1", "2024-01-05 10:00", "5000.00", "ant_jiebei"),
-            repay("r1", "2024-01-06 10:00", "5000.00", "ant_jiebei")]
+    rows = [
+        borrow("d1", "2024-01-05 10:00", "5000.00", "ant_jiebei"),
+        repay("r1", "2024-01-06 10:00", "5000.00", "ant_jiebei"),
+    ]
     assert links_of(rows) == []
 
 
 def test_borrow_to_repay_needs_a_comparable_amount_and_a_minimum_disbursement():
-    rows = [borrow("d1", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
-            repay("r1", "2024-01-02 10:00", "6000.00", "webank_weilidai"),   # exactly +20 %: linked
-            borrow("d2", "2024-03-01 10:00", "5000.00", "ant_jiebei"),
-            repay("r2", "2024-03-02 10:00", "3999.99", "webank_weilidai"),   # just beyond -20 %
-            borrow("d3", "2024-05-01 10:00", "999.99", "ant_jiebei"),        # below min_amount
-            repay("r3", "2024-05-02 10:00", "999.99", "webank_weilidai"),
-            borrow("d4", "2024-06-01 10:00", "1000.00", "ant_jiebei"),       # exactly min_amount
-            repay("r4", "2024-06-02 10:00", "1000.00", "webank_weilidai")]
+    rows = [
+        borrow("d1", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
+        repay("r1", "2024-01-02 10:00", "6000.00", "webank_weilidai"),  # exactly +20 %: linked
+        borrow("d2", "2024-03-01 10:00", "5000.00", "ant_jiebei"),
+        repay("r2", "2024-03-02 10:00", "3999.99", "webank_weilidai"),  # just beyond -20 %
+        borrow("d3", "2024-05-01 10:00", "999.99", "ant_jiebei"),  # below min_amount
+        repay("r3", "2024-05-02 10:00", "999.99", "webank_weilidai"),
+        borrow("d4", "2024-06-01 10:00", "1000.00", "ant_jiebei"),  # exactly min_amount
+        repay("r4", "2024-06-02 10:00", "1000.00", "webank_weilidai"),
+    ]
     assert links_of(rows) == [("d1", "r1", 1), ("d4", "r4", 1)]
 
 
 def test_borrow_to_repay_needs_the_repayment_after_the_disbursement():
-    rows = [repay("r0", "2024-01-04 10:00", "5000.00", "webank_weilidai"),   # before: not funded by it
-            borrow("d1", "2024-01-05 00:00", "5000.00", "ant_jiebei"),
-            repay("r1", "2024-01-05 00:00", "5000.00", "jd_jintiao"),        # same stamp: order unknown
-            borrow("d2", "2024-02-05 09:00", "5000.00", "ant_jiebei"),
-            repay("r2", "2024-02-05 15:00", "5000.00", "jd_jintiao")]        # same day, later: linked
+    rows = [
+        repay("r0", "2024-01-04 10:00", "5000.00", "webank_weilidai"),  # before: not funded by it
+        borrow("d1", "2024-01-05 00:00", "5000.00", "ant_jiebei"),
+        repay("r1", "2024-01-05 00:00", "5000.00", "jd_jintiao"),  # same stamp: order unknown
+        borrow("d2", "2024-02-05 09:00", "5000.00", "ant_jiebei"),
+        repay("r2", "2024-02-05 15:00", "5000.00", "jd_jintiao"),
+    ]  # same day, later: linked
     assert links_of(rows) == [("d2", "r2", 0)]
 
 
 def test_borrow_to_repay_uses_each_repayment_once_for_the_earliest_disbursement():
-    rows = [borrow("d1", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
-            borrow("d2", "2024-01-02 10:00", "5000.00", "zhaolian_consumer"),
-            repay("r1", "2024-01-03 10:00", "5000.00", "webank_weilidai")]
+    rows = [
+        borrow("d1", "2024-01-01 10:00", "5000.00", "ant_jiebei"),
+        borrow("d2", "2024-01-02 10:00", "5000.00", "zhaolian_consumer"),
+        repay("r1", "2024-01-03 10:00", "5000.00", "webank_weilidai"),
+    ]
     assert links_of(rows) == [("d1", "r1", 2)]
 
 
@@ -300,13 +339,28 @@ def _classified(rows: list[tuple]) -> pl.DataFrame:
             "account_id": [r[1] for r in rows],
             "booked_at": [datetime(2024, 1, 1 + r[2], 10 + i % 10) for i, r in enumerate(rows)],
             "amount": [Decimal(r[5]) * (1 if r[3] == "loan_disbursement" else -1) for r in rows],
-            "currency": "CNY", "source_file": "f.csv", "source_row": list(range(1, len(rows) + 1)),
-            "batch_id": "b", "customer_id": [r[1] for r in rows], "txn_class": [r[3] for r in rows],
-            "lender_id": [r[4] for r in rows], "is_clean_income": False,
+            "currency": "CNY",
+            "source_file": "f.csv",
+            "source_row": list(range(1, len(rows) + 1)),
+            "batch_id": "b",
+            "customer_id": [r[1] for r in rows],
+            "txn_class": [r[3] for r in rows],
+            "lender_id": [r[4] for r in rows],
+            "is_clean_income": False,
         },
-        schema_overrides={name: TRANSACTIONS.polars_schema[name] for name in
-                          ("txn_id", "account_id", "booked_at", "amount", "source_row", "customer_id", "txn_class",
-                           "lender_id")},
+        schema_overrides={
+            name: TRANSACTIONS.polars_schema[name]
+            for name in (
+                "txn_id",
+                "account_id",
+                "booked_at",
+                "amount",
+                "source_row",
+                "customer_id",
+                "txn_class",
+                "lender_id",
+            )
+        },
     ).with_columns(booked_on=pl.col("booked_at").dt.date())
     return TRANSACTIONS.conform(frame).collect()
 
@@ -341,36 +395,50 @@ def test_borrow_to_repay_links_never_reuse_a_transaction_and_name_real_ones(line
 
 # ---- flags ------------------------------------------------------------------------------------------------
 def _repayments(acct: str, lenders: list[str]) -> list[dict]:
-    return [repay(f"{acct}-{lender}", f"2024-06-{5 + i:02d} 10:00", "100.00", lender, acct=acct)
-            for i, lender in enumerate(lenders)]
+    return [
+        repay(f"{acct}-{lender}", f"2024-06-{5 + i:02d} 10:00", "100.00", lender, acct=acct)
+        for i, lender in enumerate(lenders)
+    ]
 
 
 def test_multi_lender_flags_more_than_max_lenders_in_90_days_and_names_them():
     four = ["ant_jiebei", "webank_weilidai", "jd_jintiao", "zhaolian_consumer"]
-    rows = (full_months("A3", "2024-06-01", "2024-06-30") + _repayments("A3", four[:3])       # exactly 3
-            + full_months("A4", "2024-06-01", "2024-06-30") + _repayments("A4", four)
-            + full_months("A6", "2024-06-01", "2024-06-30") + _repayments("A6", list(LENDERS)))
+    rows = (
+        full_months("A3", "2024-06-01", "2024-06-30")
+        + _repayments("A3", four[:3])  # exactly 3
+        + full_months("A4", "2024-06-01", "2024-06-30")
+        + _repayments("A4", four)
+        + full_months("A6", "2024-06-01", "2024-06-30")
+        + _repayments("A6", list(LENDERS))
+    )
     flags = run(rows).flagged("MULTI_LENDER")
     assert flags.select("account_id", "metric_value", "threshold", "severity").rows() == [
-        ("A4", 4.0, 3.0, "medium"), ("A6", 6.0, 3.0, "high"),
+        ("A4", 4.0, 3.0, "medium"),
+        ("A6", 6.0, 3.0, "high"),
     ]
     a4 = flags.row(0, named=True)
     assert (a4["period_start_on"], a4["period_end_on"]) == (date(2024, 6, 1), date(2024, 6, 30))  # clipped to coverage
     assert a4["limit_name"] == "distinct_lenders_90d"
     assert a4["evidence_txn_ids"] == sorted(f"A4-{lender}" for lender in four)
-    assert a4["reason_zh"] == ("截至2024-06-30的近90天内有4家贷款机构发生借贷往来（ant_jiebei、jd_jintiao、"
-                               "webank_weilidai、zhaolian_consumer），超过阈值3家。")
-    assert a4["reason_en"] == ("4 distinct lenders had loan activity in the 90 days to 2024-06-30 (ant_jiebei, "
-                               "jd_jintiao, webank_weilidai, zhaolian_consumer); the limit is 3.")
+    assert a4["reason_zh"] == (
+        "截至2024-06-30的近90天内有4家贷款机构发生借贷往来（ant_jiebei、jd_jintiao、"
+        "webank_weilidai、zhaolian_consumer），超过阈值3家。"
+    )
+    assert a4["reason_en"] == (
+        "4 distinct lenders had loan activity in the 90 days to 2024-06-30 (ant_jiebei, "
+        "jd_jintiao, webank_weilidai, zhaolian_consumer); the limit is 3."
+    )
     assert a4["remediation_zh"].startswith("把借款集中到一到两家机构")
     assert flags.schema == RISK_FLAGS.polars_schema
 
 
 def test_borrowing_frequent_flags_more_than_max_disbursements_in_a_month():
-    rows = (full_months("A1", "2024-06-01", "2024-06-30")
-            + [borrow(f"A1-d{i}", f"2024-06-1{i} 10:00", "500.00", "ant_jiebei", acct="A1") for i in range(4)]
-            + full_months("A2", "2024-06-01", "2024-06-30")
-            + [borrow(f"A2-d{i}", f"2024-06-1{i} 10:00", "500.00", "ant_jiebei", acct="A2") for i in range(3)])
+    rows = (
+        full_months("A1", "2024-06-01", "2024-06-30")
+        + [borrow(f"A1-d{i}", f"2024-06-1{i} 10:00", "500.00", "ant_jiebei", acct="A1") for i in range(4)]
+        + full_months("A2", "2024-06-01", "2024-06-30")
+        + [borrow(f"A2-d{i}", f"2024-06-1{i} 10:00", "500.00", "ant_jiebei", acct="A2") for i in range(3)]
+    )
     got = run(rows)
     flags = got.flagged("BORROWING_FREQUENT")
     assert flags.select("account_id", "metric_value", "threshold", "severity", "evidence_txn_ids").rows() == [
@@ -382,46 +450,62 @@ def test_borrowing_frequent_flags_more_than_max_disbursements_in_a_month():
 
 def _three_salaries(acct: str, amount: str, **kw) -> list[dict]:
     return [salary(f"{acct}-s{m}", f"2024-0{m}-01 08:00", amount, acct=acct, **kw) for m in (4, 5, 6)] + [
-        spend(f"{acct}-e", "2024-06-30 20:00", acct=acct, **kw)]
+        spend(f"{acct}-e", "2024-06-30 20:00", acct=acct, **kw)
+    ]
 
 
 def test_cash_loan_reliance_judges_a_whole_trailing_window_of_full_months():
     rows = (
         # 13000 of 43000 over April..June: 30.2 %
-        _three_salaries("A1", "10000.00") + [borrow("A1-d", "2024-06-05 10:00", "13000.00", "ant_jiebei", acct="A1")]
+        _three_salaries("A1", "10000.00")
+        + [borrow("A1-d", "2024-06-05 10:00", "13000.00", "ant_jiebei", acct="A1")]
         # exactly 30 %: 9000 of 30000
-        + _three_salaries("A2", "7000.00") + [borrow("A2-d", "2024-06-05 10:00", "9000.00", "ant_jiebei", acct="A2")]
+        + _three_salaries("A2", "7000.00")
+        + [borrow("A2-d", "2024-06-05 10:00", "9000.00", "ant_jiebei", acct="A2")]
         # only two full months (May, June) in the window: not judged, although 10000 of 30000 is 33 %
-        + [salary("A3-s5", "2024-05-01 08:00", "10000.00", acct="A3"),
-           salary("A3-s6", "2024-06-01 08:00", "10000.00", acct="A3"), spend("A3-e", "2024-06-30 20:00", acct="A3"),
-           borrow("A3-d", "2024-06-05 10:00", "10000.00", "ant_jiebei", acct="A3")]
+        + [
+            salary("A3-s5", "2024-05-01 08:00", "10000.00", acct="A3"),
+            salary("A3-s6", "2024-06-01 08:00", "10000.00", acct="A3"),
+            spend("A3-e", "2024-06-30 20:00", acct="A3"),
+            borrow("A3-d", "2024-06-05 10:00", "10000.00", "ant_jiebei", acct="A3"),
+        ]
         # 40 % of inflow but less than min_disbursed
-        + _three_salaries("A4", "500.00") + [borrow("A4-d", "2024-06-05 10:00", "999.00", "ant_jiebei", acct="A4")]
+        + _three_salaries("A4", "500.00")
+        + [borrow("A4-d", "2024-06-05 10:00", "999.00", "ant_jiebei", acct="A4")]
         # the as-of month is partial: not judged
-        + _three_salaries("A5", "5000.00") + [borrow("A5-d", "2024-07-02 10:00", "9000.00", "ant_jiebei", acct="A5")]
+        + _three_salaries("A5", "5000.00")
+        + [borrow("A5-d", "2024-07-02 10:00", "9000.00", "ant_jiebei", acct="A5")]
         # a USD loan of a CNY account: not its main currency
-        + _three_salaries("A6", "5000.00") + [borrow("A6-d", "2024-06-05 10:00", "9000.00", "ant_jiebei", acct="A6",
-                                                     currency="USD")]
+        + _three_salaries("A6", "5000.00")
+        + [borrow("A6-d", "2024-06-05 10:00", "9000.00", "ant_jiebei", acct="A6", currency="USD")]
     )
     flags = run(rows).flagged("CASH_LOAN_RELIANCE")
-    assert flags.select("account_id", "period_start_on", "metric_value", "threshold", "limit_name",
-                        "evidence_txn_ids").rows() == [
+    assert flags.select(
+        "account_id", "period_start_on", "metric_value", "threshold", "limit_name", "evidence_txn_ids"
+    ).rows() == [
         ("A1", date(2024, 4, 1), pytest.approx(13000 / 43000), 0.3, "loan_share_of_inflow_3m", ["A1-d"]),
     ]
-    assert flags["reason_en"][0] == ("Over the last 3 months loan disbursements of 13000.00 were 30.2% of all inflow "
-                                     "(43000.00); the limit is 30%.")
+    assert flags["reason_en"][0] == (
+        "Over the last 3 months loan disbursements of 13000.00 were 30.2% of all inflow (43000.00); the limit is 30%."
+    )
 
 
 def test_borrow_to_repay_flags_the_month_of_the_repayment():
     rows = (
-        [borrow("A1-d", "2024-05-29 10:00", "5000.00", "ant_jiebei", acct="A1"),
-         repay("A1-r", "2024-06-02 10:00", "5000.00", "webank_weilidai", acct="A1")]
-        + [borrow("A2-d1", "2024-06-01 10:00", "3000.00", "ant_jiebei", acct="A2"),
-           repay("A2-r1", "2024-06-03 10:00", "3000.00", "jd_jintiao", acct="A2"),
-           borrow("A2-d2", "2024-06-10 10:00", "2000.00", "zhaolian_consumer", acct="A2"),
-           repay("A2-r2", "2024-06-11 10:00", "2100.00", "webank_weilidai", acct="A2")]
-        + [borrow("A3-d", "2024-06-01 10:00", "3000.00", "ant_jiebei", acct="A3"),
-           repay("A3-r", "2024-06-03 10:00", "3000.00", "ant_jiebei", acct="A3")]
+        [
+            borrow("A1-d", "2024-05-29 10:00", "5000.00", "ant_jiebei", acct="A1"),
+            repay("A1-r", "2024-06-02 10:00", "5000.00", "webank_weilidai", acct="A1"),
+        ]
+        + [
+            borrow("A2-d1", "2024-06-01 10:00", "3000.00", "ant_jiebei", acct="A2"),
+            repay("A2-r1", "2024-06-03 10:00", "3000.00", "jd_jintiao", acct="A2"),
+            borrow("A2-d2", "2024-06-10 10:00", "2000.00", "zhaolian_consumer", acct="A2"),
+            repay("A2-r2", "2024-06-11 10:00", "2100.00", "webank_weilidai", acct="A2"),
+        ]
+        + [
+            borrow("A3-d", "2024-06-01 10:00", "3000.00", "ant_jiebei", acct="A3"),
+            repay("A3-r", "2024-06-03 10:00", "3000.00", "ant_jiebei", acct="A3"),
+        ]
     )
     flags = run(rows).flagged("BORROW_TO_REPAY")
     assert flags.select("account_id", "period_start_on", "metric_value", "severity", "evidence_txn_ids").rows() == [
@@ -435,16 +519,19 @@ def test_borrow_to_repay_flags_the_month_of_the_repayment():
 
 def test_overdue_penalty_counts_penalties_failed_debits_and_negative_days():
     rows = (
-        full_months("A1", "2024-06-01", "2024-06-30") + [penalty("A1-p", "2024-06-09 10:00", "12.40", acct="A1")]
+        full_months("A1", "2024-06-01", "2024-06-30")
+        + [penalty("A1-p", "2024-06-09 10:00", "12.40", acct="A1")]
         + full_months("A2", "2024-06-01", "2024-06-30")
         + full_months("A3", "2024-06-01", "2024-06-30")
-        + [penalty("A3-p", "2024-06-09 10:00", "50.00", acct="A3"),
-           failed_debit("A3-f", "2024-06-10 10:00", "450.00", acct="A3"),
-           spend("A3-n", "2024-06-11 10:00", "300.00", acct="A3", balance="-20.00")]
+        + [
+            penalty("A3-p", "2024-06-09 10:00", "50.00", acct="A3"),
+            failed_debit("A3-f", "2024-06-10 10:00", "450.00", acct="A3"),
+            spend("A3-n", "2024-06-11 10:00", "300.00", acct="A3", balance="-20.00"),
+        ]
     )
     flags = run(rows).flagged("OVERDUE_PENALTY")
     assert flags.select("account_id", "metric_value", "threshold", "severity", "evidence_txn_ids").rows() == [
-        ("A1", 1.0, 1.0, "medium", ["A1-p"]),                   # exactly min_events: flagged (at least)
+        ("A1", 1.0, 1.0, "medium", ["A1-p"]),  # exactly min_events: flagged (at least)
         ("A3", 3.0, 1.0, "high", ["A3-f", "A3-n", "A3-p"]),
     ]
     assert flags["reason_zh"][1] == "本月3次逾期迹象（阈值1次）：罚息/滞纳金1笔共50.00，扣款失败1笔，余额为负1天。"
@@ -453,18 +540,29 @@ def test_overdue_penalty_counts_penalties_failed_debits_and_negative_days():
 def test_debt_burden_flags_above_the_ratio_over_full_months_only():
     flags = run(_debt_burden_rows(), as_of=date(2024, 6, 20)).flagged("DEBT_BURDEN_HIGH")
     # April is exactly 50 % (not above), June is partial: only May
-    assert flags.select("account_id", "period_start_on", "period_end_on", "metric_value", "severity",
-                        "limit_name", "evidence_txn_ids").rows() == [
-        ("A1", date(2024, 3, 1), date(2024, 5, 31), pytest.approx(0.55), "medium", "debt_service_ratio_3m",
-         ["r03", "r04", "r05"]),
+    assert flags.select(
+        "account_id", "period_start_on", "period_end_on", "metric_value", "severity", "limit_name", "evidence_txn_ids"
+    ).rows() == [
+        (
+            "A1",
+            date(2024, 3, 1),
+            date(2024, 5, 31),
+            pytest.approx(0.55),
+            "medium",
+            "debt_service_ratio_3m",
+            ["r03", "r04", "r05"],
+        ),
     ]
     assert flags["reason_zh"][0] == "近3个完整月贷款还款16500.00，占净收入30000.00的55.0%，超过阈值50%。"
     assert flags["remediation_en"][0].startswith("Bring loan repayments below 50% of clean income")
 
 
 def test_debt_burden_high_severity():
-    rows = [salary("s", "2024-02-01 08:00"), repay("r", "2024-02-20 10:00", "8500.00", "ant_jiebei"),
-            spend("e", "2024-02-29 20:00")]
+    rows = [
+        salary("s", "2024-02-01 08:00"),
+        repay("r", "2024-02-20 10:00", "8500.00", "ant_jiebei"),
+        spend("e", "2024-02-29 20:00"),
+    ]
     flags = run(rows, as_of=date(2024, 3, 10)).flagged("DEBT_BURDEN_HIGH")
     assert flags.select("period_start_on", "metric_value", "severity").rows() == [
         (date(2024, 2, 1), pytest.approx(0.85), "high"),

@@ -44,8 +44,9 @@ def links_of(rows: list[dict], ref: pl.DataFrame = REF) -> pl.DataFrame:
 def test_three_account_cycle_is_one_chain_of_three_links():
     rows = hop("A", "B", 1, 100_000) + hop("B", "C", 3, 98_000) + hop("C", "A", 5, 97_000)
     links = links_of(rows)
-    assert links.select("account_id", "out_txn_id", "in_txn_id", "amount_out", "amount_in", "days_apart",
-                        "counterparty", "chain_length").rows() == [
+    assert links.select(
+        "account_id", "out_txn_id", "in_txn_id", "amount_out", "amount_in", "days_apart", "counterparty", "chain_length"
+    ).rows() == [
         ("A", "A-1", "B-2", Decimal("100000.00"), Decimal("100000.00"), 0, "B", 3),
         ("B", "B-3", "C-4", Decimal("98000.00"), Decimal("98000.00"), 0, "C", 3),
         ("C", "C-5", "A-6", Decimal("97000.00"), Decimal("97000.00"), 0, "A", 3),
@@ -101,8 +102,11 @@ def test_accounts_of_one_customer_are_own_transfers_not_a_cycle():
 
 
 def test_hop_matched_by_holder_name_when_the_counterparty_account_is_missing():
-    rows = (hop("A", "B", 1, 100_000, by_name=True, in_leg=False) + hop("B", "C", 3, 98_000, in_leg=False)
-            + hop("C", "A", 5, 97_000, by_name=True, in_leg=False))
+    rows = (
+        hop("A", "B", 1, 100_000, by_name=True, in_leg=False)
+        + hop("B", "C", 3, 98_000, in_leg=False)
+        + hop("C", "A", 5, 97_000, by_name=True, in_leg=False)
+    )
     links = links_of(rows)
     # without inbound legs, in_txn_id is the next hop's outflow (the last hop wraps to the first)
     assert links.select("account_id", "out_txn_id", "in_txn_id", "amount_in", "days_apart").rows() == [
@@ -115,10 +119,17 @@ def test_hop_matched_by_holder_name_when_the_counterparty_account_is_missing():
 
 
 def test_ambiguous_holder_name_is_not_matched():
-    ref = accounts(("A", "CA", "张三", "personal"), ("B", "CB", "李四", "personal"), ("C", "CC", "王五", "personal"),
-                   ("E", "CE", "张三", "personal"))  # two holders named 张三
-    rows = (hop("A", "B", 1, 100_000, in_leg=False) + hop("B", "C", 3, 98_000, in_leg=False)
-            + hop("C", "A", 5, 97_000, by_name=True, in_leg=False))
+    ref = accounts(
+        ("A", "CA", "张三", "personal"),
+        ("B", "CB", "李四", "personal"),
+        ("C", "CC", "王五", "personal"),
+        ("E", "CE", "张三", "personal"),
+    )  # two holders named 张三
+    rows = (
+        hop("A", "B", 1, 100_000, in_leg=False)
+        + hop("B", "C", 3, 98_000, in_leg=False)
+        + hop("C", "A", 5, 97_000, by_name=True, in_leg=False)
+    )
     assert links_of(rows, ref).height == 0
 
 
@@ -137,15 +148,23 @@ def test_one_flag_per_participating_account_month_with_the_whole_chain():
 
 
 # --- property: every chain closes and its evidence exists --------------------------------------------
-_transfer = st.tuples(st.sampled_from("ABCD"), st.sampled_from("ABCD"), st.integers(0, 12),
-                      st.sampled_from([10_000, 10_300, 10_600, 20_000]))
+_transfer = st.tuples(
+    st.sampled_from("ABCD"),
+    st.sampled_from("ABCD"),
+    st.integers(0, 12),
+    st.sampled_from([10_000, 10_300, 10_600, 20_000]),
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_transfer, min_size=3, max_size=12))
 def test_every_chain_closes_and_its_evidence_exists(transfers):
-    rows = [r for src, dst, day, amount in transfers if src != dst
-            for r in hop(src, dst, day + 1, amount, in_leg=day % 2 == 0)]
+    rows = [
+        r
+        for src, dst, day, amount in transfers
+        if src != dst
+        for r in hop(src, dst, day + 1, amount, in_leg=day % 2 == 0)
+    ]
     if not rows:
         return
     links = links_of(rows)

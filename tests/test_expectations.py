@@ -90,28 +90,68 @@ def transactions_frame(**changes) -> pl.DataFrame:
 
 def account_months_rows() -> list[dict]:
     m = dict(
-        account_id="acct1", month_on=date(2024, 1, 1), currency="CNY", is_main_currency=True, is_full_month=True,
+        account_id="acct1",
+        month_on=date(2024, 1, 1),
+        currency="CNY",
+        is_main_currency=True,
+        is_full_month=True,
         covered_days=31,
-        txn_count=12, inflow=Decimal("10000.00"), outflow=Decimal("8000.00"), clean_income=Decimal("9000.00"),
-        related_in=Decimal("1000.00"), related_out=Decimal("500.00"), related_out_count=1,
-        loan_disbursed=Decimal("0.00"), loan_repaid=Decimal("300.00"), large_outflow_count=0,
-        large_outflow_sum=Decimal("0.00"), closing_balance=Decimal("2000.00"), income_cv=None,
-        income_swing_share=0.0, window_months=1, income_history_months=0, typical_income=None, related_out_share=0.0625,
+        txn_count=12,
+        inflow=Decimal("10000.00"),
+        outflow=Decimal("8000.00"),
+        clean_income=Decimal("9000.00"),
+        related_in=Decimal("1000.00"),
+        related_out=Decimal("500.00"),
+        related_out_count=1,
+        loan_disbursed=Decimal("0.00"),
+        loan_repaid=Decimal("300.00"),
+        large_outflow_count=0,
+        large_outflow_sum=Decimal("0.00"),
+        closing_balance=Decimal("2000.00"),
+        income_cv=None,
+        income_swing_share=0.0,
+        window_months=1,
+        income_history_months=0,
+        typical_income=None,
+        related_out_share=0.0625,
         debt_burden=0.0333,
-        lenders_active_30d=0, lenders_active_90d=1, lenders_active_180d=1, new_lenders=0, disbursement_count=0,
-        loan_share_of_inflow=0.0, penalty_count=0, penalty_amount=Decimal("0.00"), failed_debit_count=0,
-        negative_balance_days=0, debt_burden_trailing=0.0333, business_in_count=0, business_in=Decimal("0.00"),
-        business_out_count=0, business_out=Decimal("0.00"), business_in_share=0.0, balance_breaks=0,
+        lenders_active_30d=0,
+        lenders_active_90d=1,
+        lenders_active_180d=1,
+        new_lenders=0,
+        disbursement_count=0,
+        loan_share_of_inflow=0.0,
+        penalty_count=0,
+        penalty_amount=Decimal("0.00"),
+        failed_debit_count=0,
+        negative_balance_days=0,
+        debt_burden_trailing=0.0333,
+        business_in_count=0,
+        business_in=Decimal("0.00"),
+        business_out_count=0,
+        business_out=Decimal("0.00"),
+        business_in_share=0.0,
+        balance_breaks=0,
     )
     return [m, {**m, "month_on": date(2024, 2, 1), "covered_days": 29, "income_cv": 0.1}]
 
 
 def risk_flag_rows() -> list[dict]:
     f = dict(
-        flag_id="f1", account_id="acct1", flag_code="LARGE_OUTFLOW", period_start_on=date(2024, 1, 1),
-        period_end_on=date(2024, 1, 31), metric_value=50000.0, threshold=20000.0,
-        limit_name="absolute_floor", severity="high", rule_version="1.0", reason_zh="大额转出",
-        reason_en="Large outflow", remediation_zh="无大额转出", remediation_en="No large outflow",
+        flag_id="f1",
+        account_id="acct1",
+        flag_code="LARGE_OUTFLOW",
+        period_start_on=date(2024, 1, 1),
+        period_end_on=date(2024, 1, 31),
+        metric_value=50000.0,
+        threshold=20000.0,
+        limit_name="absolute_floor",
+        severity="high",
+        rule_version="1.0",
+        reason_zh="大额转出",
+        reason_en="Large outflow",
+        remediation_zh="无大额转出",
+        remediation_en="No large outflow",
         evidence_txn_ids=["t1", "t2"],
     )
     return [f, {**f, "flag_id": "f2", "flag_code": "ROUND_TRIP", "severity": "medium"}]
@@ -134,10 +174,7 @@ def failed(results: pl.DataFrame) -> list[tuple]:
 def test_import_is_cheap_and_does_not_import_gx():
     import subprocess
 
-    code = (
-        "import sys, expectations.suites, expectations.runner;"
-        "print('great_expectations' in sys.modules)"
-    )
+    code = "import sys, expectations.suites, expectations.runner;print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -166,8 +203,9 @@ def test_every_guarded_table_has_a_suite(gx_runner):
         types = [c.expectation_type for c in suite.checks]
         assert "expect_table_columns_to_match_set" in types
         # contract part: every required column is not-null checked
-        not_null = {suite.column_name(c) for c in suite.checks
-                    if c.expectation_type == "expect_column_values_to_not_be_null"}
+        not_null = {
+            suite.column_name(c) for c in suite.checks if c.expectation_type == "expect_column_values_to_not_be_null"
+        }
         assert not_null == set(suite.table.required), name
 
 
@@ -176,8 +214,7 @@ def test_business_checks_have_the_documented_levels(gx_runner):
 
     def level(table: str, expectation: str, column: str) -> str:
         suite = suite_for(table)
-        (check,) = [c for c in suite.checks
-                    if c.expectation_type == expectation and suite.column_name(c) == column]
+        (check,) = [c for c in suite.checks if c.expectation_type == expectation and suite.column_name(c) == column]
         return check.level
 
     assert level("transactions", "expect_column_values_to_not_be_in_set", "amount") == "warning"
@@ -185,8 +222,9 @@ def test_business_checks_have_the_documented_levels(gx_runner):
     assert level("risk_flags", "expect_column_values_to_be_between", "evidence_txn_ids") == "blocking"
     assert level("risk_flags", "expect_column_values_to_be_in_set", "severity") == "blocking"
     assert level("risk_flags", "expect_column_values_to_be_in_set", "flag_code") == "warning"
-    assert level("account_months", "expect_column_pair_values_a_to_be_greater_than_b",
-                 "inflow,clean_income") == "blocking"
+    assert (
+        level("account_months", "expect_column_pair_values_a_to_be_greater_than_b", "inflow,clean_income") == "blocking"
+    )
 
 
 def test_duplicate_checks_are_rejected(gx_runner):
@@ -231,8 +269,7 @@ def test_one_row_per_check_never_silently_empty(gx_runner):
 
 
 def test_null_account_id_is_a_blocking_failure_with_count_1(gx_runner):
-    results = gx_runner.validate_frame("transactions", transactions_frame(account_id=None), run_id="r",
-                                       as_of=AS_OF)
+    results = gx_runner.validate_frame("transactions", transactions_frame(account_id=None), run_id="r", as_of=AS_OF)
     row = by_check(results, "expect_column_values_to_not_be_null", "account_id")
     assert row["success"] is False and row["level"] == "blocking"
     assert row["unexpected_count"] == 1 and row["element_count"] == 3
@@ -240,19 +277,22 @@ def test_null_account_id_is_a_blocking_failure_with_count_1(gx_runner):
 
 
 def test_null_amount_is_caught_through_the_cents_column(gx_runner):
-    results = gx_runner.validate_frame("canonical_transactions",
-                                       frame_of(contracts.CANONICAL_TRANSACTION,
-                                                [{**r, "amount": None} if i == 0 else r
-                                                 for i, r in enumerate(canonical_rows())]),
-                                       run_id="r", as_of=AS_OF)
+    results = gx_runner.validate_frame(
+        "canonical_transactions",
+        frame_of(
+            contracts.CANONICAL_TRANSACTION,
+            [{**r, "amount": None} if i == 0 else r for i, r in enumerate(canonical_rows())],
+        ),
+        run_id="r",
+        as_of=AS_OF,
+    )
     row = by_check(results, "expect_column_values_to_not_be_null", "amount")
     assert row["success"] is False and row["unexpected_count"] == 1
     assert '"amount_cents"' in row["kwargs_json"]
 
 
 def test_duplicate_txn_id_fails_unique(gx_runner):
-    results = gx_runner.validate_frame("transactions", transactions_frame(txn_id="t0"), run_id="r",
-                                       as_of=AS_OF)
+    results = gx_runner.validate_frame("transactions", transactions_frame(txn_id="t0"), run_id="r", as_of=AS_OF)
     row = by_check(results, "expect_column_values_to_be_unique", "txn_id")
     assert row["success"] is False and row["level"] == "blocking"
     assert row["unexpected_count"] == 2  # GX counts every row of a duplicated group
@@ -261,18 +301,25 @@ def test_duplicate_txn_id_fails_unique(gx_runner):
 
 def test_booked_in_1900_or_after_as_of_fails(gx_runner):
     old = datetime(1900, 1, 1, 9)
-    results = gx_runner.validate_frame("canonical_transactions",
-                                       frame_of(contracts.CANONICAL_TRANSACTION,
-                                                [{**r, "booked_at": old} if i == 1 else r
-                                                 for i, r in enumerate(canonical_rows())]),
-                                       run_id="r", as_of=AS_OF)
+    results = gx_runner.validate_frame(
+        "canonical_transactions",
+        frame_of(
+            contracts.CANONICAL_TRANSACTION,
+            [{**r, "booked_at": old} if i == 1 else r for i, r in enumerate(canonical_rows())],
+        ),
+        run_id="r",
+        as_of=AS_OF,
+    )
     row = by_check(results, "expect_column_values_to_be_between", "booked_at")
     assert (row["success"], row["unexpected_count"], row["level"]) == (False, 1, "blocking")
     assert "1900-01-01" in row["detail"] and "booked_at_max=2024-07-01" in row["detail"]
     # the same frame validated as of a date before the bookings: every booking is in the future
-    results = gx_runner.validate_frame("canonical_transactions",
-                                       frame_of(contracts.CANONICAL_TRANSACTION, canonical_rows()),
-                                       run_id="r", as_of=date(2024, 3, 1))
+    results = gx_runner.validate_frame(
+        "canonical_transactions",
+        frame_of(contracts.CANONICAL_TRANSACTION, canonical_rows()),
+        run_id="r",
+        as_of=date(2024, 3, 1),
+    )
     row = by_check(results, "expect_column_values_to_be_between", "booked_at")
     assert (row["success"], row["unexpected_count"]) == (False, 2)  # 03-02 and 03-03 > 03-01 + 1 day
 
@@ -280,24 +327,33 @@ def test_booked_in_1900_or_after_as_of_fails(gx_runner):
 def test_booked_at_outside_the_pandas_ns_range_still_fails(gx_runner):
     rows = canonical_rows()
     rows[0]["booked_at"] = datetime(1, 1, 1)
-    results = gx_runner.validate_frame("canonical_transactions",
-                                       frame_of(contracts.CANONICAL_TRANSACTION, rows), run_id="r", as_of=AS_OF)
+    results = gx_runner.validate_frame(
+        "canonical_transactions", frame_of(contracts.CANONICAL_TRANSACTION, rows), run_id="r", as_of=AS_OF
+    )
     row = by_check(results, "expect_column_values_to_be_between", "booked_at")
     assert (row["success"], row["unexpected_count"]) == (False, 1)
 
 
 def test_transactions_business_failures(gx_runner):
-    frame = transactions_frame(currency="RMB", amount=Decimal("0"), is_clean_income=True, txn_class="magic",
-                               booked_on=date(2024, 3, 5), source_row=0)
+    frame = transactions_frame(
+        currency="RMB",
+        amount=Decimal("0"),
+        is_clean_income=True,
+        txn_class="magic",
+        booked_on=date(2024, 3, 5),
+        source_row=0,
+    )
     results = gx_runner.validate_frame("transactions", frame, run_id="r", as_of=AS_OF)
-    assert sorted(failed(results)) == sorted([
-        ("blocking", "expect_column_values_to_be_in_set", "currency"),
-        ("blocking", "expect_column_values_to_be_between", "source_row"),
-        ("warning", "expect_column_values_to_not_be_in_set", "amount"),
-        ("blocking", "expect_column_values_to_be_in_set", "booked_on,booked_at"),
-        ("blocking", "expect_column_values_to_be_between", "amount,is_clean_income"),
-        ("warning", "expect_column_values_to_be_in_set", "txn_class"),
-    ])
+    assert sorted(failed(results)) == sorted(
+        [
+            ("blocking", "expect_column_values_to_be_in_set", "currency"),
+            ("blocking", "expect_column_values_to_be_between", "source_row"),
+            ("warning", "expect_column_values_to_not_be_in_set", "amount"),
+            ("blocking", "expect_column_values_to_be_in_set", "booked_on,booked_at"),
+            ("blocking", "expect_column_values_to_be_between", "amount,is_clean_income"),
+            ("warning", "expect_column_values_to_be_in_set", "txn_class"),
+        ]
+    )
     assert '"RMB"' in by_check(results, "expect_column_values_to_be_in_set", "currency")["detail"]
 
 
@@ -308,10 +364,12 @@ def test_risk_flag_without_evidence_is_blocking(gx_runner):
     results = gx_runner.validate_frame("risk_flags", frame_of(contracts.RISK_FLAGS, rows), run_id="r")
     row = by_check(results, "expect_column_values_to_be_between", "evidence_txn_ids")
     assert (row["success"], row["unexpected_count"], row["level"]) == (False, 1, "blocking")
-    assert sorted(failed(results)) == sorted([
-        ("blocking", "expect_column_values_to_be_between", "evidence_txn_ids"),
-        ("blocking", "expect_column_values_to_be_in_set", "severity"),
-    ])
+    assert sorted(failed(results)) == sorted(
+        [
+            ("blocking", "expect_column_values_to_be_between", "evidence_txn_ids"),
+            ("blocking", "expect_column_values_to_be_in_set", "severity"),
+        ]
+    )
     with pytest.raises(gx_runner.BlockingExpectationFailed, match="risk_flags.*evidence_txn_ids"):
         gx_runner.raise_on_blocking(results)
 
@@ -319,7 +377,8 @@ def test_risk_flag_without_evidence_is_blocking(gx_runner):
 def test_risk_flag_with_null_evidence_is_blocking(gx_runner):
     rows = risk_flag_rows()
     frame = frame_of(contracts.RISK_FLAGS, rows).with_columns(
-        pl.when(pl.col("flag_id") == "f1").then(pl.col("evidence_txn_ids")).alias("evidence_txn_ids"))
+        pl.when(pl.col("flag_id") == "f1").then(pl.col("evidence_txn_ids")).alias("evidence_txn_ids")
+    )
     results = gx_runner.validate_frame("risk_flags", frame, run_id="r")
     row = by_check(results, "expect_column_values_to_not_be_null", "evidence_txn_ids")
     assert (row["success"], row["unexpected_count"]) == (False, 1)
@@ -337,30 +396,73 @@ def test_account_months_clean_income_above_inflow_fails(gx_runner):
 
 
 def test_other_tables_good_frames_pass(gx_runner):
-    quarantine = frame_of(contracts.QUARANTINE, [dict(
-        source_file="x.csv", source_row=4, raw="a,b,c", reason_code="bad_date",
-        reason="booked_at: '2024-13-01' is not a date", batch_id="b1", file_sha256="a" * 64)])
-    files = frame_of(contracts.SOURCE_FILES, [dict(
-        file_sha256="b" * 64, file_name="x.csv", profile="canonical_csv", size_bytes=100, rows_read=5,
-        rows_ok=4, rows_duplicate=1, rows_rejected=1, status="partial", error=None, batch_id="b1",
-        seen_at=datetime(2024, 7, 1))])
-    links = frame_of(contracts.TRANSFER_LINKS, [dict(
-        link_id="l1", link_type="round_trip", account_id="acct1", out_txn_id="t1", in_txn_id="t2",
-        amount_out=Decimal("5000.00"), amount_in=Decimal("5000.00"), days_apart=2, counterparty="张三",
-        evidence_txn_ids=["t1", "t2"])])
+    quarantine = frame_of(
+        contracts.QUARANTINE,
+        [
+            dict(
+                source_file="x.csv",
+                source_row=4,
+                raw="a,b,c",
+                reason_code="bad_date",
+                reason="booked_at: '2024-13-01' is not a date",
+                batch_id="b1",
+                file_sha256="a" * 64,
+            )
+        ],
+    )
+    files = frame_of(
+        contracts.SOURCE_FILES,
+        [
+            dict(
+                file_sha256="b" * 64,
+                file_name="x.csv",
+                profile="canonical_csv",
+                size_bytes=100,
+                rows_read=5,
+                rows_ok=4,
+                rows_duplicate=1,
+                rows_rejected=1,
+                status="partial",
+                error=None,
+                batch_id="b1",
+                seen_at=datetime(2024, 7, 1),
+            )
+        ],
+    )
+    links = frame_of(
+        contracts.TRANSFER_LINKS,
+        [
+            dict(
+                link_id="l1",
+                link_type="round_trip",
+                account_id="acct1",
+                out_txn_id="t1",
+                in_txn_id="t2",
+                amount_out=Decimal("5000.00"),
+                amount_in=Decimal("5000.00"),
+                days_apart=2,
+                counterparty="张三",
+                evidence_txn_ids=["t1", "t2"],
+            )
+        ],
+    )
     for name, frame in [("quarantine", quarantine), ("source_files", files), ("transfer_links", links)]:
         assert failed(gx_runner.validate_frame(name, frame, run_id="r")) == [], name
     # and each can fail
     bad_files = files.with_columns(rows_ok=pl.lit(2, pl.Int64), status=pl.lit("weird"))
-    assert sorted(failed(gx_runner.validate_frame("source_files", bad_files, run_id="r"))) == sorted([
-        ("blocking", "expect_column_values_to_be_in_set", "status"),
-        ("blocking", "expect_column_values_to_be_between", "rows_read,rows_ok,rows_rejected"),
-    ])
+    assert sorted(failed(gx_runner.validate_frame("source_files", bad_files, run_id="r"))) == sorted(
+        [
+            ("blocking", "expect_column_values_to_be_in_set", "status"),
+            ("blocking", "expect_column_values_to_be_between", "rows_read,rows_ok,rows_rejected"),
+        ]
+    )
     bad_links = links.with_columns(days_apart=pl.lit(-1, pl.Int64), in_txn_id=pl.lit("t1"))
-    assert sorted(failed(gx_runner.validate_frame("transfer_links", bad_links, run_id="r"))) == sorted([
-        ("blocking", "expect_column_values_to_be_between", "days_apart"),
-        ("blocking", "expect_column_values_to_be_in_set", "out_txn_id,in_txn_id"),
-    ])
+    assert sorted(failed(gx_runner.validate_frame("transfer_links", bad_links, run_id="r"))) == sorted(
+        [
+            ("blocking", "expect_column_values_to_be_between", "days_apart"),
+            ("blocking", "expect_column_values_to_be_in_set", "out_txn_id,in_txn_id"),
+        ]
+    )
 
 
 def test_empty_frames_validate_with_element_count_0(gx_runner):
@@ -391,8 +493,7 @@ def test_extra_column_fails_the_schema_check(gx_runner):
 
 
 def test_raise_on_blocking(gx_runner):
-    results = gx_runner.validate_frame("transactions", transactions_frame(account_id=None), run_id="r",
-                                       as_of=AS_OF)
+    results = gx_runner.validate_frame("transactions", transactions_frame(account_id=None), run_id="r", as_of=AS_OF)
     with pytest.raises(gx_runner.BlockingExpectationFailed) as info:
         gx_runner.raise_on_blocking(results)
     message = str(info.value)
@@ -402,8 +503,12 @@ def test_raise_on_blocking(gx_runner):
 
 
 def test_warning_only_failures_do_not_raise(gx_runner):
-    results = gx_runner.validate_frame("transactions", transactions_frame(amount=Decimal("0"),
-                                       is_clean_income=False, txn_class="spend"), run_id="r", as_of=AS_OF)
+    results = gx_runner.validate_frame(
+        "transactions",
+        transactions_frame(amount=Decimal("0"), is_clean_income=False, txn_class="spend"),
+        run_id="r",
+        as_of=AS_OF,
+    )
     assert failed(results) == [("warning", "expect_column_values_to_not_be_in_set", "amount")]
     gx_runner.raise_on_blocking(results)  # does not raise
     gx_runner.raise_on_blocking(contracts.DQ_RESULTS.empty())
@@ -413,8 +518,7 @@ def test_detail_is_truncated(gx_runner):
     rows = transactions_rows(8)
     for i, r in enumerate(rows):
         r["txn_class"] = f"unknown_class_with_a_rather_long_name_{i}"
-    results = gx_runner.validate_frame("transactions", frame_of(contracts.TRANSACTIONS, rows), run_id="r",
-                                       as_of=AS_OF)
+    results = gx_runner.validate_frame("transactions", frame_of(contracts.TRANSACTIONS, rows), run_id="r", as_of=AS_OF)
     row = by_check(results, "expect_column_values_to_be_in_set", "txn_class")
     assert row["unexpected_count"] == 8 and len(row["detail"]) <= 200
 

@@ -107,28 +107,32 @@ def test_bad_rows_go_to_quarantine_and_nothing_is_lost(prefect_harness, sample_d
     report = run(inbox, db, sample_dir / "reference")
     assert report.counts["rows_quarantined"] == 4
     [(status, read, ok, rejected)] = count(
-        db, "SELECT status, rows_read, rows_ok, rows_rejected FROM source_files WHERE file_name = 'zz_bad.csv'")
+        db, "SELECT status, rows_read, rows_ok, rows_rejected FROM source_files WHERE file_name = 'zz_bad.csv'"
+    )
     assert (status, read, ok, rejected) == ("partial", 5, 1, 4)
     reasons = count(db, "SELECT source_row, reason_code FROM quarantine ORDER BY source_row")
     assert reasons == [(2, "bad_amount"), (3, "missing_account"), (4, "bad_date"), (5, "ragged_row")]
     # rows in = rows in transactions (new or already there as duplicates) + rows in quarantine, for every file
-    [(rows_in, in_transactions, duplicates, quarantined)] = count(db, """
+    [(rows_in, in_transactions, duplicates, quarantined)] = count(
+        db,
+        """
         SELECT (SELECT sum(rows_read) FROM source_files),
                (SELECT count(*) FROM transactions),
                (SELECT sum(rows_duplicate) FROM source_files),
-               (SELECT count(*) FROM quarantine)""")
+               (SELECT count(*) FROM quarantine)""",
+    )
     assert rows_in == in_transactions + duplicates + quarantined
 
 
-def test_blocking_expectation_stops_the_publish_and_keeps_the_old_state(prefect_harness, sample_dir, inbox,
-                                                                         tmp_path):
+def test_blocking_expectation_stops_the_publish_and_keeps_the_old_state(prefect_harness, sample_dir, inbox, tmp_path):
     from flows.nightly import PublishBlocked
 
     db = tmp_path / "w.duckdb"
     run(inbox, db, sample_dir / "reference")
     before = snapshot(db)
     (inbox / "broken.csv").write_text(
-        "account_id,booked_at,amount\nX1,2026-10-05 10:00:00,5000000000.00\n", encoding="utf-8")
+        "account_id,booked_at,amount\nX1,2026-10-05 10:00:00,5000000000.00\n", encoding="utf-8"
+    )
     with pytest.raises(PublishBlocked, match="amount") as blocked:
         run(inbox, db, sample_dir / "reference")
     assert "previous state kept" in str(blocked.value)
@@ -182,27 +186,37 @@ def test_a_night_that_closes_a_cycle_recomputes_the_account_that_received_nothin
     reference = tmp_path / "reference"
     reference.mkdir()
     (reference / "accounts.csv").write_text(
-        "account_id,customer_id,holder_name,account_type\n"
-        "X1,C1,甲,personal\nX2,C2,乙,personal\nX3,C3,丙,personal\n", encoding="utf-8")
-    (reference / "related_parties.csv").write_text("customer_id,party_name,party_account,relation\n",
-                                                   encoding="utf-8")
+        "account_id,customer_id,holder_name,account_type\nX1,C1,甲,personal\nX2,C2,乙,personal\nX3,C3,丙,personal\n",
+        encoding="utf-8",
+    )
+    (reference / "related_parties.csv").write_text("customer_id,party_name,party_account,relation\n", encoding="utf-8")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (inbox / "night1.csv").write_text(CYCLE_HEADER
+    (inbox / "night1.csv").write_text(
+        CYCLE_HEADER
         + "X1,2026-06-01 10:00:00,-50000.00,CNY,,乙,X2,转账\n"
-        + "X2,2026-06-02 10:00:00,-49000.00,CNY,,丙,X3,转账\n", encoding="utf-8")
+        + "X2,2026-06-02 10:00:00,-49000.00,CNY,,丙,X3,转账\n",
+        encoding="utf-8",
+    )
     db = tmp_path / "incremental.duckdb"
     run(inbox, db, reference)
     assert count(db, "SELECT count(*) FROM transfer_links WHERE link_type = 'cycle'") == [(0,)]
 
-    (inbox / "night2.csv").write_text(CYCLE_HEADER + "X3,2026-06-03 10:00:00,-48000.00,CNY,,甲,X1,转账\n",
-                                      encoding="utf-8")
+    (inbox / "night2.csv").write_text(
+        CYCLE_HEADER + "X3,2026-06-03 10:00:00,-48000.00,CNY,,甲,X1,转账\n", encoding="utf-8"
+    )
     report = run(inbox, db, reference)
     assert report.mode == "incremental" and report.counts["rows_new"] == 1
     assert count(db, "SELECT account_id FROM transfer_links WHERE link_type = 'cycle' ORDER BY 1") == [
-        ("X1",), ("X2",), ("X3",)]
+        ("X1",),
+        ("X2",),
+        ("X3",),
+    ]
     assert count(db, "SELECT account_id FROM risk_flags WHERE flag_code = 'CYCLE' ORDER BY 1") == [
-        ("X1",), ("X2",), ("X3",)]
+        ("X1",),
+        ("X2",),
+        ("X3",),
+    ]
 
     rebuilt = tmp_path / "rebuilt.duckdb"
     run(inbox, rebuilt, reference)

@@ -13,8 +13,7 @@ from liushui.ingest.inbox import inbox_files, ingest_files
 
 HEADER = "account_id,booked_at,amount,currency,balance_after,counterparty_name,counterparty_account,description\n"
 ROWS = (
-    "A1,2026-01-05 10:00:00,8000.00,CNY,8000.00,公司,,代发工资\n"
-    "A1,2026-01-06 12:00:00,-100.50,CNY,7899.50,美团,,外卖\n"
+    "A1,2026-01-05 10:00:00,8000.00,CNY,8000.00,公司,,代发工资\nA1,2026-01-06 12:00:00,-100.50,CNY,7899.50,美团,,外卖\n"
 )
 
 
@@ -39,14 +38,21 @@ def test_canonical_csv_loads(tmp_path):
     assert result.transactions["amount"].to_list() == [Decimal("8000.00"), Decimal("-100.50")]
     files = result.source_files.row(0, named=True)
     assert (files["status"], files["profile"], files["rows_read"], files["rows_ok"], files["rows_rejected"]) == (
-        "loaded", "canonical_csv", 2, 2, 0)
+        "loaded",
+        "canonical_csv",
+        2,
+        2,
+        0,
+    )
 
 
 def test_parquet_with_decimal_and_timestamp_equals_csv(tmp_path):
     csv = ingest([write(tmp_path / "a.csv", HEADER + ROWS)]).transactions
     frame = pl.read_csv(tmp_path / "a.csv", infer_schema=False).with_columns(
-        pl.col("booked_at").str.to_datetime(), pl.col("amount").cast(pl.Decimal(18, 2)),
-        pl.col("balance_after").cast(pl.Decimal(18, 2)))
+        pl.col("booked_at").str.to_datetime(),
+        pl.col("amount").cast(pl.Decimal(18, 2)),
+        pl.col("balance_after").cast(pl.Decimal(18, 2)),
+    )
     frame.write_parquet(tmp_path / "b.parquet")
     parquet = ingest([tmp_path / "b.parquet"]).transactions
     assert parquet["txn_id"].to_list() == csv["txn_id"].to_list()  # same transaction, same id
@@ -54,7 +60,8 @@ def test_parquet_with_decimal_and_timestamp_equals_csv(tmp_path):
 
 def test_parquet_with_float_money_is_rejected_whole(tmp_path):
     pl.DataFrame({"account_id": ["A"], "booked_at": ["2026-01-01"], "amount": [1.5]}).write_parquet(
-        tmp_path / "f.parquet")
+        tmp_path / "f.parquet"
+    )
     result = ingest([tmp_path / "f.parquet"])
     row = result.source_files.row(0, named=True)
     assert row["status"] == "rejected"
@@ -90,7 +97,10 @@ def test_ragged_rows_go_to_quarantine_and_the_rest_loads(tmp_path):
 
 def test_overlapping_exports_deduplicate_and_count_duplicates(tmp_path):
     a = write(tmp_path / "a.csv", HEADER + ROWS)
-    b = write(tmp_path / "b.csv", HEADER + ROWS.splitlines(keepends=True)[1] + "A1,2026-01-09 09:00:00,-1.00,CNY,7898.50,x,,y\n")
+    b = write(
+        tmp_path / "b.csv",
+        HEADER + ROWS.splitlines(keepends=True)[1] + "A1,2026-01-09 09:00:00,-1.00,CNY,7898.50,x,,y\n",
+    )
     result = ingest([a, b])
     assert result.transactions.height == 3
     files = {r["file_name"]: r for r in result.source_files.iter_rows(named=True)}

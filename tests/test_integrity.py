@@ -78,8 +78,10 @@ def test_reversal_pair_is_continuous_in_any_order():
 
 
 def test_the_first_row_has_no_predecessor_and_is_not_a_break():
-    rows = [txn("A", "2026-01-01 09:00:00", "-100", balance="4321.00"),
-            txn("A", "2026-01-02 09:00:00", "-21", balance="4300.00")]
+    rows = [
+        txn("A", "2026-01-01 09:00:00", "-100", balance="4321.00"),
+        txn("A", "2026-01-02 09:00:00", "-21", balance="4300.00"),
+    ]
     assert breaks_of(rows) == []
 
 
@@ -105,8 +107,10 @@ def test_currencies_are_separate_statements():
 
 
 def test_tolerance_absorbs_rounding():
-    rows = [txn("A", "2026-01-01 09:00:00", "1000", balance="1000"),
-            txn("A", "2026-01-02 09:00:00", "-100", balance="900.01")]
+    rows = [
+        txn("A", "2026-01-01 09:00:00", "1000", balance="1000"),
+        txn("A", "2026-01-02 09:00:00", "-100", balance="900.01"),
+    ]
     assert len(breaks_of(rows)) == 1
     loose = RULES.model_copy(update={"tolerance": 0.01})
     assert balance_breaks(_transactions(rows), rules=loose).collect().height == 0
@@ -115,8 +119,8 @@ def test_tolerance_absorbs_rounding():
 def test_month_features_and_one_high_flag_per_account_month():
     rows = [
         txn("A", "2026-01-01 09:00:00", "1000", balance="1000"),
-        txn("A", "2026-01-02 09:00:00", "-100", balance="850"),   # break: -50
-        txn("A", "2026-01-03 09:00:00", "-50", balance="700"),    # break: -100
+        txn("A", "2026-01-02 09:00:00", "-100", balance="850"),  # break: -50
+        txn("A", "2026-01-03 09:00:00", "-50", balance="700"),  # break: -100
         txn("A", "2026-02-03 09:00:00", "-50", balance="650"),
     ]
     breaks = balance_breaks(_transactions(rows), rules=RULES)

@@ -18,8 +18,14 @@ LATEST = date(2026, 11, 28)
 def raw(*rows: dict) -> pl.DataFrame:
     frame = pl.DataFrame(
         [
-            {**{c: None for c in CANONICAL_INPUT_COLUMNS}, **row, "source_row": i, "raw": str(row),
-             "reject_code": None, "reject_reason": None}
+            {
+                **{c: None for c in CANONICAL_INPUT_COLUMNS},
+                **row,
+                "source_row": i,
+                "raw": str(row),
+                "reject_code": None,
+                "reject_reason": None,
+            }
             for i, row in enumerate(rows, start=1)
         ],
         schema=empty_raw_frame().schema,
@@ -51,7 +57,11 @@ def test_date_only_becomes_midnight_and_cells_are_trimmed():
     result = parse(raw({"account_id": "  A1\t", "booked_at": "2026-01-05", "amount": " 8000 ", "currency": "cny"}))
     row = result.good.row(0, named=True)
     assert (row["account_id"], row["booked_at"], row["amount"], row["currency"]) == (
-        "A1", datetime(2026, 1, 5), Decimal("8000.00"), "CNY")
+        "A1",
+        datetime(2026, 1, 5),
+        Decimal("8000.00"),
+        "CNY",
+    )
 
 
 def test_each_bad_cell_is_quarantined_with_column_and_value():
@@ -71,11 +81,21 @@ def test_each_bad_cell_is_quarantined_with_column_and_value():
     assert result.good.is_empty()
     bad = result.bad.sort("source_row")
     assert bad["reason_code"].to_list() == [
-        "missing_account", "bad_date", "bad_amount", "bad_amount", "bad_balance", "bad_currency",
-        "date_out_of_range", "date_out_of_range", "missing_amount",
+        "missing_account",
+        "bad_date",
+        "bad_amount",
+        "bad_amount",
+        "bad_balance",
+        "bad_currency",
+        "date_out_of_range",
+        "date_out_of_range",
+        "missing_amount",
     ]
     assert bad["reason"][1] == "f.csv, row 2: not a date/time in column 'booked_at': '2026-13-06'"
-    assert bad["reason"][4] == "f.csv, row 5: not an exact balance (max 2 decimals) in column 'balance_after': 'xx,yyyy.zz'"
+    assert (
+        bad["reason"][4]
+        == "f.csv, row 5: not an exact balance (max 2 decimals) in column 'balance_after': 'xx,yyyy.zz'"
+    )
     assert bad.schema == QUARANTINE.polars_schema
 
 
@@ -105,8 +125,13 @@ def test_txn_id_is_stable_and_identical_rows_stay_distinct():
 
 
 def test_bank_id_used_when_unique_and_content_hash_when_repeated():
-    result = parse(raw({**GOOD, "txn_id": "T1"}, {**GOOD, "txn_id": "xxxx", "amount": "-1"},
-                       {**GOOD, "txn_id": "xxxx", "amount": "-2"}))
+    result = parse(
+        raw(
+            {**GOOD, "txn_id": "T1"},
+            {**GOOD, "txn_id": "xxxx", "amount": "-1"},
+            {**GOOD, "txn_id": "xxxx", "amount": "-2"},
+        )
+    )
     ids = result.good["txn_id"].to_list()
     assert ids[0] == "A1:T1"
     assert ids[1] != ids[2] and not ids[1].startswith("A1:")
@@ -116,8 +141,14 @@ cells = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["2026-01-01"
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.fixed_dictionaries({c: cells for c in ("account_id", "booked_at", "amount", "currency",
-                                                          "balance_after", "description")}), max_size=25))
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {c: cells for c in ("account_id", "booked_at", "amount", "currency", "balance_after", "description")}
+        ),
+        max_size=25,
+    )
+)
 def test_every_row_lands_exactly_once(rows):
     frame = raw(*rows) if rows else empty_raw_frame()
     result = parse(frame)

@@ -425,9 +425,7 @@ def test_user_added_profile(tmp_path):
     profile = detect_profile(f, profiles)
     assert profile is not None and profile.name == "demo_bank_en"
     df = read_profiled(f, profile)
-    assert df.select(
-        "account_id", "booked_at", "amount", "currency", "balance_after", "description"
-    ).rows() == [
+    assert df.select("account_id", "booked_at", "amount", "currency", "balance_after", "description").rows() == [
         ("12-34-56-7890", "2025-03-01", "1500.00", "GBP", "1500.00", "Opening deposit"),
         ("12-34-56-7890", "2025-03-05", "-42.10", "GBP", "1457.90", "Card payment TESCO"),
         ("12-34-56-7890", "2025-03-31", "0.35", "GBP", "1458.25", "Interest"),

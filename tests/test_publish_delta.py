@@ -58,8 +58,14 @@ def txn(txn_id: str, account: str, amount: str, **values) -> dict:
 
 
 def month(account: str, month_on: date, clean_income: str, **values) -> dict:
-    return row(ACCOUNT_MONTHS, account_id=account, month_on=month_on, currency="CNY",
-               clean_income=Decimal(clean_income), **values)
+    return row(
+        ACCOUNT_MONTHS,
+        account_id=account,
+        month_on=month_on,
+        currency="CNY",
+        clean_income=Decimal(clean_income),
+        **values,
+    )
 
 
 def link(link_id: str, account: str, evidence: list[str], **values) -> dict:
@@ -78,33 +84,33 @@ OCT, SEP = date(2026, 10, 1), date(2026, 9, 1)
 
 BEFORE = {
     "transactions": [
-        txn("A-1", "A", "100.00"),                                  # stays
-        txn("A-2", "A", "-20.00", description="房租"),              # changes by one cent
-        txn("A-3", "A", "5.00"),                                    # vanishes
-        txn("B-1", "B", "7.00", lender_id=None),                    # NULL becomes a value
-        txn("B-2", "B", "8.00", description=None),                  # stays, with NULLs
-        txn("C-1", "C", "9.99"),                                    # not affected
+        txn("A-1", "A", "100.00"),  # stays
+        txn("A-2", "A", "-20.00", description="房租"),  # changes by one cent
+        txn("A-3", "A", "5.00"),  # vanishes
+        txn("B-1", "B", "7.00", lender_id=None),  # NULL becomes a value
+        txn("B-2", "B", "8.00", description=None),  # stays, with NULLs
+        txn("C-1", "C", "9.99"),  # not affected
     ],
     "account_months": [
-        month("A", SEP, "100.00", income_cv=float("nan")),          # stays, NaN included
-        month("A", OCT, "80.00", closing_balance=None),             # closing balance appears
-        month("B", OCT, "15.00"),                                   # stays
+        month("A", SEP, "100.00", income_cv=float("nan")),  # stays, NaN included
+        month("A", OCT, "80.00", closing_balance=None),  # closing balance appears
+        month("B", OCT, "15.00"),  # stays
         month("C", OCT, "9.99"),
     ],
     "transfer_links": [
-        link("L-1", "A", ["A-1", "A-2"]),                           # list order changes
-        link("L-2", "B", ["B-1", None]),                            # stays, NULL inside the list
-        link("L-3", "B", ["B-2"]),                                  # vanishes
+        link("L-1", "A", ["A-1", "A-2"]),  # list order changes
+        link("L-2", "B", ["B-1", None]),  # stays, NULL inside the list
+        link("L-3", "B", ["B-2"]),  # vanishes
         link("L-4", "C", ["C-1"]),
     ],
     "risk_flags": [
-        flag("F-1", "A", 0.5),                                      # stays
-        flag("F-2", "B", 0.25, reason_en="old reason"),             # text changes
+        flag("F-1", "A", 0.5),  # stays
+        flag("F-2", "B", 0.25, reason_en="old reason"),  # text changes
         flag("F-3", "C", 1.0),
     ],
     "account_risk": [
-        risk("A", 10.0, ["F"], remediation_en=["a", "b"]),          # list gains an item
-        risk("B", 0.0, []),                                         # empty list stays (not NULL)
+        risk("A", 10.0, ["F"], remediation_en=["a", "b"]),  # list gains an item
+        risk("B", 0.0, []),  # empty list stays (not NULL)
         risk("C", 5.0, ["X"]),
     ],
 }
@@ -114,7 +120,7 @@ RECOMPUTED = {
     "transactions": [
         txn("A-1", "A", "100.00"),
         txn("A-2", "A", "-20.01", description="房租"),
-        txn("A-4", "A", "42.00", booked_on=date(2026, 10, 31)),     # new
+        txn("A-4", "A", "42.00", booked_on=date(2026, 10, 31)),  # new
         txn("B-1", "B", "7.00", lender_id="lender_x"),
         txn("B-2", "B", "8.00", description=None),
     ],
@@ -122,7 +128,7 @@ RECOMPUTED = {
         month("A", SEP, "100.00", income_cv=float("nan")),
         month("A", OCT, "80.00", closing_balance=Decimal("12.34")),
         month("B", OCT, "15.00"),
-        month("B", date(2026, 11, 1), "1.00"),                      # new
+        month("B", date(2026, 11, 1), "1.00"),  # new
     ],
     "transfer_links": [
         link("L-1", "A", ["A-2", "A-1"]),
@@ -131,7 +137,7 @@ RECOMPUTED = {
     "risk_flags": [
         flag("F-1", "A", 0.5),
         flag("F-2", "B", 0.25, reason_en="new reason"),
-        flag("F-4", "A", 2.0),                                      # new
+        flag("F-4", "A", 2.0),  # new
     ],
     "account_risk": [
         risk("A", 10.0, ["F"], remediation_en=["a", "b", "c"]),
@@ -141,11 +147,11 @@ RECOMPUTED = {
 
 # Rows the delta must write: (deleted, inserted) per table.
 EXPECTED_DELTA = {
-    "transactions": {"deleted": 3, "inserted": 3},       # A-2, A-3, B-1 out; A-2, A-4, B-1 in
-    "account_months": {"deleted": 1, "inserted": 2},     # A/OCT changed, B/NOV new
-    "transfer_links": {"deleted": 2, "inserted": 1},     # L-1 changed, L-3 gone
-    "risk_flags": {"deleted": 1, "inserted": 2},         # F-2 changed, F-4 new
-    "account_risk": {"deleted": 1, "inserted": 1},       # A changed
+    "transactions": {"deleted": 3, "inserted": 3},  # A-2, A-3, B-1 out; A-2, A-4, B-1 in
+    "account_months": {"deleted": 1, "inserted": 2},  # A/OCT changed, B/NOV new
+    "transfer_links": {"deleted": 2, "inserted": 1},  # L-1 changed, L-3 gone
+    "risk_flags": {"deleted": 1, "inserted": 2},  # F-2 changed, F-4 new
+    "account_risk": {"deleted": 1, "inserted": 1},  # A changed
 }
 
 
@@ -179,9 +185,7 @@ def assert_same(left: dict[str, pl.DataFrame], right: dict[str, pl.DataFrame]) -
 
 def expected_end_state(tmp_path: Path) -> dict[str, pl.DataFrame]:
     """A full rebuild: the unaffected account's old rows plus the recomputed ones, published at once."""
-    rebuilt = {
-        t.name: RECOMPUTED[t.name] + [r for r in BEFORE[t.name] if r["account_id"] == "C"] for t in SCOPED
-    }
+    rebuilt = {t.name: RECOMPUTED[t.name] + [r for r in BEFORE[t.name] if r["account_id"] == "C"] for t in SCOPED}
     with store.writer(tmp_path / "rebuild.duckdb") as con:
         store.publish(con, frames_of(rebuilt, "frame", tmp_path), affected_accounts=None)
         return snapshot(con)
@@ -221,10 +225,10 @@ def test_republishing_the_same_rows_writes_nothing(tmp_path, published):
 def test_unaffected_accounts_and_history_tables_are_untouched(tmp_path, published):
     with store.writer(published) as con:
         store.publish(con, frames_of(RECOMPUTED, "frame", tmp_path), affected_accounts=AFFECTED)
-        assert con.execute("SELECT amount FROM transactions WHERE account_id = 'C'").fetchall() == [
-            (Decimal("9.99"),)]
+        assert con.execute("SELECT amount FROM transactions WHERE account_id = 'C'").fetchall() == [(Decimal("9.99"),)]
         assert con.execute("SELECT evidence_txn_ids FROM transfer_links WHERE link_id = 'L-4'").fetchall() == [
-            (["C-1"],)]
+            (["C-1"],)
+        ]
 
 
 def test_failure_mid_publish_rolls_back_to_exactly_the_old_state(tmp_path, published, monkeypatch):
@@ -294,5 +298,6 @@ def _publish_then_die(db: str, paths: dict[str, str]) -> None:
 
     child_store._write_delta = die_after_transactions
     with child_store.writer(Path(db)) as con:
-        child_store.publish(con, {k: Path(v) for k, v in paths.items()},
-                            affected_accounts=pl.Series("account_id", ["A", "B"]))
+        child_store.publish(
+            con, {k: Path(v) for k, v in paths.items()}, affected_accounts=pl.Series("account_id", ["A", "B"])
+        )

@@ -17,13 +17,24 @@ RULES = load_rules().account_risk
 AS_OF = date(2026, 10, 15)  # last full month: September
 
 
-def flag(account: str, code: str, end: date, severity: str = "high", metric: float = 3.0,
-         threshold: float = 2.0) -> dict:
+def flag(
+    account: str, code: str, end: date, severity: str = "high", metric: float = 3.0, threshold: float = 2.0
+) -> dict:
     return {
-        "flag_id": f"{account}-{code}-{end}", "account_id": account, "flag_code": code,
-        "period_start_on": end.replace(day=1), "period_end_on": end, "metric_value": metric,
-        "threshold": threshold, "limit_name": "x", "severity": severity, "rule_version": "1.0",
-        "reason_zh": "理由", "reason_en": "reason", "remediation_zh": "整改", "remediation_en": "fix it",
+        "flag_id": f"{account}-{code}-{end}",
+        "account_id": account,
+        "flag_code": code,
+        "period_start_on": end.replace(day=1),
+        "period_end_on": end,
+        "metric_value": metric,
+        "threshold": threshold,
+        "limit_name": "x",
+        "severity": severity,
+        "rule_version": "1.0",
+        "reason_zh": "理由",
+        "reason_en": "reason",
+        "remediation_zh": "整改",
+        "remediation_en": "fix it",
         "evidence_txn_ids": ["t1"],
     }
 
@@ -31,17 +42,30 @@ def flag(account: str, code: str, end: date, severity: str = "high", metric: flo
 def months(account: str, incomes: list[str], burdens: list[float | None] | None = None) -> list[dict]:
     burdens = burdens or [None] * len(incomes)
     return [
-        {"account_id": account, "currency": "CNY", "month_on": date(2026, 3 + i, 1), "is_main_currency": True,
-         "is_full_month": True, "clean_income": Decimal(x), "debt_burden_trailing": b}
+        {
+            "account_id": account,
+            "currency": "CNY",
+            "month_on": date(2026, 3 + i, 1),
+            "is_main_currency": True,
+            "is_full_month": True,
+            "clean_income": Decimal(x),
+            "debt_burden_trailing": b,
+        }
         for i, (x, b) in enumerate(zip(incomes, burdens, strict=True))
     ]
 
 
 def risk(flags: list[dict], month_rows: list[dict]) -> dict[str, dict]:
-    flag_frame = RISK_FLAGS.conform(pl.DataFrame(flags, schema_overrides={"evidence_txn_ids": pl.List(pl.String)})
-                                    if flags else RISK_FLAGS.empty())
-    month_frame = pl.DataFrame(month_rows, schema_overrides={"clean_income": ACCOUNT_MONTHS.polars_schema[
-        "clean_income"], "debt_burden_trailing": pl.Float64})
+    flag_frame = RISK_FLAGS.conform(
+        pl.DataFrame(flags, schema_overrides={"evidence_txn_ids": pl.List(pl.String)}) if flags else RISK_FLAGS.empty()
+    )
+    month_frame = pl.DataFrame(
+        month_rows,
+        schema_overrides={
+            "clean_income": ACCOUNT_MONTHS.polars_schema["clean_income"],
+            "debt_burden_trailing": pl.Float64,
+        },
+    )
     out = account_risk(flag_frame, month_frame.lazy(), rules=RULES, as_of=AS_OF).collect()
     return {r["account_id"]: r for r in out.iter_rows(named=True)}
 
@@ -58,12 +82,15 @@ def test_recent_severe_flag_is_at_risk_with_score_band_and_remediation():
     assert r["remediation_zh"] == ["整改（当前3.00，阈值2.00）"]
 
 
-@pytest.mark.parametrize(("end", "status", "months_since"), [
-    (date(2026, 7, 31), "at_risk", 2),
-    (date(2026, 6, 30), "recovering", 3),
-    (date(2026, 4, 30), "recovering", 5),
-    (date(2026, 3, 31), "recovered", 6),
-])
+@pytest.mark.parametrize(
+    ("end", "status", "months_since"),
+    [
+        (date(2026, 7, 31), "at_risk", 2),
+        (date(2026, 6, 30), "recovering", 3),
+        (date(2026, 4, 30), "recovering", 5),
+        (date(2026, 3, 31), "recovered", 6),
+    ],
+)
 def test_recovery_path_by_clean_months_since_the_last_severe_flag(end, status, months_since):
     r = risk([flag("A", "MULTI_LENDER", end)], months("A", FLAT))["A"]
     assert (r["recovery_status"], r["months_since_severe"]) == (status, months_since)
@@ -75,8 +102,9 @@ def test_flags_older_than_the_lookback_are_not_active():
 
 
 def test_clean_and_watch_accounts():
-    result = risk([flag("W", "INCOME_VOLATILE", date(2026, 9, 30), severity="medium")],
-                  months("C", FLAT) + months("W", FLAT))
+    result = risk(
+        [flag("W", "INCOME_VOLATILE", date(2026, 9, 30), severity="medium")], months("C", FLAT) + months("W", FLAT)
+    )
     assert (result["C"]["recovery_status"], result["C"]["score"]) == ("clean", 0.0)
     assert (result["W"]["recovery_status"], result["W"]["score"]) == ("watch", 10.0)
 
@@ -90,8 +118,7 @@ def test_balance_break_lowers_statement_trust_and_score_is_capped():
 
 
 def test_trends_of_income_and_debt_burden():
-    rows = months("T", ["1000", "2000", "3000", "4000", "5000", "6000", "7000"],
-                  [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    rows = months("T", ["1000", "2000", "3000", "4000", "5000", "6000", "7000"], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
     r = risk([], rows)["T"]
     # last 6 full months: 2000..7000, slope 1000/month, mean 4500
     assert r["clean_income_trend_pct"] == pytest.approx(1000 / 4500 * 100)

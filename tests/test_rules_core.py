@@ -19,22 +19,33 @@ AS_OF = date(2026, 9, 15)  # September is the partial as-of month
 def test_classes_of_own_related_refund_salary_and_loan_rows():
     rows = [
         txn("A", "2026-01-10 09:00:00", "8000", "上海某某科技有限公司", None, "代发工资"),
-        txn("A", "2026-01-11 09:00:00", "-500", "李四", "B", "转账"),               # own other account
-        txn("A", "2026-01-12 09:00:00", "-300", "张三", None, "转账"),              # holder's own name
-        txn("A", "2026-01-13 09:00:00", "-200", "王芳", None, "生活费"),            # spouse by name
-        txn("A", "2026-01-14 09:00:00", "-100", None, "6200001", "转账"),           # family by account
+        txn("A", "2026-01-11 09:00:00", "-500", "李四", "B", "转账"),  # own other account
+        txn("A", "2026-01-12 09:00:00", "-300", "张三", None, "转账"),  # holder's own name
+        txn("A", "2026-01-13 09:00:00", "-200", "王芳", None, "生活费"),  # spouse by name
+        txn("A", "2026-01-14 09:00:00", "-100", None, "6200001", "转账"),  # family by account
         txn("A", "2026-01-15 09:00:00", "50", "京东商城", None, "退款"),
         txn("A", "2026-01-16 09:00:00", "5000", "重庆蚂蚁消费金融有限公司", None, "借呗放款"),
         txn("A", "2026-01-17 09:00:00", "900", "客户甲", None, "劳务费"),
         txn("A", "2026-01-18 09:00:00", "-60", "美团外卖", None, "外卖"),
     ]
-    result = signals(rows, as_of=AS_OF,
-                     accounts_ref=accounts(("A", "C1", "张三", "personal"), ("B", "C1", "张三", "personal")),
-                     related_ref=related(("C1", "王芳", None, "spouse"), ("C1", None, "6200001", "family")))
+    result = signals(
+        rows,
+        as_of=AS_OF,
+        accounts_ref=accounts(("A", "C1", "张三", "personal"), ("B", "C1", "张三", "personal")),
+        related_ref=related(("C1", "王芳", None, "spouse"), ("C1", None, "6200001", "family")),
+    )
     t = result["transactions"].sort("source_row")
     assert t["txn_class"].to_list() == [
-        "salary", "own_transfer_out", "own_transfer_out", "related_transfer_out", "related_transfer_out",
-        "refund", "loan_disbursement", "income", "spend"]
+        "salary",
+        "own_transfer_out",
+        "own_transfer_out",
+        "related_transfer_out",
+        "related_transfer_out",
+        "refund",
+        "loan_disbursement",
+        "income",
+        "spend",
+    ]
     assert t["related_relation"].to_list() == [None, "own_account", "self", "spouse", "family", None, None, None, None]
     assert t["is_clean_income"].to_list() == [True, False, False, False, False, False, False, True, False]
     assert t["customer_id"].unique().to_list() == ["C1"]
@@ -47,8 +58,11 @@ def test_unknown_account_is_its_own_customer():
 
 # --- coverage ----------------------------------------------------------------------------------------
 def test_coverage_months_include_empty_months_and_mark_partial_ones():
-    rows = [txn("A", "2026-01-20 09:00:00", "100", "x"), txn("A", "2026-04-03 09:00:00", "100", "x"),
-            txn("A", "2026-09-02 09:00:00", "100", "x")]
+    rows = [
+        txn("A", "2026-01-20 09:00:00", "100", "x"),
+        txn("A", "2026-04-03 09:00:00", "100", "x"),
+        txn("A", "2026-09-02 09:00:00", "100", "x"),
+    ]
     months = signals(rows, as_of=AS_OF)["account_months"]
     assert months["month_on"].to_list() == [date(2026, m, 1) for m in range(1, 10)]
     assert months["covered_days"].to_list() == [12, 28, 31, 30, 31, 30, 31, 31, 2]
@@ -90,8 +104,10 @@ def test_stable_income_is_not_flagged():
 
 
 def test_too_few_full_months_are_not_judged():
-    rows = [txn("V", f"2026-0{m}-10 09:00:00", a, "客户", None, "劳务费")
-            for m, a in [(5, "100"), (6, "50000"), (7, "10"), (8, "9000")]]
+    rows = [
+        txn("V", f"2026-0{m}-10 09:00:00", a, "客户", None, "劳务费")
+        for m, a in [(5, "100"), (6, "50000"), (7, "10"), (8, "9000")]
+    ]
     result = signals(rows, as_of=AS_OF)
     # May covers 22 days (first booking on the 10th): June..August = 3 full months < min_months 4
     assert result["account_months"]["income_cv"].is_null().all()
@@ -101,14 +117,19 @@ def test_too_few_full_months_are_not_judged():
 # --- large outflows ----------------------------------------------------------------------------------
 def _salaried(amount: str, outflow: str, month: int = 6) -> list[dict]:
     return monthly("L", [1, 2, 3, 4, 5, 6, 7, 8], amount, day=1) + [
-        txn("L", f"2026-{month:02d}-15 09:00:00", f"-{outflow}", "某人", "999", "转账")]
+        txn("L", f"2026-{month:02d}-15 09:00:00", f"-{outflow}", "某人", "999", "转账")
+    ]
 
 
 def test_outflow_above_income_multiple_is_flagged_relative_to_income():
     flags = flags_of(signals(_salaried("12000", "30000"), as_of=AS_OF), "LARGE_OUTFLOW")
     row = flags.row(0, named=True)
     assert (flags.height, row["metric_value"], row["threshold"], row["limit_name"]) == (
-        1, 30000.0, 24000.0, "relative_to_income")
+        1,
+        30000.0,
+        24000.0,
+        "relative_to_income",
+    )
     assert row["severity"] == "medium" and row["evidence_txn_ids"] == ["L-9"]
 
 
@@ -129,8 +150,10 @@ def test_low_income_uses_the_absolute_floor():
 def test_early_months_use_the_statement_income_and_short_statements_the_absolute_limit():
     early = flags_of(signals(_salaried("12000", "30000", month=2), as_of=AS_OF), "LARGE_OUTFLOW")
     assert early["limit_name"].to_list() == ["relative_to_statement_income"]
-    short = monthly("L", [7, 8], "12000", day=1) + [txn("L", "2026-08-15 09:00:00", "-49999", "某人", "9", "转账"),
-                                                  txn("L", "2026-08-16 09:00:00", "-50000", "某人", "9", "转账")]
+    short = monthly("L", [7, 8], "12000", day=1) + [
+        txn("L", "2026-08-15 09:00:00", "-49999", "某人", "9", "转账"),
+        txn("L", "2026-08-16 09:00:00", "-50000", "某人", "9", "转账"),
+    ]
     flags = flags_of(signals(short, as_of=AS_OF), "LARGE_OUTFLOW")
     assert flags["limit_name"].to_list() == ["no_history_absolute"]
     assert flags["evidence_txn_ids"].to_list() == [["L-4"]]
@@ -138,7 +161,8 @@ def test_early_months_use_the_statement_income_and_short_statements_the_absolute
 
 def test_moving_money_to_own_account_is_not_a_large_outflow():
     rows = monthly("L", list(range(1, 9)), "12000", day=1) + [
-        txn("L", "2026-06-15 09:00:00", "-90000", "张三", "L2", "转账")]
+        txn("L", "2026-06-15 09:00:00", "-90000", "张三", "L2", "转账")
+    ]
     refs = accounts(("L", "C", "张三", "personal"), ("L2", "C", "张三", "personal"))
     assert flags_of(signals(rows, as_of=AS_OF, accounts_ref=refs), "LARGE_OUTFLOW").is_empty()
 
@@ -213,18 +237,22 @@ def test_return_after_max_days_is_not_a_round_trip():
 def test_round_trip_through_related_parties_counts():
     rows = monthly("T", list(range(1, 9)), "10000", day=1) + [
         txn("T", "2026-06-03 09:00:00", "-50000", "王芳", None, "转账"),
-        txn("T", "2026-06-05 09:00:00", "50000", "张三", "T2", "转账"),   # back from own other account
+        txn("T", "2026-06-05 09:00:00", "50000", "张三", "T2", "转账"),  # back from own other account
     ]
-    refs = dict(accounts_ref=accounts(("T", "C", "张三", "personal"), ("T2", "C", "张三", "personal")),
-                related_ref=related(("C", "王芳", None, "spouse")))
+    refs = dict(
+        accounts_ref=accounts(("T", "C", "张三", "personal"), ("T2", "C", "张三", "personal")),
+        related_ref=related(("C", "王芳", None, "spouse")),
+    )
     links = signals(rows, as_of=AS_OF, **refs)["transfer_links"].filter(pl.col("link_type") == "round_trip")
     assert links.select("out_txn_id", "in_txn_id").rows() == [("T-9", "T-10")]
 
 
 # --- both legs in the batch --------------------------------------------------------------------------
 def test_both_legs_of_a_transfer_are_linked():
-    rows = [txn("A", "2026-03-01 09:00:00", "-700", "李四", "B", "转账"),
-            txn("B", "2026-03-01 09:05:00", "700", "张三", "A", "转账"),
-            txn("B", "2026-03-09 09:05:00", "700", "张三", "A", "转账")]
+    rows = [
+        txn("A", "2026-03-01 09:00:00", "-700", "李四", "B", "转账"),
+        txn("B", "2026-03-01 09:05:00", "700", "张三", "A", "转账"),
+        txn("B", "2026-03-09 09:05:00", "700", "张三", "A", "转账"),
+    ]
     links = signals(rows, as_of=AS_OF)["transfer_links"].filter(pl.col("link_type") == "transfer_legs")
     assert links.select("account_id", "out_txn_id", "in_txn_id").rows() == [("A", "A-1", "B-2")]

@@ -18,8 +18,9 @@ def test_sharded_run_on_a_local_dask_cluster_equals_the_single_process_run(prefe
     single = tmp_path / "single.duckdb"
     sharded = tmp_path / "sharded.duckdb"
     run_nightly(Settings(inbox=inbox, database=single, reference_dir=sample_dir / "reference"))
-    report = run_nightly(Settings(inbox=inbox, database=sharded, reference_dir=sample_dir / "reference",
-                                  shards=4, dask_local=True))
+    report = run_nightly(
+        Settings(inbox=inbox, database=sharded, reference_dir=sample_dir / "reference", shards=4, dask_local=True)
+    )
     assert report.status == "published"
     assert_same_tables(snapshot(single, drop=IGNORE), snapshot(sharded, drop=IGNORE))
 

@@ -35,14 +35,20 @@ def write(path: Path, text: str) -> Path:
 
 
 def stage(paths: list[Path], directory: Path, known: set[str] | None = None):
-    return stage_files(paths, directory=directory, known_file_hashes=known or set(), batch_id="b1",
-                       latest_booking=LATEST)
+    return stage_files(
+        paths, directory=directory, known_file_hashes=known or set(), batch_id="b1", latest_booking=LATEST
+    )
 
 
 def in_memory(paths: list[Path], known_txn: set[str] | None = None):
     known_txn = known_txn or set()
-    return ingest_files(paths, known_file_hashes=set(), batch_id="b1", latest_booking=LATEST,
-                        is_known_txn=lambda ids: ids.is_in(pl.Series(list(known_txn), dtype=pl.String).implode()))
+    return ingest_files(
+        paths,
+        known_file_hashes=set(),
+        batch_id="b1",
+        latest_booking=LATEST,
+        is_known_txn=lambda ids: ids.is_in(pl.Series(list(known_txn), dtype=pl.String).implode()),
+    )
 
 
 def rows(paths: list[Path]) -> pl.DataFrame:
@@ -68,8 +74,12 @@ def test_sharded_night_equals_the_in_memory_ingest(tmp_path, shards):
 def test_every_account_lives_in_one_shard(tmp_path):
     staged = stage([write(tmp_path / "day1.csv", DAY1), write(tmp_path / "day2.csv", DAY2)], tmp_path / "s")
     night = shard_night(staged.files, None, shards=3, directory=tmp_path / "shards")
-    owners = pl.concat([pl.read_parquet(p).select("account_id").unique().with_columns(shard=pl.lit(i))
-                        for i, p in enumerate(night.canonical)])
+    owners = pl.concat(
+        [
+            pl.read_parquet(p).select("account_id").unique().with_columns(shard=pl.lit(i))
+            for i, p in enumerate(night.canonical)
+        ]
+    )
     assert owners["account_id"].is_unique().all()
     assert sorted(owners["account_id"]) == ["A1", "B2", "C3"]
 
@@ -90,8 +100,11 @@ def test_history_wins_and_its_rows_are_not_new(tmp_path):
     # the published copy is kept, with its own batch and source file
     kept = canonical.filter(pl.col("description") == "外卖")
     assert kept["source_file"].to_list() == ["day1.csv"]
-    assert canonical.equals(pl.concat([first, in_memory([tmp_path / "day2.csv"]).transactions])
-                            .unique("txn_id", keep="first").sort("txn_id"))
+    assert canonical.equals(
+        pl.concat([first, in_memory([tmp_path / "day2.csv"]).transactions])
+        .unique("txn_id", keep="first")
+        .sort("txn_id")
+    )
 
 
 def test_an_empty_night_yields_empty_shards(tmp_path):
@@ -111,17 +124,19 @@ def test_a_known_file_is_skipped_while_staging(tmp_path):
     assert (staged.skipped_files, staged.rows, staged.files, staged.file_rows) == (1, 0, [], [])
 
 
-_ROW = st.tuples(st.sampled_from(["A1", "B2", "C3", "D4", "E5"]), st.integers(1, 28),
-                 st.sampled_from(["-1.00", "2.50", "100.00"]))
+_ROW = st.tuples(
+    st.sampled_from(["A1", "B2", "C3", "D4", "E5"]), st.integers(1, 28), st.sampled_from(["-1.00", "2.50", "100.00"])
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.lists(st.lists(_ROW, min_size=0, max_size=8), min_size=1, max_size=4),
-       shards=st.integers(1, 4))
+@given(files=st.lists(st.lists(_ROW, min_size=0, max_size=8), min_size=1, max_size=4), shards=st.integers(1, 4))
 def test_any_split_into_shards_keeps_exactly_the_in_memory_rows(tmp_path_factory, files, shards):
     tmp = tmp_path_factory.mktemp("night")
-    paths = [write(tmp / f"f{i}.csv", "".join(f"{a},2026-01-{d:02d} 10:00:00,{x},CNY,,,,\n" for a, d, x in rows_))
-             for i, rows_ in enumerate(files)]
+    paths = [
+        write(tmp / f"f{i}.csv", "".join(f"{a},2026-01-{d:02d} 10:00:00,{x},CNY,,,,\n" for a, d, x in rows_))
+        for i, rows_ in enumerate(files)
+    ]
     staged = stage(paths, tmp / "staged")
     night = shard_night(staged.files, None, shards=shards, directory=tmp / "shards")
     expected = in_memory(paths)

@@ -41,9 +41,11 @@ def test_second_run_waits_then_refuses_with_a_clear_message(tmp_path):
     holder.start()
     try:
         assert ready.wait(10)
-        with pytest.raises(store.StoreError, match="another liushui run is using") as refused:
-            with store.run_lock(db, timeout_s=0.5):
-                pass
+        with (
+            pytest.raises(store.StoreError, match="another liushui run is using") as refused,
+            store.run_lock(db, timeout_s=0.5),
+        ):
+            pass
         assert "Try again when it has finished" in str(refused.value)
         # waiting long enough works: the lock is released when the first run ends
         with store.run_lock(db, timeout_s=20):
@@ -64,6 +66,7 @@ def test_readers_are_read_only(tmp_path):
 
 def test_the_run_s_readers_cap_duckdb_memory_and_others_do_not(tmp_path):
     db = empty_database(tmp_path)
+
     def memory_limit(**cap: str) -> str:
         con = store.reader(db, **cap)
         try:
@@ -84,9 +87,19 @@ def test_missing_database_gives_a_clear_message(tmp_path):
 
 def test_failed_publish_rolls_back_everything(tmp_path):
     db = tmp_path / "w.duckdb"
-    good = QUARANTINE.conform(pl.DataFrame({
-        "source_file": ["a.csv"], "source_row": [1], "raw": ["x"], "reason_code": ["bad_date"],
-        "reason": ["a.csv, row 1: bad"], "batch_id": ["b"], "file_sha256": ["0" * 64]})).collect()
+    good = QUARANTINE.conform(
+        pl.DataFrame(
+            {
+                "source_file": ["a.csv"],
+                "source_row": [1],
+                "raw": ["x"],
+                "reason_code": ["bad_date"],
+                "reason": ["a.csv, row 1: bad"],
+                "batch_id": ["b"],
+                "file_sha256": ["0" * 64],
+            }
+        )
+    ).collect()
     with store.writer(db) as con:
         store.publish(con, {"quarantine": good}, affected_accounts=None)
         # the same primary key again, in one transaction with a new row: nothing of it may land
@@ -99,9 +112,19 @@ def test_failed_publish_rolls_back_everything(tmp_path):
 def test_hostile_text_never_becomes_sql(tmp_path):
     db = tmp_path / "w.duckdb"
     hostile = "x'); DROP TABLE transactions; --"
-    row = QUARANTINE.conform(pl.DataFrame({
-        "source_file": [hostile], "source_row": [1], "raw": [hostile], "reason_code": ["bad_date"],
-        "reason": [hostile], "batch_id": ["b"], "file_sha256": ["1" * 64]})).collect()
+    row = QUARANTINE.conform(
+        pl.DataFrame(
+            {
+                "source_file": [hostile],
+                "source_row": [1],
+                "raw": [hostile],
+                "reason_code": ["bad_date"],
+                "reason": [hostile],
+                "batch_id": ["b"],
+                "file_sha256": ["1" * 64],
+            }
+        )
+    ).collect()
     with store.writer(db) as con:
         store.publish(con, {"quarantine": row}, affected_accounts=None)
         assert con.execute("SELECT source_file FROM quarantine").fetchall() == [(hostile,)]

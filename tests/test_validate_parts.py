@@ -22,19 +22,36 @@ AS_OF = date(2024, 6, 30)
 def txn(account: str, n: int, amount: str = "100.00", **changes) -> dict:
     """One canonical transaction of `account` (txn_id ``<account>-<n>``), booked on March `n`."""
     return {
-        "txn_id": f"{account}-{n}", "account_id": account, "booked_at": datetime(2024, 3, n, 10, 30),
-        "amount": Decimal(amount), "currency": "CNY", "balance_after": None, "counterparty_name": "某某公司",
-        "counterparty_account": None, "description": "工资", "channel": "网银", "source_file": f"{account}.csv",
-        "source_row": n, "batch_id": "b1", **changes,
+        "txn_id": f"{account}-{n}",
+        "account_id": account,
+        "booked_at": datetime(2024, 3, n, 10, 30),
+        "amount": Decimal(amount),
+        "currency": "CNY",
+        "balance_after": None,
+        "counterparty_name": "某某公司",
+        "counterparty_account": None,
+        "description": "工资",
+        "channel": "网银",
+        "source_file": f"{account}.csv",
+        "source_row": n,
+        "batch_id": "b1",
+        **changes,
     }
 
 
 def classified(row: dict, **changes) -> dict:
     """`row` as a transactions row: clean income when money comes in, unless changed."""
     return {
-        **row, "booked_on": row["booked_at"].date(), "customer_id": "c-" + row["account_id"],
-        "txn_class": "salary" if row["amount"] > 0 else "spend", "related_relation": None, "lender_id": None,
-        "lender_category": None, "loan_role": None, "is_clean_income": row["amount"] > 0, **changes,
+        **row,
+        "booked_on": row["booked_at"].date(),
+        "customer_id": "c-" + row["account_id"],
+        "txn_class": "salary" if row["amount"] > 0 else "spend",
+        "related_relation": None,
+        "lender_id": None,
+        "lender_category": None,
+        "loan_role": None,
+        "is_clean_income": row["amount"] > 0,
+        **changes,
     }
 
 
@@ -45,10 +62,20 @@ def transactions_with_failures() -> pl.DataFrame:
     zero amount (warning)."""
     rows = [classified(txn("acct1", n, currency="RMB" if n <= 4 else "CNY")) for n in range(1, 7)]
     rows[5]["txn_id"] = "acct1-5"
-    rows += [classified(txn("acct2", n, "0.00" if n == 2 else "50.00"), is_clean_income=True,
-                        txn_class="magic" if n == 3 else "salary") for n in range(1, 5)]
-    rows += [classified(txn("acct3", n, "0.00" if n == 5 else "-20.00" if n % 2 else "30.00",
-                            currency="XYZ" if n <= 3 else "CNY")) for n in range(1, 7)]
+    rows += [
+        classified(
+            txn("acct2", n, "0.00" if n == 2 else "50.00"),
+            is_clean_income=True,
+            txn_class="magic" if n == 3 else "salary",
+        )
+        for n in range(1, 5)
+    ]
+    rows += [
+        classified(
+            txn("acct3", n, "0.00" if n == 5 else "-20.00" if n % 2 else "30.00", currency="XYZ" if n <= 3 else "CNY")
+        )
+        for n in range(1, 7)
+    ]
     return frame_of(contracts.TRANSACTIONS, rows)
 
 
@@ -56,11 +83,15 @@ def account_months_with_failures() -> pl.DataFrame:
     """Two accounts x two months; acct1 covers 40 days of a month (blocking), acct2 has a negative debt
     burden (warning) and more clean income than inflow (blocking)."""
     first, second = account_months_rows()
-    return frame_of(contracts.ACCOUNT_MONTHS, [
-        {**first, "covered_days": 40}, second,
-        {**first, "account_id": "acct2", "debt_burden": -0.5},
-        {**second, "account_id": "acct2", "clean_income": Decimal("10000.01")},
-    ])
+    return frame_of(
+        contracts.ACCOUNT_MONTHS,
+        [
+            {**first, "covered_days": 40},
+            second,
+            {**first, "account_id": "acct2", "debt_burden": -0.5},
+            {**second, "account_id": "acct2", "clean_income": Decimal("10000.01")},
+        ],
+    )
 
 
 def shards(frame: pl.DataFrame, directory: Path) -> list[Path]:
@@ -106,7 +137,8 @@ def failed(validation: TableValidation) -> list[tuple]:
 
 def row(validation: TableValidation, expectation: str, column: str | None) -> dict:
     (found,) = validation.rows.filter(
-        (pl.col("expectation") == expectation) & pl.col("column_name").eq_missing(column)).to_dicts()
+        (pl.col("expectation") == expectation) & pl.col("column_name").eq_missing(column)
+    ).to_dicts()
     return found
 
 
@@ -115,41 +147,54 @@ def test_transaction_shards_validate_like_the_whole_table(tmp_path):
     paths = shards(transactions_with_failures(), tmp_path)
     assert len(paths) == 3
     got = validated_in_parts("transactions", paths)
-    assert failed(got) == sorted([
-        ("blocking", "expect_column_values_to_be_in_set", "currency"),
-        ("blocking", "expect_column_values_to_be_unique", "txn_id"),
-        ("blocking", "expect_column_values_to_be_between", "amount,is_clean_income"),
-        ("warning", "expect_column_values_to_not_be_in_set", "amount"),
-        ("warning", "expect_column_values_to_be_in_set", "txn_class"),
-    ])
+    assert failed(got) == sorted(
+        [
+            ("blocking", "expect_column_values_to_be_in_set", "currency"),
+            ("blocking", "expect_column_values_to_be_unique", "txn_id"),
+            ("blocking", "expect_column_values_to_be_between", "amount,is_clean_income"),
+            ("warning", "expect_column_values_to_not_be_in_set", "amount"),
+            ("warning", "expect_column_values_to_be_in_set", "txn_class"),
+        ]
+    )
     currency = row(got, "expect_column_values_to_be_in_set", "currency")
     assert (currency["unexpected_count"], currency["element_count"]) == (7, 16)
     assert currency["detail"] == 'unexpected sample: ["RMB", "RMB", "RMB", "RMB", "XYZ"]'  # capped at 5
-    assert row(got, "expect_column_values_to_be_between", "amount,is_clean_income")["detail"] == \
-        "unexpected sample: [0]"
+    assert (
+        row(got, "expect_column_values_to_be_between", "amount,is_clean_income")["detail"] == "unexpected sample: [0]"
+    )
 
 
 def test_canonical_transaction_shards_validate_like_the_whole_table(tmp_path):
-    rows = [txn("acct1", 1), txn("acct1", 2, booked_at=datetime(1900, 1, 1)), txn("acct2", 1, "0.00"),
-            txn("acct2", 2, source_file=None), txn("acct3", 1, source_row=0), txn("acct3", 2)]
+    rows = [
+        txn("acct1", 1),
+        txn("acct1", 2, booked_at=datetime(1900, 1, 1)),
+        txn("acct2", 1, "0.00"),
+        txn("acct2", 2, source_file=None),
+        txn("acct3", 1, source_row=0),
+        txn("acct3", 2),
+    ]
     paths = shards(frame_of(contracts.CANONICAL_TRANSACTION, rows), tmp_path)
     got = validated_in_parts("canonical_transactions", paths)
-    assert failed(got) == sorted([
-        ("blocking", "expect_column_values_to_be_between", "booked_at"),
-        ("blocking", "expect_column_values_to_not_be_null", "source_file"),
-        ("blocking", "expect_column_values_to_be_between", "source_row"),
-        ("warning", "expect_column_values_to_not_be_in_set", "amount"),
-    ])
+    assert failed(got) == sorted(
+        [
+            ("blocking", "expect_column_values_to_be_between", "booked_at"),
+            ("blocking", "expect_column_values_to_not_be_null", "source_file"),
+            ("blocking", "expect_column_values_to_be_between", "source_row"),
+            ("warning", "expect_column_values_to_not_be_in_set", "amount"),
+        ]
+    )
 
 
 def test_account_month_shards_validate_like_the_whole_table(tmp_path):
     paths = shards(account_months_with_failures(), tmp_path)
     got = validated_in_parts("account_months", paths)
-    assert failed(got) == sorted([
-        ("blocking", "expect_column_values_to_be_between", "covered_days"),
-        ("blocking", "expect_column_pair_values_a_to_be_greater_than_b", "inflow,clean_income"),
-        ("warning", "expect_column_values_to_be_between", "debt_burden"),
-    ])
+    assert failed(got) == sorted(
+        [
+            ("blocking", "expect_column_values_to_be_between", "covered_days"),
+            ("blocking", "expect_column_pair_values_a_to_be_greater_than_b", "inflow,clean_income"),
+            ("warning", "expect_column_values_to_be_between", "debt_burden"),
+        ]
+    )
 
 
 def test_a_failure_in_one_part_fails_the_table_with_that_part_s_count(tmp_path):
@@ -207,8 +252,10 @@ def test_no_part_validates_an_empty_table():
 def test_frames_and_lazy_frames_are_parts_too(tmp_path):
     paths = shards(account_months_with_failures(), tmp_path)
     frames = [pl.read_parquet(paths[0]), pl.scan_parquet(paths[1])]
-    assert_same_validation(validate_parts("account_months", frames, run_id="r", as_of=AS_OF),
-                           validate_parts("account_months", paths, run_id="r", as_of=AS_OF))
+    assert_same_validation(
+        validate_parts("account_months", frames, run_id="r", as_of=AS_OF),
+        validate_parts("account_months", paths, run_id="r", as_of=AS_OF),
+    )
 
 
 def test_a_part_without_a_column_fails_the_schema_check(tmp_path):
@@ -223,8 +270,7 @@ def test_a_part_without_a_column_fails_the_schema_check(tmp_path):
 def test_merged_gx_results_build_data_docs(tmp_path):
     from expectations.datadocs import build_data_docs
 
-    validation = validate_parts("transactions", shards(transactions_with_failures(), tmp_path), run_id="r",
-                                as_of=AS_OF)
+    validation = validate_parts("transactions", shards(transactions_with_failures(), tmp_path), run_id="r", as_of=AS_OF)
     index = build_data_docs({"transactions": validation.gx_results}, tmp_path / "docs", run_id="r")
     pages = "".join(p.read_text() for p in (tmp_path / "docs").rglob("*.html") if p != index)
     assert "RMB" in pages and "XYZ" in pages and "magic" in pages  # samples of three shards, one page
@@ -234,8 +280,12 @@ def test_every_check_of_every_suite_can_be_merged():
     """A new aggregate expectation (mean, min / max, row count) needs a merge rule before shards can run."""
     from expectations.suites import all_suites
 
-    unmergeable = [(name, c.expectation_type) for name, suite in all_suites().items()
-                   for c in suite.checks if merge_rule(c) is None]
+    unmergeable = [
+        (name, c.expectation_type)
+        for name, suite in all_suites().items()
+        for c in suite.checks
+        if merge_rule(c) is None
+    ]
     assert unmergeable == []
     with pytest.raises(KeyError):
         validate_parts("no_such_table", [], run_id="r")

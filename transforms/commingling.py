@@ -48,8 +48,17 @@ PERSONAL_IN_MEMO = r"(?i)报销|理赔|赔款|保险|利息|分红|公积金|社
 BUSINESS_IN_MIN_AMOUNT = 1000
 
 NOT_TRADE_CLASSES = (
-    "salary", "loan_disbursement", "loan_repayment", "penalty_fee", "failed_debit", "refund", "reversal",
-    "own_transfer_in", "own_transfer_out", "related_transfer_in", "related_transfer_out",
+    "salary",
+    "loan_disbursement",
+    "loan_repayment",
+    "penalty_fee",
+    "failed_debit",
+    "refund",
+    "reversal",
+    "own_transfer_in",
+    "own_transfer_out",
+    "related_transfer_in",
+    "related_transfer_out",
 )
 
 COMMINGLING_REMEDIATION = (
@@ -91,10 +100,7 @@ def _business_direction() -> pl.Expr:
         )
     )
     business_out = (pl.col("amount") < 0) & memo.str.contains(BUSINESS_OUT_MEMO)
-    return (
-        pl.when(eligible & business_in).then(pl.lit("in"))
-        .when(eligible & business_out).then(pl.lit("out"))
-    )
+    return pl.when(eligible & business_in).then(pl.lit("in")).when(eligible & business_out).then(pl.lit("out"))
 
 
 def business_rows(transactions: pl.LazyFrame, accounts: pl.LazyFrame) -> pl.LazyFrame:
@@ -122,8 +128,9 @@ def commingling_month_features(transactions: pl.LazyFrame, accounts: pl.LazyFram
             _inflow=pl.when(pl.col("amount") > 0).then(pl.col("amount")).otherwise(zero).sum(),
         )
         .with_columns(
-            business_in_share=pl.when(pl.col("_inflow") > 0)
-            .then(pl.col("business_in").cast(pl.Float64) / pl.col("_inflow").cast(pl.Float64))
+            business_in_share=pl.when(pl.col("_inflow") > 0).then(
+                pl.col("business_in").cast(pl.Float64) / pl.col("_inflow").cast(pl.Float64)
+            )
         )
         .drop("_inflow")
     )
@@ -171,17 +178,25 @@ def commingling_flags(
             reason_zh=pl.format(
                 "个人账户本月收到{}笔企业货款等经营款共{}，占入账{}（阈值{}），并向供应商付款{}笔共{}；"
                 "主要往来方：{}。疑似公私混用。",
-                pl.col("business_in_count"), fmt_num(pl.col("business_in")), fmt_pct(pl.col("business_in_share")),
-                pl.lit(f"{rules.min_business_in_share:.0%}"), pl.col("business_out_count"),
-                fmt_num(pl.col("business_out")), pl.col("top_counterparties"),
+                pl.col("business_in_count"),
+                fmt_num(pl.col("business_in")),
+                fmt_pct(pl.col("business_in_share")),
+                pl.lit(f"{rules.min_business_in_share:.0%}"),
+                pl.col("business_out_count"),
+                fmt_num(pl.col("business_out")),
+                pl.col("top_counterparties"),
             ),
             reason_en=pl.format(
                 "This personal account received {} business payments from companies this month ({}, {} of "
                 "inflow; threshold {}) and paid suppliers {} times ({}); main counterparties: {}. Business "
                 "and personal money are mixed.",
-                pl.col("business_in_count"), fmt_num(pl.col("business_in")), fmt_pct(pl.col("business_in_share")),
-                pl.lit(f"{rules.min_business_in_share:.0%}"), pl.col("business_out_count"),
-                fmt_num(pl.col("business_out")), pl.col("top_counterparties"),
+                pl.col("business_in_count"),
+                fmt_num(pl.col("business_in")),
+                fmt_pct(pl.col("business_in_share")),
+                pl.lit(f"{rules.min_business_in_share:.0%}"),
+                pl.col("business_out_count"),
+                fmt_num(pl.col("business_out")),
+                pl.col("top_counterparties"),
             ),
         )
     )

@@ -107,9 +107,7 @@ def negative_balance_day_closings(transactions: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _lender_counts(
-    transactions: pl.LazyFrame, account_months: pl.LazyFrame, windows_days: list[int]
-) -> pl.LazyFrame:
+def _lender_counts(transactions: pl.LazyFrame, account_months: pl.LazyFrame, windows_days: list[int]) -> pl.LazyFrame:
     """Per account month: distinct lenders with activity in each N-day window ending at the month end,
     and lenders whose first activity in the statement falls in the month (one pass over the activity)."""
     activity = (
@@ -127,12 +125,14 @@ def _lender_counts(
         .group_by(_MONTH_KEY)
         .agg(
             *(
-                pl.col("lender_id").filter(pl.col("booked_on") >= _days_back(month_end, days)).n_unique()
-                .cast(pl.Int64).alias(f"lenders_active_{days}d")
+                pl.col("lender_id")
+                .filter(pl.col("booked_on") >= _days_back(month_end, days))
+                .n_unique()
+                .cast(pl.Int64)
+                .alias(f"lenders_active_{days}d")
                 for days in windows_days
             ),
-            new_lenders=pl.col("lender_id").filter(pl.col("_first_on") >= pl.col("month_on")).n_unique()
-            .cast(pl.Int64),
+            new_lenders=pl.col("lender_id").filter(pl.col("_first_on") >= pl.col("month_on")).n_unique().cast(pl.Int64),
         )
     )
 
@@ -194,9 +194,7 @@ def trailing_debt_service(account_months: pl.LazyFrame, *, rules: DebtBurdenRule
     )
 
 
-def credit_month_features(
-    transactions: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: Rules
-) -> pl.LazyFrame:
+def credit_month_features(transactions: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: Rules) -> pl.LazyFrame:
     """Add the credit columns to every account month (same rows, same order).
 
     `transactions` is the classified table (`txn_class`, `lender_id`); `account_months` needs
@@ -206,22 +204,26 @@ def credit_month_features(
     windows = sorted({*rules.multi_lender.windows_days, rules.multi_lender.judged_window_days})
     counts = [
         *(f"lenders_active_{days}d" for days in windows),
-        "new_lenders", "disbursement_count", "penalty_count", "failed_debit_count", "negative_balance_days",
+        "new_lenders",
+        "disbursement_count",
+        "penalty_count",
+        "failed_debit_count",
+        "negative_balance_days",
     ]
     private = ["debt_burden_start_on", "debt_burden_months", "debt_burden_repaid", "debt_burden_income"]
     # Recomputed, never joined twice: a frame already conformed to the contract carries them as nulls.
     produced = [*counts, "penalty_amount", "loan_share_of_inflow", "debt_burden_trailing"]
     return (
         account_months.drop(produced, strict=False)
-        .join(_lender_counts(transactions, account_months, windows), on=_MONTH_KEY, how="left",
-              maintain_order="left")
+        .join(_lender_counts(transactions, account_months, windows), on=_MONTH_KEY, how="left", maintain_order="left")
         .join(_loan_events(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
         .join(_negative_balance_days(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
         .with_columns(
             *(pl.col(c).fill_null(0) for c in counts),
             penalty_amount=pl.col("penalty_amount").fill_null(_ZERO),
-            loan_share_of_inflow=pl.when(pl.col("inflow") > 0)
-            .then(pl.col("loan_disbursed").cast(pl.Float64) / pl.col("inflow").cast(pl.Float64)),
+            loan_share_of_inflow=pl.when(pl.col("inflow") > 0).then(
+                pl.col("loan_disbursed").cast(pl.Float64) / pl.col("inflow").cast(pl.Float64)
+            ),
         )
         .pipe(trailing_debt_service, rules=rules.debt_burden)
         .drop(private)
@@ -245,14 +247,21 @@ def borrow_to_repay_links(transactions: pl.LazyFrame, *, rules: BorrowToRepayRul
     """
     loans = transactions.filter(pl.col("lender_id").is_not_null())
     disbursed = loans.filter(
-        (pl.col("txn_class") == "loan_disbursement")
-        & (pl.col("amount") >= pl.lit(Decimal(str(rules.min_amount))))
+        (pl.col("txn_class") == "loan_disbursement") & (pl.col("amount") >= pl.lit(Decimal(str(rules.min_amount))))
     ).select(
-        *_PER_ACCOUNT, out_txn_id="txn_id", out_at="booked_at", out_on="booked_on", amount_out="amount",
+        *_PER_ACCOUNT,
+        out_txn_id="txn_id",
+        out_at="booked_at",
+        out_on="booked_on",
+        amount_out="amount",
         lender_out="lender_id",
     )
     repaid = loans.filter(pl.col("txn_class") == "loan_repayment").select(
-        *_PER_ACCOUNT, in_txn_id="txn_id", in_at="booked_at", in_on="booked_on", amount_in=-pl.col("amount"),
+        *_PER_ACCOUNT,
+        in_txn_id="txn_id",
+        in_at="booked_at",
+        in_on="booked_on",
+        amount_in=-pl.col("amount"),
         lender_in="lender_id",
     )
     # exact: the tolerance carries enough decimals that tolerance x amount is not rounded
@@ -325,13 +334,19 @@ def multi_lender_flags(
             limit_name=pl.lit(f"distinct_lenders_{days}d"),
             reason_zh=pl.format(
                 "截至{}的近{}天内有{}家贷款机构发生借贷往来（{}），超过阈值{}家。",
-                pl.col("period_end_on"), pl.lit(days), pl.col("metric_value").cast(pl.Int64),
-                pl.col("_lenders").list.join("、"), pl.lit(rules.max_lenders),
+                pl.col("period_end_on"),
+                pl.lit(days),
+                pl.col("metric_value").cast(pl.Int64),
+                pl.col("_lenders").list.join("、"),
+                pl.lit(rules.max_lenders),
             ),
             reason_en=pl.format(
                 "{} distinct lenders had loan activity in the {} days to {} ({}); the limit is {}.",
-                pl.col("metric_value").cast(pl.Int64), pl.lit(days), pl.col("period_end_on"),
-                pl.col("_lenders").list.join(", "), pl.lit(rules.max_lenders),
+                pl.col("metric_value").cast(pl.Int64),
+                pl.lit(days),
+                pl.col("period_end_on"),
+                pl.col("_lenders").list.join(", "),
+                pl.lit(rules.max_lenders),
             ),
         ),
         "MULTI_LENDER",
@@ -353,16 +368,27 @@ def borrowing_frequent_flags(
             threshold=pl.lit(float(rules.max_disbursements_per_month)),
             limit_name=pl.lit("disbursements_per_month"),
             severity=pl.lit("medium"),
-            reason_zh=pl.format("本月收到{}笔贷款放款，共{}，超过每月{}笔的阈值。", pl.col("disbursement_count"),
-                                fmt_num(pl.col("loan_disbursed")), pl.lit(rules.max_disbursements_per_month)),
-            reason_en=pl.format("{} loan disbursements this month, {} in total; the limit is {} a month.",
-                                pl.col("disbursement_count"), fmt_num(pl.col("loan_disbursed")),
-                                pl.lit(rules.max_disbursements_per_month)),
+            reason_zh=pl.format(
+                "本月收到{}笔贷款放款，共{}，超过每月{}笔的阈值。",
+                pl.col("disbursement_count"),
+                fmt_num(pl.col("loan_disbursed")),
+                pl.lit(rules.max_disbursements_per_month),
+            ),
+            reason_en=pl.format(
+                "{} loan disbursements this month, {} in total; the limit is {} a month.",
+                pl.col("disbursement_count"),
+                fmt_num(pl.col("loan_disbursed")),
+                pl.lit(rules.max_disbursements_per_month),
+            ),
         )
     )
     disbursement = pl.col("txn_class") == "loan_disbursement"
-    return finish_flags(evidence_in_months(flagged, transactions, disbursement), "BORROWING_FREQUENT",
-                        rules.version, remediation=REMEDIATION["BORROWING_FREQUENT"])
+    return finish_flags(
+        evidence_in_months(flagged, transactions, disbursement),
+        "BORROWING_FREQUENT",
+        rules.version,
+        remediation=REMEDIATION["BORROWING_FREQUENT"],
+    )
 
 
 def cash_loan_reliance_flags(
@@ -382,8 +408,9 @@ def cash_loan_reliance_flags(
             _first_month_on=pl.col("month_on").min().over(_PER_ACCOUNT),
         )
         .with_columns(
-            _share=pl.when(pl.col("_inflow") > 0)
-            .then(pl.col("_disbursed").cast(pl.Float64) / pl.col("_inflow").cast(pl.Float64))
+            _share=pl.when(pl.col("_inflow") > 0).then(
+                pl.col("_disbursed").cast(pl.Float64) / pl.col("_inflow").cast(pl.Float64)
+            )
         )
         .filter(
             pl.col("is_full_month")
@@ -392,29 +419,46 @@ def cash_loan_reliance_flags(
             & (pl.col("_disbursed").cast(pl.Float64) >= rules.min_disbursed)
         )
         .with_columns(
-            period_start_on=pl.max_horizontal(pl.col("month_on").dt.offset_by(f"-{n - 1}mo"),
-                                              pl.col("_first_month_on")),
+            period_start_on=pl.max_horizontal(
+                pl.col("month_on").dt.offset_by(f"-{n - 1}mo"), pl.col("_first_month_on")
+            ),
             period_end_on=pl.col("month_on").dt.month_end(),
             metric_value=pl.col("_share"),
             threshold=pl.lit(rules.max_loan_share_of_inflow),
             limit_name=pl.lit(f"loan_share_of_inflow_{n}m"),
             severity=pl.lit("medium"),
-            reason_zh=pl.format("近{}个月贷款放款{}，占全部流入{}的{}，超过阈值{}。", pl.lit(str(n)),
-                                fmt_num(pl.col("_disbursed")), fmt_num(pl.col("_inflow")), fmt_pct(pl.col("_share")),
-                                pl.lit(f"{rules.max_loan_share_of_inflow:.0%}")),
-            reason_en=pl.format("Over the last {} months loan disbursements of {} were {} of all inflow ({}); "
-                                "the limit is {}.", pl.lit(str(n)), fmt_num(pl.col("_disbursed")),
-                                fmt_pct(pl.col("_share")), fmt_num(pl.col("_inflow")),
-                                pl.lit(f"{rules.max_loan_share_of_inflow:.0%}")),
+            reason_zh=pl.format(
+                "近{}个月贷款放款{}，占全部流入{}的{}，超过阈值{}。",
+                pl.lit(str(n)),
+                fmt_num(pl.col("_disbursed")),
+                fmt_num(pl.col("_inflow")),
+                fmt_pct(pl.col("_share")),
+                pl.lit(f"{rules.max_loan_share_of_inflow:.0%}"),
+            ),
+            reason_en=pl.format(
+                "Over the last {} months loan disbursements of {} were {} of all inflow ({}); the limit is {}.",
+                pl.lit(str(n)),
+                fmt_num(pl.col("_disbursed")),
+                fmt_pct(pl.col("_share")),
+                fmt_num(pl.col("_inflow")),
+                pl.lit(f"{rules.max_loan_share_of_inflow:.0%}"),
+            ),
         )
     )
     disbursement = pl.col("txn_class") == "loan_disbursement"
-    return finish_flags(evidence_in_months(flagged, transactions, disbursement), "CASH_LOAN_RELIANCE",
-                        rules.version, remediation=REMEDIATION["CASH_LOAN_RELIANCE"])
+    return finish_flags(
+        evidence_in_months(flagged, transactions, disbursement),
+        "CASH_LOAN_RELIANCE",
+        rules.version,
+        remediation=REMEDIATION["CASH_LOAN_RELIANCE"],
+    )
 
 
 def borrow_to_repay_flags(
-    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, links: pl.LazyFrame, *,
+    transactions: pl.LazyFrame,
+    months_with_credit: pl.LazyFrame,
+    links: pl.LazyFrame,
+    *,
     rules: BorrowToRepayRules,
 ) -> pl.LazyFrame:
     """BORROW_TO_REPAY (以贷养贷): a month (of the repayment) with at least one borrow-to-repay pair."""
@@ -431,8 +475,9 @@ def borrow_to_repay_flags(
             count=pl.len(),
             total=pl.col("amount_in").sum(),
             _pairs=pl.col("counterparty").unique().sort(),
-            evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id").list.explode(keep_nulls=False,
-                                                                                   empty_as_null=False),
+            evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id").list.explode(
+                keep_nulls=False, empty_as_null=False
+            ),
         )
         .with_columns(
             **_month_period(),
@@ -440,13 +485,21 @@ def borrow_to_repay_flags(
             threshold=pl.lit(1.0),
             limit_name=pl.lit("borrow_to_repay_pairs_per_month"),
             severity=_severity(pl.col("count") >= rules.high_pairs),
-            reason_zh=pl.format("本月{}笔还款（共{}）来自{}天内另一家机构的新借款（{}），疑似以贷养贷。",
-                                pl.col("count"), fmt_num(pl.col("total")), pl.lit(rules.max_days),
-                                pl.col("_pairs").list.join("、")),
-            reason_en=pl.format("{} repayment(s) this month ({} in total) were funded by another lender's loan "
-                                "disbursed within {} days ({}): borrowing to repay.",
-                                pl.col("count"), fmt_num(pl.col("total")), pl.lit(rules.max_days),
-                                pl.col("_pairs").list.join(", ")),
+            reason_zh=pl.format(
+                "本月{}笔还款（共{}）来自{}天内另一家机构的新借款（{}），疑似以贷养贷。",
+                pl.col("count"),
+                fmt_num(pl.col("total")),
+                pl.lit(rules.max_days),
+                pl.col("_pairs").list.join("、"),
+            ),
+            reason_en=pl.format(
+                "{} repayment(s) this month ({} in total) were funded by another lender's loan "
+                "disbursed within {} days ({}): borrowing to repay.",
+                pl.col("count"),
+                fmt_num(pl.col("total")),
+                pl.lit(rules.max_days),
+                pl.col("_pairs").list.join(", "),
+            ),
         ),
         "BORROW_TO_REPAY",
         rules.version,
@@ -469,26 +522,41 @@ def overdue_penalty_flags(
             threshold=pl.lit(float(rules.min_events)),
             limit_name=pl.lit("overdue_events_per_month"),
             severity=_severity(events >= rules.high_events),
-            reason_zh=pl.format("本月{}次逾期迹象（阈值{}次）：罚息/滞纳金{}笔共{}，扣款失败{}笔，余额为负{}天。",
-                                events, pl.lit(rules.min_events), pl.col("penalty_count"),
-                                fmt_num(pl.col("penalty_amount")), pl.col("failed_debit_count"),
-                                pl.col("negative_balance_days")),
-            reason_en=pl.format("{} overdue events this month (threshold {}): {} penalty / late-fee rows ({} in "
-                                "total), {} failed debits, {} days ending with a negative balance.",
-                                events, pl.lit(rules.min_events), pl.col("penalty_count"),
-                                fmt_num(pl.col("penalty_amount")), pl.col("failed_debit_count"),
-                                pl.col("negative_balance_days")),
+            reason_zh=pl.format(
+                "本月{}次逾期迹象（阈值{}次）：罚息/滞纳金{}笔共{}，扣款失败{}笔，余额为负{}天。",
+                events,
+                pl.lit(rules.min_events),
+                pl.col("penalty_count"),
+                fmt_num(pl.col("penalty_amount")),
+                pl.col("failed_debit_count"),
+                pl.col("negative_balance_days"),
+            ),
+            reason_en=pl.format(
+                "{} overdue events this month (threshold {}): {} penalty / late-fee rows ({} in "
+                "total), {} failed debits, {} days ending with a negative balance.",
+                events,
+                pl.lit(rules.min_events),
+                pl.col("penalty_count"),
+                fmt_num(pl.col("penalty_amount")),
+                pl.col("failed_debit_count"),
+                pl.col("negative_balance_days"),
+            ),
         )
     )
     event_rows = pl.concat(
         [
-            transactions.filter(pl.col("txn_class").is_in(["penalty_fee", "failed_debit"]))
-            .select(*_PER_ACCOUNT, "txn_id", "booked_on"),
+            transactions.filter(pl.col("txn_class").is_in(["penalty_fee", "failed_debit"])).select(
+                *_PER_ACCOUNT, "txn_id", "booked_on"
+            ),
             negative_balance_day_closings(transactions).select(*_PER_ACCOUNT, "txn_id", "booked_on"),
         ]
     ).unique("txn_id")
-    return finish_flags(evidence_in_months(flagged, event_rows, pl.lit(True)), "OVERDUE_PENALTY", rules.version,
-                        remediation=REMEDIATION["OVERDUE_PENALTY"])
+    return finish_flags(
+        evidence_in_months(flagged, event_rows, pl.lit(True)),
+        "OVERDUE_PENALTY",
+        rules.version,
+        remediation=REMEDIATION["OVERDUE_PENALTY"],
+    )
 
 
 def debt_burden_flags(
@@ -506,18 +574,31 @@ def debt_burden_flags(
             threshold=pl.lit(rules.max_ratio),
             limit_name=pl.lit(f"debt_service_ratio_{rules.trailing_months}m"),
             severity=_severity(pl.col("debt_burden_trailing") > rules.high_ratio),
-            reason_zh=pl.format("近{}个完整月贷款还款{}，占净收入{}的{}，超过阈值{}。", pl.col("debt_burden_months"),
-                                fmt_num(pl.col("debt_burden_repaid")), fmt_num(pl.col("debt_burden_income")),
-                                fmt_pct(pl.col("debt_burden_trailing")), pl.lit(f"{rules.max_ratio:.0%}")),
-            reason_en=pl.format("Loan repayments of {} over the last {} full months were {} of clean income ({}); "
-                                "the limit is {}.", fmt_num(pl.col("debt_burden_repaid")),
-                                pl.col("debt_burden_months"), fmt_pct(pl.col("debt_burden_trailing")),
-                                fmt_num(pl.col("debt_burden_income")), pl.lit(f"{rules.max_ratio:.0%}")),
+            reason_zh=pl.format(
+                "近{}个完整月贷款还款{}，占净收入{}的{}，超过阈值{}。",
+                pl.col("debt_burden_months"),
+                fmt_num(pl.col("debt_burden_repaid")),
+                fmt_num(pl.col("debt_burden_income")),
+                fmt_pct(pl.col("debt_burden_trailing")),
+                pl.lit(f"{rules.max_ratio:.0%}"),
+            ),
+            reason_en=pl.format(
+                "Loan repayments of {} over the last {} full months were {} of clean income ({}); the limit is {}.",
+                fmt_num(pl.col("debt_burden_repaid")),
+                pl.col("debt_burden_months"),
+                fmt_pct(pl.col("debt_burden_trailing")),
+                fmt_num(pl.col("debt_burden_income")),
+                pl.lit(f"{rules.max_ratio:.0%}"),
+            ),
         )
     )
     repayment = pl.col("txn_class") == "loan_repayment"
-    return finish_flags(evidence_in_months(flagged, transactions, repayment), "DEBT_BURDEN_HIGH", rules.version,
-                        remediation=_debt_burden_remediation(rules))
+    return finish_flags(
+        evidence_in_months(flagged, transactions, repayment),
+        "DEBT_BURDEN_HIGH",
+        rules.version,
+        remediation=_debt_burden_remediation(rules),
+    )
 
 
 def credit_flags(

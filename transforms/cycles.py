@@ -73,29 +73,48 @@ def cycle_hops(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: Cyc
     """One row per candidate hop: `txn_id, from_account, to_account, currency, at, amount` (positive)."""
     outs = _other_account(
         transactions.filter(pl.col("amount") <= -rules.min_amount).select(
-            "txn_id", "account_id", "customer_id", "currency", "booked_at", "amount",
-            "counterparty_account", "counterparty_name",
+            "txn_id",
+            "account_id",
+            "customer_id",
+            "currency",
+            "booked_at",
+            "amount",
+            "counterparty_account",
+            "counterparty_name",
         ),
         accounts,
     ).filter(pl.col("_other").is_not_null() & (pl.col("_other") != pl.col("account_id")))
     senders = outs.select(_other="account_id", _to_customer="customer_id").unique("_other")
-    return outs.join(senders, on="_other").filter(pl.col("_to_customer") != pl.col("customer_id")).select(
-        "txn_id", "currency",
-        from_account="account_id", to_account="_other", at="booked_at", amount=-pl.col("amount"),
+    return (
+        outs.join(senders, on="_other")
+        .filter(pl.col("_to_customer") != pl.col("customer_id"))
+        .select(
+            "txn_id",
+            "currency",
+            from_account="account_id",
+            to_account="_other",
+            at="booked_at",
+            amount=-pl.col("amount"),
+        )
     )
 
 
 def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
     """One row per chain: list columns of its hops in order (`hop_txn, hop_from, hop_to, hop_at,
     hop_amount`), `chain_id`, `chain_length`."""
-    nxt = hops.select(
-        "currency", _last_to="from_account", _txn="txn_id", _to="to_account", _at="at", _amount="amount"
-    )
+    nxt = hops.select("currency", _last_to="from_account", _txn="txn_id", _to="to_account", _at="at", _amount="amount")
     paths = hops.select(
         "currency",
-        hop_txn=pl.concat_list("txn_id"), hop_from=pl.concat_list("from_account"),
-        hop_to=pl.concat_list("to_account"), hop_at=pl.concat_list("at"), hop_amount=pl.concat_list("amount"),
-        _start="from_account", _first_at="at", _last_to="to_account", _last_at="at", _last_amount="amount",
+        hop_txn=pl.concat_list("txn_id"),
+        hop_from=pl.concat_list("from_account"),
+        hop_to=pl.concat_list("to_account"),
+        hop_at=pl.concat_list("at"),
+        hop_amount=pl.concat_list("amount"),
+        _start="from_account",
+        _first_at="at",
+        _last_to="to_account",
+        _last_at="at",
+        _last_amount="amount",
     )
     tolerance = pl.lit(rules.amount_tolerance)
     closed = []
@@ -105,8 +124,10 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
             .filter(
                 (pl.col("_at") >= pl.col("_last_at"))
                 & (pl.col("_at") - pl.col("_first_at") <= pl.duration(days=rules.window_days))
-                & ((pl.col("_amount") - pl.col("_last_amount")).abs().cast(pl.Float64)
-                   <= tolerance * pl.col("_last_amount").cast(pl.Float64))
+                & (
+                    (pl.col("_amount") - pl.col("_last_amount")).abs().cast(pl.Float64)
+                    <= tolerance * pl.col("_last_amount").cast(pl.Float64)
+                )
                 & ((pl.col("_to") == pl.col("_start")) | ~pl.col("hop_from").list.contains(pl.col("_to")))
             )
             .with_columns(
@@ -115,7 +136,9 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
                 hop_to=pl.concat_list("hop_to", "_to"),
                 hop_at=pl.concat_list("hop_at", "_at"),
                 hop_amount=pl.concat_list("hop_amount", "_amount"),
-                _last_to=pl.col("_to"), _last_at=pl.col("_at"), _last_amount=pl.col("_amount"),
+                _last_to=pl.col("_to"),
+                _last_at=pl.col("_at"),
+                _last_amount=pl.col("_amount"),
             )
             .drop("_txn", "_to", "_at", "_amount")
             .cache()  # read twice: the chains closed at this length and the paths extended further
@@ -146,16 +169,27 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
     )
 
 
-def _inbound_legs(hop_rows: pl.LazyFrame, transactions: pl.LazyFrame, accounts: pl.LazyFrame,
-                  *, rules: CycleRules) -> pl.LazyFrame:
+def _inbound_legs(
+    hop_rows: pl.LazyFrame, transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: CycleRules
+) -> pl.LazyFrame:
     """The receiving account's inflow from the sender for each hop (out_txn_id -> in_txn_id)."""
     ins = _other_account(
         transactions.filter(pl.col("amount") >= rules.min_amount).select(
-            "txn_id", "account_id", "currency", "booked_at", "amount", "counterparty_account", "counterparty_name",
+            "txn_id",
+            "account_id",
+            "currency",
+            "booked_at",
+            "amount",
+            "counterparty_account",
+            "counterparty_name",
         ),
         accounts,
     ).select(
-        "currency", to_account="account_id", from_account="_other", in_txn_id="txn_id", in_at="booked_at",
+        "currency",
+        to_account="account_id",
+        from_account="_other",
+        in_txn_id="txn_id",
+        in_at="booked_at",
         amount_out="amount",
     )
     pairs = (
@@ -178,10 +212,18 @@ def cycle_links(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: Cy
             next_at=pl.concat_list(pl.col("hop_at").list.slice(1), pl.col("hop_at").list.first()),
             next_amount=pl.concat_list(pl.col("hop_amount").list.slice(1), pl.col("hop_amount").list.first()),
         )
-        .explode(["hop_index", "hop_txn", "hop_from", "hop_to", "hop_at", "hop_amount", "next_txn", "next_at",
-                  "next_amount"])
-        .rename({"hop_txn": "txn_id", "hop_from": "from_account", "hop_to": "to_account", "hop_at": "at",
-                 "hop_amount": "amount_out"})
+        .explode(
+            ["hop_index", "hop_txn", "hop_from", "hop_to", "hop_at", "hop_amount", "next_txn", "next_at", "next_amount"]
+        )
+        .rename(
+            {
+                "hop_txn": "txn_id",
+                "hop_from": "from_account",
+                "hop_to": "to_account",
+                "hop_at": "at",
+                "hop_amount": "amount_out",
+            }
+        )
     )
     legs = _inbound_legs(hop_rows, transactions, accounts, rules=rules)
     with_legs = hop_rows.join(legs, left_on="txn_id", right_on="out_txn_id", how="left")
@@ -236,8 +278,9 @@ def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: Cycle
         )
         .with_columns(
             _chain_zh=pl.format("{}（首笔{}，{}天）", pl.col("_path"), fmt_num(pl.col("_amount")), pl.col("_days")),
-            _chain_en=pl.format("{} (first hop {}, {} days)", pl.col("_path"), fmt_num(pl.col("_amount")),
-                                pl.col("_days")),
+            _chain_en=pl.format(
+                "{} (first hop {}, {} days)", pl.col("_path"), fmt_num(pl.col("_amount")), pl.col("_days")
+            ),
         )
         .explode("_accounts")
         .rename({"_accounts": "account_id"})
@@ -261,14 +304,18 @@ def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: Cycle
             reason_zh=pl.format(
                 "本月参与{}条跨客户资金闭环（{}天内、每跳金额相差不超过{}）：{}。资金在不同客户账户间转了一圈回到起点，"
                 "疑似循环转账虚增流水。",
-                pl.col("count"), pl.lit(str(rules.window_days)), pl.lit(f"{rules.amount_tolerance:.0%}"),
+                pl.col("count"),
+                pl.lit(str(rules.window_days)),
+                pl.lit(f"{rules.amount_tolerance:.0%}"),
                 pl.col("_chains_zh"),
             ),
             reason_en=pl.format(
                 "Took part in {} cycle(s) across customers this month (within {} days, each hop within {} of the "
                 "previous): {}. Money went round other customers' accounts back to where it started: likely "
                 "inflated turnover.",
-                pl.col("count"), pl.lit(str(rules.window_days)), pl.lit(f"{rules.amount_tolerance:.0%}"),
+                pl.col("count"),
+                pl.lit(str(rules.window_days)),
+                pl.lit(f"{rules.amount_tolerance:.0%}"),
                 pl.col("_chains_en"),
             ),
         ),

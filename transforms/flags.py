@@ -64,16 +64,21 @@ def finish_flags(
             remediation_en=pl.lit(remediation_en),
             evidence_txn_ids=pl.col("evidence_txn_ids").list.sort(),
             flag_id=pl.concat_str(
-                [pl.lit(code), pl.col("account_id"), pl.col("period_start_on").cast(pl.String),
-                 pl.col("period_end_on").cast(pl.String)], separator="|"
-            ).chash.sha2_256().str.slice(0, 32),
+                [
+                    pl.lit(code),
+                    pl.col("account_id"),
+                    pl.col("period_start_on").cast(pl.String),
+                    pl.col("period_end_on").cast(pl.String),
+                ],
+                separator="|",
+            )
+            .chash.sha2_256()
+            .str.slice(0, 32),
         )
     )
 
 
-def evidence_in_months(
-    flagged: pl.LazyFrame, transactions: pl.LazyFrame, condition: pl.Expr
-) -> pl.LazyFrame:
+def evidence_in_months(flagged: pl.LazyFrame, transactions: pl.LazyFrame, condition: pl.Expr) -> pl.LazyFrame:
     """Collect, per flagged account period, the ids of transactions meeting `condition` inside it."""
     rows = transactions.filter(condition).select("account_id", "currency", "txn_id", "booked_on")
     evidence = (
@@ -90,31 +95,37 @@ def income_volatility_flags(
     account_months: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: IncomeVolatilityRules
 ) -> pl.LazyFrame:
     """INCOME_VOLATILE: trailing CV of clean income above the threshold (full main-currency months)."""
-    flagged = account_months.with_columns(
-        _first_month_on=pl.col("month_on").min().over("account_id", "currency")
-    ).filter(
-        pl.col("is_main_currency") & (pl.col("income_cv") > rules.cv_threshold)
-    ).with_columns(
-        # the window, clipped to the account's coverage
-        period_start_on=pl.max_horizontal(
-            pl.col("month_on").dt.offset_by(f"-{rules.window_months - 1}mo"), pl.col("_first_month_on")
-        ),
-        period_end_on=pl.col("month_on").dt.month_end(),
-        metric_value=pl.col("income_cv"),
-        threshold=pl.lit(rules.cv_threshold),
-        limit_name=pl.lit("cv_threshold"),
-        severity=pl.when(pl.col("income_cv") >= rules.cv_high).then(pl.lit("high")).otherwise(pl.lit("medium")),
-        reason_zh=pl.format(
-            "近{}个完整月净收入变异系数{}，超过阈值{}；{}的月份环比波动≥{}。",
-            pl.col("window_months"), fmt_num(pl.col("income_cv")), pl.lit(str(rules.cv_threshold)),
-            fmt_pct(pl.col("income_swing_share").fill_null(0)), pl.lit(f"{rules.swing_pct:.0%}"),
-        ),
-        reason_en=pl.format(
-            "Clean income over the last {} full months has a coefficient of variation of {} (threshold {}); "
-            "{} of months swung by >= {} against the previous month.",
-            pl.col("window_months"), fmt_num(pl.col("income_cv")), pl.lit(str(rules.cv_threshold)),
-            fmt_pct(pl.col("income_swing_share").fill_null(0)), pl.lit(f"{rules.swing_pct:.0%}"),
-        ),
+    flagged = (
+        account_months.with_columns(_first_month_on=pl.col("month_on").min().over("account_id", "currency"))
+        .filter(pl.col("is_main_currency") & (pl.col("income_cv") > rules.cv_threshold))
+        .with_columns(
+            # the window, clipped to the account's coverage
+            period_start_on=pl.max_horizontal(
+                pl.col("month_on").dt.offset_by(f"-{rules.window_months - 1}mo"), pl.col("_first_month_on")
+            ),
+            period_end_on=pl.col("month_on").dt.month_end(),
+            metric_value=pl.col("income_cv"),
+            threshold=pl.lit(rules.cv_threshold),
+            limit_name=pl.lit("cv_threshold"),
+            severity=pl.when(pl.col("income_cv") >= rules.cv_high).then(pl.lit("high")).otherwise(pl.lit("medium")),
+            reason_zh=pl.format(
+                "近{}个完整月净收入变异系数{}，超过阈值{}；{}的月份环比波动≥{}。",
+                pl.col("window_months"),
+                fmt_num(pl.col("income_cv")),
+                pl.lit(str(rules.cv_threshold)),
+                fmt_pct(pl.col("income_swing_share").fill_null(0)),
+                pl.lit(f"{rules.swing_pct:.0%}"),
+            ),
+            reason_en=pl.format(
+                "Clean income over the last {} full months has a coefficient of variation of {} (threshold {}); "
+                "{} of months swung by >= {} against the previous month.",
+                pl.col("window_months"),
+                fmt_num(pl.col("income_cv")),
+                pl.lit(str(rules.cv_threshold)),
+                fmt_pct(pl.col("income_swing_share").fill_null(0)),
+                pl.lit(f"{rules.swing_pct:.0%}"),
+            ),
+        )
     )
     with_evidence = evidence_in_months(flagged, transactions, pl.col("is_clean_income"))
     return finish_flags(with_evidence, "INCOME_VOLATILE", rules.version)
@@ -139,30 +150,57 @@ def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.
         .with_columns(
             period_start_on=pl.col("month_on"),
             period_end_on=pl.col("month_on").dt.month_end(),
-            severity=pl.when(pl.col("_ratio") >= rules.high_multiple).then(pl.lit("high"))
-            .otherwise(pl.lit("medium")),
+            severity=pl.when(pl.col("_ratio") >= rules.high_multiple).then(pl.lit("high")).otherwise(pl.lit("medium")),
             _limit_zh=pl.when(pl.col("limit_name") == "relative_to_income")
-            .then(pl.format("近期月均净收入{}的{}倍", fmt_num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))))
+            .then(
+                pl.format(
+                    "近期月均净收入{}的{}倍", fmt_num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))
+                )
+            )
             .when(pl.col("limit_name") == "relative_to_statement_income")
-            .then(pl.format("流水期内月均净收入{}的{}倍", fmt_num(pl.col("typical_income")),
-                            pl.lit(str(rules.income_multiple))))
-            .when(pl.col("limit_name") == "absolute_floor").then(pl.lit("绝对下限"))
+            .then(
+                pl.format(
+                    "流水期内月均净收入{}的{}倍", fmt_num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))
+                )
+            )
+            .when(pl.col("limit_name") == "absolute_floor")
+            .then(pl.lit("绝对下限"))
             .otherwise(pl.lit("收入历史不足时的绝对限额")),
             _limit_en=pl.when(pl.col("limit_name") == "relative_to_income")
-            .then(pl.format("{} x recent typical monthly income {}", pl.lit(str(rules.income_multiple)),
-                            fmt_num(pl.col("typical_income"))))
+            .then(
+                pl.format(
+                    "{} x recent typical monthly income {}",
+                    pl.lit(str(rules.income_multiple)),
+                    fmt_num(pl.col("typical_income")),
+                )
+            )
             .when(pl.col("limit_name") == "relative_to_statement_income")
-            .then(pl.format("{} x the statement's typical monthly income {}", pl.lit(str(rules.income_multiple)),
-                            fmt_num(pl.col("typical_income"))))
-            .when(pl.col("limit_name") == "absolute_floor").then(pl.lit("the absolute floor"))
+            .then(
+                pl.format(
+                    "{} x the statement's typical monthly income {}",
+                    pl.lit(str(rules.income_multiple)),
+                    fmt_num(pl.col("typical_income")),
+                )
+            )
+            .when(pl.col("limit_name") == "absolute_floor")
+            .then(pl.lit("the absolute floor"))
             .otherwise(pl.lit("the absolute limit used when income history is too short")),
         )
         .with_columns(
-            reason_zh=pl.format("本月{}笔大额支出，最大一笔{}，超过限额{}（{}）。", pl.col("count"),
-                                fmt_num(pl.col("metric_value")), fmt_num(pl.col("threshold")), pl.col("_limit_zh")),
-            reason_en=pl.format("{} large outflow(s) this month; the largest, {}, exceeds the limit {} ({}).",
-                                pl.col("count"), fmt_num(pl.col("metric_value")), fmt_num(pl.col("threshold")),
-                                pl.col("_limit_en")),
+            reason_zh=pl.format(
+                "本月{}笔大额支出，最大一笔{}，超过限额{}（{}）。",
+                pl.col("count"),
+                fmt_num(pl.col("metric_value")),
+                fmt_num(pl.col("threshold")),
+                pl.col("_limit_zh"),
+            ),
+            reason_en=pl.format(
+                "{} large outflow(s) this month; the largest, {}, exceeds the limit {} ({}).",
+                pl.col("count"),
+                fmt_num(pl.col("metric_value")),
+                fmt_num(pl.col("threshold")),
+                pl.col("_limit_en"),
+            ),
         ),
         "LARGE_OUTFLOW",
         rules.version,
@@ -183,15 +221,23 @@ def related_transfer_flags(
         metric_value=pl.col("related_out_share"),
         threshold=pl.lit(rules.share_threshold),
         limit_name=pl.lit("share_of_outflow"),
-        severity=pl.when(pl.col("related_out_share") >= rules.high_share).then(pl.lit("high"))
+        severity=pl.when(pl.col("related_out_share") >= rules.high_share)
+        .then(pl.lit("high"))
         .otherwise(pl.lit("medium")),
-        reason_zh=pl.format("本月{}笔转给本人其他账户或关联方，共{}，占支出{}，超过阈值{}。",
-                            pl.col("related_out_count"), fmt_num(pl.col("related_out")),
-                            fmt_pct(pl.col("related_out_share")), pl.lit(f"{rules.share_threshold:.0%}")),
-        reason_en=pl.format("{} transfers to own accounts or related parties this month, {} in total, "
-                            "{} of outflow (threshold {}).", pl.col("related_out_count"),
-                            fmt_num(pl.col("related_out")), fmt_pct(pl.col("related_out_share")),
-                            pl.lit(f"{rules.share_threshold:.0%}")),
+        reason_zh=pl.format(
+            "本月{}笔转给本人其他账户或关联方，共{}，占支出{}，超过阈值{}。",
+            pl.col("related_out_count"),
+            fmt_num(pl.col("related_out")),
+            fmt_pct(pl.col("related_out_share")),
+            pl.lit(f"{rules.share_threshold:.0%}"),
+        ),
+        reason_en=pl.format(
+            "{} transfers to own accounts or related parties this month, {} in total, {} of outflow (threshold {}).",
+            pl.col("related_out_count"),
+            fmt_num(pl.col("related_out")),
+            fmt_pct(pl.col("related_out_share")),
+            pl.lit(f"{rules.share_threshold:.0%}"),
+        ),
     )
     related_out = pl.col("txn_class").is_in(["own_transfer_out", "related_transfer_out"])
     return finish_flags(evidence_in_months(flagged, transactions, related_out), "RELATED_TRANSFER_HEAVY", rules.version)
@@ -199,8 +245,9 @@ def related_transfer_flags(
 
 def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.LazyFrame:
     """ROUND_TRIP: a month (of the outgoing leg) with at least `min_count_per_month` round trips."""
-    months = transactions.select(out_txn_id="txn_id", currency="currency",
-                                 month_on=pl.col("booked_on").dt.month_start())
+    months = transactions.select(
+        out_txn_id="txn_id", currency="currency", month_on=pl.col("booked_on").dt.month_start()
+    )
     return finish_flags(
         links.filter(pl.col("link_type") == "round_trip")
         .join(months, on="out_txn_id")
@@ -208,7 +255,9 @@ def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: 
         .agg(
             count=pl.len(),
             total=pl.col("amount_out").sum(),
-            evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id").list.explode(keep_nulls=False, empty_as_null=False),
+            evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id").list.explode(
+                keep_nulls=False, empty_as_null=False
+            ),
         )
         .filter(pl.col("count") >= rules.min_count_per_month)
         .with_columns(
@@ -218,11 +267,19 @@ def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: 
             threshold=pl.lit(float(rules.min_count_per_month)),
             limit_name=pl.lit("round_trips_per_month"),
             severity=pl.when(pl.col("count") >= rules.high_count).then(pl.lit("high")).otherwise(pl.lit("medium")),
-            reason_zh=pl.format("本月{}笔资金在{}天内转出后以相近金额转回（共{}），疑似刷流水。",
-                                pl.col("count"), pl.lit(str(rules.max_days)), fmt_num(pl.col("total"))),
-            reason_en=pl.format("{} times this month money went out and came back within {} days at a similar "
-                                "amount ({} in total): likely inflated turnover.",
-                                pl.col("count"), pl.lit(str(rules.max_days)), fmt_num(pl.col("total"))),
+            reason_zh=pl.format(
+                "本月{}笔资金在{}天内转出后以相近金额转回（共{}），疑似刷流水。",
+                pl.col("count"),
+                pl.lit(str(rules.max_days)),
+                fmt_num(pl.col("total")),
+            ),
+            reason_en=pl.format(
+                "{} times this month money went out and came back within {} days at a similar "
+                "amount ({} in total): likely inflated turnover.",
+                pl.col("count"),
+                pl.lit(str(rules.max_days)),
+                fmt_num(pl.col("total")),
+            ),
         ),
         "ROUND_TRIP",
         rules.version,

@@ -41,18 +41,23 @@ def income_volatility(account_months: pl.LazyFrame, *, rules: IncomeVolatilityRu
             _std=pl.col("_income").rolling_std(ddof=0, **rolling).over(per_account),
             _swings=pl.col("_swing").rolling_sum(**rolling).over(per_account),
             _pairs=pl.col("_swing").is_not_null().cast(pl.Int64).rolling_sum(**rolling).over(per_account),
-            typical_income=pl.col("_income").shift(1).rolling_median(**rolling).over(per_account)
-            .round(2).cast(MONEY),
-            income_history_months=pl.col("_income").shift(1).is_not_null().cast(pl.Int64)
-            .rolling_sum(**rolling).over(per_account).fill_null(0),
+            typical_income=pl.col("_income").shift(1).rolling_median(**rolling).over(per_account).round(2).cast(MONEY),
+            income_history_months=pl.col("_income")
+            .shift(1)
+            .is_not_null()
+            .cast(pl.Int64)
+            .rolling_sum(**rolling)
+            .over(per_account)
+            .fill_null(0),
         )
         .with_columns(
             window_months=pl.col("window_months").fill_null(0),
             income_cv=pl.when(
                 pl.col("is_full_month") & (pl.col("window_months") >= rules.min_months) & (pl.col("_mean") > 0)
             ).then(pl.col("_std") / pl.col("_mean")),
-            income_swing_share=pl.when(pl.col("is_full_month") & (pl.col("_pairs") > 0))
-            .then(pl.col("_swings") / pl.col("_pairs")),
+            income_swing_share=pl.when(pl.col("is_full_month") & (pl.col("_pairs") > 0)).then(
+                pl.col("_swings") / pl.col("_pairs")
+            ),
         )
         .drop("_income", "_swing", "_mean", "_std", "_swings", "_pairs")
     )

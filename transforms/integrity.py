@@ -48,8 +48,15 @@ from transforms.flags import finish_flags, fmt_num
 _KEYS = ["account_id", "currency"]
 
 BREAK_COLUMNS = [
-    "account_id", "currency", "txn_id", "prev_txn_id", "booked_on", "month_on",
-    "expected_balance", "stated_balance", "difference",
+    "account_id",
+    "currency",
+    "txn_id",
+    "prev_txn_id",
+    "booked_on",
+    "month_on",
+    "expected_balance",
+    "stated_balance",
+    "difference",
 ]
 
 BALANCE_BREAK_REMEDIATION = (
@@ -76,8 +83,11 @@ def _timestamp_groups(transactions: pl.LazyFrame) -> pl.LazyFrame:
     )
     groups = (
         rows.group_by("_grp")
-        .agg(_acct=pl.col("_acct").first(), _has_stated=pl.col("balance_after").is_not_null().any(),
-             _unstated_through=pl.col("_unstated_through").last())
+        .agg(
+            _acct=pl.col("_acct").first(),
+            _has_stated=pl.col("balance_after").is_not_null().any(),
+            _unstated_through=pl.col("_unstated_through").last(),
+        )
         .filter(pl.col("_has_stated"))
         .sort("_grp")
         .with_columns(
@@ -98,18 +108,23 @@ def _candidates(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Every row as a possible predecessor (`_target`) of the rows of its own group and of the next one."""
     p = rows.select("_grp", _prev_row="_row", prev_balance="balance_after")
     following = rows.select("_grp", _next_grp="_prev_grp").unique().filter(pl.col("_next_grp").is_not_null())
-    return pl.concat([
-        p.rename({"_grp": "_target"}),
-        p.join(following.select(_grp="_next_grp", _target="_grp"), on="_grp").drop("_grp"),
-    ], how="diagonal")
+    return pl.concat(
+        [
+            p.rename({"_grp": "_target"}),
+            p.join(following.select(_grp="_next_grp", _target="_grp"), on="_grp").drop("_grp"),
+        ],
+        how="diagonal",
+    )
 
 
 def _targets(rows: pl.LazyFrame) -> pl.LazyFrame:
     """Each row twice: looking for its predecessor in its own group and in the preceding one."""
-    return pl.concat([
-        rows.with_columns(_target=pl.col("_grp")),
-        rows.filter(pl.col("_prev_grp").is_not_null()).with_columns(_target=pl.col("_prev_grp")),
-    ])
+    return pl.concat(
+        [
+            rows.with_columns(_target=pl.col("_grp")),
+            rows.filter(pl.col("_prev_grp").is_not_null()).with_columns(_target=pl.col("_prev_grp")),
+        ]
+    )
 
 
 def balance_breaks(transactions: pl.LazyFrame, *, rules: StatementIntegrityRules) -> pl.LazyFrame:
@@ -126,9 +141,7 @@ def balance_breaks(transactions: pl.LazyFrame, *, rules: StatementIntegrityRules
         .select("_row")
         .unique()
     )
-    suspects = rows.filter(pl.col("_prev_grp").is_not_null() & pl.col("_is_judged")).join(
-        exact, on="_row", how="anti"
-    )
+    suspects = rows.filter(pl.col("_prev_grp").is_not_null() & pl.col("_is_judged")).join(exact, on="_row", how="anti")
     nearest = (
         _targets(suspects)
         .join(candidates, on="_target")
@@ -186,13 +199,21 @@ def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> 
             reason_zh=pl.format(
                 "本月{}处余额不连续（上一笔余额+本笔金额≠本笔余额），最大差额{} {}（{}之后的{}）；"
                 "流水可能缺页或被删改，该账户的其他指标可信度降低。",
-                pl.col("count"), fmt_num(pl.col("_largest")), pl.col("_currency"), pl.col("_prev"), pl.col("_txn"),
+                pl.col("count"),
+                fmt_num(pl.col("_largest")),
+                pl.col("_currency"),
+                pl.col("_prev"),
+                pl.col("_txn"),
             ),
             reason_en=pl.format(
                 "{} running-balance break(s) this month (previous balance + amount != stated balance); the "
                 "largest differs by {} {} ({} after {}). Rows may be missing or altered, so the account's "
                 "other figures are less reliable.",
-                pl.col("count"), fmt_num(pl.col("_largest")), pl.col("_currency"), pl.col("_txn"), pl.col("_prev"),
+                pl.col("count"),
+                fmt_num(pl.col("_largest")),
+                pl.col("_currency"),
+                pl.col("_txn"),
+                pl.col("_prev"),
             ),
         ),
         "BALANCE_BREAK",

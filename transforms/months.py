@@ -48,13 +48,14 @@ def coverage_months(transactions: pl.LazyFrame, *, as_of: date, min_covered_days
         .explode("month_on")
         .with_columns(
             covered_days=(
-                (pl.min_horizontal(pl.col("end_on"), pl.col("month_on").dt.month_end())
-                 - pl.max_horizontal(pl.col("start_on"), pl.col("month_on"))).dt.total_days() + 1
+                (
+                    pl.min_horizontal(pl.col("end_on"), pl.col("month_on").dt.month_end())
+                    - pl.max_horizontal(pl.col("start_on"), pl.col("month_on"))
+                ).dt.total_days()
+                + 1
             ).cast(pl.Int64)
         )
-        .with_columns(
-            is_full_month=(pl.col("covered_days") >= min_covered_days) & (pl.col("month_on") < as_of_month)
-        )
+        .with_columns(is_full_month=(pl.col("covered_days") >= min_covered_days) & (pl.col("month_on") < as_of_month))
         .select("account_id", "month_on", "covered_days", "is_full_month")
     )
 
@@ -82,11 +83,10 @@ def account_months(transactions: pl.LazyFrame, *, as_of: date, min_covered_days:
     """Flows over every coverage month of every currency the account uses; empty months are zeros and
     carry the previous closing balance forward."""
     months = coverage_months(transactions, as_of=as_of, min_covered_days=min_covered_days)
-    currencies = transactions.select("account_id", "currency").unique().join(
-        main_currency(transactions), on="account_id"
+    currencies = (
+        transactions.select("account_id", "currency").unique().join(main_currency(transactions), on="account_id")
     )
-    money_columns = ["inflow", "outflow", "clean_income", "related_in", "related_out", "loan_disbursed",
-                     "loan_repaid"]
+    money_columns = ["inflow", "outflow", "clean_income", "related_in", "related_out", "loan_disbursed", "loan_repaid"]
     return (
         months.join(currencies, on="account_id")
         .join(monthly_flows(transactions), on=["account_id", "currency", "month_on"], how="left")
@@ -99,10 +99,12 @@ def account_months(transactions: pl.LazyFrame, *, as_of: date, min_covered_days:
             is_main_currency=pl.col("currency") == pl.col("main_currency"),
         )
         .with_columns(
-            related_out_share=pl.when(pl.col("outflow") > 0)
-            .then(pl.col("related_out").cast(pl.Float64) / pl.col("outflow").cast(pl.Float64)),
-            debt_burden=pl.when(pl.col("clean_income") > 0)
-            .then(pl.col("loan_repaid").cast(pl.Float64) / pl.col("clean_income").cast(pl.Float64)),
+            related_out_share=pl.when(pl.col("outflow") > 0).then(
+                pl.col("related_out").cast(pl.Float64) / pl.col("outflow").cast(pl.Float64)
+            ),
+            debt_burden=pl.when(pl.col("clean_income") > 0).then(
+                pl.col("loan_repaid").cast(pl.Float64) / pl.col("clean_income").cast(pl.Float64)
+            ),
         )
         .drop("main_currency")
     )

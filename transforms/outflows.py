@@ -37,8 +37,10 @@ def large_outflows(
         *per_account,
         "month_on",
         base_name=pl.when(trailing).then(pl.lit("trailing")).when(statement).then(pl.lit("statement")),
-        typical_income=pl.when(trailing).then(pl.col("typical_income"))
-        .when(statement).then(pl.col("_statement_income")),
+        typical_income=pl.when(trailing)
+        .then(pl.col("typical_income"))
+        .when(statement)
+        .then(pl.col("_statement_income")),
     )
     relative = pl.col("typical_income").cast(pl.Float64) * rules.income_multiple
     return (
@@ -46,20 +48,35 @@ def large_outflows(
         .with_columns(month_on=pl.col("booked_on").dt.month_start(), amount_out=-pl.col("amount"))
         .join(base, on=["account_id", "currency", "month_on"], how="left")
         .with_columns(
-            limit_name=pl.when(pl.col("base_name").is_null()).then(pl.lit("no_history_absolute"))
-            .when(relative < rules.absolute_floor).then(pl.lit("absolute_floor"))
-            .when(pl.col("base_name") == "trailing").then(pl.lit("relative_to_income"))
+            limit_name=pl.when(pl.col("base_name").is_null())
+            .then(pl.lit("no_history_absolute"))
+            .when(relative < rules.absolute_floor)
+            .then(pl.lit("absolute_floor"))
+            .when(pl.col("base_name") == "trailing")
+            .then(pl.lit("relative_to_income"))
             .otherwise(pl.lit("relative_to_statement_income")),
         )
         .with_columns(
-            limit_amount=pl.when(pl.col("limit_name") == "no_history_absolute").then(pl.lit(rules.no_history_limit))
-            .when(pl.col("limit_name") == "absolute_floor").then(pl.lit(rules.absolute_floor))
+            limit_amount=pl.when(pl.col("limit_name") == "no_history_absolute")
+            .then(pl.lit(rules.no_history_limit))
+            .when(pl.col("limit_name") == "absolute_floor")
+            .then(pl.lit(rules.absolute_floor))
             .otherwise(relative)
-            .round(2).cast(MONEY)
+            .round(2)
+            .cast(MONEY)
         )
         .filter(pl.col("amount_out") >= pl.col("limit_amount"))
-        .select("txn_id", "account_id", "currency", "month_on", "booked_at", "amount_out", "typical_income",
-                "limit_amount", "limit_name")
+        .select(
+            "txn_id",
+            "account_id",
+            "currency",
+            "month_on",
+            "booked_at",
+            "amount_out",
+            "typical_income",
+            "limit_amount",
+            "limit_name",
+        )
     )
 
 

@@ -69,11 +69,7 @@ def account_risk(
         .unique("account_id", keep="first")
     )
     severe = pl.col("severity").is_in(rules.severe_severities)
-    severe_history = (
-        risk_flags.filter(severe)
-        .group_by("account_id")
-        .agg(last_severe_on=pl.col("period_end_on").max())
-    )
+    severe_history = risk_flags.filter(severe).group_by("account_id").agg(last_severe_on=pl.col("period_end_on").max())
     active = risk_flags.filter(pl.col("period_end_on") >= active_since)
     weights = pl.DataFrame(
         {"flag_code": list(rules.weights), "_weight": [float(w) for w in rules.weights.values()]}
@@ -93,10 +89,15 @@ def account_risk(
         .with_columns(
             _points=pl.col("_weight").fill_null(0.0)
             * pl.when(pl.col("_high")).then(pl.lit(rules.high_multiplier)).otherwise(pl.lit(1.0)),
-            _fix_zh=pl.format("{}（当前{}，阈值{}）", pl.col("_fix_zh"), fmt_num(pl.col("_metric")),
-                              fmt_num(pl.col("_threshold"))),
-            _fix_en=pl.format("{} (now {}, threshold {})", pl.col("_fix_en"), fmt_num(pl.col("_metric")),
-                              fmt_num(pl.col("_threshold"))),
+            _fix_zh=pl.format(
+                "{}（当前{}，阈值{}）", pl.col("_fix_zh"), fmt_num(pl.col("_metric")), fmt_num(pl.col("_threshold"))
+            ),
+            _fix_en=pl.format(
+                "{} (now {}, threshold {})",
+                pl.col("_fix_en"),
+                fmt_num(pl.col("_metric")),
+                fmt_num(pl.col("_threshold")),
+            ),
         )
         .sort("account_id", "_points", "flag_code", descending=[False, True, False])
     )
@@ -119,8 +120,10 @@ def account_risk(
     status = (
         pl.when(pl.col("last_severe_on").is_null())
         .then(pl.when(pl.col("active_flag_count") > 0).then(pl.lit("watch")).otherwise(pl.lit("clean")))
-        .when(pl.col("months_since_severe") < rules.recovering_after_clean_months).then(pl.lit("at_risk"))
-        .when(pl.col("months_since_severe") < rules.recovered_after_clean_months).then(pl.lit("recovering"))
+        .when(pl.col("months_since_severe") < rules.recovering_after_clean_months)
+        .then(pl.lit("at_risk"))
+        .when(pl.col("months_since_severe") < rules.recovered_after_clean_months)
+        .then(pl.lit("recovering"))
         .otherwise(pl.lit("recovered"))
     )
     empty_list = pl.lit([], dtype=pl.List(pl.String))
@@ -136,7 +139,8 @@ def account_risk(
             score_components_json=pl.lit("{") + pl.col("score_components_json").fill_null("") + pl.lit("}"),
             remediation_zh=pl.col("remediation_zh").fill_null(empty_list),
             remediation_en=pl.col("remediation_en").fill_null(empty_list),
-            statement_trust=pl.when(pl.col("_balance_break").fill_null(False)).then(pl.lit("low"))
+            statement_trust=pl.when(pl.col("_balance_break").fill_null(False))
+            .then(pl.lit("low"))
             .otherwise(pl.lit("normal")),
             months_since_severe=months_since.clip(lower_bound=0).cast(pl.Int64),
             rule_version=pl.lit(rules.version),

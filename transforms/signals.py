@@ -113,16 +113,22 @@ CROSS_FLAG_CODES = ("CYCLE",)
 """The published rows that `cross_account_signals` produces (TRANSFER_LINKS.link_type, RISK_FLAGS.flag_code)."""
 
 
-def cross_account_changes(cross: CrossAccount, published_links: pl.DataFrame,
-                          published_flags: pl.DataFrame) -> pl.Series:
+def cross_account_changes(
+    cross: CrossAccount, published_links: pl.DataFrame, published_flags: pl.DataFrame
+) -> pl.Series:
     """Accounts whose cross-account rows (cycle and transfer-leg links, cycle flags) differ between `cross`
     and what is published: a night's rows can open or close a cycle through accounts that received no
     row, and those accounts must be recomputed too. Rows are compared whole."""
+
     def differing(new: pl.DataFrame, old: pl.DataFrame, table) -> pl.DataFrame:
         new, old = table.conform(new).collect(), table.conform(old).collect()
         new_h, old_h = new.hash_rows(), old.hash_rows()
-        return pl.concat([new.filter(~new_h.is_in(old_h.implode())).select("account_id"),
-                          old.filter(~old_h.is_in(new_h.implode())).select("account_id")])
+        return pl.concat(
+            [
+                new.filter(~new_h.is_in(old_h.implode())).select("account_id"),
+                old.filter(~old_h.is_in(new_h.implode())).select("account_id"),
+            ]
+        )
 
     links = differing(cross.links.collect(), published_links, TRANSFER_LINKS)
     flags = differing(cross.flags.collect(), published_flags, RISK_FLAGS)
@@ -130,7 +136,11 @@ def cross_account_changes(cross: CrossAccount, published_links: pl.DataFrame,
 
 
 def cross_account_signals(
-    canonical: pl.LazyFrame, *, accounts: pl.LazyFrame, rules: Rules, as_of: date,
+    canonical: pl.LazyFrame,
+    *,
+    accounts: pl.LazyFrame,
+    rules: Rules,
+    as_of: date,
     checkpoint: Checkpoint = in_memory,
 ) -> CrossAccount:
     """Cycles and transfer legs over all accounts (as of `as_of`)."""
@@ -161,8 +171,16 @@ def derive_signals(
 ) -> Signals:
     """Every signal for the accounts in `canonical`, in one process."""
     cross = cross_account_signals(canonical, accounts=accounts, rules=rules, as_of=as_of, checkpoint=checkpoint)
-    return account_signals(canonical, cross, accounts=accounts, related_parties=related_parties,
-                           lender_registry=lender_registry, rules=rules, as_of=as_of, checkpoint=checkpoint)
+    return account_signals(
+        canonical,
+        cross,
+        accounts=accounts,
+        related_parties=related_parties,
+        lender_registry=lender_registry,
+        rules=rules,
+        as_of=as_of,
+        checkpoint=checkpoint,
+    )
 
 
 def account_signals(
@@ -186,37 +204,49 @@ def account_signals(
     # backfill for a past date sees exactly what was known then.
     known_then = pl.col("booked_on") <= as_of
     trips = checkpoint(round_trips(classified.filter(known_then), rules=rules.round_trip))
-    returned = pl.concat([
-        trips.select(txn_id="in_txn_id", returned_class=pl.lit("round_trip_in")),
-        cross.cycle_returns.select(txn_id="in_txn_id", returned_class=pl.lit("cycle_in")),
-    ])
+    returned = pl.concat(
+        [
+            trips.select(txn_id="in_txn_id", returned_class=pl.lit("round_trip_in")),
+            cross.cycle_returns.select(txn_id="in_txn_id", returned_class=pl.lit("cycle_in")),
+        ]
+    )
     published_transactions = checkpoint(mark_returned_money(classified, returned))
     transactions = published_transactions.filter(known_then)
 
     months = checkpoint(
-        account_months(transactions, as_of=as_of, min_covered_days=rules.coverage.min_covered_days_for_full_month)
-        .pipe(income_volatility, rules=rules.income_volatility)
+        account_months(transactions, as_of=as_of, min_covered_days=rules.coverage.min_covered_days_for_full_month).pipe(
+            income_volatility, rules=rules.income_volatility
+        )
     )
     large = checkpoint(large_outflows(transactions, months, rules=rules.large_outflow))
     breaks = checkpoint(balance_breaks(transactions, rules=rules.statement_integrity))
     business = checkpoint(commingling_month_features(transactions, accounts))
     months = credit_month_features(transactions, with_large_outflow_totals(months, large), rules=rules)
     months = _with_month_features(months, integrity_month_features(breaks), zero={"balance_breaks": pl.Int64})
-    months = checkpoint(_with_month_features(
-        months, business,
-        zero={"business_in_count": pl.Int64, "business_in": MONEY, "business_out_count": pl.Int64,
-              "business_out": MONEY},
-    ))
+    months = checkpoint(
+        _with_month_features(
+            months,
+            business,
+            zero={
+                "business_in_count": pl.Int64,
+                "business_in": MONEY,
+                "business_out_count": pl.Int64,
+                "business_out": MONEY,
+            },
+        )
+    )
 
     borrow_to_repay = borrow_to_repay_links(transactions, rules=rules.borrow_to_repay)
     links = pl.concat([trips, borrow_to_repay, cross.links])
-    flags = pl.concat([
-        risk_flags(account_months=months, transactions=transactions, large=large, links=links, rules=rules),
-        credit_flags(transactions, months, borrow_to_repay, rules=rules),
-        integrity_flags(breaks, rules=rules.statement_integrity),
-        commingling_flags(transactions, business, accounts, rules=rules.commingling),
-        cross.flags,
-    ]).sort("account_id", "flag_code", "period_start_on", "period_end_on")
+    flags = pl.concat(
+        [
+            risk_flags(account_months=months, transactions=transactions, large=large, links=links, rules=rules),
+            credit_flags(transactions, months, borrow_to_repay, rules=rules),
+            integrity_flags(breaks, rules=rules.statement_integrity),
+            commingling_flags(transactions, business, accounts, rules=rules.commingling),
+            cross.flags,
+        ]
+    ).sort("account_id", "flag_code", "period_start_on", "period_end_on")
     flags = checkpoint(flags)
     return Signals(
         transactions=TRANSACTIONS.conform(published_transactions.sort("account_id", "booked_at", "txn_id")),

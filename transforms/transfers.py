@@ -55,8 +55,12 @@ def round_trips(transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.Lazy
         & (pl.col("counterparty_account").is_not_null() | pl.col("counterparty_name").is_not_null())
     ).with_columns(_party=_party_key())
     outs = candidates.filter(pl.col("amount") < 0).select(
-        "account_id", "_party", "currency",
-        out_txn_id="txn_id", out_at="booked_at", amount_out=pl.col("amount").abs(),
+        "account_id",
+        "_party",
+        "currency",
+        out_txn_id="txn_id",
+        out_at="booked_at",
+        amount_out=pl.col("amount").abs(),
         counterparty=pl.coalesce("counterparty_name", "counterparty_account"),
     )
     ins = candidates.filter(pl.col("amount") > 0).select(
@@ -87,13 +91,21 @@ def round_trips(transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.Lazy
 def transfer_legs(transactions: pl.LazyFrame, *, max_days: int = 3) -> pl.LazyFrame:
     """Both legs of a transfer inside the batch: A's outflow to account B matched with B's inflow from A."""
     outs = transactions.filter((pl.col("amount") < 0) & pl.col("counterparty_account").is_not_null()).select(
-        "account_id", "currency",
-        _to=pl.col("counterparty_account"), out_txn_id="txn_id", out_at="booked_at",
-        amount_out=pl.col("amount").abs(), counterparty="counterparty_account",
+        "account_id",
+        "currency",
+        _to=pl.col("counterparty_account"),
+        out_txn_id="txn_id",
+        out_at="booked_at",
+        amount_out=pl.col("amount").abs(),
+        counterparty="counterparty_account",
     )
     ins = transactions.filter((pl.col("amount") > 0) & pl.col("counterparty_account").is_not_null()).select(
-        _to=pl.col("account_id"), account_id=pl.col("counterparty_account"), currency="currency",
-        in_txn_id="txn_id", in_at="booked_at", amount_in="amount",
+        _to=pl.col("account_id"),
+        account_id=pl.col("counterparty_account"),
+        currency="currency",
+        in_txn_id="txn_id",
+        in_at="booked_at",
+        amount_in="amount",
     )
     pairs = (
         outs.join(ins, on=["account_id", "_to", "currency"], how="inner")

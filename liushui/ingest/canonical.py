@@ -115,8 +115,15 @@ def _plain_header(source: Path | io.BytesIO) -> list[str] | None:
     Polars' reader fills a short row with nulls (hiding a truncated row) and does not split on a bare CR,
     so anything else takes the row-by-row path."""
     try:
-        lines = pl.read_csv(source, has_header=False, separator="\x1f", quote_char=None, infer_schema=False,
-                            new_columns=["line"], encoding="utf8")
+        lines = pl.read_csv(
+            source,
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            infer_schema=False,
+            new_columns=["line"],
+            encoding="utf8",
+        )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
         return None
     if isinstance(source, io.BytesIO):
@@ -133,8 +140,14 @@ def _plain_header(source: Path | io.BytesIO) -> list[str] | None:
 def _read_plain(source: Path | io.BytesIO, header_cells: list[str]) -> pl.DataFrame:
     header = [canonical_name(c) for c in header_cells]
     _check_header(header)
-    cells = pl.read_csv(source, infer_schema=False, encoding="utf8", quote_char=None, raise_if_empty=False,
-                        new_columns=[f"c{i}" for i in range(len(header))])
+    cells = pl.read_csv(
+        source,
+        infer_schema=False,
+        encoding="utf8",
+        quote_char=None,
+        raise_if_empty=False,
+        new_columns=[f"c{i}" for i in range(len(header))],
+    )
     return _to_raw_frame(cells, header)
 
 
@@ -161,9 +174,10 @@ def decode_text(data: bytes) -> str:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise FileRejected(
-                f"starts with a UTF-16 byte-order mark but is not UTF-16 text (byte {exc.start})") from None
+                f"starts with a UTF-16 byte-order mark but is not UTF-16 text (byte {exc.start})"
+            ) from None
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -277,8 +291,9 @@ def _read_canonical_csv_rowwise(text: str) -> pl.DataFrame:
             meta["reject_reason"].append(reason)
     finally:
         csv.field_size_limit(old_limit)
-    frame = pl.DataFrame({**values, **meta}, schema={**dict.fromkeys(values, pl.String),
-                                                     **dict.fromkeys(meta, pl.String)})
+    frame = pl.DataFrame(
+        {**values, **meta}, schema={**dict.fromkeys(values, pl.String), **dict.fromkeys(meta, pl.String)}
+    )
     frame = frame.with_columns(source_row=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
     return pl.concat([empty_raw_frame(), frame], how="diagonal_relaxed")
 
@@ -314,8 +329,11 @@ def read_canonical_parquet(path: Path) -> pl.DataFrame:
                 f"column '{name}' has type {dtype}; expected one of "
                 f"{', '.join(a.__name__ if isinstance(a, type) else str(a) for a in allowed)}"
                 + (" (money must be exact: decimal or text, never float)" if kind == "money" else "")
-                + (" (an id must be text: a number loses leading zeros)" if kind == "text" and
-                   dtype.is_integer() else "")
+                + (
+                    " (an id must be text: a number loses leading zeros)"
+                    if kind == "text" and dtype.is_integer()
+                    else ""
+                )
             )
     try:
         if pq.ParquetFile(path).metadata.num_rows == 0:
@@ -324,7 +342,8 @@ def read_canonical_parquet(path: Path) -> pl.DataFrame:
     except Exception as exc:  # noqa: BLE001 - a corrupt page surfaces only when the data is read
         raise _unreadable(exc) from None
     cells = cells.with_columns(
-        pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S%.f") for c in names if schema[c] == pl.Date
-        or isinstance(schema[c], pl.Datetime)
+        pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S%.f")
+        for c in names
+        if schema[c] == pl.Date or isinstance(schema[c], pl.Datetime)
     )
     return _to_raw_frame(cells, header)

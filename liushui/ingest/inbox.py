@@ -146,11 +146,18 @@ def read_files(
         seen_hashes.add(sha)
         try:
             raw, layout = read_raw(path, forced_profile)
-            parsed = parse_raw(raw, source_file=path.name, file_sha256=sha, batch_id=batch_id,
-                               latest_booking=latest_booking)
+            parsed = parse_raw(
+                raw, source_file=path.name, file_sha256=sha, batch_id=batch_id, latest_booking=latest_booking
+            )
         except FileRejected as exc:
-            yield FileOutcome(path, _file_row(path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected",
-                                              error=f"{path.name}: {exc}"), None, None)
+            yield FileOutcome(
+                path,
+                _file_row(
+                    path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected", error=f"{path.name}: {exc}"
+                ),
+                None,
+                None,
+            )
             continue
         except MemoryError:
             raise
@@ -158,22 +165,41 @@ def read_files(
             # A reader bug or a file shape nobody foresaw: the file is rejected (and retried next run)
             # with the exception named, instead of a traceback that loses every other file's rows.
             first_line = (str(exc).splitlines() or [""])[0][:200]
-            yield FileOutcome(path, _file_row(
-                path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected",
-                error=f"{path.name}: cannot be read ({type(exc).__name__}: {first_line})"), None, None)
+            yield FileOutcome(
+                path,
+                _file_row(
+                    path,
+                    sha,
+                    batch_id=batch_id,
+                    seen_at=seen_at,
+                    status="rejected",
+                    error=f"{path.name}: cannot be read ({type(exc).__name__}: {first_line})",
+                ),
+                None,
+                None,
+            )
             continue
-        yield FileOutcome(path, _file_row(
-            path, sha, batch_id=batch_id, seen_at=seen_at, profile=layout,
-            status="loaded" if parsed.bad.is_empty() else "partial",
-            rows_read=raw.height, rows_ok=parsed.good.height, rows_rejected=parsed.bad.height,
-        ), parsed.good, parsed.bad)
+        yield FileOutcome(
+            path,
+            _file_row(
+                path,
+                sha,
+                batch_id=batch_id,
+                seen_at=seen_at,
+                profile=layout,
+                status="loaded" if parsed.bad.is_empty() else "partial",
+                rows_read=raw.height,
+                rows_ok=parsed.good.height,
+                rows_rejected=parsed.bad.height,
+            ),
+            parsed.good,
+            parsed.bad,
+        )
 
 
 def source_files_table(rows: list[dict], duplicates: pl.DataFrame | None = None) -> pl.DataFrame:
     """The `source_files` rows of a night; `duplicates` (source_file, len) fills `rows_duplicate`."""
-    source_files = (
-        pl.DataFrame(rows, schema_overrides={"seen_at": pl.Datetime("us")}) if rows else SOURCE_FILES.empty()
-    )
+    source_files = pl.DataFrame(rows, schema_overrides={"seen_at": pl.Datetime("us")}) if rows else SOURCE_FILES.empty()
     if duplicates is not None and duplicates.height:
         source_files = (
             source_files.join(duplicates, left_on="file_name", right_on="source_file", how="left")
@@ -201,8 +227,13 @@ def ingest_files(
     bads: list[pl.DataFrame] = []
     files: list[dict] = []
     skipped = 0
-    for outcome in read_files(paths, known_file_hashes=known_file_hashes, batch_id=batch_id,
-                              latest_booking=latest_booking, forced_profile=forced_profile):
+    for outcome in read_files(
+        paths,
+        known_file_hashes=known_file_hashes,
+        batch_id=batch_id,
+        latest_booking=latest_booking,
+        forced_profile=forced_profile,
+    ):
         skipped += outcome.skipped
         if outcome.file_row is not None:
             files.append(outcome.file_row)

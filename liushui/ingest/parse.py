@@ -40,8 +40,7 @@ _DATE_FORMATS = ("%Y-%m-%d",)
 _ID_SEPARATOR = "\x1f"
 # Identifier, date, money and currency cells: compatibility characters (full-width digits, letters,
 # signs) mean the same as their plain forms. Free text is never normalised.
-_NFKC_COLUMNS = ("account_id", "txn_id", "booked_at", "amount", "currency", "balance_after",
-                 "counterparty_account")
+_NFKC_COLUMNS = ("account_id", "txn_id", "booked_at", "amount", "currency", "balance_after", "counterparty_account")
 _MONEY_COLUMNS = ("amount", "balance_after")
 _NON_ASCII = r"[^\x00-\x7F]"
 # Not text: a NUL truncates strings in C tools, and U+001F is the separator of the txn_id hash key.
@@ -96,9 +95,11 @@ _PLAIN_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 def _all_plain(lf: pl.LazyFrame) -> dict[str, bool]:
     """Per money / booking column: does every non-empty cell have the plain shape?"""
     shapes = {"amount": _PLAIN_MONEY, "balance_after": _PLAIN_MONEY, "booked_at": _PLAIN_TIMESTAMP}
-    row = lf.select(
-        (pl.col(c).is_null() | pl.col(c).str.contains(shape)).all().alias(c) for c, shape in shapes.items()
-    ).collect().row(0, named=True)
+    row = (
+        lf.select((pl.col(c).is_null() | pl.col(c).str.contains(shape)).all().alias(c) for c, shape in shapes.items())
+        .collect()
+        .row(0, named=True)
+    )
     return {c: bool(v) for c, v in row.items()}
 
 
@@ -127,7 +128,8 @@ def _normalised(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     present = lf.select(pl.col(c).str.contains(_NON_ASCII).any() for c in _NFKC_COLUMNS).collect().row(0)
     columns = [c for c, has in zip(_NFKC_COLUMNS, present, strict=True) if has]
     return lf.with_columns(
-        pl.col(c).str.normalize("NFKC").str.replace_all("\u2212", "-", literal=True) if c in _MONEY_COLUMNS
+        pl.col(c).str.normalize("NFKC").str.replace_all("\u2212", "-", literal=True)
+        if c in _MONEY_COLUMNS
         else pl.col(c).str.normalize("NFKC")
         for c in columns
     )
@@ -201,8 +203,10 @@ def parse_raw(
     )
     checks: list[tuple[pl.Expr, tuple[pl.Expr, pl.Expr]]] = [
         *[
-            (pl.col(c).str.contains(_CONTROL), _problem(
-                "control_character", c, "control character (shown as '?'; only tab and line breaks are text)"))
+            (
+                pl.col(c).str.contains(_CONTROL),
+                _problem("control_character", c, "control character (shown as '?'; only tab and line breaks are text)"),
+            )
             for c in CANONICAL_INPUT_COLUMNS
         ],
         (pl.col("account_id").is_null(), _problem("missing_account", "account_id", "missing account id")),
@@ -210,25 +214,46 @@ def parse_raw(
         (pl.col("_booked").is_null(), _problem("bad_date", "booked_at", "not a date/time")),
         (
             (pl.col("_booked") < EARLIEST_BOOKING) | (pl.col("_booked") > latest),
-            _problem("date_out_of_range", "booked_at",
-                     f"booking date outside {EARLIEST_BOOKING.date()}..{latest_booking}"),
+            _problem(
+                "date_out_of_range", "booked_at", f"booking date outside {EARLIEST_BOOKING.date()}..{latest_booking}"
+            ),
         ),
         (pl.col("amount").is_null(), _problem("missing_amount", "amount", "missing amount")),
-        (pl.col("_amount").is_null(), _problem("bad_amount", "amount", pl.format(
-            "not an exact amount ({})", pl.col("_amount_problem")))),
+        (
+            pl.col("_amount").is_null(),
+            _problem("bad_amount", "amount", pl.format("not an exact amount ({})", pl.col("_amount_problem"))),
+        ),
         (
             pl.col("balance_after").is_not_null() & pl.col("_balance_after").is_null(),
-            _problem("bad_balance", "balance_after", pl.format(
-                "not an exact balance ({})", pl.col("_balance_after_problem"))),
+            _problem(
+                "bad_balance", "balance_after", pl.format("not an exact balance ({})", pl.col("_balance_after_problem"))
+            ),
         ),
-        (~pl.col("_currency").is_in(ISO_4217), _problem("bad_currency", "currency",
-                                                         "not an ISO 4217 currency code")),
-        (_symbol_disagrees("amount"), _problem("currency_mismatch", "amount", pl.format(
-            "currency symbol '{}' does not agree with the row's currency {}",
-            pl.col("_amount_symbol"), pl.col("_currency")))),
-        (_symbol_disagrees("balance_after"), _problem("currency_mismatch", "balance_after", pl.format(
-            "currency symbol '{}' does not agree with the row's currency {}",
-            pl.col("_balance_after_symbol"), pl.col("_currency")))),
+        (~pl.col("_currency").is_in(ISO_4217), _problem("bad_currency", "currency", "not an ISO 4217 currency code")),
+        (
+            _symbol_disagrees("amount"),
+            _problem(
+                "currency_mismatch",
+                "amount",
+                pl.format(
+                    "currency symbol '{}' does not agree with the row's currency {}",
+                    pl.col("_amount_symbol"),
+                    pl.col("_currency"),
+                ),
+            ),
+        ),
+        (
+            _symbol_disagrees("balance_after"),
+            _problem(
+                "currency_mismatch",
+                "balance_after",
+                pl.format(
+                    "currency symbol '{}' does not agree with the row's currency {}",
+                    pl.col("_balance_after_symbol"),
+                    pl.col("_currency"),
+                ),
+            ),
+        ),
     ]
     # Built from the last check backwards, so the first failing check names the row's reason. The code is
     # computed for every row; the reason text only for the rejected rows (formatting is the costly part).
@@ -249,7 +274,9 @@ def parse_raw(
             raw=pl.col("raw").fill_null(""),
             reason_code=pl.col("_code"),
             reason=pl.format(
-                "{}, row {}: {}", pl.lit(source_file), pl.col("source_row"),
+                "{}, row {}: {}",
+                pl.lit(source_file),
+                pl.col("source_row"),
                 pl.when(pl.col("reject_code").is_not_null()).then(pl.col("reject_reason")).otherwise(reason_expr),
             ),
             batch_id=pl.lit(batch_id),
@@ -319,8 +346,7 @@ def with_txn_id(lf: pl.LazyFrame) -> pl.LazyFrame:
     # The ordinal among identical rows is a window over the key (the costliest part of parsing); files
     # rarely repeat a row, and then every ordinal is 0.
     repeated = keyed.select(pl.col("_key").is_duplicated().any()).item()
-    ordinal = (pl.int_range(pl.len()).over("_key", order_by="source_row").cast(pl.String) if repeated
-               else pl.lit("0"))
+    ordinal = pl.int_range(pl.len()).over("_key", order_by="source_row").cast(pl.String) if repeated else pl.lit("0")
     hashed = pl.concat_str([pl.col("_key"), ordinal], separator=_ID_SEPARATOR).chash.sha2_256().str.slice(0, 32)
     bank = pl.concat_str([pl.col("account_id"), pl.col("bank_txn_id")], separator=":")
     usable = pl.col("bank_txn_id").is_not_null() & pl.col("bank_txn_id").is_unique().over("account_id")

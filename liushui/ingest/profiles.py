@@ -267,9 +267,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -298,8 +296,7 @@ class Profile:
             spec = ProfileSpec.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-                for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
             )
             raise ProfileError(f"{where}: invalid profile: {problems}") from None
         return cls(spec.name, spec.description, spec.encoding, tuple(spec.header_signature), spec, path)
@@ -331,9 +328,7 @@ def load_profiles(directory: Path | None = None) -> dict[str, Profile]:
         p = Profile.from_yaml(f)
         if p.name in profiles:
             other = profiles[p.name].path
-            raise ProfileError(
-                f"{f.name}: profile name {p.name!r} is already used by {other.name if other else '?'}"
-            )
+            raise ProfileError(f"{f.name}: profile name {p.name!r} is already used by {other.name if other else '?'}")
         profiles[p.name] = p
     return profiles
 
@@ -421,9 +416,7 @@ def _decode_head(path: Path, encoding: str) -> str | None:
     if not head.strip() or binary_kind(head) is not None:
         return None
     encs = (
-        [encoding]
-        if encoding != "auto"
-        else ([_bom_encoding(head)] if _bom_encoding(head) else ["utf-8", "gb18030"])
+        [encoding] if encoding != "auto" else ([_bom_encoding(head)] if _bom_encoding(head) else ["utf-8", "gb18030"])
     )
     for enc in encs:
         try:
@@ -538,15 +531,12 @@ def _split_file(path: Path, profile: Profile) -> _Split:
                 continue
             add(record, "".join(lines).rstrip("\r\n"))
     except csv.Error as exc:
-        raise LayoutError(
-            f"{name}: cannot split rows after line {reader.line_num + header_idx + 1}: {exc}"
-        ) from None
+        raise LayoutError(f"{name}: cannot split rows after line {reader.line_num + header_idx + 1}: {exc}") from None
     finally:
         csv.field_size_limit(old_limit)
     if not cells_out:
         raise LayoutError(
-            f"{name}: header found on line {header_idx + 1} (profile '{profile.name}') "
-            "but no data rows follow"
+            f"{name}: header found on line {header_idx + 1} (profile '{profile.name}') but no data rows follow"
         )
     return _Split(header_cells, header_idx + 1, preamble, cells_out, n_cells, raws)
 
@@ -730,9 +720,7 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
                 pl.format(
                     "{} {} is not one of {}",
                     pl.lit(am.direction_column),
-                    pl.when(direction.is_null())
-                    .then(pl.lit("(empty)"))
-                    .otherwise(pl.format("'{}'", direction)),
+                    pl.when(direction.is_null()).then(pl.lit("(empty)")).otherwise(pl.format("'{}'", direction)),
                     pl.lit(", ".join(am.direction_map)),
                 ),
             )
@@ -750,9 +738,7 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
             )
         )
         if am.direction_tags:
-            tag = (
-                pl.when(direction.is_in(am.direction_tags)).then(pl.format("[{}]", direction)).otherwise(None)
-            )
+            tag = pl.when(direction.is_in(am.direction_tags)).then(pl.format("[{}]", direction)).otherwise(None)
 
     # currency ---------------------------------------------------------------------------------------
     cur = spec.currency
@@ -771,8 +757,9 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
 
     # A currency symbol in an amount cell must agree with the row's currency: '$5.00' on a CNY row is
     # not 5 yuan (the symbol is stripped by _number, so the check is made on the cell as written).
-    amount_cells = {"signed": (am.column,), "split": (am.income_column, am.expense_column),
-                    "direction": (am.column,)}[am.convention]
+    amount_cells = {"signed": (am.column,), "split": (am.income_column, am.expense_column), "direction": (am.column,)}[
+        am.convention
+    ]
     for bank_name in amount_cells:
         written = cell(bank_name, "amount")
         symbol = written.str.extract(_SYMBOL_GROUP, 1)
@@ -780,8 +767,13 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
             (
                 symbol_disagrees(symbol, currency),
                 "currency_mismatch",
-                pl.format("currency symbol '{}' in column '{}' ('{}') does not agree with the row's currency {}",
-                          symbol, pl.lit(bank_name), written, currency),
+                pl.format(
+                    "currency symbol '{}' in column '{}' ('{}') does not agree with the row's currency {}",
+                    symbol,
+                    pl.lit(bank_name),
+                    written,
+                    currency,
+                ),
             )
         )
 
@@ -853,8 +845,7 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
         last_row = out.filter(~junk).select(pl.col("_i").max()).item()
         if last_row is None:
             raise LayoutError(
-                f"{name}: header found on line {split.header_line} (profile '{profile.name}') "
-                "but no data rows follow"
+                f"{name}: header found on line {split.header_line} (profile '{profile.name}') but no data rows follow"
             )
         out = out.filter(pl.col("_i") <= last_row)
 

@@ -66,8 +66,15 @@ def stage_files(
     directory.mkdir(parents=True, exist_ok=True)
     files, file_rows, bads = [], [], []
     skipped = rows = 0
-    for seq, outcome in enumerate(read_files(paths, known_file_hashes=known_file_hashes, batch_id=batch_id,
-                                             latest_booking=latest_booking, forced_profile=forced_profile)):
+    for seq, outcome in enumerate(
+        read_files(
+            paths,
+            known_file_hashes=known_file_hashes,
+            batch_id=batch_id,
+            latest_booking=latest_booking,
+            forced_profile=forced_profile,
+        )
+    ):
         skipped += outcome.skipped
         if outcome.file_row is not None:
             file_rows.append(outcome.file_row)
@@ -120,20 +127,27 @@ def shard_night(staged: list[Path], history: Path | None, *, shards: int, direct
     columns = [*CANONICAL_TRANSACTION.names, SEQ, ROW]
     parts = [pl.scan_parquet(staged)] if staged else []
     if history is not None:
-        parts.insert(0, CANONICAL_TRANSACTION.conform(pl.scan_parquet(history)).with_columns(
-            pl.lit(HISTORY_SEQ, pl.Int32).alias(SEQ), pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW)))
+        parts.insert(
+            0,
+            CANONICAL_TRANSACTION.conform(pl.scan_parquet(history)).with_columns(
+                pl.lit(HISTORY_SEQ, pl.Int32).alias(SEQ), pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW)
+            ),
+        )
     split = directory / "split"
     if parts:
         pl.concat([p.select(columns) for p in parts]).with_columns(shard_of(shards)).sink_parquet(
-            pl.PartitionBy(split, key=SHARD, include_key=False), mkdir=True,
-            compression=STAGING_COMPRESSION)
+            pl.PartitionBy(split, key=SHARD, include_key=False), mkdir=True, compression=STAGING_COMPRESSION
+        )
     result, duplicates, rows_new = [], [], 0
     for shard in range(shards):
         files = sorted((split / f"{SHARD}={shard}").glob("*.parquet"))
-        frame = (pl.read_parquet(files) if files else pl.DataFrame(schema={
-            **CANONICAL_TRANSACTION.polars_schema, SEQ: pl.Int32, ROW: pl.Int64})).sort(SEQ, ROW)
+        frame = (
+            pl.read_parquet(files)
+            if files
+            else pl.DataFrame(schema={**CANONICAL_TRANSACTION.polars_schema, SEQ: pl.Int32, ROW: pl.Int64})
+        ).sort(SEQ, ROW)
         first = frame.select(pl.col("txn_id").is_first_distinct()).to_series()
-        is_new = (frame[SEQ] != HISTORY_SEQ)
+        is_new = frame[SEQ] != HISTORY_SEQ
         duplicates.append(frame.filter(is_new & ~first).group_by("source_file").len())
         canonical = frame.filter(first).drop(SEQ, ROW)
         canonical_path = directory / f"canonical_{shard:04d}.parquet"
