@@ -121,8 +121,8 @@ def _summary_markdown(report: RunReport, tables: dict[str, dict[str, list[Any]]]
         "",
         "Stage seconds: " + json.dumps(report.stage_seconds),
     ]
-    if report.rejected_files:
-        lines += ["", "Rejected files:", *(f"- {e}" for e in report.rejected_files)]
+    if report.files_loading_nothing:
+        lines += ["", "Files that loaded nothing:", *(f"- {e}" for e in report.files_loading_nothing)]
     if data_docs is not None:
         lines += ["", f"Data Docs: [{data_docs}]({data_docs.resolve().as_uri()})"]
     return "\n".join(lines) + "\n"

@@ -41,7 +41,7 @@ from liushui.contracts import (  # noqa: E402
     RISK_FLAGS,
     TRANSFER_LINKS,
 )
-from liushui.ingest.inbox import inbox_files  # noqa: E402
+from liushui.ingest.inbox import files_loading_nothing, inbox_files  # noqa: E402
 from liushui.ingest.staging import ShardedNight, StagedNight, night_tables, shard_night, stage_files  # noqa: E402
 from liushui.reference import read_reference  # noqa: E402
 
@@ -66,6 +66,9 @@ class RunReport:
     stage_peak_rss_mb: dict[str, float] = field(default_factory=dict)
     message: str = ""
     rejected_files: list[str] = field(default_factory=list)
+    files_loading_nothing: list[str] = field(default_factory=list)
+    """Files of the night that put no row into `transactions` ("name: why"): rejected whole, every row
+    quarantined, or no data rows."""
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -284,10 +287,12 @@ def derive_sharded(
     parallel: bool,
     cross: dict[str, Path] | None = None,
 ) -> dict[str, list[Path]]:
-    """The cross-account patterns once on every shard's rows, then the per-account signals shard by
-    shard: all at once on a Dask cluster (`parallel`), else one after the other so that memory holds
-    one shard (Polars already uses every core within a shard)."""
-    cross = derive_cross_account(canonical, settings, as_of, staging / "cross")
+    """The cross-account patterns once on every shard's rows (unless an incremental run computed them on
+    the whole transfer graph and passes them as `cross`), then the per-account signals shard by shard: all
+    at once on a Dask cluster (`parallel`), else one after the other so that memory holds one shard
+    (Polars already uses every core within a shard)."""
+    if cross is None:
+        cross = derive_cross_account(canonical, settings, as_of, staging / "cross")
     if parallel:
         futures = [derive_shard.submit(path, cross, settings, as_of, staging / path.stem) for path in canonical]
         results = [future.result() for future in futures]
@@ -426,10 +431,12 @@ def nightly(settings: Settings) -> RunReport:
             night = shard(staged, history, shards, staging / "shards")
         frames["source_files"], frames["quarantine"] = night_tables(staged, night)
         report.rejected_files = frames["source_files"].filter(pl.col("status") == "rejected")["error"].to_list()
+        report.files_loading_nothing = files_loading_nothing(frames["source_files"])
         report.counts.update(
             files_new=frames["source_files"].height,
             files_skipped_known=staged.skipped_files,
             files_rejected=len(report.rejected_files),
+            files_loading_nothing=len(report.files_loading_nothing),
             rows_read=int(frames["source_files"]["rows_read"].sum()),
             rows_new=night.rows_new,
             rows_duplicate=int(frames["source_files"]["rows_duplicate"].sum()),
@@ -543,4 +550,5 @@ def _summary(report: RunReport) -> str:
         f"({c.get('files_rejected', 0)} rejected, {c.get('files_skipped_known', 0)} already known), "
         f"{c.get('rows_new', 0)} new transaction(s), {c.get('rows_duplicate', 0)} duplicate(s), "
         f"{c.get('rows_quarantined', 0)} quarantined"
+        + (f"; nothing loaded from {len(report.files_loading_nothing)} file(s)" if report.files_loading_nothing else "")
     )

@@ -11,15 +11,15 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from liushui.config import DEFAULT_DATA_DIR, ConfigError, Settings
-from liushui.runtime import configure_environment
-from liushui.store import StoreError, reader
+from liushui.config import DEFAULT_DATA_DIR, DEFAULT_DATABASE, ConfigError, Settings
+from liushui.runtime import configure_environment, use_prefect_home
+from liushui.store import DatabaseBusy, StoreError, reader
 
 configure_environment()
 
@@ -33,12 +33,20 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-DEFAULT_DB = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
+DEFAULT_DB = DEFAULT_DATABASE
 Database = Annotated[Path, typer.Option("--db", help="DuckDB file.")]
 
-EXIT_REJECTED = 3
-EXIT_BLOCKED = 2
 EXIT_ERROR = 1
+EXIT_USAGE = 2
+"""A wrong option or argument (click's own code for usage errors)."""
+EXIT_NOTHING_LOADED = 3
+"""Published, but at least one file of the night loaded no row (rejected, all rows quarantined, empty)."""
+EXIT_QUARANTINED = 4
+"""Published, with some rows quarantined (each with its reason in `quarantine`)."""
+EXIT_BLOCKED = 5
+"""A blocking data-quality expectation failed; nothing was published."""
+EXIT_BUSY = 75
+"""Another run holds the database (sysexits' EX_TEMPFAIL: try again later)."""
 
 
 class _NoTraceback(logging.Filter):
@@ -85,40 +93,47 @@ def run(
 
     Example: liushui run --inbox data/sample/inbox --reference data/sample/reference
     """
+    try:
+        as_of_on = date.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        _fail(f"invalid parameter --as-of: {exc}")
+    settings = _settings(
+        inbox,
+        db,
+        reference,
+        rules,
+        as_of=as_of_on,
+        profile=profile,
+        full_rebuild=full_rebuild,
+        shards=shards,
+        shard_rows=shard_rows,
+        dask_address=dask_address,
+        dask_local=dask_local,
+        **({"lock_timeout_s": lock_timeout} if lock_timeout is not None else {}),
+    )
     from flows.nightly import PublishBlocked, run_nightly
 
-    try:
-        settings = Settings(
-            inbox=inbox.resolve(),
-            database=db.resolve(),
-            reference_dir=reference.resolve() if reference else None,
-            as_of=date.fromisoformat(as_of) if as_of else None,
-            profile=profile,
-            full_rebuild=full_rebuild,
-            shards=shards,
-            shard_rows=shard_rows,
-            dask_address=dask_address,
-            dask_local=dask_local,
-            **({"rules_path": rules.resolve()} if rules else {}),
-            **({"lock_timeout_s": lock_timeout} if lock_timeout is not None else {}),
-        )
-    except ValueError as exc:
-        _fail(f"invalid parameter: {exc}")
-    if not settings.inbox.is_dir():
-        _fail(f"inbox folder {settings.inbox} does not exist")
     logging.getLogger("prefect.flow_runs").addFilter(_NoTraceback((PublishBlocked, ConfigError, StoreError)))
     try:
         report = run_nightly(settings)
     except PublishBlocked as exc:
         _fail(str(exc), EXIT_BLOCKED)
+    except DatabaseBusy as exc:
+        _fail(str(exc), EXIT_BUSY)
     except (ConfigError, StoreError) as exc:
         _fail(str(exc))
     console.print(f"[bold green]{report.status}[/] {report.message}", highlight=False)
-    for error in report.rejected_files:
-        err.print(f"[yellow]rejected file:[/] {error}", highlight=False)
+    for problem in report.files_loading_nothing:
+        err.print(f"[yellow]loaded nothing:[/] {problem}", highlight=False)
     _print_published(settings.database)
-    if report.rejected_files or report.counts.get("rows_quarantined"):
-        raise typer.Exit(EXIT_REJECTED if report.rejected_files else 0)
+    raise typer.Exit(run_exit_code(report.files_loading_nothing, report.counts.get("rows_quarantined", 0)))
+
+
+def run_exit_code(files_loading_nothing: list[str], rows_quarantined: int) -> int:
+    """0 when every row loaded; 3 when a file loaded nothing; else 4 when some rows were quarantined."""
+    if files_loading_nothing:
+        return EXIT_NOTHING_LOADED
+    return EXIT_QUARANTINED if rows_quarantined else 0
 
 
 def _print_published(database: Path) -> None:
@@ -287,16 +302,27 @@ def report(
         console.print(f"wrote {html}", highlight=False)
 
 
-def _settings(inbox: Path, db: Path, reference: Path | None, rules: Path | None) -> Settings:
+def _settings(inbox: Path, db: Path, reference: Path | None, rules: Path | None, **options: Any) -> Settings:
+    """The run's settings from the command line, checked before anything expensive starts; points Prefect at
+    the database's own home (created on demand), so call it before Prefect is imported."""
     try:
-        return Settings(
+        settings = Settings(
             inbox=inbox.resolve(),
             database=db.resolve(),
             reference_dir=reference.resolve() if reference else None,
             **({"rules_path": rules.resolve()} if rules else {}),
+            **options,
         )
     except ValueError as exc:
         _fail(f"invalid parameter: {exc}")
+    if not settings.inbox.is_dir():
+        _fail(f"inbox folder {settings.inbox} does not exist")
+    if settings.reference_dir is not None and not settings.reference_dir.is_dir():
+        _fail(f"reference folder {settings.reference_dir} does not exist")
+    if not settings.rules_path.is_file():
+        _fail(f"rules file {settings.rules_path} does not exist")
+    use_prefect_home(settings.database)
+    return settings
 
 
 @app.command()
@@ -347,6 +373,8 @@ def backfill(
         reports = run_backfill(settings, start=date.fromisoformat(start), end=date.fromisoformat(end))
     except PublishBlocked as exc:
         _fail(str(exc), EXIT_BLOCKED)
+    except DatabaseBusy as exc:
+        _fail(str(exc), EXIT_BUSY)
     except (ConfigError, StoreError, ValueError) as exc:
         _fail(str(exc))
     for r in reports:

@@ -7,15 +7,25 @@ validated. Business code receives the pieces it needs as arguments and never rea
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import date
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RULES_PATH = PROJECT_ROOT / "config" / "rules.yaml"
-DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+DEFAULT_RULES_PATH = next(
+    (p for p in (PROJECT_ROOT / "config" / "rules.yaml", PACKAGE_DIR / "default_rules.yaml") if p.is_file()),
+    PROJECT_ROOT / "config" / "rules.yaml",
+)
+"""`config/rules.yaml` of a source checkout; a wheel carries the same file as `liushui/default_rules.yaml`."""
+DEFAULT_DATA_DIR = Path(os.environ.get("LIUSHUI_DATA_DIR", "data"))
+"""The state folder (inbox, warehouse, staging, Prefect home, Data Docs): `./data` of the working directory,
+as `make run` uses it from the repository root, or LIUSHUI_DATA_DIR. Every folder under it is created on
+demand; a run names its own with --inbox and --db."""
+DEFAULT_DATABASE = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
 
 
 class _Strict(BaseModel):
@@ -182,7 +192,7 @@ class Settings(_Strict):
     """Parameters of one run."""
 
     inbox: Path = DEFAULT_DATA_DIR / "inbox"
-    database: Path = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
+    database: Path = DEFAULT_DATABASE
     reference_dir: Path | None = None
     rules_path: Path = DEFAULT_RULES_PATH
     as_of: date | None = None
@@ -216,7 +226,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-LENDER_REGISTRY_PATH = PROJECT_ROOT / "liushui" / "reference" / "lenders.yaml"
+LENDER_REGISTRY_PATH = PACKAGE_DIR / "reference" / "lenders.yaml"
 
 
 def config_fingerprint(rules_path: Path, reference_dir: Path | None) -> str:

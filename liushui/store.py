@@ -56,6 +56,10 @@ class StoreError(Exception):
     """A storage problem with a message fit for the user (locked, missing, unreadable)."""
 
 
+class DatabaseBusy(StoreError):
+    """Another run holds the database beyond the wait allowed: not a failure, try again later."""
+
+
 def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for table in PUBLISHED_TABLES:
         con.execute(table.ddl())
@@ -85,7 +89,7 @@ def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
             )
             lock.acquire(timeout=timeout_s)
     except Timeout:
-        raise StoreError(
+        raise DatabaseBusy(
             f"another liushui run is using {database} (lock file {lock.lock_file}); waited {timeout_s:.0f} s. "
             "Try again when it has finished."
         ) from None

@@ -74,3 +74,87 @@ def test_rejected_file_sets_the_exit_code(prefect_harness, tmp_path):
     result = runner.invoke(app, ["run", "--inbox", str(inbox), "--db", str(tmp_path / "w.duckdb")])
     assert result.exit_code == 3
     assert "junk.csv: binary content" in result.output
+    assert "nothing loaded from 1 file(s)" in result.output
+
+
+CANONICAL_HEADER = (
+    "account_id,booked_at,amount,currency,balance_after,counterparty_name,counterparty_account,description\n"
+)
+
+
+def test_a_file_whose_every_row_is_quarantined_exits_3_and_is_named(prefect_harness, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "good.csv").write_text(CANONICAL_HEADER + "A1,2026-03-01 10:00:00,100.00,CNY,,x,,工资\n", encoding="utf-8")
+    (inbox / "bad.csv").write_text(
+        CANONICAL_HEADER + "A1,not-a-date,1.00,CNY,,,,\nA1,2026-03-02,abc,CNY,,,,\n", encoding="utf-8"
+    )
+    db = tmp_path / "w.duckdb"
+    result = runner.invoke(app, ["run", "--inbox", str(inbox), "--db", str(db)])
+    assert result.exit_code == 3, result.output
+    assert "bad.csv: all 2 row(s) quarantined" in result.output
+    assert "good.csv" not in result.output.split("loaded nothing:")[-1].split("\n")[0]
+    statuses = runner.invoke(
+        app, ["query", "SELECT file_name, status, rows_ok FROM source_files ORDER BY 1", "--db", str(db)]
+    )
+    assert "bad.csv" in statuses.output and "quarantined" in statuses.output
+
+
+def test_some_rows_quarantined_exits_4(prefect_harness, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "mixed.csv").write_text(
+        CANONICAL_HEADER + "A1,2026-03-01 10:00:00,100.00,CNY,,x,,工资\nA1,not-a-date,1.00,CNY,,,,\n", encoding="utf-8"
+    )
+    result = runner.invoke(app, ["run", "--inbox", str(inbox), "--db", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 4, result.output
+    assert "1 quarantined" in result.output and "loaded nothing" not in result.output
+
+
+def test_an_inbox_holding_only_a_workbook_is_not_a_success(prefect_harness, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "bill.xlsx").write_bytes(b"PK\x03\x04" + bytes(200))
+    db = tmp_path / "w.duckdb"
+    result = runner.invoke(app, ["run", "--inbox", str(inbox), "--db", str(db)])
+    assert result.exit_code == 3, result.output
+    assert "bill.xlsx: binary content (a ZIP archive, e.g. an .xlsx workbook" in result.output
+    rows = runner.invoke(app, ["query", "SELECT file_name || ':' || status FROM source_files", "--db", str(db)])
+    assert "bill.xlsx:rejected" in rows.output
+
+
+@pytest.mark.parametrize(
+    ("files_loading_nothing", "rows_quarantined", "code"),
+    [([], 0, 0), ([], 2, 4), (["a.csv: all 2 row(s) quarantined"], 2, 3), (["b.xlsx: binary"], 0, 3)],
+)
+def test_run_exit_code(files_loading_nothing, rows_quarantined, code):
+    from liushui.cli import run_exit_code
+
+    assert run_exit_code(files_loading_nothing, rows_quarantined) == code
+
+
+def test_backfill_of_a_missing_inbox_fails_like_run(tmp_path):
+    db = tmp_path / "w.duckdb"
+    result = runner.invoke(
+        app,
+        [
+            "backfill",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-02-01",
+            "--inbox",
+            str(tmp_path / "nope"),
+            "--db",
+            str(db),
+        ],
+    )
+    assert result.exit_code == 1 and "inbox folder" in result.output and "does not exist" in result.output
+    assert not db.exists()
+
+
+def test_usage_errors_have_their_own_exit_code(tmp_path):
+    result = runner.invoke(app, ["run", "--no-such-option"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["run", "--inbox", str(tmp_path), "--as-of", "yesterday"])
+    assert result.exit_code == 1 and "--as-of" in result.output

@@ -14,11 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from liushui.config import DEFAULT_DATA_DIR
+from liushui.config import DEFAULT_DATABASE
 from liushui.runtime import OFFLINE_ENV
 
 APP = Path(__file__).with_name("app.py")
-DEFAULT_DATABASE = DEFAULT_DATA_DIR / "warehouse" / "liushui.duckdb"
 
 STREAMLIT_ENV = {
     "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",

@@ -29,7 +29,6 @@ from liushui.ingest.canonical import (
 )
 from liushui.ingest.parse import parse_raw
 
-INBOX_SUFFIXES = (".csv", ".txt", ".parquet")
 HEAD_BYTES = 64 * 1024
 
 
@@ -54,9 +53,12 @@ class FileOutcome:
 
 
 def inbox_files(inbox: Path) -> list[Path]:
+    """Every file of the inbox, whatever its name says: the reader is chosen from the content, and a file
+    nobody can read (a workbook, a PDF) is rejected with its reason rather than passed over. Hidden files
+    (`.DS_Store`, `.~lock.x.csv#`, editors' `.swp`) are the file system's, not exports, and are left alone."""
     if not inbox.is_dir():
         return []
-    return sorted(p for p in inbox.iterdir() if p.is_file() and p.suffix.lower() in INBOX_SUFFIXES)
+    return sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def _first_line(head: bytes) -> list[str]:
@@ -187,7 +189,7 @@ def read_files(
                 batch_id=batch_id,
                 seen_at=seen_at,
                 profile=layout,
-                status="loaded" if parsed.bad.is_empty() else "partial",
+                status=file_status(rows_ok=parsed.good.height, rows_rejected=parsed.bad.height),
                 rows_read=raw.height,
                 rows_ok=parsed.good.height,
                 rows_rejected=parsed.bad.height,
@@ -195,6 +197,27 @@ def read_files(
             parsed.good,
             parsed.bad,
         )
+
+
+def file_status(*, rows_ok: int, rows_rejected: int) -> str:
+    """`loaded` (every row), `partial` (some rows quarantined) or `quarantined` (every row quarantined: the
+    file loaded nothing, which the run reports like a rejected file)."""
+    if not rows_rejected:
+        return "loaded"
+    return "partial" if rows_ok else "quarantined"
+
+
+def files_loading_nothing(source_files: pl.DataFrame) -> list[str]:
+    """One line per file of the night that put no row into `transactions` (rejected whole, every row
+    quarantined, or no data rows), naming the file and why: the run reports them and exits 3."""
+    why = (
+        pl.when(pl.col("status") == "rejected")
+        .then(pl.col("error"))
+        .when(pl.col("status") == "quarantined")
+        .then(pl.format("{}: all {} row(s) quarantined (see the quarantine table)", "file_name", "rows_rejected"))
+        .otherwise(pl.format("{}: no data rows", "file_name"))
+    )
+    return source_files.filter(pl.col("rows_ok") == 0).select(why.alias("why"))["why"].to_list()
 
 
 def source_files_table(rows: list[dict], duplicates: pl.DataFrame | None = None) -> pl.DataFrame:
