@@ -18,7 +18,13 @@ configure_environment()
 import pytest  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "bank_exports"
+# The project's own synthetic bank exports in the real layouts (tests/fixtures/README.md): tests use these.
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "bank_exports"
+# The real anonymised samples exist only beside this workspace; tests against them are extras that skip
+# when the folder is absent (LIUSHUI_SHARED_FIXTURES points elsewhere, e.g. /nonexistent to force the skip).
+SHARED_FIXTURES = Path(
+    os.environ.get("LIUSHUI_SHARED_FIXTURES") or PROJECT_ROOT.parent / "shared" / "fixtures" / "bank_exports"
+)
 
 
 @pytest.fixture(scope="session")
