@@ -302,9 +302,9 @@ def derive_sharded(
 
 
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
-def publish(database: Path, frames: dict[str, Table], affected: pl.Series | None) -> None:
+def publish(database: Path, frames: dict[str, Table], affected: pl.Series | None, as_of: date) -> None:
     with store.writer(database) as con:
-        store.publish(con, frames, affected_accounts=affected)
+        store.publish(con, frames, affected_accounts=affected, as_of=as_of)
 
 
 @task(name="record-stage-times", cache_policy=NO_CACHE, **IO_RETRIES)
@@ -497,7 +497,8 @@ def nightly(settings: Settings) -> RunReport:
         )
         no_accounts = pl.Series("account_id", [], dtype=pl.String)
         with report.stage("publish"):
-            publish(settings.database, to_write, affected if report.status == "published" else no_accounts)
+            published = report.status == "published"
+            publish(settings.database, to_write, affected if published else no_accounts, report.as_of)
         record_stage_times(settings.database, report)
         docs_index = build_run_data_docs(validation.gx_results, settings.database, run_id)
         publish_run_artifacts(report, settings.database, docs_index)

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -264,6 +265,7 @@ def publish(
     frames: dict[str, pl.DataFrame | Path | list[Path]],
     *,
     affected_accounts: pl.Series | None,
+    as_of: date | None = None,
 ) -> dict[str, dict]:
     """Write every table in one transaction.
 
@@ -274,6 +276,10 @@ def publish(
     ~1,200 rows, and the whole publish takes ~3 s (docs/benchmarks.md). Append-only tables (files,
     quarantine, results, runs) only gain rows. Returns rows deleted / inserted per table written as a
     difference.
+
+    An incremental night may move the as-of date within its month (a later as-of month is a full run): the
+    accounts it did not recompute are judged by month and stay as they were, but they are now as of `as_of`,
+    as a full rebuild would say, so every `account_risk` row takes it.
     """
     tables = {t.name: t for t in PUBLISHED_TABLES}
     written: dict[str, dict] = {}
@@ -295,6 +301,8 @@ def publish(
             _insert(con, table, frame)
         if affected_accounts is not None:
             con.execute("DROP TABLE _affected")
+            if as_of is not None and "account_risk" in frames:
+                con.execute("UPDATE account_risk SET as_of_on = ? WHERE as_of_on <> ?", [as_of, as_of])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -179,10 +179,7 @@ def test_as_of_in_a_new_month_recomputes_everything(prefect_harness, sample_dir,
 CYCLE_HEADER = "account_id,booked_at,amount,currency,balance_after,counterparty_name,counterparty_account,description\n"
 
 
-def test_a_night_that_closes_a_cycle_recomputes_the_account_that_received_nothing(prefect_harness, tmp_path):
-    """X1 -> X2 and X2 -> X3 are published; tonight only X3 -> X1 arrives. The cycle X1 -> X2 -> X3 -> X1
-    runs through X2, which has no new row and is not named by one: the incremental run must still give X2
-    its cycle link and flag, exactly as a full rebuild does."""
+def _three_customers(tmp_path: Path) -> Path:
     reference = tmp_path / "reference"
     reference.mkdir()
     (reference / "accounts.csv").write_text(
@@ -190,6 +187,14 @@ def test_a_night_that_closes_a_cycle_recomputes_the_account_that_received_nothin
         encoding="utf-8",
     )
     (reference / "related_parties.csv").write_text("customer_id,party_name,party_account,relation\n", encoding="utf-8")
+    return reference
+
+
+def test_a_night_that_closes_a_cycle_recomputes_the_account_that_received_nothing(prefect_harness, tmp_path):
+    """X1 -> X2 and X2 -> X3 are published; tonight only X3 -> X1 arrives. The cycle X1 -> X2 -> X3 -> X1
+    runs through X2, which has no new row and is not named by one: the incremental run must still give X2
+    its cycle link and flag, exactly as a full rebuild does."""
+    reference = _three_customers(tmp_path)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "night1.csv").write_text(
@@ -217,6 +222,40 @@ def test_a_night_that_closes_a_cycle_recomputes_the_account_that_received_nothin
         ("X2",),
         ("X3",),
     ]
+
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    run(inbox, rebuilt, reference)
+    ignore = ("batch_id", "seen_at")
+    assert_same_tables(snapshot(db, drop=ignore), snapshot(rebuilt, drop=ignore))
+
+
+def test_an_unrelated_purchase_keeps_a_published_cycle_on_every_account(prefect_harness, tmp_path):
+    """Night 1 publishes the cycle X1 -> X2 -> X3 -> X1 on all three accounts; night 2 brings one -12.50
+    purchase on X1. The incremental run recomputes X1 alone, with the cross-account patterns of the whole
+    transfer graph: X1 keeps its cycle link and flag, X2 and X3 keep theirs, as in a full rebuild."""
+    reference = _three_customers(tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "night1.csv").write_text(
+        CYCLE_HEADER
+        + "X1,2026-06-01 10:00:00,-50000.00,CNY,,乙,X2,转账\n"
+        + "X2,2026-06-02 10:00:00,-49000.00,CNY,,丙,X3,转账\n"
+        + "X3,2026-06-03 10:00:00,-48000.00,CNY,,甲,X1,转账\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "incremental.duckdb"
+    run(inbox, db, reference)
+    every_account = [("X1",), ("X2",), ("X3",)]
+    assert count(db, "SELECT DISTINCT account_id FROM risk_flags WHERE flag_code = 'CYCLE' ORDER BY 1") == every_account
+
+    (inbox / "night2.csv").write_text(
+        CYCLE_HEADER + "X1,2026-06-04 12:00:00,-12.50,CNY,,便利店,,消费\n", encoding="utf-8"
+    )
+    report = run(inbox, db, reference)
+    assert report.mode == "incremental" and report.counts["rows_new"] == 1
+    cycle_links = "SELECT DISTINCT account_id FROM transfer_links WHERE link_type = 'cycle' ORDER BY 1"
+    assert count(db, cycle_links) == every_account
+    assert count(db, "SELECT DISTINCT account_id FROM risk_flags WHERE flag_code = 'CYCLE' ORDER BY 1") == every_account
 
     rebuilt = tmp_path / "rebuilt.duckdb"
     run(inbox, rebuilt, reference)
