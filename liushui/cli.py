@@ -235,7 +235,7 @@ def account(
 ) -> None:
     """One account: risk and recovery, what would restore it, monthly figures, flags with evidence.
 
-    Example: liushui account 6222020000000001
+    Example: liushui account 6214830624453336
     """
     con = _open(db)
     try:
@@ -288,7 +288,7 @@ def report(
     """One account's report: risk and recovery, monthly clean income / outflow / debt burden, flags with
     reasons and evidence, what would restore it. --html writes a page that opens offline.
 
-    Example: liushui report 6222020000000001 --html report.html
+    Example: liushui report 6214830624453336 --html report.html
     """
     from liushui.report import AccountNotFound, account_report, render_html, render_terminal
 

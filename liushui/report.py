@@ -1,7 +1,7 @@
 """One account's report for the people who decide on it: risk and recovery, monthly clean income, outflow
 and debt burden, the flags with their reasons and evidence transactions, and what would restore the account.
 
-    report = account_report(database, "6222020000000001")     # reads DuckDB read-only
+    report = account_report(database, "6214830624453336")     # reads DuckDB read-only
     render_terminal(report, Console())                         # rich, for `liushui report ACCOUNT`
     Path("report.html").write_text(render_html(report), encoding="utf-8")
 

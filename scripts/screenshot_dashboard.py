@@ -5,7 +5,7 @@ one PNG with headless Chromium (no network beyond localhost: background networki
 and sync are off) and stops the dashboard again.
 
     .venv/bin/python scripts/screenshot_dashboard.py --db data/warehouse/liushui.duckdb --out overview.png
-    .venv/bin/python scripts/screenshot_dashboard.py --db ... --out account.png --account 6222020000000001
+    .venv/bin/python scripts/screenshot_dashboard.py --db ... --out account.png --account 6214830624453336
     .venv/bin/python scripts/screenshot_dashboard.py --db ... --out runs.png --page "Run health"
 
 Needs Chromium (Debian: `apt-get install -y chromium`). Exit codes: 0 written; 1 the dashboard did not

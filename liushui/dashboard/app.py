@@ -2,7 +2,7 @@
 
 Start it with `liushui dashboard --db PATH`, or `streamlit run liushui/dashboard/app.py -- --db PATH`
 (or with the path in LIUSHUI_DB). The URL follows the page and the account, so
-it can be shared or bookmarked: `?page=Run+health`, `?account=6222020000000001` (opens the drill-down).
+it can be shared or bookmarked: `?page=Run+health`, `?account=6214830624453336` (opens the drill-down).
 
 DuckDB lets one process write a file only while no other process has it open, so every interaction opens
 the database read-only, runs its queries and closes it: the nightly writer is never kept waiting by a
