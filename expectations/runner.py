@@ -432,7 +432,9 @@ def validate_parts(
 
     The suites hold no aggregate expectation (row count, mean, min / max, distinct set). One added later,
     or a ``mostly`` below 1, has no merge rule: several parts are then refused (ValueError) rather than
-    merged wrongly; `tests/test_validate_parts.py` keeps every suite mergeable.
+    merged wrongly; `tests/test_validate_parts.py` keeps every suite mergeable. The same refusal for a
+    suite with a whole-table computed column (`Derived.whole_table`, e.g. the night's quarantined share
+    on source_files, a table that is always one frame): each part would compute its own value.
 
     `gx_results` are the parts' GX results merged the same way (one data and one schema result, as for
     one frame) so that the run's Data Docs show the table. Keeping every part's would not: Data Docs key
@@ -447,6 +449,7 @@ def validate_parts(
         return validate_table(table_name, suite.table.empty(), run_id=run_id, as_of=as_of)
     several = len(parts) > 1
     unmergeable = sorted({c.expectation_type for c in suite.checks if merge_rule(c) is None})
+    unmergeable += sorted(f"{d.name} (a whole-table value)" for d in suite.derived if d.whole_table)
     if several and unmergeable:
         raise ValueError(f"suite {suite.name}: no rule merges the per-part results of {unmergeable}")
     params = _suite_parameters(as_of)

@@ -24,14 +24,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
 from liushui import contracts
-from liushui.contracts import ISO_4217, RECOVERY_STATUSES, RISK_BANDS, Table
+from liushui.contracts import EARLIEST_BOOKING, ISO_4217, MAX_PLAUSIBLE_AMOUNT, RECOVERY_STATUSES, RISK_BANDS, Table
 
 if TYPE_CHECKING:  # pragma: no cover
     from great_expectations.expectations import Expectation
@@ -43,8 +42,15 @@ LEVELS: tuple[str, ...] = ("blocking", "warning")
 PARAM_BOOKED_AT_MAX = "booked_at_max"
 """as-of date + 1 day, 00:00 (naive local time): nothing can be booked after the end of the as-of day."""
 
-EARLIEST_BOOKING = datetime(1990, 1, 1)
-MAX_PLAUSIBLE_AMOUNT_CENTS = 1_000_000_000 * 100 - 1  # below one billion in the account's currency
+# EARLIEST_BOOKING and MAX_PLAUSIBLE_AMOUNT are declared in liushui.contracts: parse quarantines the rows outside
+# them, these suites check them again.
+MAX_PLAUSIBLE_AMOUNT_CENTS = int(MAX_PLAUSIBLE_AMOUNT * 100) - 1  # |amount| below one billion, in cents
+
+# A night with mostly bad rows is the table's problem (blocking on source_files); see `_source_files`.
+MAX_QUARANTINED_SHARE = 0.5
+"""More than this share of the night's rows read quarantined blocks the publish."""
+MIN_ROWS_FOR_QUARANTINED_SHARE = 20
+"""... once the night has read at least this many rows (below, a share of a handful of rows is noise)."""
 
 # Vocabularies -----------------------------------------------------------------------------------------
 # Active ISO 4217 codes (plus the precious-metal / fund codes banks actually use in statements).
@@ -117,6 +123,9 @@ class Derived:
     expr: pl.Expr
     sources: tuple[str, ...]
     description: str
+    whole_table: bool = False
+    """The value depends on the whole table (an aggregate), not on its row alone: a table held in several
+    parts cannot be validated part by part (`runner.validate_parts` refuses)."""
 
 
 @dataclass(frozen=True)
@@ -313,8 +322,9 @@ def _transaction_checks() -> list[Check]:
                 column="amount_cents", min_value=-MAX_PLAUSIBLE_AMOUNT_CENTS, max_value=MAX_PLAUSIBLE_AMOUNT_CENTS
             ),
             "blocking",
-            "one transaction of a billion or more on a personal / SME statement is a broken "
-            "export (shifted decimal, account number in the amount column): stop and let a person look",
+            "one transaction of a billion or more on a personal / SME statement is a broken export (shifted "
+            "decimal, account number in the amount column). That is the row's problem: parse quarantines it "
+            "(implausible_amount) and the night publishes, so this fails only on rows that bypassed parse",
         ),
         Check(
             E.ExpectColumnValuesToNotBeInSet(column="amount_cents", value_set=[0]),
@@ -566,6 +576,7 @@ def _quarantine() -> tuple[list[Check], list[Derived]]:
 
 def _source_files() -> tuple[list[Check], list[Derived]]:
     E = _E()
+    night_read = pl.col("rows_read").sum()
     derived = [
         Derived(
             "rows_unaccounted",
@@ -578,6 +589,16 @@ def _source_files() -> tuple[list[Check], list[Derived]]:
             (pl.col("status") == "rejected") & pl.col("error").is_null(),
             ("status", "error"),
             "a rejected file with no error message",
+        ),
+        Derived(
+            "night_quarantined_share",
+            pl.when((pl.int_range(pl.len()) == 0) & (night_read >= MIN_ROWS_FOR_QUARANTINED_SHARE)).then(
+                pl.col("rows_rejected").sum() / night_read
+            ),
+            ("rows_read", "rows_rejected"),
+            "on the first row only: quarantined rows / rows read of all the night's files (null when the night "
+            f"read fewer than {MIN_ROWS_FOR_QUARANTINED_SHARE} rows)",
+            whole_table=True,
         ),
     ]
     between = E.ExpectColumnValuesToBeBetween
@@ -612,6 +633,16 @@ def _source_files() -> tuple[list[Check], list[Derived]]:
             E.ExpectColumnValuesToBeInSet(column="rejected_without_error", value_set=[False]),
             "warning",
             "a rejected file carries its error message",
+        ),
+        Check(
+            between(column="night_quarantined_share", max_value=MAX_QUARANTINED_SHARE),
+            "blocking",
+            f"a night with mostly bad rows: more than {MAX_QUARANTINED_SHARE:.0%} of the rows read quarantined "
+            "points at the export or the layout (a changed format, a wrong profile, a broken download), not at "
+            "rows, and publishing the rest would judge accounts on a fraction of their statements. One bad row "
+            "is the row's problem (quarantined, the night publishes). Judged from "
+            f"{MIN_ROWS_FOR_QUARANTINED_SHARE} rows read: below that a share is noise (a 3-row file with 2 bad "
+            "rows is 67 %) and every bad row is in quarantine with its reason anyway",
         ),
     ]
     return checks, derived

@@ -8,6 +8,8 @@ unit) and its primary key. The same object drives the Polars casts (`Table.confo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 
 import polars as pl
 
@@ -196,6 +198,14 @@ ISO_4217: tuple[str, ...] = (
 MONEY = pl.Decimal(18, 2)
 MONEY_SQL = "DECIMAL(18,2)"
 TIMESTAMP = pl.Datetime("us")
+
+# Plausibility bounds of one transaction, declared once: parse quarantines a row outside them (a row's
+# problem), and the canonical / transactions suites check them again (then only a bypassed parse can fail).
+EARLIEST_BOOKING = datetime(1990, 1, 1)
+"""Nothing is booked before 1990: an earlier date is a parse error (two-digit year, epoch zero)."""
+MAX_PLAUSIBLE_AMOUNT = Decimal("1000000000")
+"""Exclusive bound on |amount| in the row's currency units: one transaction of a billion or more on a
+personal / SME statement is a broken export (a shifted decimal, an account number in the amount column)."""
 
 
 @dataclass(frozen=True)

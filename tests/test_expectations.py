@@ -539,3 +539,130 @@ def test_gx_pin_and_patched_constant(gx_runner):
     assert gx.__version__ == "1.24.1"  # the runner relies on GX internals of this exact version
     assert pandas_execution_engine.HASH_THRESHOLD == 0
     assert gx_runner.gx_session().context.variables.progress_bars.globally is False
+
+
+# Row problems vs table problems ---------------------------------------------------------------------------
+def source_files_frame(*counts: tuple[int, int]) -> pl.DataFrame:
+    """One source_files row per (rows_read, rows_rejected); a file with no row read was rejected whole."""
+    return frame_of(
+        contracts.SOURCE_FILES,
+        [
+            dict(
+                file_sha256=f"{i:064x}",
+                file_name=f"f{i}.csv",
+                profile=None if read == 0 else "canonical_csv",
+                size_bytes=100 * read,
+                rows_read=read,
+                rows_ok=read - rejected,
+                rows_duplicate=0,
+                rows_rejected=rejected,
+                status="rejected" if read == 0 else "partial" if rejected else "loaded",
+                error=f"f{i}.csv: binary content" if read == 0 else None,
+                batch_id="b1",
+                seen_at=datetime(2024, 7, 1),
+            )
+            for i, (read, rejected) in enumerate(counts)
+        ],
+    )
+
+
+def night_share(gx_runner, *counts: tuple[int, int]) -> dict:
+    results = gx_runner.validate_frame("source_files", source_files_frame(*counts), run_id="r")
+    return by_check(results, "expect_column_values_to_be_between", "rows_read,rows_rejected")
+
+
+def test_a_night_with_mostly_bad_rows_is_blocking(gx_runner):
+    results = gx_runner.validate_frame("source_files", source_files_frame((30, 20), (10, 2)), run_id="r")
+    row = by_check(results, "expect_column_values_to_be_between", "rows_read,rows_rejected")
+    assert (row["success"], row["level"], row["unexpected_count"], row["element_count"]) == (False, "blocking", 1, 2)
+    assert row["detail"] == "unexpected sample: [0.55]"  # 22 of 40 rows read quarantined
+    assert failed(results) == [("blocking", "expect_column_values_to_be_between", "rows_read,rows_rejected")]
+    with pytest.raises(gx_runner.BlockingExpectationFailed, match=r"source_files: .* on rows_read,rows_rejected"):
+        gx_runner.raise_on_blocking(results)
+
+
+def test_a_night_with_a_few_bad_rows_publishes(gx_runner):
+    assert night_share(gx_runner, (6418, 1))["success"] is True  # one implausible row of a 6,418-row export
+    assert night_share(gx_runner, (30, 0), (10, 10))["success"] is True  # one bad file of a good night: 25 %
+    assert night_share(gx_runner)["success"] is True  # no file tonight
+
+
+def test_mostly_bad_night_edges(gx_runner):
+    # exactly half is not "mostly"
+    assert night_share(gx_runner, (30, 15), (10, 5))["success"] is True
+    # a 3-row file with 2 bad rows, or 19 of 19 rows bad: too few rows read to judge the night
+    assert night_share(gx_runner, (3, 2))["success"] is True
+    assert night_share(gx_runner, (19, 19))["success"] is True
+    # from 20 rows read the night is judged, also when no single file has 20 rows
+    assert night_share(gx_runner, (20, 11))["success"] is False
+    assert night_share(gx_runner, *[(3, 2)] * 7)["success"] is False  # 14 of 21
+    # files rejected whole read no row: they count neither way (they have their own status and exit code)
+    assert night_share(gx_runner, (0, 0), (0, 0), (30, 1))["success"] is True
+
+
+def test_the_mostly_bad_night_bound_is_declared_once(gx_runner):
+    from expectations.suites import MAX_QUARANTINED_SHARE, MIN_ROWS_FOR_QUARANTINED_SHARE, suite_for
+
+    assert (MAX_QUARANTINED_SHARE, MIN_ROWS_FOR_QUARANTINED_SHARE) == (0.5, 20)
+    suite = suite_for("source_files")
+    (check,) = [c for c in suite.checks if suite.column_name(c) == "rows_read,rows_rejected"]
+    assert check.level == "blocking" and check.kwargs["max_value"] == MAX_QUARANTINED_SHARE
+    assert "50%" in check.why and "20 rows read" in check.why and "3-row file" in check.why
+
+
+def test_a_whole_table_value_refuses_validation_in_parts(gx_runner, tmp_path):
+    paths = []
+    for i, part in enumerate(source_files_frame((30, 20), (10, 2)).iter_slices(1)):
+        paths.append(tmp_path / f"part{i}.parquet")
+        part.write_parquet(paths[-1])
+    with pytest.raises(ValueError, match="night_quarantined_share"):
+        gx_runner.validate_parts("source_files", paths, run_id="r")
+    # one part is one frame: the night's share is that frame's
+    [single] = [tmp_path / "all.parquet"]
+    source_files_frame((30, 20), (10, 2)).write_parquet(single)
+    rows = gx_runner.validate_parts("source_files", [single], run_id="r").rows
+    assert by_check(rows, "expect_column_values_to_be_between", "rows_read,rows_rejected")["success"] is False
+
+
+def test_an_implausible_amount_never_reaches_the_suite_from_parse(gx_runner):
+    """Every row-level blocking check of canonical_transactions is also a parse check: the rows parse
+    lets through at the edges pass the suite, the rows just beyond are quarantined instead."""
+    from liushui.ingest.parse import parse_raw
+    from tests.test_parse import raw
+
+    latest = date(2024, 6, 30)
+    edges = [
+        {"amount": "999999999.99"},
+        {"amount": "-999999999.99", "currency": "SAR"},
+        {"amount": "1000000000.00"},
+        {"amount": "-2597164367.66", "currency": "SAR"},
+        {"booked_at": "1990-01-01 00:00:00"},
+        {"booked_at": "1989-12-31 23:59:59"},
+        {"booked_at": "2024-06-30 23:59:59"},
+        {"booked_at": "2024-07-01 00:00:00"},
+        {"currency": "rmb"},
+    ]
+    base = {"account_id": "A1", "booked_at": "2024-03-01 10:00:00", "amount": "-100.00"}
+    parsed = parse_raw(
+        raw(*({**base, **e} for e in edges)),
+        source_file="f.csv",
+        file_sha256="0" * 64,
+        batch_id="b",
+        latest_booking=latest,
+    )
+    assert parsed.good["source_row"].to_list() == [1, 2, 5, 7]
+    assert parsed.bad.sort("source_row")["reason_code"].to_list() == [
+        "implausible_amount",
+        "implausible_amount",
+        "date_out_of_range",
+        "date_out_of_range",
+        "bad_currency",
+    ]
+    results = gx_runner.validate_frame("canonical_transactions", parsed.good, run_id="r", as_of=latest)
+    assert failed(results) == []
+    # the suite still holds the bound for rows that did not come through parse
+    rows = [{**r, "amount": Decimal("1000000000.00")} if i == 0 else r for i, r in enumerate(canonical_rows())]
+    results = gx_runner.validate_frame(
+        "canonical_transactions", frame_of(contracts.CANONICAL_TRANSACTION, rows), run_id="r", as_of=AS_OF
+    )
+    assert failed(results) == [("blocking", "expect_column_values_to_be_between", "amount")]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from liushui.contracts import CANONICAL_INPUT_COLUMNS, CANONICAL_TRANSACTION, QUARANTINE
-from liushui.ingest.parse import empty_raw_frame, parse_raw
+from liushui.ingest.parse import IMPLAUSIBLE_AMOUNT_REASON, empty_raw_frame, parse_raw
 
 LATEST = date(2026, 11, 28)
 
@@ -154,3 +154,80 @@ def test_every_row_lands_exactly_once(rows):
     result = parse(frame)
     assert result.good.height + result.bad.height == len(rows)
     assert set(result.good["source_row"]).isdisjoint(set(result.bad["source_row"]))
+
+
+# Plausibility: one absurd amount is the row's problem --------------------------------------------------------
+def implausible(amount: str, currency: str) -> str:
+    return (
+        f"amount {amount} {currency} is outside the plausible range (|amount| < 1,000,000,000): "
+        "a shifted decimal or an account number in the amount column"
+    )
+
+
+def test_absurd_amount_is_quarantined_with_the_amount_in_currency_units():
+    # the implausible transfer of a public AML data set (one of 6,418 rows), between two ordinary rows
+    aml = {**GOOD, "amount": "2597164367.66", "currency": "SAR", "balance_after": None}
+    result = parse(raw(GOOD, aml, {**GOOD, "amount": "-20.00"}))
+    assert result.good["source_row"].to_list() == [1, 3]
+    [bad] = result.bad.to_dicts()
+    assert (bad["source_row"], bad["reason_code"]) == (2, "implausible_amount")
+    assert bad["reason"] == "f.csv, row 2: " + implausible("2597164367.66", "SAR")
+    assert bad["raw"] == str(aml)  # the row as read
+
+
+def test_amount_just_below_the_bound_loads_in_any_sign_and_currency():
+    result = parse(
+        raw(
+            {**GOOD, "amount": "999999999.99"},
+            {**GOOD, "amount": "-999999999.99", "currency": "USD"},
+            {**GOOD, "amount": "999,999,999.99", "currency": "JPY"},  # the full (non-plain) money path
+            {**GOOD, "balance_after": "5000000000.00"},  # no plausibility bound on balances (none blocked them)
+        )
+    )
+    assert result.bad.is_empty()
+    assert result.good["amount"].to_list() == [Decimal("999999999.99"), Decimal("-999999999.99")] + [
+        Decimal("999999999.99"),
+        Decimal("-100.50"),
+    ]
+
+
+def test_the_bound_itself_and_beyond_are_quarantined_as_written_in_units():
+    result = parse(
+        raw(
+            {**GOOD, "amount": "1000000000"},
+            {**GOOD, "amount": "-1000000000.00"},
+            {**GOOD, "amount": "−1,000,000,000.00", "currency": "EUR"},  # U+2212 and thousands separators
+            {**GOOD, "amount": "US$1,500,000,000.5", "currency": "usd"},  # the symbol agrees: stripped
+            {**GOOD, "amount": "9999999999999999.99", "currency": "HKD"},  # the largest exact amount
+        )
+    )
+    assert result.good.is_empty()
+    bad = result.bad.sort("source_row")
+    assert set(bad["reason_code"]) == {"implausible_amount"}
+    assert [r.split(": ", 1)[1] for r in bad["reason"]] == [
+        implausible("1000000000.00", "CNY"),
+        implausible("-1000000000.00", "CNY"),
+        implausible("-1000000000.00", "EUR"),
+        implausible("1500000000.50", "USD"),
+        implausible("9999999999999999.99", "HKD"),
+    ]
+
+
+def test_a_broken_currency_or_symbol_is_named_before_the_amount_s_size():
+    result = parse(
+        raw(
+            {**GOOD, "amount": "2597164367.66", "currency": "XYZ"},
+            {**GOOD, "amount": "$2597164367.66", "currency": "CNY"},
+            {**GOOD, "amount": "2597164367.666"},
+        )
+    )
+    assert result.bad.sort("source_row")["reason_code"].to_list() == ["bad_currency", "currency_mismatch", "bad_amount"]
+
+
+def test_the_bound_is_declared_once_and_is_the_one_the_suites_check():
+    from expectations.suites import MAX_PLAUSIBLE_AMOUNT_CENTS
+    from liushui.contracts import MAX_PLAUSIBLE_AMOUNT
+
+    assert Decimal("1000000000") == MAX_PLAUSIBLE_AMOUNT
+    assert MAX_PLAUSIBLE_AMOUNT_CENTS == int(MAX_PLAUSIBLE_AMOUNT * 100) - 1 == 99_999_999_999
+    assert IMPLAUSIBLE_AMOUNT_REASON.format("x", "y") == implausible("x", "y")

@@ -13,6 +13,10 @@ Hostile or odd text (docs/hostile_input.md): identifier, date, money and currenc
 symbol is accepted only when it agrees with the row's currency; anything else that is not a plain exact
 decimal is quarantined, never rounded or guessed. Free-text cells (names, memos) are kept verbatim and never
 interpreted; only control characters other than tab and line breaks make a row unacceptable.
+
+Every check on a single row's values is here, so that a bad row costs that row and never the night: the
+blocking expectations on `canonical_transactions` (ISO currency, booking date range, |amount| below
+`contracts.MAX_PLAUSIBLE_AMOUNT`, the required columns) can then fail only when rows bypass this module.
 """
 
 from __future__ import annotations
@@ -23,11 +27,24 @@ from datetime import date, datetime
 import polars as pl
 import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
 
-from liushui.contracts import CANONICAL_INPUT_COLUMNS, CANONICAL_TRANSACTION, ISO_4217, MONEY, QUARANTINE, TIMESTAMP
+from liushui.contracts import (
+    CANONICAL_INPUT_COLUMNS,
+    CANONICAL_TRANSACTION,
+    EARLIEST_BOOKING,
+    ISO_4217,
+    MAX_PLAUSIBLE_AMOUNT,
+    MONEY,
+    QUARANTINE,
+    TIMESTAMP,
+)
 
 RAW_META_COLUMNS = ("source_row", "raw", "reject_code", "reject_reason")
 DEFAULT_CURRENCY = "CNY"
-EARLIEST_BOOKING = datetime(1990, 1, 1)
+IMPLAUSIBLE_AMOUNT_REASON = (
+    "amount {} {} is outside the plausible range (|amount| < "
+    f"{MAX_PLAUSIBLE_AMOUNT:,}): a shifted decimal or an account number in the amount column"
+)
+"""`pl.format` template of the `implausible_amount` reason: the amount in currency units, the currency."""
 
 _TIMESTAMP_FORMATS = (
     "%Y-%m-%d %H:%M:%S%.f",
@@ -252,6 +269,15 @@ def parse_raw(
                     pl.col("_balance_after_symbol"),
                     pl.col("_currency"),
                 ),
+            ),
+        ),
+        # Last: the reason states the amount with its currency, so both must have parsed first. A row's
+        # problem, not the night's: the row is quarantined and the rest of the file loads.
+        (
+            pl.col("_amount").abs() >= MAX_PLAUSIBLE_AMOUNT,
+            (
+                pl.format(IMPLAUSIBLE_AMOUNT_REASON, pl.col("_amount").cast(pl.String), pl.col("_currency")),
+                pl.lit("implausible_amount"),
             ),
         ),
     ]
