@@ -525,11 +525,24 @@ TRANSFER_LINKS = Table(
 
 RISK_FLAGS = Table(
     "risk_flags",
-    "One row per account x period x flag code: metric, threshold, severity, rule version, reasons, "
+    "One row per flag code x account x currency x period: metric, threshold, severity, rule version, reasons, "
     "remediation and evidence.",
     (
-        text("flag_id", "Stable id (account, code, period).", nullable=False),
+        text(
+            "flag_id",
+            "Stable id: hash of the flag code and the key the rule is judged on (account, currency, period).",
+            nullable=False,
+        ),
         ACCOUNT_ID,
+        text(
+            "currency",
+            "Currency the rule judged in (ISO 4217): money in metric_value, threshold and the reasons is in it. "
+            "No rule judges across currencies, because money is never added or compared across them: the rules "
+            "on monthly figures (income, related transfers, credit, commingling) judge only the account's main "
+            "currency; LARGE_OUTFLOW, ROUND_TRIP, BALANCE_BREAK and CYCLE judge each currency on its own, one "
+            "flag per currency.",
+            nullable=False,
+        ),
         text(
             "flag_code",
             "Rule code, e.g. INCOME_VOLATILE, LARGE_OUTFLOW, RELATED_TRANSFER_HEAVY, ROUND_TRIP.",

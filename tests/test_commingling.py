@@ -27,13 +27,22 @@ def classified(rows: list[dict], accounts_ref: pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def trading_month(account: str, *, n_in: int = 6, n_out: int = 3, month: int = 3) -> list[dict]:
+def trading_month(account: str, *, n_in: int = 6, n_out: int = 3, month: int = 3, currency: str = "CNY") -> list[dict]:
     """`n_in` 货款 receipts of 8,000 from companies and `n_out` supplier payments of 5,000."""
     ins = [
-        txn(account, f"2026-{month:02d}-{d + 1:02d} 10:00:00", "8000", BUYERS[d % 3], None, "货款") for d in range(n_in)
+        txn(account, f"2026-{month:02d}-{d + 1:02d} 10:00:00", "8000", BUYERS[d % 3], None, "货款", currency=currency)
+        for d in range(n_in)
     ]
     outs = [
-        txn(account, f"2026-{month:02d}-{d + 10:02d} 15:00:00", "-5000", SUPPLIERS[d % 2], None, "采购款")
+        txn(
+            account,
+            f"2026-{month:02d}-{d + 10:02d} 15:00:00",
+            "-5000",
+            SUPPLIERS[d % 2],
+            None,
+            "采购款",
+            currency=currency,
+        )
         for d in range(n_out)
     ]
     return ins + outs
@@ -64,6 +73,20 @@ def test_personal_account_with_trade_receipts_and_supplier_payments_is_flagged()
     assert "主要往来方：宁波九州贸易有限公司、杭州宏远商贸有限公司、温州和光实业有限公司。" in flag["reason_zh"]
     assert "杭州宏远商贸有限公司" in flag["reason_en"]
     assert "business account" in flag["remediation_en"]
+
+
+def test_only_the_main_currency_is_judged_and_the_flag_names_it():
+    # trade in CNY and in USD in one month; CNY has one row more (the salary): the main currency
+    rows = (
+        trading_month("A")
+        + [txn("A", "2026-03-25 09:00:00", "6000", "上海某某科技有限公司", None, "代发工资")]
+        + trading_month("A", currency="USD")
+    )
+    features, flags = run(rows)
+    assert sorted(features["currency"]) == ["CNY", "USD"]  # both currencies have their figures
+    assert flags.select("currency", "period_start_on", "evidence_txn_ids").rows() == [
+        ("CNY", date(2026, 3, 1), sorted(f"A-{i}" for i in range(1, 10))),
+    ]
 
 
 def test_business_account_is_not_judged():

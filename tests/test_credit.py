@@ -448,6 +448,23 @@ def test_borrowing_frequent_flags_more_than_max_disbursements_in_a_month():
     assert got.flagged("CASH_LOAN_RELIANCE").is_empty()  # 2000 of 12000 inflow
 
 
+def test_credit_rules_judge_the_main_currency_only_and_name_it():
+    # four disbursements in CNY and in USD in June; CNY has more rows (the salary and spend): it is the
+    # main currency, and the only one judged, so one flag, in CNY
+    rows = (
+        full_months("A1", "2024-06-01", "2024-06-30")
+        + [borrow(f"A1-d{i}", f"2024-06-1{i} 10:00", "500.00", "ant_jiebei", acct="A1") for i in range(4)]
+        + [
+            borrow(f"A1-u{i}", f"2024-06-2{i} 10:00", "500.00", "ant_jiebei", acct="A1", currency="USD")
+            for i in range(4)
+        ]
+    )
+    flags = run(rows).flagged("BORROWING_FREQUENT")
+    assert flags.select("account_id", "currency", "period_start_on", "evidence_txn_ids").rows() == [
+        ("A1", "CNY", date(2024, 6, 1), ["A1-d0", "A1-d1", "A1-d2", "A1-d3"]),
+    ]
+
+
 def _three_salaries(acct: str, amount: str, **kw) -> list[dict]:
     return [salary(f"{acct}-s{m}", f"2024-0{m}-01 08:00", amount, acct=acct, **kw) for m in (4, 5, 6)] + [
         spend(f"{acct}-e", "2024-06-30 20:00", acct=acct, **kw)

@@ -28,12 +28,16 @@ def classified(rows: list[dict], ref: pl.DataFrame = REF) -> pl.LazyFrame:
     )
 
 
-def hop(src: str, dst: str, day: int, amount: int, *, by_name: bool = False, in_leg: bool = True) -> list[dict]:
+def hop(
+    src: str, dst: str, day: int, amount: int, *, by_name: bool = False, in_leg: bool = True, currency: str = "CNY"
+) -> list[dict]:
     """src pays dst on 2026-03-<day>; with `in_leg`, dst's statement shows the inflow 5 minutes later."""
     at = datetime(2026, 3, 1, 10) + timedelta(days=day - 1)
-    rows = [txn(src, at.isoformat(sep=" "), str(-amount), HOLDERS[dst], None if by_name else dst, "转账")]
+    cp_account = None if by_name else dst
+    rows = [txn(src, at.isoformat(sep=" "), str(-amount), HOLDERS[dst], cp_account, "转账", currency=currency)]
     if in_leg:
-        rows.append(txn(dst, (at + timedelta(minutes=5)).isoformat(sep=" "), str(amount), HOLDERS[src], src, "转账"))
+        later = (at + timedelta(minutes=5)).isoformat(sep=" ")
+        rows.append(txn(dst, later, str(amount), HOLDERS[src], src, "转账", currency=currency))
     return rows
 
 
@@ -145,6 +149,33 @@ def test_one_flag_per_participating_account_month_with_the_whole_chain():
     assert flags["severity"].unique().to_list() == ["high"]
     assert flags["evidence_txn_ids"].to_list() == [["A-1", "A-6", "B-2", "B-3", "C-4", "C-5"]] * 3
     assert "A→B→C→A" in flags["reason_zh"][0] and "A→B→C→A" in flags["reason_en"][0]
+
+
+def test_cycles_in_two_currencies_of_one_month_are_two_flags_per_account_with_distinct_ids():
+    cny = hop("A", "B", 1, 100_000) + hop("B", "C", 3, 98_000) + hop("C", "A", 5, 97_000)  # A-1 .. C-6
+    usd = (
+        hop("A", "B", 10, 20_000, currency="USD")
+        + hop("B", "C", 11, 19_800, currency="USD")
+        + hop("C", "D", 12, 19_600, currency="USD")
+        + hop("D", "A", 13, 19_500, currency="USD")
+    )  # A-7 .. A-14 (ids count rows of the whole list)
+    t = classified(cny + usd)
+    flags = (
+        cycle_flags(cycle_links(t, REF.lazy(), rules=RULES), t, rules=RULES).collect().sort("account_id", "currency")
+    )
+    cny_chain = ["A-1", "A-6", "B-2", "B-3", "C-4", "C-5"]
+    usd_chain = ["A-14", "A-7", "B-8", "B-9", "C-10", "C-11", "D-12", "D-13"]
+    assert flags.select("account_id", "currency", "period_start_on", "metric_value", "evidence_txn_ids").rows() == [
+        ("A", "CNY", date(2026, 3, 1), 3.0, cny_chain),
+        ("A", "USD", date(2026, 3, 1), 4.0, usd_chain),
+        ("B", "CNY", date(2026, 3, 1), 3.0, cny_chain),
+        ("B", "USD", date(2026, 3, 1), 4.0, usd_chain),
+        ("C", "CNY", date(2026, 3, 1), 3.0, cny_chain),
+        ("C", "USD", date(2026, 3, 1), 4.0, usd_chain),
+        ("D", "USD", date(2026, 3, 1), 4.0, usd_chain),
+    ]
+    assert flags["flag_id"].is_unique().all()
+    assert "A→B→C→D→A" in flags["reason_en"][1] and "A→B→C→D" not in flags["reason_en"][0]
 
 
 # --- property: every chain closes and its evidence exists --------------------------------------------

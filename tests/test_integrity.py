@@ -134,3 +134,21 @@ def test_month_features_and_one_high_flag_per_account_month():
     assert (flag["metric_value"], flag["threshold"], flag["severity"]) == (100.0, 0.0, "high")
     assert flag["evidence_txn_ids"] == ["A-1", "A-2", "A-3"]
     assert "其他指标可信度降低" in flag["reason_zh"] and "less reliable" in flag["reason_en"]
+
+
+def test_breaks_in_two_currencies_of_one_month_are_two_flags_with_distinct_ids():
+    rows = [
+        txn("A", "2026-01-01 09:00:00", "1000", balance="1000"),
+        txn("A", "2026-01-02 09:00:00", "-100", balance="850"),  # CNY break: -50
+        txn("A", "2026-01-01 10:00:00", "10", balance="10", currency="USD"),
+        txn("A", "2026-01-02 10:00:00", "5", balance="95", currency="USD"),  # USD break: +80
+        txn("A", "2026-01-03 10:00:00", "-5", balance="70", currency="USD"),  # USD break: -20
+    ]
+    flags = integrity_flags(balance_breaks(_transactions(rows), rules=RULES), rules=RULES).collect().sort("currency")
+    assert flags.select("currency", "period_start_on", "period_end_on", "metric_value", "evidence_txn_ids").rows() == [
+        ("CNY", date(2026, 1, 1), date(2026, 1, 31), 50.0, ["A-1", "A-2"]),
+        # the largest difference in USD, never compared with the CNY one
+        ("USD", date(2026, 1, 1), date(2026, 1, 31), 80.0, ["A-3", "A-4", "A-5"]),
+    ]
+    assert flags["flag_id"].n_unique() == 2
+    assert "2 running-balance break(s)" in flags["reason_en"][1] and "80.00 USD" in flags["reason_en"][1]

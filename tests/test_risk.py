@@ -18,11 +18,18 @@ AS_OF = date(2026, 10, 15)  # last full month: September
 
 
 def flag(
-    account: str, code: str, end: date, severity: str = "high", metric: float = 3.0, threshold: float = 2.0
+    account: str,
+    code: str,
+    end: date,
+    severity: str = "high",
+    metric: float = 3.0,
+    threshold: float = 2.0,
+    currency: str = "CNY",
 ) -> dict:
     return {
-        "flag_id": f"{account}-{code}-{end}",
+        "flag_id": f"{account}-{code}-{currency}-{end}",
         "account_id": account,
+        "currency": currency,
         "flag_code": code,
         "period_start_on": end.replace(day=1),
         "period_end_on": end,
@@ -115,6 +122,19 @@ def test_balance_break_lowers_statement_trust_and_score_is_capped():
     assert r["statement_trust"] == "low"
     assert (r["score"], r["band"]) == (100.0, "severe")
     assert r["active_flags"][0] in ("CYCLE", "BORROW_TO_REPAY")  # ordered by points
+
+
+def test_a_code_flagged_in_two_currencies_counts_once_and_shows_the_main_currency_flag():
+    sep = date(2026, 9, 30)
+    flags = [
+        flag("A", "LARGE_OUTFLOW", sep, severity="medium", metric=25000.0, threshold=20000.0, currency="USD"),
+        flag("A", "LARGE_OUTFLOW", sep, severity="medium", metric=30000.0, threshold=24000.0, currency="CNY"),
+    ]
+    for order in (flags, flags[::-1]):
+        r = risk(order, months("A", FLAT))["A"]  # the months are CNY, the main currency
+        assert (r["active_flags"], r["active_flag_count"]) == (["LARGE_OUTFLOW"], 2)
+        assert json.loads(r["score_components_json"]) == {"LARGE_OUTFLOW": 8.0}  # weight once, not per currency
+        assert r["remediation_en"] == ["fix it (now 30000.00, threshold 24000.00)"]
 
 
 def test_trends_of_income_and_debt_burden():

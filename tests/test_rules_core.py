@@ -3,6 +3,7 @@ related transfers, round trips, transfer legs. Each rule: a positive, a negative
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from datetime import date
 from decimal import Decimal
@@ -11,6 +12,7 @@ import polars as pl
 import pytest
 
 from tests.rows import accounts, flags_of, monthly, related, signals, txn
+from transforms.flags import FLAG_KEY, duplicate_flag_ids, finish_flags
 
 AS_OF = date(2026, 9, 15)  # September is the partial as-of month
 
@@ -167,6 +169,24 @@ def test_moving_money_to_own_account_is_not_a_large_outflow():
     assert flags_of(signals(rows, as_of=AS_OF, accounts_ref=refs), "LARGE_OUTFLOW").is_empty()
 
 
+def test_large_outflows_in_two_currencies_of_one_month_are_two_flags_with_distinct_ids():
+    # CNY is the main currency (the salaries); USD has no income, so its limit is the absolute floor
+    rows = _salaried("12000", "30000") + [
+        txn("L", "2026-06-16 09:00:00", "-25000", "Someone", "998", "transfer", currency="USD")
+    ]
+    flags = flags_of(signals(rows, as_of=AS_OF), "LARGE_OUTFLOW").sort("currency")
+    assert flags.select(
+        "currency", "period_start_on", "period_end_on", "metric_value", "threshold", "limit_name", "evidence_txn_ids"
+    ).rows() == [
+        ("CNY", date(2026, 6, 1), date(2026, 6, 30), 30000.0, 24000.0, "relative_to_income", ["L-9"]),
+        ("USD", date(2026, 6, 1), date(2026, 6, 30), 25000.0, 20000.0, "absolute_floor", ["L-10"]),
+    ]
+    assert flags["flag_id"].to_list() == [
+        hashlib.sha256(f"LARGE_OUTFLOW|L|{c}|2026-06-01|2026-06-30".encode()).hexdigest()[:32] for c in ("CNY", "USD")
+    ]
+    assert flags["flag_id"].n_unique() == 2
+
+
 # --- related transfers -------------------------------------------------------------------------------
 def _related_month(n: int, each: str, other_spend: str) -> list[dict]:
     rows = monthly("R", list(range(1, 9)), "10000", day=1)
@@ -247,6 +267,30 @@ def test_round_trip_through_related_parties_counts():
     assert links.select("out_txn_id", "in_txn_id").rows() == [("T-9", "T-10")]
 
 
+def _trip_pair(account: str, currency: str, first: str, second: str) -> list[dict]:
+    """Two round trips in June 2026 in `currency`: `first` out and back within 2 days, `second` within a day."""
+    return [
+        txn(account, "2026-06-03 09:00:00", f"-{first}", "朋友甲", "888", "转账", currency=currency),
+        txn(account, "2026-06-05 09:00:00", first, "朋友甲", "888", "转账", currency=currency),
+        txn(account, "2026-06-20 09:00:00", f"-{second}", "朋友乙", "777", "转账", currency=currency),
+        txn(account, "2026-06-21 10:00:00", second, "朋友乙", "777", "转账", currency=currency),
+    ]
+
+
+def test_round_trips_in_two_currencies_of_one_month_are_two_flags_with_distinct_ids():
+    rows = (
+        monthly("T", list(range(1, 9)), "10000", day=1)
+        + _trip_pair("T", "CNY", "8000", "6000")
+        + _trip_pair("T", "USD", "7000", "5000")
+    )
+    flags = flags_of(signals(rows, as_of=AS_OF), "ROUND_TRIP").sort("currency")
+    assert flags.select("currency", "period_start_on", "metric_value", "evidence_txn_ids").rows() == [
+        ("CNY", date(2026, 6, 1), 2.0, ["T-10", "T-11", "T-12", "T-9"]),
+        ("USD", date(2026, 6, 1), 2.0, ["T-13", "T-14", "T-15", "T-16"]),
+    ]
+    assert flags["flag_id"].n_unique() == 2
+
+
 # --- both legs in the batch --------------------------------------------------------------------------
 def test_both_legs_of_a_transfer_are_linked():
     rows = [
@@ -256,3 +300,87 @@ def test_both_legs_of_a_transfer_are_linked():
     ]
     links = signals(rows, as_of=AS_OF)["transfer_links"].filter(pl.col("link_type") == "transfer_legs")
     assert links.select("account_id", "out_txn_id", "in_txn_id").rows() == [("A", "A-1", "B-2")]
+
+
+# --- flag ids: one per rule, account, currency and period --------------------------------------------
+def _two_currency_account() -> list[dict]:
+    """Account M: CNY salaries (its main currency); in June large outflows and two round trips in CNY and
+    in USD; in July a balance break and four loan disbursements in each currency."""
+
+    def month_of_july(currency: str) -> list[dict]:
+        return [
+            txn("M", "2026-07-20 09:00:00", "1000", "某人", None, "存入", balance="1000", currency=currency),
+            txn("M", "2026-07-21 09:00:00", "-100", "超市", None, "消费", balance="850", currency=currency),  # -50
+        ] + [
+            txn("M", f"2026-07-1{i} 10:00:00", "500", "重庆蚂蚁消费金融有限公司", None, "借呗放款", currency=currency)
+            for i in range(4)
+        ]
+
+    return (
+        monthly("M", list(range(1, 9)), "12000", day=1)  # M-1..M-8
+        + [
+            txn("M", "2026-06-25 09:00:00", "-60000", "某人", "999", "转账"),  # M-9
+            txn("M", "2026-06-26 09:00:00", "-25000", "Someone", "998", "transfer", currency="USD"),  # M-10
+        ]
+        + _trip_pair("M", "CNY", "30000", "20000")  # M-11..M-14: M-11 is also a large outflow
+        + _trip_pair("M", "USD", "6000", "5000")  # M-15..M-18
+        + month_of_july("CNY")  # M-19..M-24
+        + month_of_july("USD")  # M-25..M-30
+    )
+
+
+def test_every_flag_of_a_two_currency_account_has_its_own_id():
+    flags = signals(_two_currency_account(), as_of=AS_OF)["risk_flags"]
+    june, july = (date(2026, 6, 1), date(2026, 6, 30)), (date(2026, 7, 1), date(2026, 7, 31))
+    got = flags.sort("flag_code", "currency").select("flag_code", "currency", *FLAG_KEY[2:], "evidence_txn_ids")
+    assert got.rows() == [
+        ("BALANCE_BREAK", "CNY", *july, ["M-19", "M-20"]),
+        ("BALANCE_BREAK", "USD", *july, ["M-25", "M-26"]),
+        # judged in the main currency only: the four USD disbursements are not judged
+        ("BORROWING_FREQUENT", "CNY", *july, ["M-21", "M-22", "M-23", "M-24"]),
+        ("LARGE_OUTFLOW", "CNY", *june, ["M-11", "M-9"]),
+        ("LARGE_OUTFLOW", "USD", *june, ["M-10"]),
+        ("ROUND_TRIP", "CNY", *june, ["M-11", "M-12", "M-13", "M-14"]),
+        ("ROUND_TRIP", "USD", *june, ["M-15", "M-16", "M-17", "M-18"]),
+    ]
+    assert flags["flag_id"].is_unique().all()
+    assert duplicate_flag_ids(flags.lazy()).collect().is_empty()
+    usd_break = flags.filter((pl.col("flag_code") == "BALANCE_BREAK") & (pl.col("currency") == "USD"))
+    assert "50.00 USD" in usd_break["reason_en"][0]
+
+
+def test_duplicate_flag_ids_names_every_row_sharing_an_id():
+    flags = signals(_two_currency_account(), as_of=AS_OF)["risk_flags"]
+    twice = pl.concat([flags, flags.filter(pl.col("flag_code") == "ROUND_TRIP")])
+    dupes = duplicate_flag_ids(twice.lazy()).collect()
+    assert dupes.height == 4 and set(dupes["flag_code"]) == {"ROUND_TRIP"}
+
+
+def test_a_rule_cannot_forget_a_key_column():
+    candidates = pl.LazyFrame(
+        {"account_id": ["A"], "period_start_on": [date(2026, 6, 1)], "period_end_on": [date(2026, 6, 30)]}
+    )
+    with pytest.raises(ValueError, match=r"LARGE_OUTFLOW: flag candidates lack the key column\(s\) \['currency'\]"):
+        finish_flags(candidates, "LARGE_OUTFLOW", "1.0")
+    with pytest.raises(ValueError, match=r"\['lender_pair'\]"):
+        finish_flags(
+            candidates.with_columns(currency=pl.lit("CNY")), "LARGE_OUTFLOW", "1.0", extra_key=("lender_pair",)
+        )
+
+
+def test_an_extra_key_tells_two_flags_of_one_period_apart():
+    june = {
+        "account_id": "A",
+        "currency": "CNY",
+        "period_start_on": date(2026, 6, 1),
+        "period_end_on": date(2026, 6, 30),
+    }
+    explained = {"metric_value": 1.0, "threshold": 1.0, "limit_name": "x", "severity": "high", "reason_zh": "理由"}
+    candidates = pl.LazyFrame(
+        [{**june, **explained, "reason_en": "r", "evidence_txn_ids": ["t"], "pair": p} for p in ("a→b", "c→d")]
+    )
+    flags = finish_flags(candidates, "LARGE_OUTFLOW", "1.0", extra_key=("pair",)).collect()
+    assert flags["flag_id"].to_list() == [
+        hashlib.sha256(f"LARGE_OUTFLOW|A|CNY|2026-06-01|2026-06-30|{p}".encode()).hexdigest()[:32]
+        for p in ("a→b", "c→d")
+    ]

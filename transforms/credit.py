@@ -615,4 +615,4 @@ def credit_flags(
             overdue_penalty_flags(transactions, months_with_credit, rules=rules.overdue),
             debt_burden_flags(transactions, months_with_credit, rules=rules.debt_burden),
         ]
-    ).sort("account_id", "flag_code", "period_start_on")
+    ).sort("account_id", "flag_code", "period_start_on", "period_end_on", "currency")

@@ -2,7 +2,7 @@
 
 `cycle_links`: `contracts.TRANSFER_LINKS` rows, one per hop of each chain (link_type `cycle`).
 `cycle_inbound_ids`: the inbound legs of those hops (`in_txn_id`), which are not earned income.
-`cycle_flags`: one CYCLE flag per participating account per month in which a chain of it started.
+`cycle_flags`: one CYCLE flag per participating account, currency and month in which a chain of it started.
 
 A *hop* is an outflow of account X of at least `min_amount` whose counterparty is account Y of the
 dataset, of another customer: matched by `counterparty_account == Y`, or — only when the counterparty
@@ -259,16 +259,18 @@ def cycle_inbound_ids(links: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
-    """CYCLE: one flag per participating account per month in which one of its chains started; metric
+    """CYCLE: one flag per participating account, currency and month in which one of its chains started
+    (a chain moves one currency, so the chains of one account in two currencies are two flags); metric
     the longest chain length, threshold 3 (the shortest cycle); severity high; the reason lists every
     chain (A→B→C→A); evidence: every transaction of those chains."""
-    booked = transactions.select(out_txn_id="txn_id", _out_at="booked_at")
+    booked = transactions.select(out_txn_id="txn_id", _out_at="booked_at", currency="currency")
     hops = links.filter(pl.col("link_type") == "cycle").join(booked, on="out_txn_id")
     chains = (
         hops.sort("chain_id", "_out_at", "out_txn_id")
         .group_by("chain_id", maintain_order=True)
         .agg(
             chain_length=pl.col("chain_length").first(),
+            currency=pl.col("currency").first(),
             month_on=pl.col("_out_at").first().dt.date().dt.month_start(),
             _path=pl.col("account_id").str.join("→") + pl.lit("→") + pl.col("account_id").first(),
             _amount=pl.col("amount_out").first(),
@@ -286,8 +288,8 @@ def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: Cycle
         .rename({"_accounts": "account_id"})
     )
     return finish_flags(
-        chains.sort("account_id", "month_on", "chain_id")
-        .group_by("account_id", "month_on", maintain_order=True)
+        chains.sort("account_id", "currency", "month_on", "chain_id")
+        .group_by("account_id", "currency", "month_on", maintain_order=True)
         .agg(
             count=pl.len(),
             metric_value=pl.col("chain_length").max().cast(pl.Float64),

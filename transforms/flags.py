@@ -49,12 +49,44 @@ def fmt_num(expr: pl.Expr, decimals: int = 2) -> pl.Expr:
     return expr.cast(pl.Float64).round(decimals).cast(pl.Decimal(38, decimals)).cast(pl.String)
 
 
+FLAG_KEY: tuple[str, ...] = ("account_id", "currency", "period_start_on", "period_end_on")
+"""What every rule is judged on: one account, in one currency, over one period. `flag_id` hashes the
+rule code and these columns, so two flags of one rule can share an id only if they share this key."""
+
+
+def flag_id_expr(code: str, key: tuple[str, ...] = FLAG_KEY) -> pl.Expr:
+    """`flag_id`: the first 32 hex digits of SHA-256 over `code|<key columns as text>`. A null key column
+    gives a null id (which the contract's not-null expectation blocks), never a shared one."""
+    return (
+        pl.concat_str([pl.lit(code), *(pl.col(c).cast(pl.String) for c in key)], separator="|")
+        .chash.sha2_256()
+        .str.slice(0, 32)
+    )
+
+
 def finish_flags(
-    candidates: pl.LazyFrame, code: str, version: str, remediation: tuple[str, str] | None = None
+    candidates: pl.LazyFrame,
+    code: str,
+    version: str,
+    remediation: tuple[str, str] | None = None,
+    *,
+    extra_key: tuple[str, ...] = (),
 ) -> pl.LazyFrame:
     """Common columns of every rule's flags: id, code, version, remediation (`REMEDIATION[code]` unless
-    given); candidates without evidence are dropped. `candidates` carries account_id, period_start_on,
-    period_end_on, metric_value, threshold, limit_name, severity, reason_zh, reason_en, evidence_txn_ids."""
+    given); candidates without evidence are dropped. `candidates` carries the key (`FLAG_KEY`:
+    account_id, currency, period_start_on, period_end_on) and metric_value, threshold, limit_name,
+    severity, reason_zh, reason_en, evidence_txn_ids.
+
+    The key is required, not defaulted: a rule whose candidates lack a key column fails here, when the
+    query is built. A rule that can fire more than once for one account, currency and period names what
+    tells those flags apart in `extra_key` (hashed into `flag_id`). Each rule builds its candidates one
+    row per key (a group_by on it, or one row per `account_months` row), so the ids are unique by
+    construction; `duplicate_flag_ids` finds any row breaking that, and the blocking primary-key
+    expectation on `flag_id` stops a publish that would carry one."""
+    key = (*FLAG_KEY, *extra_key)
+    missing = [c for c in key if c not in candidates.collect_schema().names()]
+    if missing:
+        raise ValueError(f"{code}: flag candidates lack the key column(s) {missing}; every flag is judged on {key}")
     remediation_zh, remediation_en = remediation or REMEDIATION[code]
     return RISK_FLAGS.conform(
         candidates.filter(pl.col("evidence_txn_ids").list.len() > 0).with_columns(
@@ -63,19 +95,14 @@ def finish_flags(
             remediation_zh=pl.lit(remediation_zh),
             remediation_en=pl.lit(remediation_en),
             evidence_txn_ids=pl.col("evidence_txn_ids").list.sort(),
-            flag_id=pl.concat_str(
-                [
-                    pl.lit(code),
-                    pl.col("account_id"),
-                    pl.col("period_start_on").cast(pl.String),
-                    pl.col("period_end_on").cast(pl.String),
-                ],
-                separator="|",
-            )
-            .chash.sha2_256()
-            .str.slice(0, 32),
+            flag_id=flag_id_expr(code, key),
         )
     )
+
+
+def duplicate_flag_ids(flags: pl.LazyFrame) -> pl.LazyFrame:
+    """Flags (`contracts.RISK_FLAGS` rows) sharing a `flag_id`: empty when every rule kept its key unique."""
+    return flags.filter(pl.len().over("flag_id") > 1).sort("flag_id", "flag_code", *FLAG_KEY)
 
 
 def evidence_in_months(flagged: pl.LazyFrame, transactions: pl.LazyFrame, condition: pl.Expr) -> pl.LazyFrame:
@@ -301,4 +328,4 @@ def risk_flags(
             related_transfer_flags(account_months, transactions, rules=rules.related_transfers),
             round_trip_flags(links, transactions, rules=rules.round_trip),
         ]
-    ).sort("account_id", "flag_code", "period_start_on", "period_end_on")
+    ).sort("account_id", "flag_code", "period_start_on", "period_end_on", "currency")

@@ -3,7 +3,7 @@
 `balance_breaks`: one row per break — a transaction whose stated balance cannot follow from any row that
 may precede it in statement order (previous balance + amount != stated balance). `integrity_month_features`:
 one row per account x currency x month with breaks. `integrity_flags`: one BALANCE_BREAK flag per account
-month with breaks.
+x currency x month with breaks.
 
 Statement order is not file order: many banks export newest first, and rows sharing a timestamp (or a
 day, when the bank gives only a date and every time is 00:00:00) come in any order. So the file order is
@@ -171,20 +171,21 @@ def integrity_month_features(breaks: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> pl.LazyFrame:
-    """BALANCE_BREAK: one flag per account month with breaks (all currencies of the account together).
+    """BALANCE_BREAK: one flag per account x currency x month with breaks. Each currency of an account is
+    its own statement with its own running balance (the breaks are found per currency), and the metric is
+    money: the largest difference of 100 JPY and one of 50 USD are not comparable, so they are two flags.
 
-    The metric is the largest absolute difference among the month's breaks — the quantity the rule
-    compares with `tolerance` (a break exists when |difference| > tolerance); the count and the currency
-    are in the reason. Severity is always high: a statement that does not add up cannot be trusted, so
-    every other figure of the account is less reliable. Evidence: both rows of every break."""
+    The metric is the largest absolute difference among the month's breaks in that currency — the
+    quantity the rule compares with `tolerance` (a break exists when |difference| > tolerance); the count
+    and the currency are in the reason. Severity is always high: a statement that does not add up cannot
+    be trusted, so every other figure of the account is less reliable. Evidence: both rows of every break."""
     return finish_flags(
         breaks.with_columns(_abs=pl.col("difference").abs())
-        .sort("account_id", "month_on", "_abs", "txn_id", descending=[False, False, True, False])
-        .group_by("account_id", "month_on", maintain_order=True)
+        .sort("account_id", "currency", "month_on", "_abs", "txn_id", descending=[False, False, False, True, False])
+        .group_by("account_id", "currency", "month_on", maintain_order=True)
         .agg(
             count=pl.len(),
             _largest=pl.col("_abs").first(),
-            _currency=pl.col("currency").first(),
             _txn=pl.col("txn_id").first(),
             _prev=pl.col("prev_txn_id").first(),
             evidence_txn_ids=pl.concat_list("prev_txn_id", "txn_id").list.explode().unique(),
@@ -201,7 +202,7 @@ def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> 
                 "流水可能缺页或被删改，该账户的其他指标可信度降低。",
                 pl.col("count"),
                 fmt_num(pl.col("_largest")),
-                pl.col("_currency"),
+                pl.col("currency"),
                 pl.col("_prev"),
                 pl.col("_txn"),
             ),
@@ -211,7 +212,7 @@ def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> 
                 "other figures are less reliable.",
                 pl.col("count"),
                 fmt_num(pl.col("_largest")),
-                pl.col("_currency"),
+                pl.col("currency"),
                 pl.col("_txn"),
                 pl.col("_prev"),
             ),

@@ -13,7 +13,8 @@ From the account's flags and months as of the run's as-of date:
 - **trends**: least-squares slope of clean income (as % of its mean, per month) and of the trailing debt
   burden over the last 6 full months;
 - **remediation**: for each active code, the latest flag's remediation with its current value and the
-  threshold it must get under.
+  threshold it must get under (of flags of one code ending together, the main currency's: a rule judged
+  per currency can fire in two currencies in one month, and the account's figures are its main currency's).
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ def account_risk(
     weights = pl.DataFrame(
         {"flag_code": list(rules.weights), "_weight": [float(w) for w in rules.weights.values()]}
     ).lazy()
+    main_currency = accounts.select("account_id", _main_currency="currency")
     per_code = (
-        active.sort("period_end_on", "flag_id")
+        active.join(main_currency, on="account_id", how="left")
+        .sort("period_end_on", (pl.col("currency") == pl.col("_main_currency")).fill_null(False), "flag_id")
         .group_by("account_id", "flag_code")
         .agg(
             _high=(pl.col("severity") == "high").any(),

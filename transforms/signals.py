@@ -246,7 +246,7 @@ def account_signals(
             commingling_flags(transactions, business, accounts, rules=rules.commingling),
             cross.flags,
         ]
-    ).sort("account_id", "flag_code", "period_start_on", "period_end_on")
+    ).sort("account_id", "flag_code", "period_start_on", "period_end_on", "currency")
     flags = checkpoint(flags)
     return Signals(
         transactions=TRANSACTIONS.conform(published_transactions.sort("account_id", "booked_at", "txn_id")),
