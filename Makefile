@@ -8,7 +8,11 @@ SAMPLE := data/sample
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup run sample test lint bench clean screenshot
+.PHONY: help setup run sample test test-fast lint format typecheck check bench clean screenshot
+.DEFAULT_GOAL := help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -34,12 +38,24 @@ screenshot: setup  ## dashboard screenshot of the last run (installs Debian's ch
 test: setup  ## the whole test suite
 	$(BIN)/python -m pytest
 
-lint: setup
+test-fast: setup  ## the literal-row and unit tests (no flow, subprocess or server tests)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup  ## ruff check and ruff format --check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+format: setup  ## ruff format and ruff check --fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: setup  ## mypy (config in pyproject.toml)
+	$(BIN)/mypy
+
+check: lint typecheck test  ## what CI runs: lint, format check, types, tests
 
 bench: setup  ## benchmarks (not part of the tests); writes BENCHMARKS.md
 	$(BIN)/python -m bench.run
 
-clean:
-	rm -rf $(VENV) $(TOOLS) data/warehouse data/staging data/prefect $(SAMPLE)
+clean:  ## remove the venv, the tools and the state under data/
+	rm -rf $(VENV) $(TOOLS) data/warehouse data/staging data/prefect data/inbox $(SAMPLE)

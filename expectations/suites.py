@@ -91,7 +91,7 @@ KNOWN_FLAG_CODES: tuple[str, ...] = (
 KNOWN_LINK_TYPES: tuple[str, ...] = ("round_trip", "transfer_legs", "borrow_to_repay", "cycle")
 # Vocabularies that are part of the published interface (dashboards filter on them): blocking.
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
-FILE_STATUSES: tuple[str, ...] = ("loaded", "partial", "rejected")
+FILE_STATUSES: tuple[str, ...] = ("loaded", "partial", "quarantined", "rejected")
 RUN_STATUSES: tuple[str, ...] = ("published", "nothing_new", "blocked_by_dq", "failed")
 RUN_MODES: tuple[str, ...] = ("full", "incremental")
 TRUST_LEVELS: tuple[str, ...] = ("normal", "low")

@@ -445,7 +445,9 @@ def nightly(settings: Settings) -> RunReport:
         )
 
         with report.stage("validate_raw"):
-            dq = [validate({"canonical_transactions": night.new}, run_id, latest_booking)]
+            # The night's files and quarantine are judged even when no row loaded (a night of bad rows).
+            night_files = {k: frames[k] for k in ("quarantine", "source_files")}
+            dq = [validate({"canonical_transactions": night.new, **night_files}, run_id, latest_booking)]
 
         if recompute:
             with report.stage("derive_signals"):
@@ -464,8 +466,6 @@ def nightly(settings: Settings) -> RunReport:
                                 "transfer_links",
                                 "risk_flags",
                                 "account_risk",
-                                "quarantine",
-                                "source_files",
                             )
                         },
                         run_id,

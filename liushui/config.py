@@ -230,10 +230,14 @@ LENDER_REGISTRY_PATH = PACKAGE_DIR / "reference" / "lenders.yaml"
 
 
 def config_fingerprint(rules_path: Path, reference_dir: Path | None) -> str:
-    """Hash of the rule file, the lender registry and the reference data: when any of them changes,
-    every account is recomputed."""
+    """Hash of the rule file, the lender registry, the reference data and the published tables' schema: when
+    any of them changes, every account is recomputed (a new column is filled for every row)."""
+    from liushui.contracts import PUBLISHED_TABLES
+
     digest = hashlib.sha256(rules_path.read_bytes())
     digest.update(LENDER_REGISTRY_PATH.read_bytes())
+    for table in PUBLISHED_TABLES:
+        digest.update(table.ddl().encode())
     if reference_dir is not None:
         for path in sorted(reference_dir.glob("*.csv")):
             digest.update(path.name.encode())

@@ -400,8 +400,8 @@ SOURCE_FILES = Table(
         count("rows_rejected", "Rows sent to quarantine."),
         text(
             "status",
-            "loaded, partial (some rows quarantined) or rejected (whole file; retried on the next "
-            "run, one row per attempt).",
+            "loaded, partial (some rows quarantined), quarantined (every row quarantined: nothing loaded) "
+            "or rejected (whole file; retried on the next run, one row per attempt).",
             nullable=False,
         ),
         text("error", "Whole-file error message."),

@@ -61,11 +61,59 @@ class DatabaseBusy(StoreError):
     """Another run holds the database beyond the wait allowed: not a failure, try again later."""
 
 
-def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+def schema_drift(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[list[str], list[str]]]:
+    """Published tables whose columns differ from their contract (a database written by an older liushui):
+    table -> (columns the contract has and the table lacks, columns the table has and the contract lacks)."""
+    present: dict[str, list[str]] = {}
+    for table_name, column_name in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main' ORDER BY table_name, column_index"
+    ).fetchall():
+        present.setdefault(table_name, []).append(column_name)
+    drift = {}
     for table in PUBLISHED_TABLES:
-        con.execute(table.ddl())
+        if table.name in present and set(present[table.name]) != set(table.names):  # inserts go by name
+            have = present[table.name]
+            drift[table.name] = ([c for c in table.names if c not in have], [c for c in have if c not in table.names])
+    return drift
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, written: set[str], *, full: bool) -> None:
+    """Bring an older database's tables to their contracts, inside the publish transaction. A table that a
+    full rebuild rewrites whole is recreated from its contract (the rebuild fills it); a history table
+    (files, quarantine, results, runs) gains its new columns, empty for its old rows. A changed schema is part
+    of the config fingerprint, so the first run of a new version is a full rebuild; anything else that would
+    lose data is refused with what to do."""
+    tables = {t.name: t for t in PUBLISHED_TABLES}
+    for name, (missing, unexpected) in schema_drift(con).items():
+        table = tables[name]
+        if table.append_only and not unexpected:
+            for column in (c for c in table.columns if c.name in missing):
+                con.execute(f'ALTER TABLE "{name}" ADD COLUMN "{column.name}" {column.sql}')
+        elif full and name in written:
+            con.execute(f'DROP TABLE "{name}"')
+            con.execute(table.ddl())
+        elif name in written:
+            raise StoreError(
+                f"table {name} was written by another liushui version (columns missing: {missing or 'none'}, "
+                f"not in this version: {unexpected or 'none'}); run `liushui run --full-rebuild` to rewrite it, "
+                "or publish into a new --db"
+            )
+    if not schema_drift(con):
+        _create_views(con)
+
+
+def _create_views(con: duckdb.DuckDBPyConnection) -> None:
     for name, sql in VIEWS.items():
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
+
+
+def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """The contract's tables and the views; the views of an older database wait for `publish` to migrate it."""
+    for table in PUBLISHED_TABLES:
+        con.execute(table.ddl())
+    if not schema_drift(con):
+        _create_views(con)
 
 
 _DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -285,6 +333,7 @@ def publish(
     written: dict[str, dict] = {}
     con.execute("BEGIN TRANSACTION")
     try:
+        _migrate(con, set(frames), full=affected_accounts is None)
         if affected_accounts is not None:
             affected = pl.DataFrame({"account_id": affected_accounts.unique()}).to_arrow()  # noqa: F841
             con.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT account_id FROM affected")

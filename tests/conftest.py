@@ -59,3 +59,20 @@ def published_db(prefect_harness, sample_dir, tmp_path_factory) -> Path:
     db = work / "liushui.duckdb"
     nightly(Settings(inbox=work / "inbox", database=db, reference_dir=sample_dir / "reference"))
     return db
+
+
+SLOW_FIXTURES = {"prefect_harness", "published_db"}
+"""A test that runs the real flow (Prefect's engine) is slow by what it needs."""
+SLOW_MODULES = {"test_crash", "test_dashboard", "test_sharding", "test_deploy"}
+"""Subprocesses, a served dashboard, a Dask cluster, a Prefect server."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the flow, subprocess and server tests `slow`, so that `make test-fast` (`-m "not slow"`) runs the
+    literal-row and unit tests alone; a test may also carry the marker itself."""
+    for item in items:
+        if (
+            SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or item.module.__name__.split(".")[-1] in SLOW_MODULES
+        ):
+            item.add_marker(pytest.mark.slow)

@@ -140,6 +140,7 @@ def risk_flag_rows() -> list[dict]:
     f = dict(
         flag_id="f1",
         account_id="acct1",
+        currency="CNY",
         flag_code="LARGE_OUTFLOW",
         period_start_on=date(2024, 1, 1),
         period_end_on=date(2024, 1, 31),

@@ -130,16 +130,19 @@ def test_blocking_expectation_stops_the_publish_and_keeps_the_old_state(prefect_
     db = tmp_path / "w.duckdb"
     run(inbox, db, sample_dir / "reference")
     before = snapshot(db)
+    # One absurd row is that row's problem (quarantined); a night of mostly absurd rows is the night's.
     (inbox / "broken.csv").write_text(
-        "account_id,booked_at,amount\nX1,2026-10-05 10:00:00,5000000000.00\n", encoding="utf-8"
+        "account_id,booked_at,amount\n"
+        + "".join(f"X1,2026-10-05 10:{i:02d}:00,{'5000000000.00' if i % 5 else '-12.00'}\n" for i in range(25)),
+        encoding="utf-8",
     )
-    with pytest.raises(PublishBlocked, match="amount") as blocked:
+    with pytest.raises(PublishBlocked, match="rows_read,rows_rejected") as blocked:
         run(inbox, db, sample_dir / "reference")
     assert "previous state kept" in str(blocked.value)
     assert_same_tables(before, snapshot(db))
     assert count(db, "SELECT status FROM pipeline_runs ORDER BY started_at") == [("published",), ("blocked_by_dq",)]
     failed = count(db, "SELECT table_name, column_name FROM dq_results WHERE NOT success AND level = 'blocking'")
-    assert ("canonical_transactions", "amount") in failed
+    assert failed == [("source_files", "rows_read,rows_rejected")]
 
 
 def _extra_day(sample_dir: Path, n_accounts: int = 6) -> str:

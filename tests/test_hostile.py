@@ -320,7 +320,7 @@ CASES: list[Case] = [
     Case(
         "unit_separator_cannot_forge_a_txn_id",
         one("us.csv", canonical(row(name="a\x1fb", memo="c"), row(name="a", memo="b\x1fc"))),
-        ("partial",),
+        ("quarantined",),
         quarantined=("control_character", "control_character"),
     ),
     # --- line endings -----------------------------------------------------------------------------------
@@ -396,7 +396,7 @@ CASES: list[Case] = [
                 ]
             ),
         ),
-        ("partial",),
+        ("quarantined",),
         quarantined=("bad_amount",) * 4,
         reason="not an exact amount (max 2 decimals) in column 'amount': '+1+1'",
     ),
@@ -452,7 +452,7 @@ CASES: list[Case] = [
     Case(
         "other_script_digits_quarantined",
         one("arabic.csv", canonical(row(amount="١٢٣"))),
-        ("partial",),
+        ("quarantined",),
         quarantined=("bad_amount",),
     ),
     Case(
@@ -480,7 +480,7 @@ CASES: list[Case] = [
                 row(at="2026-01-07 10:00:00", amount="¥5", currency="HKD"),
             ),
         ),
-        ("partial",),
+        ("quarantined",),
         quarantined=("currency_mismatch",) * 3,
         reason="currency symbol '$' does not agree with the row's currency CNY in column 'amount': '$5'",
     ),
@@ -511,7 +511,7 @@ CASES: list[Case] = [
     Case(
         "unknown_currency_code",
         one("cur.csv", canonical(row(currency="XYZ"), row(currency="RMB"))),
-        ("partial",),
+        ("quarantined",),
         quarantined=("bad_currency", "bad_currency"),
     ),
     # --- dates --------------------------------------------------------------------------------------------
@@ -564,7 +564,7 @@ CASES: list[Case] = [
                 ]
             ),
         ),
-        ("partial",),
+        ("quarantined",),
         quarantined=("bad_amount",) * 9 + ("missing_amount",),
         check=lambda r: (
             [x.split(": ", 1)[1] for x in r.quarantine["reason"][:6]]
@@ -580,11 +580,18 @@ CASES: list[Case] = [
         ),
     ),
     Case(
-        "largest_exact_amount_loads",
-        one("max.csv", canonical(row(amount="9999999999999999.99"))),
+        "largest_plausible_amount_loads",
+        one("max.csv", canonical(row(amount="999999999.99"))),
         ("loaded",),
         new=1,
-        check=column("amount", Decimal("9999999999999999.99")),
+        check=column("amount", Decimal("999999999.99")),
+    ),
+    Case(
+        "largest_exact_amount_is_quarantined_as_implausible",
+        one("max.csv", canonical(row(amount="9999999999999999.99"))),
+        ("quarantined",),
+        quarantined=("implausible_amount",),
+        reason="amount 9999999999999999.99 CNY is outside the plausible range",
     ),
     # --- duplicates ---------------------------------------------------------------------------------------
     Case(

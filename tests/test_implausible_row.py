@@ -113,13 +113,6 @@ def test_a_night_with_mostly_bad_rows_blocks_and_publishes_nothing(prefect_harne
         assert count(db, f"SELECT count(*) FROM {table}") == [(0,)], table
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # DID NOT RAISE: any other error fails the test
-    reason="flows/nightly.py validates source_files only in validate_out, which runs only when the night has a good "
-    "row (recompute); an incremental night whose every row is bad publishes its quarantine unchecked. Fix: validate "
-    "source_files (and quarantine) in validate_raw instead of validate_out.",
-)
 def test_an_incremental_night_with_only_bad_rows_blocks_too(prefect_harness, tmp_path):
     from flows.nightly import PublishBlocked
 

@@ -118,10 +118,12 @@ def test_known_files_are_skipped_and_known_transactions_not_repeated(tmp_path):
     assert later.source_files["rows_duplicate"].to_list() == [2]
 
 
-def test_inbox_lists_only_data_files_sorted(tmp_path):
-    for name in ("b.csv", "a.parquet", "notes.md", "c.txt"):
+def test_inbox_lists_every_file_but_hidden_ones_sorted(tmp_path):
+    """A workbook or a note in the inbox is listed (and later rejected with its reason), never passed over."""
+    for name in ("b.csv", "a.parquet", "notes.md", "c.txt", "d.xlsx", ".DS_Store", ".~lock.b.csv#"):
         (tmp_path / name).write_text("x")
-    assert [p.name for p in inbox_files(tmp_path)] == ["a.parquet", "b.csv", "c.txt"]
+    (tmp_path / "subfolder").mkdir()
+    assert [p.name for p in inbox_files(tmp_path)] == ["a.parquet", "b.csv", "c.txt", "d.xlsx", "notes.md"]
     assert inbox_files(tmp_path / "missing") == []
 
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from liushui import store
-from liushui.contracts import QUARANTINE
+from liushui.contracts import QUARANTINE, RISK_FLAGS
 
 
 def empty_database(directory: Path) -> Path:
@@ -130,3 +130,73 @@ def test_hostile_text_never_becomes_sql(tmp_path):
         assert con.execute("SELECT source_file FROM quarantine").fetchall() == [(hostile,)]
         assert con.execute("SELECT count(*) FROM transactions").fetchall() == [(0,)]
         assert store.known_txn_ids(con, pl.Series([hostile])).to_list() == [False]
+
+
+def _older_database(directory: Path) -> Path:
+    """A database as an older liushui wrote it: risk_flags without `currency`, pipeline_runs without `message`."""
+    db = empty_database(directory)
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("DROP VIEW IF EXISTS v_flag_counts_by_month")
+        for view in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
+            con.execute(f'DROP VIEW "{view[0]}"')
+        con.execute("ALTER TABLE risk_flags DROP COLUMN currency")
+        con.execute("ALTER TABLE pipeline_runs DROP COLUMN message")
+        con.execute("ALTER TABLE risk_flags ADD COLUMN retired_column VARCHAR")
+    finally:
+        con.close()
+    return db
+
+
+def test_schema_drift_names_the_columns(tmp_path):
+    db = _older_database(tmp_path)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert store.schema_drift(con) == {
+            "risk_flags": (["currency"], ["retired_column"]),
+            "pipeline_runs": (["message"], []),
+        }
+    finally:
+        con.close()
+
+
+def test_a_full_publish_migrates_an_older_database_inside_its_transaction(tmp_path):
+    db = _older_database(tmp_path)
+    with store.writer(db) as con:
+        store.publish(con, {"risk_flags": RISK_FLAGS.empty()}, affected_accounts=None)
+        assert store.schema_drift(con) == {}
+        assert "v_flag_counts_by_month" in {
+            v[0] for v in con.execute("SELECT view_name FROM duckdb_views()").fetchall()
+        }
+
+
+def test_an_incremental_publish_into_an_older_table_is_refused_clearly(tmp_path):
+    db = _older_database(tmp_path)
+    with store.writer(db) as con:
+        with pytest.raises(store.StoreError, match=r"table risk_flags was written by another liushui version"):
+            store.publish(con, {"risk_flags": RISK_FLAGS.empty()}, affected_accounts=pl.Series(["A1"]))
+        assert "risk_flags" in store.schema_drift(con)  # rolled back: nothing half-migrated
+
+
+def test_history_tables_gain_new_columns_and_keep_their_rows(tmp_path):
+    db = _older_database(tmp_path)
+    con = duckdb.connect(str(db))
+    con.execute(
+        "INSERT INTO pipeline_runs (run_id, started_at, status, mode, as_of_on, parameters_json, counts_json, "
+        "stage_seconds_json, stage_peak_rss_mb_json, versions_json, config_sha256) "
+        "VALUES ('r1', TIMESTAMP '2026-01-01', 'published', 'full', DATE '2026-01-01', '{}', '{}', '{}', '{}', '{}', 'x')"
+    )
+    con.close()
+    with store.writer(db) as con:
+        store.publish(con, {"risk_flags": RISK_FLAGS.empty()}, affected_accounts=None)
+        assert con.execute("SELECT run_id, message FROM pipeline_runs").fetchall() == [("r1", None)]
+
+
+def test_a_changed_schema_changes_the_config_fingerprint(monkeypatch):
+    """So that the first run of a version with other columns is a full rebuild (which may migrate)."""
+    from liushui import contracts
+    from liushui.config import DEFAULT_RULES_PATH, config_fingerprint
+
+    before = config_fingerprint(DEFAULT_RULES_PATH, None)
+    monkeypatch.setattr(contracts, "PUBLISHED_TABLES", contracts.PUBLISHED_TABLES[:-1])
+    assert config_fingerprint(DEFAULT_RULES_PATH, None) != before
