@@ -73,7 +73,8 @@ def serve(
     """Run the nightly flow on `cron` (in `timezone`) until SIGTERM; blocks.
 
     With `api_url` or PREFECT_API_URL: registers with that server. Otherwise starts a local Prefect server
-    (127.0.0.1, a free port, the PREFECT_HOME in use (the database's own, set by the CLI), analytics off) and stops it on exit."""
+    (127.0.0.1, a free port, the PREFECT_HOME in use (the database's own, set by the CLI), analytics off) and
+    stops it on exit."""
     import prefect
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

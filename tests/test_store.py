@@ -184,7 +184,8 @@ def test_history_tables_gain_new_columns_and_keep_their_rows(tmp_path):
     con.execute(
         "INSERT INTO pipeline_runs (run_id, started_at, status, mode, as_of_on, parameters_json, counts_json, "
         "stage_seconds_json, stage_peak_rss_mb_json, versions_json, config_sha256) "
-        "VALUES ('r1', TIMESTAMP '2026-01-01', 'published', 'full', DATE '2026-01-01', '{}', '{}', '{}', '{}', '{}', 'x')"
+        "VALUES ('r1', TIMESTAMP '2026-01-01', 'published', 'full', DATE '2026-01-01', "
+        "'{}', '{}', '{}', '{}', '{}', 'x')"
     )
     con.close()
     with store.writer(db) as con:
