@@ -23,7 +23,7 @@ SHARD_ROWS = 10_000_000
 
 
 def _generate(root: Path, rows: int, seed: int = 7):
-    from liushui.generate import generate_sample
+    from synthetic.generate import generate_sample
 
     return generate_sample(root, target_rows=rows, file_format="both", seed=seed)
 

@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from liushui.dashboard import start, stop  # noqa: E402
+from apps.dashboard import start, stop  # noqa: E402
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 SERVE_TIMEOUT_S = 60.0

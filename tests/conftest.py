@@ -39,7 +39,7 @@ def prefect_harness():
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     """A generated dataset with every planted behaviour and its labels (deterministic)."""
-    from liushui.generate import generate_sample
+    from synthetic.generate import generate_sample
 
     out = tmp_path_factory.mktemp("sample")
     generate_sample(out, seed=11, n_accounts=150, months=9)

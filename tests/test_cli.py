@@ -7,7 +7,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from liushui.cli import app
+from apps.cli import app
 
 runner = CliRunner(env={"COLUMNS": "250"})
 
@@ -128,7 +128,7 @@ def test_an_inbox_holding_only_a_workbook_is_not_a_success(prefect_harness, tmp_
     [([], 0, 0), ([], 2, 4), (["a.csv: all 2 row(s) quarantined"], 2, 3), (["b.xlsx: binary"], 0, 3)],
 )
 def test_run_exit_code(files_loading_nothing, rows_quarantined, code):
-    from liushui.cli import run_exit_code
+    from apps.cli import run_exit_code
 
     assert run_exit_code(files_loading_nothing, rows_quarantined) == code
 

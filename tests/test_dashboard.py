@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apps.dashboard import APP, database_path, start, streamlit_command, streamlit_environment
 from liushui import store
 from liushui.config import Settings
-from liushui.dashboard import APP, database_path, start, streamlit_command, streamlit_environment
 
 # One file with rows the pipeline must quarantine (bad amount, impossible date) and one it must reject whole,
 # so the data-quality panels have something to show.

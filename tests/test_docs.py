@@ -1,6 +1,6 @@
 """Docs generated from code stay in step with it."""
 
-from liushui.tabledocs import TABLES_MD, render
+from apps.tabledocs import TABLES_MD, render
 
 
 def test_tables_md_is_up_to_date():
@@ -24,7 +24,7 @@ def test_example_account_ids_exist_in_the_sample_make_run_builds(tmp_path):
 
     import polars as pl
 
-    from liushui.generate import generate_sample
+    from synthetic.generate import generate_sample
 
     root = Path(__file__).resolve().parents[1]
     params = re.search(

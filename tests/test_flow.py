@@ -12,10 +12,10 @@ import pytest
 from liushui import store
 from liushui.config import Settings
 from liushui.contracts import PUBLISHED_TABLES
-from liushui.evaluate import score_database
+from synthetic.evaluate import score_database
 
 DATA_TABLES = [t for t in PUBLISHED_TABLES if t.name not in ("dq_results", "pipeline_runs")]
-from liushui.evaluate import BEHAVIOUR_FLAGS  # noqa: E402
+from synthetic.evaluate import BEHAVIOUR_FLAGS  # noqa: E402
 
 IMPLEMENTED = sorted(BEHAVIOUR_FLAGS)
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from liushui.contracts import CANONICAL_INPUT_COLUMNS, MONEY
-from liushui.generate import BEHAVIOURS, LENDERS, GeneratedSample, generate_sample
+from synthetic.generate import BEHAVIOURS, LENDERS, GeneratedSample, generate_sample
 
 N_ACCOUNTS = 40
 MONTHS = 8

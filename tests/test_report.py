@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
+from apps.report import AccountNotFound, EvidenceTransaction, account_report, render_html, render_terminal
 from liushui import store
-from liushui.report import AccountNotFound, EvidenceTransaction, account_report, render_html, render_terminal
 
 
 def fetch(db, sql: str, params: list | None = None) -> list[tuple]:

@@ -1,6 +1,6 @@
 """The liushui dashboard (Streamlit): overview, account drill-down and run health, read-only on DuckDB.
 
-Start it with `liushui dashboard --db PATH`, or `streamlit run liushui/dashboard/app.py -- --db PATH`
+Start it with `liushui dashboard --db PATH`, or `streamlit run apps/dashboard/app.py -- --db PATH`
 (or with the path in LIUSHUI_DB). The URL follows the page and the account, so
 it can be shared or bookmarked: `?page=Run+health`, `?account=6214830624453336` (opens the drill-down).
 
@@ -23,7 +23,7 @@ import duckdb
 import polars as pl
 import streamlit as st
 
-from liushui.dashboard import database_path, queries
+from apps.dashboard import database_path, queries
 from liushui.store import StoreError, reader
 
 PAGES = ("Overview", "Account", "Run health")

@@ -177,7 +177,7 @@ def generate(
 
     Example: liushui generate data/sample --seed 7 --accounts 200 --months 12
     """
-    from liushui.generate import generate_sample
+    from synthetic.generate import generate_sample
 
     sample = generate_sample(
         out_dir, seed=seed, n_accounts=accounts, months=months, file_format=file_format, target_rows=rows
@@ -290,7 +290,7 @@ def report(
 
     Example: liushui report 6214830624453336 --html report.html
     """
-    from liushui.report import AccountNotFound, account_report, render_html, render_terminal
+    from apps.report import AccountNotFound, account_report, render_html, render_terminal
 
     try:
         result = account_report(db, account_id)
@@ -410,7 +410,7 @@ def dashboard(
 
     Example: liushui dashboard --db data/warehouse/liushui.duckdb   then open http://127.0.0.1:8501
     """
-    from liushui.dashboard import launch
+    from apps.dashboard import launch
 
     raise typer.Exit(launch(db.resolve(), port))
 
@@ -418,7 +418,7 @@ def dashboard(
 @app.command()
 def docs() -> None:
     """Regenerate docs/tables.md from the table contracts."""
-    from liushui.tabledocs import write
+    from apps.tabledocs import write
 
     console.print(f"wrote {write()}")
 
