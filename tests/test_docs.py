@@ -37,7 +37,7 @@ def test_example_account_ids_exist_in_the_sample_make_run_builds(tmp_path):
     places = [
         root / "README.md",
         *sorted((root / "docs").glob("*.md")),
-        *sorted((root / "liushui").rglob("*.py")),
+        *(path for package in ("liushui", "apps", "flows") for path in sorted((root / package).rglob("*.py"))),
         *sorted((root / "scripts").glob("*.py")),
     ]
     named = {
