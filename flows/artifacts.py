@@ -15,16 +15,14 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.run_report import RunReport
 from liushui import store
-
-if TYPE_CHECKING:  # pragma: no cover - flows.nightly imports this module
-    from flows.nightly import RunReport
 
 KEY_SUMMARY = "liushui-run-summary"
 KEY_FLAGS = "liushui-flags-by-code"

@@ -35,7 +35,7 @@ configure_environment()
 if TYPE_CHECKING:  # pragma: no cover
     from prefect.deployments.runner import RunnerDeployment
 
-    from flows.nightly import RunReport
+    from flows.run_report import RunReport
 
 DEPLOYMENT_NAME = "liushui-nightly"
 NIGHTLY_CRON = "0 2 * * *"

@@ -7,17 +7,13 @@ is not retried. Big frames pass between tasks in memory, so results are neither 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import platform
-import resource
 import shutil
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +28,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from expectations.runner import Validation, validate_parts, validate_table, warm_up  # noqa: E402
 from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
+from flows.run_report import RunReport  # noqa: E402
 from liushui import store  # noqa: E402
 from liushui.config import Settings, config_fingerprint, load_rules  # noqa: E402
 from liushui.contracts import (  # noqa: E402
@@ -53,57 +50,6 @@ LOCAL_TZ_OFFSET = timedelta(hours=8)  # Asia/Shanghai: bank dates are local
 
 class PublishBlocked(Exception):
     """A blocking expectation failed; nothing was published. The message lists the failures."""
-
-
-@dataclass
-class RunReport:
-    run_id: str
-    status: str = "running"
-    mode: str = "full"
-    as_of: date | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    stage_peak_rss_mb: dict[str, float] = field(default_factory=dict)
-    message: str = ""
-    rejected_files: list[str] = field(default_factory=list)
-    files_loading_nothing: list[str] = field(default_factory=list)
-    """Files of the night that put no row into `transactions` ("name: why"): rejected whole, every row
-    quarantined, or no data rows."""
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time a stage, record its wall time and its own peak memory, and show progress on stderr."""
-        print(f"liushui: {name} ...", file=sys.stderr, flush=True)
-        _reset_peak_rss()
-        started = time.perf_counter()
-        yield
-        self.stage_seconds[name] = round(time.perf_counter() - started, 3)
-        self.stage_peak_rss_mb[name] = round(_peak_rss_mib(), 1)
-        print(
-            f"liushui: {name} done in {self.stage_seconds[name]:.1f} s "
-            f"(peak memory {self.stage_peak_rss_mb[name]:.0f} MiB)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-def _reset_peak_rss() -> None:
-    """Start a new high-water mark of this process's memory (Linux: writing 5 to clear_refs resets
-    VmHWM), so that each stage reports its own peak rather than the run's peak so far."""
-    # Not Linux (or not allowed): the stage reports the running maximum.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_rss_mib() -> float:
-    """VmHWM (peak resident memory since the last reset) in MiB; ru_maxrss where /proc is missing."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(frozen=True)
@@ -487,7 +433,7 @@ def nightly(settings: Settings) -> RunReport:
         else:
             nothing_new = not full and not night.rows_new and frames["source_files"].is_empty()
             report.status = "nothing_new" if nothing_new else "published"
-            report.message = _summary(report)
+            report.message = report.summary()
         to_write = {"dq_results": dq_results}
         if report.status == "published":
             to_write |= frames
@@ -542,14 +488,3 @@ def run_nightly(settings: Settings) -> RunReport:
         else DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": None})
     )
     return nightly.with_options(task_runner=runner)(settings)
-
-
-def _summary(report: RunReport) -> str:
-    c = report.counts
-    return (
-        f"{report.mode} run as of {report.as_of}: {c.get('files_new', 0)} new file(s) "
-        f"({c.get('files_rejected', 0)} rejected, {c.get('files_skipped_known', 0)} already known), "
-        f"{c.get('rows_new', 0)} new transaction(s), {c.get('rows_duplicate', 0)} duplicate(s), "
-        f"{c.get('rows_quarantined', 0)} quarantined"
-        + (f"; nothing loaded from {len(report.files_loading_nothing)} file(s)" if report.files_loading_nothing else "")
-    )

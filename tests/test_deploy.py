@@ -97,7 +97,7 @@ def test_run_artifacts_are_created_and_attached_to_the_flow_run(prefect_harness,
 
     from expectations.runner import validate_tables
     from flows import artifacts
-    from flows.nightly import RunReport
+    from flows.run_report import RunReport
 
     [(run_id, as_of, counts)] = fetch(published_db, "SELECT run_id, as_of_on, counts_json FROM pipeline_runs")
     report = RunReport(run_id=run_id, status="published", as_of=as_of, counts=json.loads(counts), message="full run")
@@ -143,7 +143,7 @@ def test_run_artifacts_are_created_and_attached_to_the_flow_run(prefect_harness,
 
 def test_artifacts_never_fail_a_published_run(tmp_path, capsys):
     from flows import artifacts
-    from flows.nightly import RunReport
+    from flows.run_report import RunReport
 
     artifacts.publish_run_artifacts(RunReport(run_id="r1"), tmp_path / "missing.duckdb", None)
     assert "Prefect artifacts of run r1 not created" in capsys.readouterr().err
