@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from liushui.runtime import configure_environment
 
@@ -30,7 +31,7 @@ from expectations.runner import Validation, validate_parts, validate_table, warm
 from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
 from flows.run_report import RunReport  # noqa: E402
 from liushui import store  # noqa: E402
-from liushui.config import Settings, config_fingerprint, load_rules  # noqa: E402
+from liushui.config import Rules, Settings, config_fingerprint, load_rules  # noqa: E402
 from liushui.contracts import (  # noqa: E402
     CANONICAL_TRANSACTION,
     DQ_RESULTS,
@@ -41,11 +42,11 @@ from liushui.contracts import (  # noqa: E402
 from liushui.ingest.inbox import files_loading_nothing, inbox_files  # noqa: E402
 from liushui.ingest.staging import ShardedNight, StagedNight, night_tables, shard_night, stage_files  # noqa: E402
 from liushui.reference import read_reference  # noqa: E402
+from transforms import scope  # noqa: E402
 
-IO_RETRIES = {"retries": 2, "retry_delay_seconds": 2}
+IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 2}
 Table = pl.DataFrame | Path | list[Path]
 """A table in flight: in memory, or Parquet file(s) in the run's staging folder."""
-LOCAL_TZ_OFFSET = timedelta(hours=8)  # Asia/Shanghai: bank dates are local
 
 
 class PublishBlocked(Exception):
@@ -68,14 +69,14 @@ def read_prior_state(database: Path) -> PriorState:
         return PriorState(
             store.known_file_hashes(con),
             store.last_published_run(con),
-            con.execute("SELECT max(booked_on) FROM transactions").fetchone()[0],
+            store.latest_booking_on(con),
         )
     finally:
         con.close()
 
 
 @task(name="ingest", cache_policy=NO_CACHE, **IO_RETRIES)
-def ingest(settings: Settings, prior: PriorState, batch_id: str, directory: Path) -> StagedNight:
+def ingest(settings: Settings, prior: PriorState, batch_id: str, directory: Path, latest_booking: date) -> StagedNight:
     """Parse every new inbox file into Parquet in `directory`, one file in memory at a time."""
     shutil.rmtree(directory, ignore_errors=True)  # a retry starts over
     return stage_files(
@@ -83,7 +84,7 @@ def ingest(settings: Settings, prior: PriorState, batch_id: str, directory: Path
         directory=directory,
         known_file_hashes=prior.file_hashes,
         batch_id=batch_id,
-        latest_booking=latest_plausible_booking(settings),
+        latest_booking=latest_booking,
         forced_profile=settings.profile,
     )
 
@@ -126,44 +127,37 @@ def shard(staged: StagedNight, history: Path | None, shards: int, directory: Pat
     return shard_night(staged.files, history, shards=shards, directory=directory)
 
 
-def shard_count(settings: Settings, rows: int) -> int:
-    """At least `settings.shards`, and enough that a shard holds about `settings.shard_rows` rows."""
-    return max(settings.shards, -(-rows // settings.shard_rows))
+@dataclass(frozen=True)
+class Resolved:
+    """What every signal computation reads besides the transactions, read once per run (not per shard):
+    the reference accounts and related parties, the lender registry and the rules."""
 
+    accounts: pl.DataFrame
+    related_parties: pl.DataFrame
+    lender_registry: pl.DataFrame
+    rules: Rules
 
-def _signal_inputs(settings: Settings, as_of: date, staging: Path) -> dict:
-    """What every signal computation reads besides the transactions: reference data, the lender registry,
-    the rules, the as-of date, and a checkpoint spilling to the run's staging folder."""
-    from transforms.lenders import load_lender_registry
-    from transforms.signals import spill_to
+    @classmethod
+    def read(cls, settings: Settings) -> Resolved:
+        from transforms.lenders import load_lender_registry
 
-    accounts, related = read_reference(settings.reference_dir)
-    return {
-        "accounts": accounts.lazy(),
-        "related_parties": related.lazy(),
-        "lender_registry": load_lender_registry(),
-        "rules": load_rules(settings.rules_path),
-        "as_of": as_of,
-        "checkpoint": spill_to(staging / "checkpoints"),
-    }
+        accounts, related = read_reference(settings.reference_dir)
+        return cls(accounts, related, load_lender_registry(), load_rules(settings.rules_path))
 
 
 @task(name="cross-account-signals", cache_policy=NO_CACHE)
-def derive_cross_account(canonical: list[Path], settings: Settings, as_of: date, staging: Path) -> dict[str, Path]:
+def derive_cross_account(canonical: list[Path], inputs: Resolved, as_of: date, staging: Path) -> dict[str, Path]:
     """Cycles and transfer legs on the whole batch's transfer graph (before the shards run)."""
-    return _cross_account_to_parquet(pl.scan_parquet(canonical), settings, as_of, staging)
+    return _cross_account_to_parquet(pl.scan_parquet(canonical), inputs, as_of, staging)
 
 
-def _cross_account_to_parquet(
-    canonical: pl.LazyFrame, settings: Settings, as_of: date, staging: Path
-) -> dict[str, Path]:
+def _cross_account_to_parquet(canonical: pl.LazyFrame, inputs: Resolved, as_of: date, staging: Path) -> dict[str, Path]:
     from transforms.signals import cross_account_signals, spill_to
 
-    accounts, _ = read_reference(settings.reference_dir)
     cross = cross_account_signals(
         canonical,
-        accounts=accounts.lazy(),
-        rules=load_rules(settings.rules_path),
+        accounts=inputs.accounts.lazy(),
+        rules=inputs.rules,
         as_of=as_of,
         checkpoint=spill_to(staging / "checkpoints"),
     )
@@ -176,7 +170,7 @@ def _cross_account_to_parquet(
 
 @task(name="cross-account-signals-increment", cache_policy=NO_CACHE, **IO_RETRIES)
 def cross_account_for_increment(
-    settings: Settings, staged: StagedNight, as_of: date, staging: Path
+    database: Path, staged: StagedNight, inputs: Resolved, as_of: date, staging: Path
 ) -> tuple[dict[str, Path], pl.Series]:
     """An incremental run's cross-account patterns, on the whole transfer graph (published rows of every
     account that name a counterparty account or are big enough to be a cycle hop, plus tonight's rows),
@@ -186,47 +180,43 @@ def cross_account_for_increment(
 
     staging.mkdir(parents=True, exist_ok=True)
     graph = staging / "graph_history.parquet"
-    con = store.reader(settings.database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
+    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
     try:
-        store.export_history(
-            con, None, graph, graph_min_amount=float(load_rules(settings.rules_path).cycles.min_amount)
-        )
+        store.export_history(con, None, graph, graph_min_amount=float(inputs.rules.cycles.min_amount))
         links = store.published_rows(con, TRANSFER_LINKS, "link_type", CROSS_LINK_TYPES)
         flags = store.published_rows(con, RISK_FLAGS, "flag_code", CROSS_FLAG_CODES)
     finally:
         con.close()
-    # Published txn_ids are unique: only tonight's rows need deduplicating (against the graph and among
-    # themselves, first wins), so the graph itself streams instead of passing through one big `unique`.
     published = CANONICAL_TRANSACTION.conform(pl.scan_parquet(graph))
-    tonight = (
-        CANONICAL_TRANSACTION.conform(staged.scan())
-        .join(published.select("txn_id"), on="txn_id", how="anti", maintain_order="left")
-        .unique("txn_id", keep="first", maintain_order=True)
-    )
-    rows = pl.concat([published, tonight])
-    paths = _cross_account_to_parquet(rows, settings, as_of, staging)
+    rows = pl.concat([published, scope.tonight_rows(published, staged.scan())])
+    paths = _cross_account_to_parquet(rows, inputs, as_of, staging)
     changed = cross_account_changes(CrossAccount(**{k: pl.scan_parquet(v) for k, v in paths.items()}), links, flags)
     return paths, changed
 
 
 @task(name="derive-shard", cache_policy=NO_CACHE)
 def derive_shard(
-    canonical: Path, cross: dict[str, Path], settings: Settings, as_of: date, staging: Path
+    canonical: Path, cross: dict[str, Path], inputs: Resolved, as_of: date, staging: Path
 ) -> dict[str, Path]:
-    """The per-account signals of one account-hash shard; reads and writes Parquet only, so it can run
-    on any Dask worker that sees the staging folder."""
-    from transforms.signals import CrossAccount, account_signals
+    """The per-account signals of one account-hash shard; reads and writes Parquet only (and the resolved
+    inputs, which pickle), so it can run on any Dask worker that sees the staging folder."""
+    from transforms.signals import CrossAccount, account_signals, spill_to
 
     return account_signals(
         pl.scan_parquet(canonical),
         CrossAccount(**{name: pl.scan_parquet(path) for name, path in cross.items()}),
-        **_signal_inputs(settings, as_of, staging),
+        accounts=inputs.accounts.lazy(),
+        related_parties=inputs.related_parties.lazy(),
+        lender_registry=inputs.lender_registry,
+        rules=inputs.rules,
+        as_of=as_of,
+        checkpoint=spill_to(staging / "checkpoints"),
     ).sink(staging / "tables")
 
 
 def derive_sharded(
     canonical: list[Path],
-    settings: Settings,
+    inputs: Resolved,
     as_of: date,
     staging: Path,
     *,
@@ -238,12 +228,12 @@ def derive_sharded(
     at once on a Dask cluster (`parallel`), else one after the other so that memory holds one shard
     (Polars already uses every core within a shard)."""
     if cross is None:
-        cross = derive_cross_account(canonical, settings, as_of, staging / "cross")
+        cross = derive_cross_account(canonical, inputs, as_of, staging / "cross")
     if parallel:
-        futures = [derive_shard.submit(path, cross, settings, as_of, staging / path.stem) for path in canonical]
+        futures = [derive_shard.submit(path, cross, inputs, as_of, staging / path.stem) for path in canonical]
         results = [future.result() for future in futures]
     else:
-        results = [derive_shard(path, cross, settings, as_of, staging / path.stem) for path in canonical]
+        results = [derive_shard(path, cross, inputs, as_of, staging / path.stem) for path in canonical]
     return {name: [r[name] for r in results] for name in results[0]}
 
 
@@ -257,36 +247,13 @@ def publish(database: Path, frames: dict[str, Table], affected: pl.Series | None
 def record_stage_times(database: Path, report: RunReport) -> None:
     """The run row is written inside the publish transaction; the publish's own time is known only after."""
     with store.writer(database) as con:
-        con.execute(
-            "UPDATE pipeline_runs SET stage_seconds_json = ?, stage_peak_rss_mb_json = ?, "
-            "finished_at = ? WHERE run_id = ?",
-            [
-                json.dumps(report.stage_seconds),
-                json.dumps(report.stage_peak_rss_mb),
-                datetime.now(UTC).replace(tzinfo=None),
-                report.run_id,
-            ],
+        store.record_run_timings(
+            con,
+            report.run_id,
+            stage_seconds_json=json.dumps(report.stage_seconds),
+            stage_peak_rss_mb_json=json.dumps(report.stage_peak_rss_mb),
+            finished_at=datetime.now(UTC).replace(tzinfo=None),
         )
-
-
-def affected_accounts(new: pl.DataFrame, accounts_ref: pl.DataFrame) -> pl.Series:
-    """Accounts whose published figures a batch of new rows can change: the accounts with new rows, the
-    other accounts of the same customers (own transfers), and accounts of the dataset that the new rows
-    name as counterparty (the other leg of a transfer)."""
-    touched = new.select(pl.concat([pl.col("account_id"), pl.col("counterparty_account").drop_nulls()]).unique())
-    customers = accounts_ref.join(touched, on="account_id", how="semi").select("customer_id").unique()
-    siblings = accounts_ref.join(customers, on="customer_id", how="semi").select("account_id")
-    return (
-        pl.concat(
-            [
-                new.select("account_id"),
-                siblings,
-                accounts_ref.join(touched, on="account_id", how="semi").select("account_id"),
-            ]
-        )
-        .unique()["account_id"]
-        .sort()
-    )
 
 
 def _versions(rules_versions: dict[str, str]) -> str:
@@ -309,7 +276,9 @@ def _versions(rules_versions: dict[str, str]) -> str:
     )
 
 
-def _run_row(report: RunReport, settings: Settings, started_at: datetime, fingerprint: str, versions: str) -> dict:
+def _run_row(
+    report: RunReport, settings: Settings, started_at: datetime, fingerprint: str, versions: str
+) -> dict[str, Any]:
     return {
         "run_id": report.run_id,
         "started_at": started_at,
@@ -333,30 +302,28 @@ def nightly(settings: Settings) -> RunReport:
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     started_at = datetime.now(UTC).replace(tzinfo=None)
     report = RunReport(run_id=run_id)
-    rules = load_rules(settings.rules_path)
+    inputs = Resolved.read(settings)
     fingerprint = config_fingerprint(settings.rules_path, settings.reference_dir)
     staging = settings.staging_dir / run_id
     with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s), _removed_after(staging):
         # Holding the lock, no other run of this database is alive: folders left by a killed run go.
         shutil.rmtree(settings.staging_dir, ignore_errors=True)
         warm_up()  # GX's import overlaps ingest and load_history
+        latest_booking = scope.latest_plausible_booking(as_of=settings.as_of, now_utc=datetime.now(UTC))
         with report.stage("ingest"):
             prior = read_prior_state(settings.database)
-            staged = ingest(settings, prior, run_id, staging / "inbox")
+            staged = ingest(settings, prior, run_id, staging / "inbox", latest_booking)
             newest = staged.scan().select(pl.col("booked_at").max()).collect().item()
-        candidates = [
-            d for d in (settings.as_of, prior.max_booked_on, newest.date() if newest else None) if d is not None
-        ]
-        report.as_of = settings.as_of or (max(candidates) if candidates else started_at.date())
-        latest_booking = latest_plausible_booking(settings)
-        as_of_month = report.as_of.strftime("%Y-%m")
-        full = (
-            settings.full_rebuild
-            or prior.last_run is None
-            or prior.last_run[0] != fingerprint
-            or prior.last_run[1] != as_of_month
+        report.as_of = scope.as_of_date(
+            explicit=settings.as_of,
+            published_max=prior.max_booked_on,
+            tonight_max=newest.date() if newest else None,
+            today=started_at.date(),
         )
-        report.mode = "full" if full else "incremental"
+        report.mode = scope.run_mode(
+            full_rebuild=settings.full_rebuild, last_run=prior.last_run, fingerprint=fingerprint, as_of=report.as_of
+        )
+        full = report.mode == "full"
 
         frames: dict[str, Table] = {}
         affected: pl.Series | None = None
@@ -364,29 +331,33 @@ def nightly(settings: Settings) -> RunReport:
         recompute = full or staged.rows > 0
         with report.stage("load_history"):
             if not full and recompute:
-                accounts_ref, _ = read_reference(settings.reference_dir)
                 touched = staged.scan().select("account_id", "counterparty_account").unique().collect()
-                cross, changed = cross_account_for_increment(settings, staged, report.as_of, staging / "cross")
-                affected = pl.concat([affected_accounts(touched, accounts_ref), changed]).unique().sort()
+                cross, changed = cross_account_for_increment(
+                    settings.database, staged, inputs, report.as_of, staging / "cross"
+                )
+                affected = scope.accounts_to_recompute(touched, inputs.accounts, changed)
             elif not full:
                 affected = pl.Series("account_id", [], dtype=pl.String)
             history, history_rows = (
                 load_history(settings.database, affected, staging / "history") if recompute else (None, 0)
             )
-            shards = shard_count(settings, staged.rows + history_rows)
+            shards = scope.shard_count(
+                min_shards=settings.shards, shard_rows=settings.shard_rows, rows=staged.rows + history_rows
+            )
             night = shard(staged, history, shards, staging / "shards")
-        frames["source_files"], frames["quarantine"] = night_tables(staged, night)
-        report.rejected_files = frames["source_files"].filter(pl.col("status") == "rejected")["error"].to_list()
-        report.files_loading_nothing = files_loading_nothing(frames["source_files"])
+        source_files, quarantine = night_tables(staged, night)
+        frames["source_files"], frames["quarantine"] = source_files, quarantine
+        report.rejected_files = source_files.filter(pl.col("status") == "rejected")["error"].to_list()
+        report.files_loading_nothing = files_loading_nothing(source_files)
         report.counts.update(
-            files_new=frames["source_files"].height,
+            files_new=source_files.height,
             files_skipped_known=staged.skipped_files,
             files_rejected=len(report.rejected_files),
             files_loading_nothing=len(report.files_loading_nothing),
-            rows_read=int(frames["source_files"]["rows_read"].sum()),
+            rows_read=int(source_files["rows_read"].sum()),
             rows_new=night.rows_new,
-            rows_duplicate=int(frames["source_files"]["rows_duplicate"].sum()),
-            rows_quarantined=frames["quarantine"].height,
+            rows_duplicate=int(source_files["rows_duplicate"].sum()),
+            rows_quarantined=quarantine.height,
             shards=shards,
         )
 
@@ -398,9 +369,7 @@ def nightly(settings: Settings) -> RunReport:
         if recompute:
             with report.stage("derive_signals"):
                 parallel = settings.dask_address is not None or settings.dask_local
-                frames |= derive_sharded(
-                    night.canonical, settings, report.as_of, staging, parallel=parallel, cross=cross
-                )
+                frames |= derive_sharded(night.canonical, inputs, report.as_of, staging, parallel=parallel, cross=cross)
             with report.stage("validate_out"):
                 dq.append(
                     validate(
@@ -431,14 +400,14 @@ def nightly(settings: Settings) -> RunReport:
             report.status = "blocked_by_dq"
             report.message = f"publish stopped, previous state kept: {exc}"
         else:
-            nothing_new = not full and not night.rows_new and frames["source_files"].is_empty()
+            nothing_new = not full and not night.rows_new and source_files.is_empty()
             report.status = "nothing_new" if nothing_new else "published"
             report.message = report.summary()
-        to_write = {"dq_results": dq_results}
+        to_write: dict[str, Table] = {"dq_results": dq_results}
         if report.status == "published":
             to_write |= frames
         to_write["pipeline_runs"] = pl.DataFrame(
-            [_run_row(report, settings, started_at, fingerprint, _versions(rules.versions()))],
+            [_run_row(report, settings, started_at, fingerprint, _versions(inputs.rules.versions()))],
             schema=PIPELINE_RUNS.polars_schema,
         )
         no_accounts = pl.Series("account_id", [], dtype=pl.String)
@@ -451,13 +420,6 @@ def nightly(settings: Settings) -> RunReport:
     if report.status == "blocked_by_dq":
         raise PublishBlocked(report.message)
     return report
-
-
-def latest_plausible_booking(settings: Settings) -> date:
-    """The last booking date accepted from input: tomorrow in bank local time (or the as-of date when it
-    is later). Rows booked after an explicit past as-of date are kept; the signals just don't judge them."""
-    tomorrow = (datetime.now(UTC) + LOCAL_TZ_OFFSET).date() + timedelta(days=1)
-    return max(tomorrow, settings.as_of) if settings.as_of else tomorrow
 
 
 def _rows(frame: Table) -> int:
@@ -480,9 +442,10 @@ def run_nightly(settings: Settings) -> RunReport:
     LocalCluster) for sharded runs, else Prefect's default thread pool."""
     if settings.dask_address is None and not settings.dask_local:
         return nightly(settings)
-    from prefect_dask import DaskTaskRunner
+    from prefect.task_runners import TaskRunner
+    from prefect_dask.task_runners import DaskTaskRunner
 
-    runner = (
+    runner: TaskRunner[Any] = (
         DaskTaskRunner(address=settings.dask_address)
         if settings.dask_address
         else DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": None})

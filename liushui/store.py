@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -244,6 +244,27 @@ def published_rows(con: duckdb.DuckDBPyConnection, table: Table, column: str, va
     """The published rows of `table` whose `column` is one of `values` (in the contract's shape)."""
     frame = con.sql(f'SELECT * FROM "{table.name}" WHERE "{column}" IN (SELECT unnest(?))', params=[list(values)]).pl()
     return table.conform(frame).collect()
+
+
+def latest_booking_on(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The latest booking date among the published transactions (None: none yet)."""
+    row = con.execute("SELECT max(booked_on) FROM transactions").fetchone()
+    return row[0] if row else None
+
+
+def record_run_timings(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    stage_seconds_json: str,
+    stage_peak_rss_mb_json: str,
+    finished_at: datetime,
+) -> None:
+    """The run row is written inside the publish transaction; the publish's own time is known only after."""
+    con.execute(
+        "UPDATE pipeline_runs SET stage_seconds_json = ?, stage_peak_rss_mb_json = ?, finished_at = ? WHERE run_id = ?",
+        [stage_seconds_json, stage_peak_rss_mb_json, finished_at, run_id],
+    )
 
 
 def last_published_run(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
