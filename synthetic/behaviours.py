@@ -1,0 +1,191 @@
+"""The planted behaviours that need no lender: income_volatile, large_outflow, round_trip, commingling,
+balance_break and related_transfer_heavy. Each adds a handful of rows to the accounts it is planted on
+and labels the months it planted (see `synthetic.generate` for what a label month means)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synthetic.catalogue import INCOME_MEMOS
+from synthetic.draws import DAY, fixed_account, round_to, tod, yuan
+from synthetic.part import Part
+
+
+def plant_income_volatile(part: Part) -> None:
+    """No salary; client payments whose monthly total swings wildly (CV > 0.8 in every 6 months)."""
+    w, rng, c = part.w, part.rng, part.c
+    M = w.months
+    levels = np.array([0.0, 0.5, 1.3, 4.0])
+    for a in part.accounts_with("income_volatile"):
+        for _ in range(200):
+            mult = levels[rng.choice(4, size=M, p=[0.3, 0.25, 0.25, 0.2])] * rng.uniform(0.8, 1.2, M)
+            windows = np.lib.stride_tricks.sliding_window_view(mult, 6)
+            cv = windows.std(axis=1) / np.maximum(windows.mean(axis=1), 1e-9)
+            if cv.min() > 0.9:
+                break
+        else:  # pragma: no cover - the draw above practically always succeeds
+            mult = np.resize([4.0, 0.0, 1.0, 0.0, 3.5, 0.3], M)
+        clients = w.client_pool[rng.choice(len(w.client_pool), size=4, replace=False)]
+        for m in range(M):
+            total = w.salary[a] * mult[m]
+            if total < 50:
+                continue
+            k = int(rng.integers(1, 5))
+            who = clients[rng.integers(0, 4, k)]
+            memo = np.array([c(x) for x in INCOME_MEMOS])[rng.integers(0, len(INCOME_MEMOS), k)]
+            part.events.add(
+                a,
+                part.ts(m, rng.integers(0, 28, k), tod(rng, k, 9, 20)),
+                yuan(total * rng.dirichlet(np.full(k, 2.0))),
+                who[:, 0],
+                who[:, 1],
+                memo,
+                c("网银"),
+            )
+        part.label(a, "income_volatile", range(2, M))
+
+
+def plant_large_outflow(part: Part) -> None:
+    """In 1-2 months from the 5th on: one payment of 3-8 months' pay (>= 30k) to a developer, a friend or a fund."""
+    w, rng, c = part.w, part.rng, part.c
+    for a in part.accounts_with("large_outflow"):
+        n = 1 + int(rng.random() < 0.4)
+        chosen = sorted(int(m) for m in rng.choice(np.arange(4, w.months), size=n, replace=False))
+        for m in chosen:
+            S = w.salary[a]
+            cents = int(round_to(rng.uniform(max(3 * S, 30_000), 8 * S) * 100, 100_00)[0])
+            kind = int(rng.integers(0, 3))
+            if kind == 0:
+                estate = w.estate_pool[int(rng.integers(0, len(w.estate_pool)))]
+                name, acct, memo = estate[0], estate[1], c("购房首付")
+            elif kind == 1:
+                name, acct, memo = w.friend[a, 0], w.friend[a, 1], c("转账")
+            else:
+                fund = ("蚂蚁（杭州）基金销售有限公司", "上海天天基金销售有限公司")[int(rng.integers(0, 2))]
+                name, acct, memo = c(fund), c(fixed_account(fund)), c("投资理财")
+            part.events.add(a, part.ts(m, rng.integers(0, 28), tod(rng, 1, 9, 18)), -cents, name, acct, memo, c("网银"))
+        part.label(a, "large_outflow", chosen)
+
+
+def plant_round_trip(part: Part) -> None:
+    """3-6 times a month: 20k-100k out to a party, back from the same party within 1-5 days."""
+    w, rng, c = part.w, part.rng, part.c
+    for a in part.accounts_with("round_trip"):
+        # Related parties often play the other side, unless the account's related share is judged too.
+        fam = 0 if "related_transfer_heavy" in w.beh[a] else int(w.n_family[a])
+        chosen = sorted(int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(2, 4)), replace=False))
+        for m in chosen:
+            k = int(rng.integers(3, 7))
+            days = np.sort(rng.choice(np.arange(0, int(w.month_len[m]) - 6), size=k, replace=False))
+            out = round_to(rng.uniform(20_000, 100_000, k) * 100, 1000_00)
+            back = np.where(rng.random(k) < 0.5, out, yuan(out / 100 * (1 + rng.uniform(-0.02, 0.02, k))))
+            related = (rng.random(k) < 0.6) & (fam > 0)
+            pick = rng.integers(0, max(fam, 1), k)
+            name = np.where(related, w.family[a, pick, 0], w.friend[a, 0])
+            acct = np.where(related, w.family[a, pick, 1], w.friend[a, 1])
+            t_out = part.ts(m, days, tod(rng, k, 9, 18))
+            t_back = part.ts(m, days + rng.integers(1, 6, k), tod(rng, k, 9, 18))
+            part.events.add(a, t_out, -out, name, acct, c("转账"), c("网银"))
+            part.events.add(a, t_back, back, name, acct, c("往来款"), c("网银"))
+        part.label(a, "round_trip", chosen)
+
+
+def plant_commingling(part: Part) -> None:
+    """From a start month on: >= 8 货款 receipts a month from trading companies, and supplier payments."""
+    w, rng, c = part.w, part.rng, part.c
+    M = w.months
+    for a in part.accounts_with("commingling"):
+        start = int(rng.integers(0, M // 2 + 1))
+        buyers = w.trade_pool[rng.choice(len(w.trade_pool), size=int(rng.integers(4, 9)), replace=False)]
+        sellers = w.supplier_pool[rng.choice(len(w.supplier_pool), size=int(rng.integers(3, 6)), replace=False)]
+        for m in range(start, M):
+            n_in = int(rng.integers(8, 19))
+            cents = round_to(np.clip(rng.lognormal(np.log(8_000), 0.6, n_in), 2_000, 50_000) * 100, 1_00)
+            who = buyers[rng.integers(0, len(buyers), n_in)]
+            part.events.add(
+                a,
+                part.ts(m, rng.integers(0, 28, n_in), tod(rng, n_in, 8, 20)),
+                cents,
+                who[:, 0],
+                who[:, 1],
+                c("货款"),
+                c("网银"),
+            )
+            n_out = int(rng.integers(4, 11))
+            paid = yuan(cents.sum() / 100 * rng.uniform(0.8, 0.95) * rng.dirichlet(np.full(n_out, 3.0)))
+            who = sellers[rng.integers(0, len(sellers), n_out)]
+            memo = np.where(rng.random(n_out) < 0.5, c("货款"), c("采购款"))
+            part.events.add(
+                a,
+                part.ts(m, rng.integers(0, 28, n_out), tod(rng, n_out, 8, 20)),
+                -paid,
+                who[:, 0],
+                who[:, 1],
+                memo,
+                c("网银"),
+            )
+        part.label(a, "commingling", range(start, M))
+
+
+def plant_balance_break(part: Part) -> None:
+    """One 500-5,000 row that counts in the balances but is left out of the file."""
+    w, rng, c = part.w, part.rng, part.c
+    for a in part.accounts_with("balance_break"):
+        m = int(rng.integers(1, w.months))
+        sign = -1 if rng.random() < 0.7 else 1
+        cents = sign * int(round_to(rng.uniform(500, 5000) * 100, 10_00)[0])
+        part.events.add(
+            a,
+            part.ts(m, rng.integers(2, 20), tod(rng, 1, 9, 20)),
+            cents,
+            w.friend[a, 0],
+            w.friend[a, 1],
+            c("转账"),
+            c("手机银行"),
+            drop=True,
+        )
+        part.label(a, "balance_break", [m])
+
+
+def plant_related_transfer_heavy(part: Part) -> None:
+    """In >= 3 months, 4-7 transfers to related parties / own account carry 63-72% of the outflow."""
+    w, rng, c = part.w, part.rng, part.c
+    accounts = part.accounts_with("related_transfer_heavy")
+    if not accounts:
+        return
+    ev = part.events.arrays()
+    month = np.searchsorted(w.month_start_day, ev["ts"] // DAY, side="right") - 1
+    out = (ev["cents"] < 0) & ~ev["drop"] & (month >= 0) & (month < w.months)
+    outflow = np.zeros((part.a1 - part.a0, w.months), np.int64)
+    np.add.at(outflow, (ev["acct"][out] - part.a0, month[out]), -ev["cents"][out])
+    for a in accounts:
+        fam = int(w.n_family[a])
+        chosen = sorted(int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(3, 5)), replace=False))
+        for m in chosen:
+            base = outflow[a - part.a0, m]
+            k = int(rng.integers(4, 8))
+            target = base * rng.uniform(1.7, 2.6)
+            cents = round_to(target * rng.dirichlet(np.full(k, 4.0)), 100_00)
+            short = int(np.ceil(1.6 * base)) - int(cents.sum())
+            if short > 0:
+                cents[-1] += round_to(short + 100_00, 100_00)[0]
+            own = (np.arange(k) == 0) & (w.other[a] >= 0)
+            pick = rng.integers(0, fam, k)
+            t = part.ts(m, rng.integers(0, 28, k), tod(rng, k))
+            name = np.where(own, w.holder_code[a], w.family[a, pick, 0])
+            acct = np.where(own, w.acct_code[max(int(w.other[a]), 0)], w.family[a, pick, 1])
+            part.events.add(a, t, -cents, name, acct, c("转账"), c("手机银行"))
+            if own[0]:
+                part.events.add(
+                    int(w.other[a]),
+                    t[0] + int(rng.integers(5, 120)),
+                    cents[0],
+                    w.holder_code[a],
+                    w.acct_code[a],
+                    c("转账"),
+                    c("手机银行"),
+                )
+        part.label(a, "related_transfer_heavy", chosen)
+
+
+# -- assemble -----------------------------------------------------------------------------------------
