@@ -1,0 +1,66 @@
+"""Which layout profile a file is in: the one whose header signature appears in the first lines of the
+file, decoded from its first bytes only. Files in the canonical layout, and files that cannot be text,
+match no profile (`profile_read` says why such a file cannot be read)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from liushui.ingest.canonical import binary_kind
+from liushui.ingest.profile_spec import Profile, norm_header
+from liushui.ingest.profile_text import auto_encodings, find_header, split_cells
+
+CANONICAL_HEADER = frozenset({"account_id", "booked_at", "amount"})
+DETECT_BYTES = 256 * 1024  # how much of a file detect_profile decodes
+
+
+def detect_profile(path: Path, profiles: dict[str, Profile]) -> Profile | None:
+    """The profile whose header signature appears in the first lines of ``path``, or None.
+
+    When several match, the one with the most signature columns wins (most specific), then the one
+    whose header line comes first, then the name. Files in the canonical layout (a header with
+    ``account_id``, ``booked_at`` and ``amount`` before any profile header) give None, as do empty,
+    binary and undecodable files (``read_profiled`` raises ``LayoutError`` with the reason).
+    """
+    path = Path(path)
+    heads: dict[str, list[str] | None] = {}
+    best: tuple[int, int, str] | None = None
+    chosen: Profile | None = None
+    for profile in profiles.values():
+        enc = profile.encoding
+        if enc not in heads:
+            text = _decode_head(path, enc)
+            heads[enc] = None if text is None else text.lstrip("\ufeff").splitlines()
+        lines = heads[enc]
+        if not lines:
+            continue
+        idx = find_header(lines, profile, profile.spec.header_search_lines)
+        if idx is None or _canonical_header_by(lines, idx):
+            continue
+        key = (-len(profile.signature_norm), idx, profile.name)
+        if best is None or key < best:
+            best, chosen = key, profile
+    return chosen
+
+
+def _canonical_header_by(lines: list[str], idx: int) -> bool:
+    """Whether one of `lines[: idx + 1]` is a canonical header (the file is canonical, not a bank export)."""
+    return any({norm_header(c) for c in split_cells(line, ",")} >= CANONICAL_HEADER for line in lines[: idx + 1])
+
+
+def _decode_head(path: Path, encoding: str) -> str | None:
+    """Decode the first DETECT_BYTES of a file for detection; None when it cannot be text."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(DETECT_BYTES)
+    except OSError:
+        return None
+    if not head.strip() or binary_kind(head) is not None:
+        return None
+    for enc in [encoding] if encoding != "auto" else auto_encodings(head):
+        try:
+            return codecs.getincrementaldecoder(enc)().decode(head, final=False)
+        except UnicodeDecodeError:
+            continue
+    return None

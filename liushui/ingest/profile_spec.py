@@ -1,0 +1,252 @@
+"""Layout profiles as data: the YAML schema of a profile (pydantic, strict: an unknown key is an error,
+so a typo does not pass silently), the validated `Profile`, and `load_profiles` for a folder of them.
+The format is described in ``docs/profiles.md``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SHIPPED_PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
+
+
+class ProfileError(ValueError):
+    """A profile YAML file is invalid; the message names the file and the offending key."""
+
+
+_WS_RE = re.compile(r"\s+")
+
+
+def norm_header(s: str) -> str:
+    """Header names are compared with all whitespace (spaces, tabs, full-width spaces) and BOM removed."""
+    return _WS_RE.sub("", s.replace("\ufeff", ""))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_regex(value: str | None, groups: tuple[str, ...] = ()) -> str | None:
+    if value is None:
+        return value
+    try:
+        compiled = re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+    missing = [g for g in groups if g not in compiled.groupindex]
+    if missing:
+        raise ValueError(f"regular expression {value!r} needs the named group(s) {missing}")
+    return value
+
+
+def _check_polars_regex(value: str | None, groups: tuple[str, ...] = ()) -> str | None:
+    """A regex run by Polars (Rust regex syntax: no look-around, no backreferences)."""
+    _check_regex(value, groups)
+    if value is not None:
+        try:
+            pl.Series([""], dtype=pl.String).str.contains(value)
+        except Exception as exc:  # noqa: BLE001 - polars raises ComputeError for bad patterns
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"regular expression {value!r} is not supported by Polars: {msg}") from None
+    return value
+
+
+class BookedAtSpec(_Model):
+    column: str | None = None
+    date_column: str | None = None
+    time_column: str | None = None
+    formats: list[str] = Field(min_length=1)
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, v: list[str]) -> list[str]:
+        for f in v:
+            if "%" not in f:
+                raise ValueError(f"format {f!r} is not a strftime format (e.g. '%Y-%m-%d')")
+        return v
+
+    @model_validator(mode="after")
+    def _columns(self) -> BookedAtSpec:
+        if bool(self.column) == bool(self.date_column):
+            raise ValueError("give either 'column' (one date/time cell) or 'date_column' (+ 'time_column')")
+        if self.time_column and not self.date_column:
+            raise ValueError("'time_column' needs 'date_column'")
+        return self
+
+
+Sign = Literal[1, -1, "reject"]
+
+
+class AmountSpec(_Model):
+    convention: Literal["signed", "split", "direction"]
+    column: str | None = None
+    income_column: str | None = None
+    expense_column: str | None = None
+    direction_column: str | None = None
+    direction_map: dict[str, Sign] = Field(default_factory=dict)
+    direction_tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _by_convention(self) -> AmountSpec:
+        need = {
+            "signed": ("column",),
+            "split": ("income_column", "expense_column"),
+            "direction": ("column", "direction_column", "direction_map"),
+        }[self.convention]
+        missing = [k for k in need if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"convention '{self.convention}' requires {', '.join(missing)}")
+        unknown_tags = [t for t in self.direction_tags if t not in self.direction_map]
+        if unknown_tags:
+            raise ValueError(f"direction_tags {unknown_tags} are not keys of direction_map")
+        return self
+
+
+class CurrencySpec(_Model):
+    column: str | None = None
+    map: dict[str, str] = Field(default_factory=dict)
+    default: str = "CNY"
+
+
+class AccountSpec(_Model):
+    column: str | None = None
+    preamble_regex: str | None = None
+    filename_regex: str | None = None
+    default: str | None = None
+
+    @field_validator("preamble_regex", "filename_regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        return _check_regex(v)
+
+
+class CounterpartySplitSpec(_Model):
+    column: str
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        _check_polars_regex(v, ("name", "account"))
+        return v
+
+
+SimpleField = Literal["txn_id", "balance_after", "counterparty_name", "counterparty_account", "channel"]
+
+
+class ProfileSpec(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+    description: str
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "gb18030", "gbk", "utf-16"] = "auto"
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    header_signature: list[str] = Field(min_length=1)
+    header_search_lines: Annotated[int, Field(ge=1, le=10_000)] = 60
+    footer_patterns: list[str] = Field(default_factory=list)
+    trailing_junk_is_footer: bool = True
+    placeholders: list[str] = Field(default_factory=lambda: ["-", "--", "/", "—", "N/A"])
+    placeholder_pattern: str | None = r"^-{3,}$"
+    columns: dict[SimpleField, str] = Field(default_factory=dict)
+    booked_at: BookedAtSpec
+    amount: AmountSpec
+    currency: CurrencySpec = Field(default_factory=CurrencySpec)
+    account_id: AccountSpec = Field(default_factory=AccountSpec)
+    counterparty_split: CounterpartySplitSpec | None = None
+    description_columns: list[str] = Field(default_factory=list)
+    description_separator: str = " | "
+
+    @field_validator("footer_patterns")
+    @classmethod
+    def _footers(cls, v: list[str]) -> list[str]:
+        for p in v:
+            _check_regex(p)
+        return v
+
+    @field_validator("placeholder_pattern")
+    @classmethod
+    def _placeholder(cls, v: str | None) -> str | None:
+        return _check_polars_regex(v)
+
+    @field_validator("header_signature")
+    @classmethod
+    def _signature(cls, v: list[str]) -> list[str]:
+        norm = [norm_header(s) for s in v]
+        if any(not s for s in norm):
+            raise ValueError("header_signature names must not be empty")
+        return v
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated layout profile (one YAML file)."""
+
+    name: str
+    description: str
+    encoding: str
+    header_signature: tuple[str, ...]
+    spec: ProfileSpec
+    path: Path | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, path: Path | None = None) -> Profile:
+        where = path.name if path else "<profile>"
+        if not isinstance(data, dict):
+            raise ProfileError(f"{where}: a profile must be a YAML mapping, got {type(data).__name__}")
+        try:
+            spec = ProfileSpec.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ProfileError(f"{where}: invalid profile: {problems}") from None
+        return cls(spec.name, spec.description, spec.encoding, tuple(spec.header_signature), spec, path)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> Profile:
+        path = Path(path)
+        try:
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{path.name}: cannot read profile: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise ProfileError(f"{path.name}: not valid YAML: {exc}") from None
+        return cls.from_dict(data, path)
+
+    @property
+    def signature_norm(self) -> frozenset[str]:
+        return frozenset(norm_header(s) for s in self.header_signature)
+
+
+def load_profiles(directory: Path | None = None) -> dict[str, Profile]:
+    """Load every ``*.yaml`` / ``*.yml`` profile of ``directory`` (default: the shipped profiles)."""
+    directory = Path(directory) if directory is not None else SHIPPED_PROFILES_DIR
+    if not directory.is_dir():
+        raise ProfileError(f"profile directory {directory} does not exist")
+    profiles: dict[str, Profile] = {}
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    for f in files:
+        p = Profile.from_yaml(f)
+        if p.name in profiles:
+            other = profiles[p.name].path
+            raise ProfileError(f"{f.name}: profile name {p.name!r} is already used by {other.name if other else '?'}")
+        profiles[p.name] = p
+    return profiles
