@@ -14,10 +14,11 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -116,7 +117,10 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         _create_views(con)
 
 
-_DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 WRITER_MEMORY_LIMIT = "3GB"
 """DuckDB's own cap for the nightly writer (its default is 80 % of RAM, and it keeps written blocks cached up
 to it): publishing 50M rows streams from Parquet and spills to `<database>.tmp` beyond this."""
@@ -148,7 +152,9 @@ def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
         lock.release()
 
 
-def _retry_on_lock(open_once, database: Path, *, timeout_s: float, what: str) -> duckdb.DuckDBPyConnection:
+def _retry_on_lock(
+    open_once: Callable[[], duckdb.DuckDBPyConnection], database: Path, *, timeout_s: float, what: str
+) -> duckdb.DuckDBPyConnection:
     """DuckDB refuses at once while another process holds the file; readers hold it briefly, so wait."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -237,7 +243,7 @@ def export_history(
             f"SELECT {columns} FROM transactions t SEMI JOIN wanted w USING (account_id){where}", params=params
         )
     relation.write_parquet(str(path))
-    return pl.scan_parquet(path).select(pl.len()).collect().item()
+    return int(pl.scan_parquet(path).select(pl.len()).collect().item())
 
 
 def published_rows(con: duckdb.DuckDBPyConnection, table: Table, column: str, values: tuple[str, ...]) -> pl.DataFrame:
@@ -293,7 +299,18 @@ def _insert(
     con.execute(f'INSERT INTO "{target}" BY NAME SELECT * FROM rows')
 
 
-def _write_delta(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame | Path | list[Path]) -> dict:
+def _only_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
+    """The one row of a statement that always returns one (an aggregate; DuckDB's row count of a DELETE or
+    INSERT)."""
+    row = con.execute(sql).fetchone()
+    if row is None:
+        raise RuntimeError(f"DuckDB returned no row for: {sql}")
+    return row
+
+
+def _write_delta(
+    con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFrame | Path | list[Path]
+) -> dict[str, int]:
     """Replace the published rows of the affected accounts (temp table `_affected`) by `frame`, writing
     only the difference: rows that vanished or changed are deleted (by primary key), rows that are new or
     changed are inserted. The end state is the same as deleting every row of the affected accounts and
@@ -317,13 +334,13 @@ def _write_delta(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFra
     con.execute(
         f'CREATE OR REPLACE TEMP TABLE {old} AS SELECT {columns} FROM "{name}" SEMI JOIN _affected USING (account_id)'
     )
-    repeats = con.execute(f"SELECT count(*) > count(DISTINCT ({keys})) FROM {new}").fetchone()[0]
+    repeats = bool(_only_row(con, f"SELECT count(*) > count(DISTINCT ({keys})) FROM {new}")[0])
     # Both differences are taken before anything is deleted.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {gone} AS SELECT {keys} FROM (FROM {old} EXCEPT FROM {new})")
     set_op = "EXCEPT ALL" if repeats else "EXCEPT"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {fresh} AS FROM {new} {set_op} FROM {old}")
-    deleted = con.execute(f'DELETE FROM "{name}" t USING {gone} g WHERE {key_match}').fetchone()[0]
-    inserted = con.execute(f'INSERT INTO "{name}" SELECT {columns} FROM {fresh}').fetchone()[0]
+    deleted = int(_only_row(con, f'DELETE FROM "{name}" t USING {gone} g WHERE {key_match}')[0])
+    inserted = int(_only_row(con, f'INSERT INTO "{name}" SELECT {columns} FROM {fresh}')[0])
     for staged in (new, old, gone, fresh):
         con.execute(f"DROP TABLE {staged}")
     return {"deleted": deleted, "inserted": inserted}
@@ -331,11 +348,11 @@ def _write_delta(con: duckdb.DuckDBPyConnection, table: Table, frame: pl.DataFra
 
 def publish(
     con: duckdb.DuckDBPyConnection,
-    frames: dict[str, pl.DataFrame | Path | list[Path]],
+    frames: Mapping[str, pl.DataFrame | Path | list[Path]],
     *,
     affected_accounts: pl.Series | None,
     as_of: date | None = None,
-) -> dict[str, dict]:
+) -> dict[str, dict[str, int]]:
     """Write every table in one transaction.
 
     Account-scoped tables: the rows of `affected_accounts` are replaced (all rows when it is None: a
@@ -351,7 +368,7 @@ def publish(
     as a full rebuild would say, so every `account_risk` row takes it.
     """
     tables = {t.name: t for t in PUBLISHED_TABLES}
-    written: dict[str, dict] = {}
+    written: dict[str, dict[str, int]] = {}
     con.execute("BEGIN TRANSACTION")
     try:
         _migrate(con, set(frames), full=affected_accounts is None)

@@ -134,7 +134,8 @@ def _plain_header(source: Path | io.BytesIO) -> list[str] | None:
     )
     if lines.is_empty() or stats["irregular"][0] or stats["widths"][0].len() != 1:
         return None
-    return lines["line"][0].lstrip("\ufeff").split(",")
+    first: str = lines["line"][0]
+    return first.lstrip("\ufeff").split(",")
 
 
 def _read_plain(source: Path | io.BytesIO, header_cells: list[str]) -> pl.DataFrame:
@@ -272,10 +273,12 @@ def _read_canonical_csv_rowwise(text: str) -> pl.DataFrame:
         _check_header(header)
         width = len(header)
         wanted = {name: header.index(name) for name in CANONICAL_INPUT_COLUMNS if name in header}
-        values: dict[str, list] = {name: [] for name in wanted}
-        meta: dict[str, list] = {"raw": [], "reject_code": [], "reject_reason": []}
+        values: dict[str, list[str | None]] = {name: [] for name in wanted}
+        meta: dict[str, list[str | None]] = {"raw": [], "reject_code": [], "reject_reason": []}
         for row, raw, problem in records:  # only irregular files take this path
             damaged = _UNDECODABLE.search(raw) is not None
+            code: str | None
+            reason: str | None
             if problem == "unclosed_quote":
                 code, reason = problem, "a quoted cell is never closed: the file is cut off or has a stray quote"
             elif damaged:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -27,7 +28,7 @@ from liushui.ingest.canonical import (
     read_canonical_csv,
     read_canonical_parquet,
 )
-from liushui.ingest.parse import parse_raw
+from liushui.ingest.parse import ParsedFile, parse_raw
 
 HEAD_BYTES = 64 * 1024
 
@@ -46,9 +47,9 @@ class FileOutcome:
     """One inbox file: its `source_files` row, and its good and quarantined rows when it was read."""
 
     path: Path
-    file_row: dict | None
-    good: pl.DataFrame | None
-    bad: pl.DataFrame | None
+    file_row: dict[str, Any] | None
+    parsed: ParsedFile | None
+    """The file's good and quarantined rows; None when it was skipped or rejected whole."""
     skipped: bool = False
 
 
@@ -78,12 +79,13 @@ def _read_profiled(path: Path, forced_profile: str | None) -> tuple[pl.DataFrame
             raise FileRejected(f"unknown profile '{forced_profile}' (known: {', '.join(sorted(shipped))})")
         profile = shipped[forced_profile]
     else:
-        profile = profiles.detect_profile(path, shipped)
-        if profile is None:
+        detected = profiles.detect_profile(path, shipped)
+        if detected is None:
             raise FileRejected(
                 "unknown layout: the header matches neither the canonical columns "
                 "(account_id, booked_at, amount, ...) nor any layout profile"
             )
+        profile = detected
     try:
         return profiles.read_profiled(path, profile), profile.name
     except profiles.LayoutError as exc:
@@ -111,7 +113,7 @@ def read_raw(path: Path, forced_profile: str | None = None) -> tuple[pl.DataFram
     return _read_profiled(path, forced_profile)
 
 
-def _file_row(path: Path, sha: str, *, batch_id: str, seen_at: datetime, **fields) -> dict:
+def _file_row(path: Path, sha: str, *, batch_id: str, seen_at: datetime, **fields: Any) -> dict[str, Any]:
     return {
         "file_sha256": sha,
         "file_name": path.name,
@@ -126,6 +128,13 @@ def _file_row(path: Path, sha: str, *, batch_id: str, seen_at: datetime, **field
         "rows_rejected": 0,
         **fields,
     }
+
+
+def _rejected(path: Path, sha: str, *, batch_id: str, seen_at: datetime, error: str) -> FileOutcome:
+    """A file rejected whole: its `source_files` row says why, and it has no rows."""
+    return FileOutcome(
+        path, _file_row(path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected", error=error), None
+    )
 
 
 def read_files(
@@ -143,7 +152,7 @@ def read_files(
     for path in paths:
         sha = file_sha256(path)
         if sha in seen_hashes:
-            yield FileOutcome(path, None, None, None, skipped=True)
+            yield FileOutcome(path, None, None, skipped=True)
             continue
         seen_hashes.add(sha)
         try:
@@ -152,14 +161,7 @@ def read_files(
                 raw, source_file=path.name, file_sha256=sha, batch_id=batch_id, latest_booking=latest_booking
             )
         except FileRejected as exc:
-            yield FileOutcome(
-                path,
-                _file_row(
-                    path, sha, batch_id=batch_id, seen_at=seen_at, status="rejected", error=f"{path.name}: {exc}"
-                ),
-                None,
-                None,
-            )
+            yield _rejected(path, sha, batch_id=batch_id, seen_at=seen_at, error=f"{path.name}: {exc}")
             continue
         except MemoryError:
             raise
@@ -167,19 +169,8 @@ def read_files(
             # A reader bug or a file shape nobody foresaw: the file is rejected (and retried next run)
             # with the exception named, instead of a traceback that loses every other file's rows.
             first_line = (str(exc).splitlines() or [""])[0][:200]
-            yield FileOutcome(
-                path,
-                _file_row(
-                    path,
-                    sha,
-                    batch_id=batch_id,
-                    seen_at=seen_at,
-                    status="rejected",
-                    error=f"{path.name}: cannot be read ({type(exc).__name__}: {first_line})",
-                ),
-                None,
-                None,
-            )
+            why = f"{path.name}: cannot be read ({type(exc).__name__}: {first_line})"
+            yield _rejected(path, sha, batch_id=batch_id, seen_at=seen_at, error=why)
             continue
         yield FileOutcome(
             path,
@@ -194,8 +185,7 @@ def read_files(
                 rows_ok=parsed.good.height,
                 rows_rejected=parsed.bad.height,
             ),
-            parsed.good,
-            parsed.bad,
+            parsed,
         )
 
 
@@ -220,7 +210,7 @@ def files_loading_nothing(source_files: pl.DataFrame) -> list[str]:
     return source_files.filter(pl.col("rows_ok") == 0).select(why.alias("why"))["why"].to_list()
 
 
-def source_files_table(rows: list[dict], duplicates: pl.DataFrame | None = None) -> pl.DataFrame:
+def source_files_table(rows: list[dict[str, Any]], duplicates: pl.DataFrame | None = None) -> pl.DataFrame:
     """The `source_files` rows of a night; `duplicates` (source_file, len) fills `rows_duplicate`."""
     source_files = pl.DataFrame(rows, schema_overrides={"seen_at": pl.Datetime("us")}) if rows else SOURCE_FILES.empty()
     if duplicates is not None and duplicates.height:
@@ -248,7 +238,7 @@ def ingest_files(
     """
     goods: list[pl.DataFrame] = []
     bads: list[pl.DataFrame] = []
-    files: list[dict] = []
+    files: list[dict[str, Any]] = []
     skipped = 0
     for outcome in read_files(
         paths,
@@ -260,9 +250,9 @@ def ingest_files(
         skipped += outcome.skipped
         if outcome.file_row is not None:
             files.append(outcome.file_row)
-        if outcome.good is not None:
-            goods.append(outcome.good)
-            bads.append(outcome.bad)
+        if outcome.parsed is not None:
+            goods.append(outcome.parsed.good)
+            bads.append(outcome.parsed.bad)
 
     good = pl.concat(goods) if goods else CANONICAL_TRANSACTION.empty()
     bad = pl.concat(bads) if bads else QUARANTINE.empty()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
-import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
+import polars_hash as plh
 
 from liushui.contracts import (
     CANONICAL_INPUT_COLUMNS,
@@ -38,7 +38,6 @@ from liushui.contracts import (
     TIMESTAMP,
 )
 
-RAW_META_COLUMNS = ("source_row", "raw", "reject_code", "reject_reason")
 DEFAULT_CURRENCY = "CNY"
 IMPLAUSIBLE_AMOUNT_REASON = (
     "amount {} {} is outside the plausible range (|amount| < "
@@ -287,12 +286,12 @@ def parse_raw(
     for failed, (message, failed_code) in reversed(checks):
         reason_expr = pl.when(failed).then(message).otherwise(reason_expr)
         code_expr = pl.when(failed).then(failed_code).otherwise(code_expr)
-    lf = lf.with_columns(
+    checked = lf.with_columns(
         _code=pl.when(pl.col("reject_code").is_not_null()).then(pl.col("reject_code")).otherwise(code_expr),
     ).collect()
 
     bad = QUARANTINE.conform(
-        lf.lazy()
+        checked.lazy()
         .filter(pl.col("_code").is_not_null())
         .select(
             source_file=pl.lit(source_file),
@@ -311,7 +310,7 @@ def parse_raw(
     ).collect()
 
     good = (
-        lf.lazy()
+        checked.lazy()
         .filter(pl.col("_code").is_null())
         .select(
             bank_txn_id=pl.col("txn_id"),
@@ -331,18 +330,6 @@ def parse_raw(
         .pipe(with_txn_id)
     )
     return ParsedFile(good=CANONICAL_TRANSACTION.conform(good).collect(), bad=bad)
-
-
-_IDENTIFYING = (
-    "account_id",
-    "booked_at",
-    "amount",
-    "currency",
-    "balance_after",
-    "counterparty_name",
-    "counterparty_account",
-    "description",
-)
 
 
 def with_txn_id(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -373,7 +360,7 @@ def with_txn_id(lf: pl.LazyFrame) -> pl.LazyFrame:
     # rarely repeat a row, and then every ordinal is 0.
     repeated = keyed.select(pl.col("_key").is_duplicated().any()).item()
     ordinal = pl.int_range(pl.len()).over("_key", order_by="source_row").cast(pl.String) if repeated else pl.lit("0")
-    hashed = pl.concat_str([pl.col("_key"), ordinal], separator=_ID_SEPARATOR).chash.sha2_256().str.slice(0, 32)
+    hashed = plh.concat_str([pl.col("_key"), ordinal], separator=_ID_SEPARATOR).chash.sha2_256().str.slice(0, 32)
     bank = pl.concat_str([pl.col("account_id"), pl.col("bank_txn_id")], separator=":")
     usable = pl.col("bank_txn_id").is_not_null() & pl.col("bank_txn_id").is_unique().over("account_id")
     return keyed.lazy().with_columns(txn_id=pl.when(usable).then(bank).otherwise(hashed)).drop("_key")

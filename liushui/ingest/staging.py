@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
-import polars_hash  # noqa: F401  (registers the stable `nchash` namespace)
+import polars_hash as plh
 
 from liushui.config import STAGING_COMPRESSION
 from liushui.contracts import CANONICAL_TRANSACTION, QUARANTINE
@@ -35,7 +36,7 @@ published one."""
 
 def shard_of(shards: int) -> pl.Expr:
     """The shard of a row: a stable 64-bit hash of its account (the same on every machine and run)."""
-    return (pl.col("account_id").nchash.xxhash64() % shards).cast(pl.Int32).alias(SHARD)
+    return (plh.col("account_id").nchash.xxhash64() % shards).cast(pl.Int32).alias(SHARD)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class StagedNight:
     files: list[Path]
     """Good rows of each new file (canonical columns + `_seq` file ordinal + `_row` row ordinal)."""
     quarantine: pl.DataFrame
-    file_rows: list[dict]
+    file_rows: list[dict[str, Any]]
     """`source_files` rows, duplicates not counted yet (see `ShardedNight.source_files`)."""
     skipped_files: int
     rows: int
@@ -78,15 +79,16 @@ def stage_files(
         skipped += outcome.skipped
         if outcome.file_row is not None:
             file_rows.append(outcome.file_row)
-        if outcome.good is None:
+        if outcome.parsed is None:
             continue
-        bads.append(outcome.bad)
-        if outcome.good.height:
+        good = outcome.parsed.good
+        bads.append(outcome.parsed.bad)
+        if good.height:
             files.append(directory / f"file_{seq:06d}.parquet")
-            outcome.good.with_columns(
+            good.with_columns(
                 pl.lit(seq, pl.Int32).alias(SEQ), pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW)
             ).write_parquet(files[-1], compression=STAGING_COMPRESSION)
-            rows += outcome.good.height
+            rows += good.height
     return StagedNight(
         files=files,
         quarantine=pl.concat(bads) if bads else QUARANTINE.empty(),
@@ -107,8 +109,8 @@ class Shard:
 @dataclass(frozen=True)
 class ShardedNight:
     shards: list[Shard]
-    duplicates: pl.DataFrame
-    """(source_file, len): rows of tonight's files already published or repeated."""
+    duplicates: pl.DataFrame | None
+    """(source_file, len): rows of tonight's files already published or repeated (None: no shard)."""
     rows_new: int
 
     @property
