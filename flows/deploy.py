@@ -54,17 +54,22 @@ def nightly_deployment(
 ) -> RunnerDeployment:
     """The nightly flow as a deployment: the cron in local time, `settings` as its default parameters
     (typed and validated again by the flow on every run)."""
+    from prefect.deployments.runner import RunnerDeployment
     from prefect.schedules import Cron
 
     from flows.nightly import nightly
 
-    return nightly.to_deployment(
+    deployment = nightly.to_deployment(
         name=name,
         schedules=[Cron(cron, timezone=timezone)],
         parameters={"settings": settings.model_dump(mode="json")},
         description="liushui nightly: inbox -> canonical transactions -> explained risk flags in DuckDB",
         tags=["liushui"],
     )
+    # Prefect's async_dispatch returns a coroutine only to a caller inside an event loop.
+    if not isinstance(deployment, RunnerDeployment):
+        raise TypeError("nightly_deployment must be called outside an event loop")
+    return deployment
 
 
 def serve(
@@ -108,13 +113,15 @@ def _environment(name: str, value: str) -> Iterator[None]:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _healthy(api_url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:  # noqa: S310 - local URL
-            return response.status == 200
+            status: int = response.status
+            return status == 200
     except (urllib.error.URLError, OSError):
         return False
 
@@ -174,7 +181,7 @@ def local_prefect_server(*, home: Path | None = None, timeout_s: float = SERVER_
             signal.signal(signal.SIGTERM, previous)
 
 
-def _stop(server: subprocess.Popen) -> None:
+def _stop(server: subprocess.Popen[bytes]) -> None:
     if server.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
