@@ -1,20 +1,16 @@
 """The nightly run: inbox -> ingest -> validate(raw) -> signals -> validate(out) -> publish.
 
-Thin Prefect tasks that read, call transforms, validate and write; every setting arrives in `Settings`.
-Retries only on I/O (reading the inbox, reading and writing DuckDB); computation is deterministic and
-is not retried. Big frames pass between tasks in memory, so results are neither cached nor persisted.
+The flow only reads, calls, validates and writes: the run's decisions are pure functions
+(transforms/scope.py), the tasks live in flows/tasks.py, and every setting arrives in `Settings`.
 """
 
 from __future__ import annotations
 
-import json
-import platform
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,277 +19,34 @@ from liushui.runtime import configure_environment
 configure_environment()
 
 import polars as pl  # noqa: E402
-import polars_hash  # noqa: E402, F401  (registers the stable `nchash` namespace for shard keys)
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow  # noqa: E402
 
-from expectations.runner import Validation, validate_parts, validate_table, warm_up  # noqa: E402
+from expectations.runner import warm_up  # noqa: E402
 from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
-from flows.run_report import RunReport  # noqa: E402
-from liushui import store  # noqa: E402
-from liushui.config import Rules, Settings, config_fingerprint, load_rules  # noqa: E402
-from liushui.contracts import (  # noqa: E402
-    CANONICAL_TRANSACTION,
-    DQ_RESULTS,
-    PIPELINE_RUNS,
-    RISK_FLAGS,
-    TRANSFER_LINKS,
+from flows.run_report import RunReport, library_versions, run_row  # noqa: E402
+from flows.tasks import (  # noqa: E402
+    Resolved,
+    Table,
+    cross_account_for_increment,
+    derive_sharded,
+    ingest,
+    load_history,
+    publish,
+    read_prior_state,
+    record_stage_times,
+    shard,
+    validate,
 )
-from liushui.ingest.inbox import files_loading_nothing, inbox_files  # noqa: E402
-from liushui.ingest.staging import ShardedNight, StagedNight, night_tables, shard_night, stage_files  # noqa: E402
-from liushui.reference import read_reference  # noqa: E402
+from liushui import store  # noqa: E402
+from liushui.config import Settings, config_fingerprint  # noqa: E402
+from liushui.contracts import PIPELINE_RUNS  # noqa: E402
+from liushui.ingest.inbox import files_loading_nothing  # noqa: E402
+from liushui.ingest.staging import night_tables  # noqa: E402
 from transforms import scope  # noqa: E402
-
-IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 2}
-Table = pl.DataFrame | Path | list[Path]
-"""A table in flight: in memory, or Parquet file(s) in the run's staging folder."""
 
 
 class PublishBlocked(Exception):
     """A blocking expectation failed; nothing was published. The message lists the failures."""
-
-
-@dataclass(frozen=True)
-class PriorState:
-    file_hashes: set[str]
-    last_run: tuple[str, str] | None
-    max_booked_on: date | None
-
-
-@task(name="read-prior-state", cache_policy=NO_CACHE, **IO_RETRIES)
-def read_prior_state(database: Path) -> PriorState:
-    if not database.exists():
-        return PriorState(set(), None, None)
-    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
-    try:
-        return PriorState(
-            store.known_file_hashes(con),
-            store.last_published_run(con),
-            store.latest_booking_on(con),
-        )
-    finally:
-        con.close()
-
-
-@task(name="ingest", cache_policy=NO_CACHE, **IO_RETRIES)
-def ingest(settings: Settings, prior: PriorState, batch_id: str, directory: Path, latest_booking: date) -> StagedNight:
-    """Parse every new inbox file into Parquet in `directory`, one file in memory at a time."""
-    shutil.rmtree(directory, ignore_errors=True)  # a retry starts over
-    return stage_files(
-        inbox_files(settings.inbox),
-        directory=directory,
-        known_file_hashes=prior.file_hashes,
-        batch_id=batch_id,
-        latest_booking=latest_booking,
-        forced_profile=settings.profile,
-    )
-
-
-@task(name="validate", cache_policy=NO_CACHE)
-def validate(frames: dict[str, Table], run_id: str, latest_booking: date) -> Validation:
-    """Every table's suite (a table given as Parquet file(s) is read one table at a time); keeps GX's
-    own results for the run's Data Docs."""
-    rows, gx_results = [], {}
-    for name, frame in frames.items():
-        if isinstance(frame, pl.DataFrame):
-            part = validate_table(name, frame, run_id=run_id, as_of=latest_booking)
-        else:
-            part = validate_parts(
-                name, frame if isinstance(frame, list) else [frame], run_id=run_id, as_of=latest_booking
-            )
-        rows.append(part.rows)
-        gx_results[name] = part.gx_results
-    return Validation(pl.concat(rows) if rows else DQ_RESULTS.empty(), gx_results)
-
-
-@task(name="load-history", cache_policy=NO_CACHE, **IO_RETRIES)
-def load_history(database: Path, accounts: pl.Series | None, directory: Path) -> tuple[Path | None, int]:
-    """Published canonical rows of the accounts to recompute (all accounts when None), streamed by DuckDB
-    into a Parquet file in `directory`; (file, rows), or (None, 0) when there is nothing."""
-    if not database.exists() or (accounts is not None and accounts.is_empty()):
-        return None, 0
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "history.parquet"
-    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
-    try:
-        rows = store.export_history(con, accounts, path)
-    finally:
-        con.close()
-    return (path, rows) if rows else (None, 0)
-
-
-@task(name="shard-night", cache_policy=NO_CACHE)
-def shard(staged: StagedNight, history: Path | None, shards: int, directory: Path) -> ShardedNight:
-    return shard_night(staged.files, history, shards=shards, directory=directory)
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """What every signal computation reads besides the transactions, read once per run (not per shard):
-    the reference accounts and related parties, the lender registry and the rules."""
-
-    accounts: pl.DataFrame
-    related_parties: pl.DataFrame
-    lender_registry: pl.DataFrame
-    rules: Rules
-
-    @classmethod
-    def read(cls, settings: Settings) -> Resolved:
-        from transforms.lenders import load_lender_registry
-
-        accounts, related = read_reference(settings.reference_dir)
-        return cls(accounts, related, load_lender_registry(), load_rules(settings.rules_path))
-
-
-@task(name="cross-account-signals", cache_policy=NO_CACHE)
-def derive_cross_account(canonical: list[Path], inputs: Resolved, as_of: date, staging: Path) -> dict[str, Path]:
-    """Cycles and transfer legs on the whole batch's transfer graph (before the shards run)."""
-    return _cross_account_to_parquet(pl.scan_parquet(canonical), inputs, as_of, staging)
-
-
-def _cross_account_to_parquet(canonical: pl.LazyFrame, inputs: Resolved, as_of: date, staging: Path) -> dict[str, Path]:
-    from transforms.signals import cross_account_signals, spill_to
-
-    cross = cross_account_signals(
-        canonical,
-        accounts=inputs.accounts.lazy(),
-        rules=inputs.rules,
-        as_of=as_of,
-        checkpoint=spill_to(staging / "checkpoints"),
-    )
-    out = {}
-    for name in ("links", "flags", "cycle_returns"):
-        out[name] = staging / f"{name}.parquet"
-        getattr(cross, name).sink_parquet(out[name])
-    return out
-
-
-@task(name="cross-account-signals-increment", cache_policy=NO_CACHE, **IO_RETRIES)
-def cross_account_for_increment(
-    database: Path, staged: StagedNight, inputs: Resolved, as_of: date, staging: Path
-) -> tuple[dict[str, Path], pl.Series]:
-    """An incremental run's cross-account patterns, on the whole transfer graph (published rows of every
-    account that name a counterparty account or are big enough to be a cycle hop, plus tonight's rows),
-    and the accounts whose cross-account rows change: a new row can close a cycle through accounts that
-    received nothing tonight, so those are recomputed with the accounts that did."""
-    from transforms.signals import CROSS_FLAG_CODES, CROSS_LINK_TYPES, CrossAccount, cross_account_changes
-
-    staging.mkdir(parents=True, exist_ok=True)
-    graph = staging / "graph_history.parquet"
-    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
-    try:
-        store.export_history(con, None, graph, graph_min_amount=float(inputs.rules.cycles.min_amount))
-        links = store.published_rows(con, TRANSFER_LINKS, "link_type", CROSS_LINK_TYPES)
-        flags = store.published_rows(con, RISK_FLAGS, "flag_code", CROSS_FLAG_CODES)
-    finally:
-        con.close()
-    published = CANONICAL_TRANSACTION.conform(pl.scan_parquet(graph))
-    rows = pl.concat([published, scope.tonight_rows(published, staged.scan())])
-    paths = _cross_account_to_parquet(rows, inputs, as_of, staging)
-    changed = cross_account_changes(CrossAccount(**{k: pl.scan_parquet(v) for k, v in paths.items()}), links, flags)
-    return paths, changed
-
-
-@task(name="derive-shard", cache_policy=NO_CACHE)
-def derive_shard(
-    canonical: Path, cross: dict[str, Path], inputs: Resolved, as_of: date, staging: Path
-) -> dict[str, Path]:
-    """The per-account signals of one account-hash shard; reads and writes Parquet only (and the resolved
-    inputs, which pickle), so it can run on any Dask worker that sees the staging folder."""
-    from transforms.signals import CrossAccount, account_signals, spill_to
-
-    return account_signals(
-        pl.scan_parquet(canonical),
-        CrossAccount(**{name: pl.scan_parquet(path) for name, path in cross.items()}),
-        accounts=inputs.accounts.lazy(),
-        related_parties=inputs.related_parties.lazy(),
-        lender_registry=inputs.lender_registry,
-        rules=inputs.rules,
-        as_of=as_of,
-        checkpoint=spill_to(staging / "checkpoints"),
-    ).sink(staging / "tables")
-
-
-def derive_sharded(
-    canonical: list[Path],
-    inputs: Resolved,
-    as_of: date,
-    staging: Path,
-    *,
-    parallel: bool,
-    cross: dict[str, Path] | None = None,
-) -> dict[str, list[Path]]:
-    """The cross-account patterns once on every shard's rows (unless an incremental run computed them on
-    the whole transfer graph and passes them as `cross`), then the per-account signals shard by shard: all
-    at once on a Dask cluster (`parallel`), else one after the other so that memory holds one shard
-    (Polars already uses every core within a shard)."""
-    if cross is None:
-        cross = derive_cross_account(canonical, inputs, as_of, staging / "cross")
-    if parallel:
-        futures = [derive_shard.submit(path, cross, inputs, as_of, staging / path.stem) for path in canonical]
-        results = [future.result() for future in futures]
-    else:
-        results = [derive_shard(path, cross, inputs, as_of, staging / path.stem) for path in canonical]
-    return {name: [r[name] for r in results] for name in results[0]}
-
-
-@task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
-def publish(database: Path, frames: dict[str, Table], affected: pl.Series | None, as_of: date) -> None:
-    with store.writer(database) as con:
-        store.publish(con, frames, affected_accounts=affected, as_of=as_of)
-
-
-@task(name="record-stage-times", cache_policy=NO_CACHE, **IO_RETRIES)
-def record_stage_times(database: Path, report: RunReport) -> None:
-    """The run row is written inside the publish transaction; the publish's own time is known only after."""
-    with store.writer(database) as con:
-        store.record_run_timings(
-            con,
-            report.run_id,
-            stage_seconds_json=json.dumps(report.stage_seconds),
-            stage_peak_rss_mb_json=json.dumps(report.stage_peak_rss_mb),
-            finished_at=datetime.now(UTC).replace(tzinfo=None),
-        )
-
-
-def _versions(rules_versions: dict[str, str]) -> str:
-    import duckdb
-    import great_expectations
-    import prefect
-    import pyarrow
-
-    return json.dumps(
-        {
-            "python": platform.python_version(),
-            "polars": pl.__version__,
-            "duckdb": duckdb.__version__,
-            "pyarrow": pyarrow.__version__,
-            "prefect": prefect.__version__,
-            "great_expectations": great_expectations.__version__,
-            "rules": rules_versions,
-        },
-        sort_keys=True,
-    )
-
-
-def _run_row(
-    report: RunReport, settings: Settings, started_at: datetime, fingerprint: str, versions: str
-) -> dict[str, Any]:
-    return {
-        "run_id": report.run_id,
-        "started_at": started_at,
-        "finished_at": datetime.now(UTC).replace(tzinfo=None),
-        "status": report.status,
-        "mode": report.mode,
-        "as_of_on": report.as_of or started_at.date(),
-        "parameters_json": settings.model_dump_json(),
-        "counts_json": json.dumps(report.counts, sort_keys=True),
-        "stage_seconds_json": json.dumps(report.stage_seconds),
-        "stage_peak_rss_mb_json": json.dumps(report.stage_peak_rss_mb),
-        "versions_json": versions,
-        "config_sha256": fingerprint,
-        "message": report.message,
-    }
 
 
 @flow(name="liushui-nightly", log_prints=False, validate_parameters=True)
@@ -407,7 +160,7 @@ def nightly(settings: Settings) -> RunReport:
         if report.status == "published":
             to_write |= frames
         to_write["pipeline_runs"] = pl.DataFrame(
-            [_run_row(report, settings, started_at, fingerprint, _versions(inputs.rules.versions()))],
+            [run_row(report, settings, started_at, fingerprint, library_versions(inputs.rules.versions()))],
             schema=PIPELINE_RUNS.polars_schema,
         )
         no_accounts = pl.Series("account_id", [], dtype=pl.String)

@@ -4,14 +4,19 @@ that loaded nothing. The flow fills it; the CLI, the run artifacts and `pipeline
 from __future__ import annotations
 
 import contextlib
+import json
+import platform
 import resource
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
+
+from liushui.config import Settings
 
 
 @dataclass
@@ -74,3 +79,44 @@ def _peak_rss_mib() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def library_versions(rules_versions: dict[str, str]) -> str:
+    import duckdb
+    import great_expectations
+    import polars
+    import prefect
+    import pyarrow
+
+    return json.dumps(
+        {
+            "python": platform.python_version(),
+            "polars": polars.__version__,
+            "duckdb": duckdb.__version__,
+            "pyarrow": pyarrow.__version__,
+            "prefect": prefect.__version__,
+            "great_expectations": great_expectations.__version__,
+            "rules": rules_versions,
+        },
+        sort_keys=True,
+    )
+
+
+def run_row(
+    report: RunReport, settings: Settings, started_at: datetime, fingerprint: str, versions: str
+) -> dict[str, Any]:
+    return {
+        "run_id": report.run_id,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC).replace(tzinfo=None),
+        "status": report.status,
+        "mode": report.mode,
+        "as_of_on": report.as_of or started_at.date(),
+        "parameters_json": settings.model_dump_json(),
+        "counts_json": json.dumps(report.counts, sort_keys=True),
+        "stage_seconds_json": json.dumps(report.stage_seconds),
+        "stage_peak_rss_mb_json": json.dumps(report.stage_peak_rss_mb),
+        "versions_json": versions,
+        "config_sha256": fingerprint,
+        "message": report.message,
+    }
