@@ -3,6 +3,8 @@
 Every published table is a `Table`: its columns (name, Polars dtype, DuckDB type, nullability, meaning,
 unit) and its primary key. The same object drives the Polars casts (`Table.conform`), the DuckDB DDL
 (`Table.ddl`), the Great Expectations suites (not-null / unique / type checks) and `docs/tables.md`.
+The values an enumerated column may hold are declared beside the contracts, in `liushui.vocabularies`; the
+column descriptions below are written from them.
 """
 
 from __future__ import annotations
@@ -10,190 +12,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-# ISO 4217 currency codes: the only currencies a transaction may carry (parse quarantines others, the
-# suites check them again).
-ISO_4217: tuple[str, ...] = (
-    "AED",
-    "AFN",
-    "ALL",
-    "AMD",
-    "ANG",
-    "AOA",
-    "ARS",
-    "AUD",
-    "AWG",
-    "AZN",
-    "BAM",
-    "BBD",
-    "BDT",
-    "BGN",
-    "BHD",
-    "BIF",
-    "BMD",
-    "BND",
-    "BOB",
-    "BOV",
-    "BRL",
-    "BSD",
-    "BTN",
-    "BWP",
-    "BYN",
-    "BZD",
-    "CAD",
-    "CDF",
-    "CHE",
-    "CHF",
-    "CHW",
-    "CLF",
-    "CLP",
-    "CNY",
-    "COP",
-    "COU",
-    "CRC",
-    "CUC",
-    "CUP",
-    "CVE",
-    "CZK",
-    "DJF",
-    "DKK",
-    "DOP",
-    "DZD",
-    "EGP",
-    "ERN",
-    "ETB",
-    "EUR",
-    "FJD",
-    "FKP",
-    "GBP",
-    "GEL",
-    "GHS",
-    "GIP",
-    "GMD",
-    "GNF",
-    "GTQ",
-    "GYD",
-    "HKD",
-    "HNL",
-    "HRK",
-    "HTG",
-    "HUF",
-    "IDR",
-    "ILS",
-    "INR",
-    "IQD",
-    "IRR",
-    "ISK",
-    "JMD",
-    "JOD",
-    "JPY",
-    "KES",
-    "KGS",
-    "KHR",
-    "KMF",
-    "KPW",
-    "KRW",
-    "KWD",
-    "KYD",
-    "KZT",
-    "LAK",
-    "LBP",
-    "LKR",
-    "LRD",
-    "LSL",
-    "LYD",
-    "MAD",
-    "MDL",
-    "MGA",
-    "MKD",
-    "MMK",
-    "MNT",
-    "MOP",
-    "MRU",
-    "MUR",
-    "MVR",
-    "MWK",
-    "MXN",
-    "MXV",
-    "MYR",
-    "MZN",
-    "NAD",
-    "NGN",
-    "NIO",
-    "NOK",
-    "NPR",
-    "NZD",
-    "OMR",
-    "PAB",
-    "PEN",
-    "PGK",
-    "PHP",
-    "PKR",
-    "PLN",
-    "PYG",
-    "QAR",
-    "RON",
-    "RSD",
-    "RUB",
-    "RWF",
-    "SAR",
-    "SBD",
-    "SCR",
-    "SDG",
-    "SEK",
-    "SGD",
-    "SHP",
-    "SLE",
-    "SLL",
-    "SOS",
-    "SRD",
-    "SSP",
-    "STN",
-    "SVC",
-    "SYP",
-    "SZL",
-    "THB",
-    "TJS",
-    "TMT",
-    "TND",
-    "TOP",
-    "TRY",
-    "TTD",
-    "TWD",
-    "TZS",
-    "UAH",
-    "UGX",
-    "USD",
-    "USN",
-    "UYI",
-    "UYU",
-    "UYW",
-    "UZS",
-    "VED",
-    "VES",
-    "VND",
-    "VUV",
-    "WST",
-    "XAF",
-    "XAG",
-    "XAU",
-    "XCD",
-    "XCG",
-    "XDR",
-    "XOF",
-    "XPD",
-    "XPF",
-    "XPT",
-    "XSU",
-    "XUA",
-    "YER",
-    "ZAR",
-    "ZMW",
-    "ZWG",
-    "ZWL",
+from liushui.vocabularies import (
+    DQ_LEVELS,
+    FILE_STATUS_MEANINGS,
+    FILE_STATUSES,
+    LENDER_CATEGORIES,
+    LINK_TYPE_MEANINGS,
+    LINK_TYPES,
+    LOAN_ROLES,
+    QUARANTINE_REASON_CODES,
+    RECOVERY_STATUS_MEANINGS,
+    RUN_MODES,
+    RUN_STATUSES,
+    SEVERITIES,
+    STATEMENT_TRUST_LEVELS,
+    STATEMENT_TRUST_MEANINGS,
+    TXN_CLASSES,
+    one_of,
 )
+
+# Re-exported: readers (parse, the dashboard) import these from the contracts.
+from liushui.vocabularies import ISO_4217 as ISO_4217
+from liushui.vocabularies import RECOVERY_STATUSES as RECOVERY_STATUSES
+from liushui.vocabularies import RISK_BANDS as RISK_BANDS
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 MONEY = pl.Decimal(18, 2)
 MONEY_SQL = "DECIMAL(18,2)"
@@ -211,7 +59,7 @@ personal / SME statement is a broken export (a shifted decimal, an account numbe
 @dataclass(frozen=True)
 class Column:
     name: str
-    dtype: pl.DataType
+    dtype: PolarsDataType
     sql: str
     description: str
     nullable: bool = True
@@ -269,7 +117,9 @@ class Table:
         return pl.DataFrame(schema=self.polars_schema)
 
 
-def col(name: str, dtype: pl.DataType, sql: str, description: str, *, nullable: bool = True, unit: str = "") -> Column:
+def col(
+    name: str, dtype: PolarsDataType, sql: str, description: str, *, nullable: bool = True, unit: str = ""
+) -> Column:
     return Column(name, dtype, sql, description, nullable, unit)
 
 
@@ -352,17 +202,11 @@ TRANSACTIONS = Table(
     + (
         col("booked_on", pl.Date, "DATE", "Local booking date.", nullable=False),
         text("customer_id", "Customer owning the account (accounts.csv); the account id when unknown.", nullable=False),
-        text(
-            "txn_class",
-            "Classification: salary, income, loan_disbursement, loan_repayment, penalty_fee, "
-            "failed_debit, reversal, refund, own_transfer_in/out, related_transfer_in/out, round_trip_in, "
-            "cycle_in, spend.",
-            nullable=False,
-        ),
+        text("txn_class", f"Classification: {one_of(TXN_CLASSES)}.", nullable=False),
         text("related_relation", "Relation of the counterparty when related (self, spouse, family, own_account, ...)."),
         text("lender_id", "Lender registry id (liushui/reference/lenders.yaml) when the row is a loan event."),
-        text("lender_category", "Registry category: consumer_finance, microloan, bank_loan, bnpl, p2p, ..."),
-        text("loan_role", "disbursement, repayment, penalty, failed_debit or reversal (from registry keywords)."),
+        text("lender_category", f"Registry category: {one_of(LENDER_CATEGORIES)}."),
+        text("loan_role", f"{one_of(LOAN_ROLES)} (from registry keywords)."),
         col("is_clean_income", pl.Boolean, "BOOLEAN", "Counts as earned income (clean income).", nullable=False),
     ),
     primary_key=("txn_id",),
@@ -376,7 +220,7 @@ QUARANTINE = Table(
         text("source_file", "File name.", nullable=False),
         count("source_row", "1-based data row number in the file (header excluded)."),
         text("raw", "The raw row content as read (cells joined by ',').", nullable=False),
-        text("reason_code", "Machine code: bad_date, bad_amount, missing_account, ...", nullable=False),
+        text("reason_code", f"Machine code: {one_of(QUARANTINE_REASON_CODES)}.", nullable=False),
         text("reason", "Human readable reason naming the column and value.", nullable=False),
         text("batch_id", "Ingest batch.", nullable=False),
         text("file_sha256", "Content hash of the file.", nullable=False),
@@ -398,12 +242,7 @@ SOURCE_FILES = Table(
         count("rows_ok", "Rows that became (or already were) transactions."),
         count("rows_duplicate", "Rows that duplicated a transaction already known (counted in rows_ok)."),
         count("rows_rejected", "Rows sent to quarantine."),
-        text(
-            "status",
-            "loaded, partial (some rows quarantined), quarantined (every row quarantined: nothing loaded) "
-            "or rejected (whole file; retried on the next run, one row per attempt).",
-            nullable=False,
-        ),
+        text("status", f"{one_of(FILE_STATUSES, FILE_STATUS_MEANINGS)}.", nullable=False),
         text("error", "Whole-file error message."),
         text("batch_id", "Batch that first saw the file.", nullable=False),
         col("seen_at", TIMESTAMP, "TIMESTAMP", "When the file was processed (UTC).", nullable=False),
@@ -503,12 +342,7 @@ TRANSFER_LINKS = Table(
     "the batch, related transfers, borrow-to-repay, cycles.",
     (
         text("link_id", "Stable id of the link.", nullable=False),
-        text(
-            "link_type",
-            "round_trip, transfer_legs, borrow_to_repay, cycle (one row per hop: the hop's "
-            "outflow and the next account's inflow).",
-            nullable=False,
-        ),
+        text("link_type", f"{one_of(LINK_TYPES, LINK_TYPE_MEANINGS)}.", nullable=False),
         ACCOUNT_ID,
         text("out_txn_id", "First (outgoing / disbursement) transaction.", nullable=False),
         text("in_txn_id", "Second transaction (returning / repayment / other leg).", nullable=False),
@@ -545,7 +379,8 @@ RISK_FLAGS = Table(
         ),
         text(
             "flag_code",
-            "Rule code, e.g. INCOME_VOLATILE, LARGE_OUTFLOW, RELATED_TRANSFER_HEAVY, ROUND_TRIP.",
+            "Rule code, one per rule of the rule registry (`transforms.registry.RULES`; the README's rule table), "
+            "e.g. INCOME_VOLATILE, MULTI_LENDER (多头借贷), BORROW_TO_REPAY (以贷养贷).",
             nullable=False,
         ),
         col("period_start_on", pl.Date, "DATE", "First day of the judged period.", nullable=False),
@@ -553,7 +388,7 @@ RISK_FLAGS = Table(
         ratio("metric_value", "Value of the metric the rule judged.", nullable=False),
         ratio("threshold", "Threshold the metric crossed.", nullable=False),
         text("limit_name", "Which limit fired (e.g. relative_to_income, absolute_floor).", nullable=False),
-        text("severity", "low, medium, high.", nullable=False),
+        text("severity", f"{one_of(SEVERITIES)}.", nullable=False),
         text("rule_version", "Version of the rule (config).", nullable=False),
         text("reason_zh", "Explanation in Chinese.", nullable=False),
         text("reason_en", "Explanation in English.", nullable=False),
@@ -563,10 +398,6 @@ RISK_FLAGS = Table(
     ),
     primary_key=("flag_id",),
 )
-
-# Published vocabularies of account_risk, in the order of their meaning (dashboards sort by it).
-RISK_BANDS: tuple[str, ...] = ("low", "medium", "high", "severe")
-RECOVERY_STATUSES: tuple[str, ...] = ("clean", "watch", "at_risk", "recovering", "recovered")
 
 ACCOUNT_RISK = Table(
     "account_risk",
@@ -581,21 +412,12 @@ ACCOUNT_RISK = Table(
             "0-100: sum of the active flag codes' weights (high severity x multiplier), capped.",
             nullable=False,
         ),
-        text("band", "low, medium, high or severe (config account_risk.bands).", nullable=False),
+        text("band", f"{one_of(RISK_BANDS)} (config account_risk.bands).", nullable=False),
         text("score_components_json", "Points per active flag code (JSON object).", nullable=False),
         Column("active_flags", pl.List(pl.String), "VARCHAR[]", "Flag codes active in the lookback window.", False),
         count("active_flag_count", "Active flag rows in the lookback window."),
-        text(
-            "statement_trust",
-            "normal, or low when the statement's running balance breaks: its other figures are less reliable.",
-            nullable=False,
-        ),
-        text(
-            "recovery_status",
-            "clean (no flags), watch (active flags, none severe), at_risk (a severe flag "
-            "within the last M months), recovering (M..K-1 clean months since), recovered (K or more).",
-            nullable=False,
-        ),
+        text("statement_trust", f"{one_of(STATEMENT_TRUST_LEVELS, STATEMENT_TRUST_MEANINGS)}.", nullable=False),
+        text("recovery_status", f"{one_of(RECOVERY_STATUSES, RECOVERY_STATUS_MEANINGS)}.", nullable=False),
         col("last_severe_on", pl.Date, "DATE", "End of the last period with a severe (high) flag."),
         col(
             "months_since_severe", pl.Int64, "BIGINT", "Full months since the last severe flag's month.", unit="months"
@@ -631,7 +453,7 @@ DQ_RESULTS = Table(
         text("expectation", "Expectation type.", nullable=False),
         text("column_name", "Column, if any."),
         text("kwargs_json", "Expectation arguments (JSON).", nullable=False),
-        text("level", "blocking or warning.", nullable=False),
+        text("level", f"{one_of(DQ_LEVELS)}.", nullable=False),
         col("success", pl.Boolean, "BOOLEAN", "Did the expectation hold.", nullable=False),
         col("unexpected_count", pl.Int64, "BIGINT", "Rows violating it, when known.", unit="count"),
         count("element_count", "Rows validated."),
@@ -650,8 +472,8 @@ PIPELINE_RUNS = Table(
         RUN_ID,
         col("started_at", TIMESTAMP, "TIMESTAMP", "Start (UTC).", nullable=False),
         col("finished_at", TIMESTAMP, "TIMESTAMP", "End (UTC)."),
-        text("status", "published, nothing_new, blocked_by_dq, failed.", nullable=False),
-        text("mode", "full or incremental.", nullable=False),
+        text("status", f"{one_of(RUN_STATUSES)}.", nullable=False),
+        text("mode", f"{one_of(RUN_MODES)}.", nullable=False),
         col("as_of_on", pl.Date, "DATE", "As-of date of the run.", nullable=False),
         text("parameters_json", "Run parameters (JSON).", nullable=False),
         text("counts_json", "Row counts per table and per stage (JSON).", nullable=False),

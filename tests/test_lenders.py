@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from liushui.vocabularies import LENDER_CATEGORIES
 from transforms.lenders import (
-    LENDER_CATEGORIES,
     LenderRegistryError,
     classify_lenders,
     load_lender_registry,

@@ -27,53 +27,44 @@ import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-LENDER_CATEGORIES = (
-    "consumer_finance",
-    "microloan",
-    "bank_loan",
-    "internet_bank",
-    "bnpl",
-    "p2p",
-    "private_lending",
-    "guarantee",
-    "leasing",
-    "factoring",
-    "credit_card",
-)
-LOAN_ROLES = ("disbursement", "repayment", "penalty", "failed_debit", "reversal")
+from liushui.vocabularies import LOAN_ROLES, LenderCategory, LoanRole
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+    from polars.expr.whenthen import ChainedThen, Then
+
 REQUIRED_COLUMNS = ("txn_id", "amount", "counterparty_name", "description")
 OUTPUT_COLUMNS = ("lender_id", "lender_category", "loan_role")
 
-REGISTRY_SCHEMA = pl.Schema(
-    {
-        "priority": pl.UInt32,
-        "lender_id": pl.String,
-        "name_zh": pl.String,
-        "name_en": pl.String,
-        "institution": pl.String,
-        "category": pl.String,
-        "is_generic": pl.Boolean,
-        "counterparty_pattern": pl.String,
-        "description_pattern": pl.String,
-        "both_counterparty_patterns": pl.List(pl.String),
-        "both_description_patterns": pl.List(pl.String),
-        "exclude_pattern": pl.String,
-        "hint_disbursement": pl.String,
-        "hint_repayment": pl.String,
-        "hint_penalty": pl.String,
-        "kw_disbursement": pl.String,
-        "kw_repayment": pl.String,
-        "kw_penalty": pl.String,
-        "kw_failed_debit": pl.String,
-        "kw_reversal": pl.String,
-    }
-)
+_REGISTRY_COLUMNS: dict[str, PolarsDataType] = {
+    "priority": pl.UInt32,
+    "lender_id": pl.String,
+    "name_zh": pl.String,
+    "name_en": pl.String,
+    "institution": pl.String,
+    "category": pl.String,
+    "is_generic": pl.Boolean,
+    "counterparty_pattern": pl.String,
+    "description_pattern": pl.String,
+    "both_counterparty_patterns": pl.List(pl.String),
+    "both_description_patterns": pl.List(pl.String),
+    "exclude_pattern": pl.String,
+    "hint_disbursement": pl.String,
+    "hint_repayment": pl.String,
+    "hint_penalty": pl.String,
+    "kw_disbursement": pl.String,
+    "kw_repayment": pl.String,
+    "kw_penalty": pl.String,
+    "kw_failed_debit": pl.String,
+    "kw_reversal": pl.String,
+}
+REGISTRY_SCHEMA = pl.Schema(_REGISTRY_COLUMNS)
 """One row per registry entry, `priority` = position in the file (0 wins first).
 
 `*_pattern` columns are the entry's pattern lists combined into one regex (null when the list is empty);
@@ -81,8 +72,8 @@ REGISTRY_SCHEMA = pl.Schema(
 kind hints; `kw_*` are the registry-wide role keywords, repeated on every row.
 """
 
-_ROLE_KINDS = ("disbursement", "repayment", "penalty", "failed_debit", "reversal")
-_HINT_KINDS = ("disbursement", "repayment", "penalty")
+_HINT_KINDS: tuple[LoanRole, ...] = ("disbursement", "repayment", "penalty")
+"""The roles a registry entry may hint with its own keywords (`kind_hints`)."""
 
 # Full-width ASCII (U+FF01..U+FF5E) and the ideographic space fold to their half-width forms, so that
 # 重庆（中国） and 重庆(中国) are the same name.
@@ -159,7 +150,7 @@ class LenderEntry(_Strict):
     lender_id: Snake
     names: _Names
     institution: Snake
-    category: Literal[LENDER_CATEGORIES]  # type: ignore[valid-type]
+    category: LenderCategory
     is_generic: bool = False
     counterparty_patterns: list[Pattern] = []
     description_patterns: list[Pattern] = []
@@ -252,7 +243,7 @@ def load_lender_registry(path: Path | None = None) -> pl.DataFrame:
 
 
 def _registry_frame(entries: list[LenderEntry], keywords: RoleKeywords) -> pl.DataFrame:
-    kw = {f"kw_{kind}": _combine(getattr(keywords, kind)) for kind in _ROLE_KINDS}
+    kw = {f"kw_{kind}": _combine(getattr(keywords, kind)) for kind in LOAN_ROLES}
     rows = [
         {
             "priority": priority,
@@ -296,7 +287,7 @@ def _registry_rows(registry: pl.DataFrame) -> list[dict[str, Any]]:
     if registry.height == 0:
         raise ValueError("lender registry is empty")
     rows = registry.sort("priority").to_dicts()
-    for kind in _ROLE_KINDS:
+    for kind in LOAN_ROLES:
         if registry[f"kw_{kind}"].n_unique() != 1:
             raise ValueError(f"lender registry: kw_{kind} must be the same on every row (registry-wide)")
     return rows
@@ -313,14 +304,14 @@ def _entry_excluded(row: Mapping[str, Any]) -> pl.Expr:
     return _contains(_CP, row["exclude_pattern"]) | _contains(_DS, row["exclude_pattern"])
 
 
-def _keyword_flag(kind: str, rows: list[dict[str, Any]]) -> pl.Expr:
+def _keyword_flag(kind: LoanRole, rows: list[dict[str, Any]]) -> pl.Expr:
     """Memo mentions a role keyword: registry-wide, plus the matched entry's own kind hint."""
     base = rows[0][f"kw_{kind}"]
     flag = _contains(_DS, base)
     hinted = [r for r in rows if r.get(f"hint_{kind}")]
     if not hinted:
         return flag
-    chain = pl.when(pl.col("lender_id") == hinted[0]["lender_id"]).then(
+    chain: Then | ChainedThen = pl.when(pl.col("lender_id") == hinted[0]["lender_id"]).then(
         _contains(_DS, _union([base, hinted[0][f"hint_{kind}"]]))
     )
     for r in hinted[1:]:
@@ -372,6 +363,15 @@ def _classified_pairs(pairs: pl.LazyFrame, rows: list[dict[str, Any]]) -> pl.Laz
     )
 
 
+def loan_role_is(role: LoanRole) -> pl.Expr:
+    """`loan_role` is `role`."""
+    return pl.col("loan_role") == role
+
+
+def _role(role: LoanRole) -> pl.Expr:
+    return pl.lit(role)
+
+
 def _loan_role() -> pl.Expr:
     has_lender = pl.col("lender_id").is_not_null()
     inflow, outflow = pl.col("amount") > 0, pl.col("amount") < 0
@@ -379,17 +379,17 @@ def _loan_role() -> pl.Expr:
     says_disburse_only = pl.col("__is_disbursement") & ~pl.col("__is_repayment")
     return (
         pl.when(pl.col("__is_failed"))
-        .then(pl.lit("failed_debit"))
+        .then(_role("failed_debit"))
         .when(pl.col("__is_reversal"))
-        .then(pl.lit("reversal"))
+        .then(_role("reversal"))
         .when(pl.col("__is_penalty") & outflow)
-        .then(pl.lit("penalty"))
+        .then(_role("penalty"))
         # Money in from a lender is new credit unless the memo speaks only of repaying (a refunded
         # overpayment) or of a penalty (a waived fee): those are not disbursements.
         .when(has_lender & inflow & ~says_repay_only & ~pl.col("__is_penalty"))
-        .then(pl.lit("disbursement"))
+        .then(_role("disbursement"))
         .when(has_lender & outflow & ~says_disburse_only)
-        .then(pl.lit("repayment"))
+        .then(_role("repayment"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
 
