@@ -25,18 +25,31 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from liushui import contracts
-from liushui.contracts import EARLIEST_BOOKING, ISO_4217, MAX_PLAUSIBLE_AMOUNT, RECOVERY_STATUSES, RISK_BANDS, Table
+from liushui.contracts import EARLIEST_BOOKING, MAX_PLAUSIBLE_AMOUNT, Table
+from liushui.vocabularies import (
+    DQ_LEVELS,
+    FILE_STATUSES,
+    ISO_4217,
+    LINK_TYPES,
+    QUARANTINE_REASON_CODES,
+    RECOVERY_STATUSES,
+    RISK_BANDS,
+    RUN_MODES,
+    RUN_STATUSES,
+    SEVERITIES,
+    STATEMENT_TRUST_LEVELS,
+    TXN_CLASSES,
+    DqLevel,
+)
+from transforms.registry import FLAG_CODE_PATTERN, FLAG_CODES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from great_expectations.expectations import Expectation
-
-Level = Literal["blocking", "warning"]
-LEVELS: tuple[str, ...] = ("blocking", "warning")
+    from great_expectations.expectations.expectation import Expectation
 
 # Suite parameters (GX ``{"$PARAMETER": name}``), supplied by the runner at validation time.
 PARAM_BOOKED_AT_MAX = "booked_at_max"
@@ -52,52 +65,14 @@ MAX_QUARANTINED_SHARE = 0.5
 MIN_ROWS_FOR_QUARANTINED_SHARE = 20
 """... once the night has read at least this many rows (below, a share of a handful of rows is noise)."""
 
-# Vocabularies -----------------------------------------------------------------------------------------
-# Active ISO 4217 codes (plus the precious-metal / fund codes banks actually use in statements).
-# Vocabularies owned by other modules (classify, flags, links): an unknown value is a *warning* so adding a
-# class / rule / link type never blocks a nightly run; register the new value here when you add it.
-KNOWN_TXN_CLASSES: tuple[str, ...] = (
-    "salary",
-    "income",
-    "loan_disbursement",
-    "loan_repayment",
-    "refund",
-    "own_transfer_in",
-    "own_transfer_out",
-    "related_transfer_in",
-    "related_transfer_out",
-    "penalty_fee",
-    "failed_debit",
-    "spend",
-    "reversal",
-    "round_trip_in",
-    "cycle_in",
-)
-KNOWN_FLAG_CODES: tuple[str, ...] = (
-    "INCOME_VOLATILE",
-    "LARGE_OUTFLOW",
-    "RELATED_TRANSFER_HEAVY",
-    "ROUND_TRIP",
-    "MULTI_LENDER",
-    "BORROWING_FREQUENT",
-    "CASH_LOAN_RELIANCE",
-    "BORROW_TO_REPAY",
-    "OVERDUE_PENALTY",
-    "DEBT_BURDEN_HIGH",
-    "COMMINGLING",
-    "BALANCE_BREAK",
-    "CYCLE",
-)
-KNOWN_LINK_TYPES: tuple[str, ...] = ("round_trip", "transfer_legs", "borrow_to_repay", "cycle")
-# Vocabularies that are part of the published interface (dashboards filter on them): blocking.
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
-FILE_STATUSES: tuple[str, ...] = ("loaded", "partial", "quarantined", "rejected")
-RUN_STATUSES: tuple[str, ...] = ("published", "nothing_new", "blocked_by_dq", "failed")
-RUN_MODES: tuple[str, ...] = ("full", "incremental")
-TRUST_LEVELS: tuple[str, ...] = ("normal", "low")
+# Vocabularies ------------------------------------------------------------------------------------------
+# Declared once: the published enums in `liushui.vocabularies`, the flag codes in the rule registry
+# (`transforms.registry`). Values a writer derives (classes, link types, flag codes, quarantine reason codes)
+# are checked as a *warning*: a value outside the vocabulary means code wrote something never declared, worth
+# seeing but not worth stopping a night for. The others are part of the published interface (dashboards
+# filter on them): blocking.
 
 SHA256_REGEX = r"^[0-9a-f]{64}$"
-FLAG_CODE_REGEX = r"^[A-Z][A-Z0-9_]*$"
 
 # Expectations that look only at the column names: the runner checks them against a zero-row frame with the
 # source frame's columns (the data frame GX sees holds only the derived / needed columns).
@@ -133,12 +108,12 @@ class Check:
     """One expectation and what a failure means."""
 
     expectation: Expectation
-    level: Level
+    level: DqLevel
     why: str = ""
 
     def __post_init__(self) -> None:
-        if self.level not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
+        if self.level not in DQ_LEVELS:
+            raise ValueError(f"level must be one of {DQ_LEVELS}, got {self.level!r}")
 
     @property
     def expectation_type(self) -> str:
@@ -263,7 +238,7 @@ def contract_checks(table: Table) -> list[Check]:
     """The generic, contract-derived part of a suite (all blocking)."""
     import great_expectations as gx
 
-    E = gx.expectations
+    E: Any = gx.expectations
     checks = [
         Check(
             E.ExpectTableColumnsToMatchSet(column_set=table.names, exact_match=True),
@@ -288,7 +263,7 @@ def contract_checks(table: Table) -> list[Check]:
 
 
 # Business expectations per table ------------------------------------------------------------------------
-def _E():  # noqa: N802 - short alias for the GX expectations namespace
+def _E() -> Any:  # noqa: N802 - short alias for the GX expectations namespace
     import great_expectations as gx
 
     return gx.expectations
@@ -367,9 +342,9 @@ def _transactions() -> tuple[list[Check], list[Derived]]:
             "only money in can be clean income",
         ),
         Check(
-            E.ExpectColumnValuesToBeInSet(column="txn_class", value_set=list(KNOWN_TXN_CLASSES)),
+            E.ExpectColumnValuesToBeInSet(column="txn_class", value_set=list(TXN_CLASSES)),
             "warning",
-            "classification vocabulary (owned by classify): register new classes here",
+            "classification vocabulary (written by classify): declare a new class in liushui/vocabularies.py",
         ),
     ]
     return checks, derived
@@ -467,9 +442,9 @@ def _transfer_links() -> tuple[list[Check], list[Derived]]:
             "a link joins two different transactions",
         ),
         Check(
-            E.ExpectColumnValuesToBeInSet(column="link_type", value_set=list(KNOWN_LINK_TYPES)),
+            E.ExpectColumnValuesToBeInSet(column="link_type", value_set=list(LINK_TYPES)),
             "warning",
-            "link vocabulary (owned by the links transform): register new types here",
+            "link vocabulary (written by the link transforms): declare a new type in liushui/vocabularies.py",
         ),
     ]
     return checks, derived
@@ -490,7 +465,7 @@ def _risk_flags() -> tuple[list[Check], list[Derived]]:
             "evidence or it did not happen: a flag that cannot name its transactions is not published",
         ),
         Check(
-            E.ExpectColumnValuesToMatchRegex(column="flag_code", regex=FLAG_CODE_REGEX),
+            E.ExpectColumnValuesToMatchRegex(column="flag_code", regex=FLAG_CODE_PATTERN),
             "blocking",
             "rule codes are UPPER_SNAKE",
         ),
@@ -507,9 +482,9 @@ def _risk_flags() -> tuple[list[Check], list[Derived]]:
         Check(lengths(column="reason_zh", min_value=1), "blocking", "explained: a non-empty reason"),
         Check(lengths(column="reason_en", min_value=1), "blocking", "explained: a non-empty reason"),
         Check(
-            E.ExpectColumnValuesToBeInSet(column="flag_code", value_set=list(KNOWN_FLAG_CODES)),
+            E.ExpectColumnValuesToBeInSet(column="flag_code", value_set=list(FLAG_CODES)),
             "warning",
-            "rule vocabulary (owned by flags): register new rule codes here",
+            "rule vocabulary: the codes of the rule registry (transforms/registry.py)",
         ),
         Check(lengths(column="remediation_zh", min_value=1), "warning", "what would have to change"),
         Check(lengths(column="remediation_en", min_value=1), "warning", "what would have to change"),
@@ -534,7 +509,7 @@ def _account_risk() -> tuple[list[Check], list[Derived]]:
             "published vocabulary",
         ),
         Check(
-            E.ExpectColumnValuesToBeInSet(column="statement_trust", value_set=list(TRUST_LEVELS)),
+            E.ExpectColumnValuesToBeInSet(column="statement_trust", value_set=list(STATEMENT_TRUST_LEVELS)),
             "blocking",
             "published vocabulary",
         ),
@@ -569,6 +544,12 @@ def _quarantine() -> tuple[list[Check], list[Derived]]:
             E.ExpectColumnValuesToBeBetween(column="source_row", min_value=1),
             "warning",
             "1-based row number; never block the record of a rejection for it",
+        ),
+        Check(
+            E.ExpectColumnValuesToBeInSet(column="reason_code", value_set=list(QUARANTINE_REASON_CODES)),
+            "warning",
+            "reason vocabulary (written by ingest): declare a new code in liushui/vocabularies.py; never block "
+            "the record of a rejection for it",
         ),
     ]
     return checks, []
@@ -651,7 +632,7 @@ def _source_files() -> tuple[list[Check], list[Derived]]:
 def _dq_results() -> tuple[list[Check], list[Derived]]:
     E = _E()
     checks = [
-        Check(E.ExpectColumnValuesToBeInSet(column="level", value_set=list(LEVELS)), "blocking", "vocabulary"),
+        Check(E.ExpectColumnValuesToBeInSet(column="level", value_set=list(DQ_LEVELS)), "blocking", "vocabulary"),
         Check(E.ExpectColumnValuesToBeBetween(column="unexpected_count", min_value=0), "blocking", "a count"),
     ]
     return checks, []

@@ -2,6 +2,13 @@
 
 `Settings` are the run parameters (inbox, database, as-of date, ...); `Rules` is `config/rules.yaml`,
 validated. Business code receives the pieces it needs as arguments and never reads either itself.
+
+Why the rules' settings models live here and not beside each rule's function (`transforms/`): the file is
+validated when it is loaded, before any transform is imported, so a bad file fails at once with the file and
+the field named; and the ground imports nothing above it. A rule's record in the registry
+(`transforms.registry.RULES`: `Rule.section`, `Rule.config_model`) names its section here, and
+tests/test_registry.py fails when `Rules` and the registry disagree (a section nobody reads, a rule whose
+section is missing or typed with another model).
 """
 
 from __future__ import annotations
@@ -10,9 +17,12 @@ import hashlib
 import os
 from datetime import date
 from pathlib import Path
+from typing import Final
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from liushui.vocabularies import RiskBand, Severity
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -32,12 +42,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RuleSection(_Strict):
+    """A versioned section of config/rules.yaml: the settings of one rule (or of rules sharing them, as
+    `borrowing` does), and the version every row they produce records."""
+
+    version: str
+
+
 class CoverageRules(_Strict):
     min_covered_days_for_full_month: int = Field(25, ge=1, le=31)
 
 
-class IncomeVolatilityRules(_Strict):
-    version: str
+# One model per rule section. Which rule reads which section: `transforms.registry.RULES`.
+class IncomeVolatilityRules(RuleSection):
     window_months: int = Field(ge=2)
     min_months: int = Field(ge=2)
     cv_threshold: float = Field(gt=0)
@@ -45,8 +62,7 @@ class IncomeVolatilityRules(_Strict):
     swing_pct: float = Field(gt=0)
 
 
-class LargeOutflowRules(_Strict):
-    version: str
+class LargeOutflowRules(RuleSection):
     income_multiple: float = Field(gt=0)
     absolute_floor: float = Field(ge=0)
     no_history_limit: float = Field(gt=0)
@@ -54,15 +70,13 @@ class LargeOutflowRules(_Strict):
     high_multiple: float = Field(gt=0)
 
 
-class RelatedTransferRules(_Strict):
-    version: str
+class RelatedTransferRules(RuleSection):
     share_threshold: float = Field(gt=0, le=1)
     min_count: int = Field(ge=1)
     high_share: float = Field(gt=0, le=1)
 
 
-class RoundTripRules(_Strict):
-    version: str
+class RoundTripRules(RuleSection):
     max_days: int = Field(ge=0)
     amount_tolerance: float = Field(ge=0, lt=1)
     min_amount: float = Field(ge=0)
@@ -70,73 +84,68 @@ class RoundTripRules(_Strict):
     high_count: int = Field(ge=1)
 
 
-class MultiLenderRules(_Strict):
-    version: str
+class MultiLenderRules(RuleSection):
     windows_days: list[int]
     judged_window_days: int = Field(ge=1)
     max_lenders: int = Field(ge=0)
     high_lenders: int = Field(ge=0)
 
 
-class BorrowingRules(_Strict):
-    version: str
+class BorrowingRules(RuleSection):
     max_disbursements_per_month: int = Field(ge=0)
     max_loan_share_of_inflow: float = Field(gt=0, le=1)
     window_months: int = Field(ge=1)
     min_disbursed: float = Field(ge=0)
 
 
-class BorrowToRepayRules(_Strict):
-    version: str
+class BorrowToRepayRules(RuleSection):
     max_days: int = Field(ge=0)
     amount_tolerance: float = Field(ge=0, lt=1)
     min_amount: float = Field(ge=0)
     high_pairs: int = Field(ge=1)
 
 
-class OverdueRules(_Strict):
-    version: str
+class OverdueRules(RuleSection):
     min_events: int = Field(ge=1)
     high_events: int = Field(ge=1)
 
 
-class DebtBurdenRules(_Strict):
-    version: str
+class DebtBurdenRules(RuleSection):
     trailing_months: int = Field(ge=1)
     max_ratio: float = Field(gt=0)
     high_ratio: float = Field(gt=0)
     min_clean_income: float = Field(ge=0)
 
 
-class ComminglingRules(_Strict):
-    version: str
+class ComminglingRules(RuleSection):
     min_business_in_count: int = Field(ge=1)
     min_business_in_share: float = Field(ge=0, le=1)
     min_business_out_count: int = Field(ge=0)
 
 
-class StatementIntegrityRules(_Strict):
-    version: str
+class StatementIntegrityRules(RuleSection):
     tolerance: float = Field(ge=0)
 
 
-class CycleRules(_Strict):
-    version: str
+class CycleRules(RuleSection):
     max_length: int = Field(ge=3, le=8)
     window_days: int = Field(ge=1)
     amount_tolerance: float = Field(ge=0, lt=1)
     min_amount: float = Field(ge=0)
 
 
-class AccountRiskRules(_Strict):
-    version: str
+class AccountRiskRules(RuleSection):
+    """`account_risk`: the score, band and recovery status of every account (`transforms.risk`)."""
+
     lookback_months: int = Field(ge=1)
     weights: dict[str, float]
+    """Score points per flag code. The codes are the rule registry's (`transforms.registry.FLAG_CODES`); the
+    ground cannot check them at load time, tests/test_registry.py checks the shipped file."""
     high_multiplier: float = Field(ge=1)
-    bands: dict[str, float]
+    bands: dict[RiskBand, float]
     recovering_after_clean_months: int = Field(ge=1)
     recovered_after_clean_months: int = Field(ge=1)
-    severe_severities: list[str]
+    severe_severities: list[Severity]
 
 
 class Rules(_Strict):
@@ -156,11 +165,8 @@ class Rules(_Strict):
     account_risk: AccountRiskRules
 
     def versions(self) -> dict[str, str]:
-        return {
-            name: getattr(self, name).version
-            for name in type(self).model_fields
-            if hasattr(getattr(self, name), "version")
-        }
+        sections = {name: getattr(self, name) for name in type(self).model_fields}
+        return {name: section.version for name, section in sections.items() if isinstance(section, RuleSection)}
 
 
 class ConfigError(Exception):
@@ -182,7 +188,7 @@ def load_rules(path: Path | None = None) -> Rules:
         raise ConfigError(f"{path}: invalid rules: {problems}") from None
 
 
-STAGING_COMPRESSION = "uncompressed"
+STAGING_COMPRESSION: Final = "uncompressed"
 """Parquet compression of a run's scratch files (staged inbox files, shards, derive checkpoints), which live
 only for the run: none (measured on 3M canonical rows: write 1.0 s and read 0.5 s uncompressed, 1.6 s and
 1.1 s with lz4, for files 23 % larger)."""

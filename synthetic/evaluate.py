@@ -17,19 +17,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-BEHAVIOUR_FLAGS: dict[str, str] = {
-    "income_volatile": "INCOME_VOLATILE",
-    "large_outflow": "LARGE_OUTFLOW",
-    "related_transfer_heavy": "RELATED_TRANSFER_HEAVY",
-    "round_trip": "ROUND_TRIP",
-    "multi_lender": "MULTI_LENDER",
-    "borrow_to_repay": "BORROW_TO_REPAY",
-    "overdue": "OVERDUE_PENALTY",
-    "debt_burden_high": "DEBT_BURDEN_HIGH",
-    "commingling": "COMMINGLING",
-    "balance_break": "BALANCE_BREAK",
-    "cycle": "CYCLE",
-}
+from transforms.registry import RULES
+
+BEHAVIOUR_FLAGS: dict[str, str] = {rule.behaviour: rule.code for rule in RULES if rule.behaviour is not None}
+"""Planted behaviour -> the flag code that detects it, from the rule registry (`Rule.behaviour`)."""
 
 
 def score(labels: pl.DataFrame, flags: pl.DataFrame, *, behaviours: list[str] | None = None) -> pl.DataFrame:

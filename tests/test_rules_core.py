@@ -11,8 +11,10 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
+from liushui.config import load_rules
 from tests.rows import accounts, flags_of, monthly, related, signals, txn
-from transforms.flags import FLAG_KEY, duplicate_flag_ids, finish_flags
+from transforms.flag_rows import FLAG_KEY, duplicate_flag_ids, finish_flags
+from transforms.outflows import LARGE_OUTFLOW
 
 AS_OF = date(2026, 9, 15)  # September is the partial as-of month
 
@@ -360,12 +362,19 @@ def test_a_rule_cannot_forget_a_key_column():
     candidates = pl.LazyFrame(
         {"account_id": ["A"], "period_start_on": [date(2026, 6, 1)], "period_end_on": [date(2026, 6, 30)]}
     )
+    settings = load_rules().large_outflow
     with pytest.raises(ValueError, match=r"LARGE_OUTFLOW: flag candidates lack the key column\(s\) \['currency'\]"):
-        finish_flags(candidates, "LARGE_OUTFLOW", "1.0")
+        finish_flags(candidates, LARGE_OUTFLOW, settings)
     with pytest.raises(ValueError, match=r"\['lender_pair'\]"):
         finish_flags(
-            candidates.with_columns(currency=pl.lit("CNY")), "LARGE_OUTFLOW", "1.0", extra_key=("lender_pair",)
+            candidates.with_columns(currency=pl.lit("CNY")), LARGE_OUTFLOW, settings, extra_key=("lender_pair",)
         )
+
+
+def test_a_rule_is_finished_with_its_own_section_only():
+    candidates = pl.LazyFrame({"account_id": ["A"]})
+    with pytest.raises(TypeError, match=r"LARGE_OUTFLOW: given RoundTripRules settings; the rule reads section"):
+        finish_flags(candidates, LARGE_OUTFLOW, load_rules().round_trip)
 
 
 def test_an_extra_key_tells_two_flags_of_one_period_apart():
@@ -379,7 +388,7 @@ def test_an_extra_key_tells_two_flags_of_one_period_apart():
     candidates = pl.LazyFrame(
         [{**june, **explained, "reason_en": "r", "evidence_txn_ids": ["t"], "pair": p} for p in ("a→b", "c→d")]
     )
-    flags = finish_flags(candidates, "LARGE_OUTFLOW", "1.0", extra_key=("pair",)).collect()
+    flags = finish_flags(candidates, LARGE_OUTFLOW, load_rules().large_outflow, extra_key=("pair",)).collect()
     assert flags["flag_id"].to_list() == [
         hashlib.sha256(f"LARGE_OUTFLOW|A|CNY|2026-06-01|2026-06-30|{p}".encode()).hexdigest()[:32]
         for p in ("a→b", "c→d")

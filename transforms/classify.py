@@ -5,16 +5,40 @@ ones: `booked_on`, `customer_id`, `txn_class`, `related_relation`, `lender_id`, 
 Inputs are the lender-classified transactions (`transforms.lenders.classify_lenders`: `lender_id`,
 `loan_role`), the account reference (`account_id, customer_id, holder_name, account_type`) and the
 declared related parties (`customer_id, party_name, party_account, relation`).
+
+The classes are the published vocabulary `liushui.vocabularies.TxnClass`. Other modules test a row's class
+with `txn_class_is` and name sets of classes as `TxnClass` tuples, so mypy rejects a class that does not exist
+(a misspelt string would silently match no row).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from liushui.vocabularies import TxnClass
+from transforms.lenders import loan_role_is
+
 REFUND_PATTERN = r"(?i)退款|退货|冲正|抹账|撤销|退回|refund|reversal|chargeback"
 SALARY_PATTERN = r"(?i)代发工资|工资|薪资|薪酬|奖金|代发|salary|payroll|wages"
 
-INCOME_CLASSES = ("salary", "income")
+INCOME_CLASSES: tuple[TxnClass, ...] = ("salary", "income")
+"""Earned income (`is_clean_income`), until `mark_returned_money` finds it only came back."""
+RELATED_OUT_CLASSES: tuple[TxnClass, ...] = ("own_transfer_out", "related_transfer_out")
+"""Money to the customer's own accounts or declared related parties."""
+RELATED_IN_CLASSES: tuple[TxnClass, ...] = ("own_transfer_in", "related_transfer_in")
+"""Money from the customer's own accounts or declared related parties."""
+
+
+def txn_class_is(*classes: TxnClass) -> pl.Expr:
+    """`txn_class` is (one of) `classes`."""
+    if len(classes) == 1:
+        return pl.col("txn_class") == classes[0]
+    return pl.col("txn_class").is_in(classes)
+
+
+def txn_class_value(txn_class: TxnClass) -> pl.Expr:
+    """A class as a literal (for `when/then`)."""
+    return pl.lit(txn_class)
 
 
 def account_owners(transactions: pl.LazyFrame, accounts: pl.LazyFrame) -> pl.LazyFrame:
@@ -67,34 +91,35 @@ def transaction_class() -> pl.Expr:
     own = pl.col("related_relation").is_in(["own_account", "self"])
     related = pl.col("related_relation").is_not_null()
     text = pl.col("description").fill_null("")
+    value = txn_class_value
     return (
-        pl.when(pl.col("loan_role") == "penalty")
-        .then(pl.lit("penalty_fee"))
-        .when(pl.col("loan_role") == "failed_debit")
-        .then(pl.lit("failed_debit"))
-        .when((pl.col("loan_role") == "disbursement") & inflow)
-        .then(pl.lit("loan_disbursement"))
-        .when((pl.col("loan_role") == "repayment") & ~inflow)
-        .then(pl.lit("loan_repayment"))
-        .when(pl.col("loan_role") == "reversal")
-        .then(pl.lit("reversal"))
+        pl.when(loan_role_is("penalty"))
+        .then(value("penalty_fee"))
+        .when(loan_role_is("failed_debit"))
+        .then(value("failed_debit"))
+        .when(loan_role_is("disbursement") & inflow)
+        .then(value("loan_disbursement"))
+        .when(loan_role_is("repayment") & ~inflow)
+        .then(value("loan_repayment"))
+        .when(loan_role_is("reversal"))
+        .then(value("reversal"))
         .when(inflow & text.str.contains(REFUND_PATTERN))
-        .then(pl.lit("refund"))
+        .then(value("refund"))
         .when(~inflow & text.str.contains(REFUND_PATTERN))
-        .then(pl.lit("reversal"))
+        .then(value("reversal"))
         .when(own & inflow)
-        .then(pl.lit("own_transfer_in"))
+        .then(value("own_transfer_in"))
         .when(own)
-        .then(pl.lit("own_transfer_out"))
+        .then(value("own_transfer_out"))
         .when(related & inflow)
-        .then(pl.lit("related_transfer_in"))
+        .then(value("related_transfer_in"))
         .when(related)
-        .then(pl.lit("related_transfer_out"))
+        .then(value("related_transfer_out"))
         .when(inflow & text.str.contains(SALARY_PATTERN))
-        .then(pl.lit("salary"))
+        .then(value("salary"))
         .when(inflow)
-        .then(pl.lit("income"))
-        .otherwise(pl.lit("spend"))
+        .then(value("income"))
+        .otherwise(value("spend"))
     )
 
 
@@ -106,7 +131,7 @@ def classified_transactions(
         lender_classified.pipe(account_owners, accounts)
         .pipe(counterparty_relation, accounts, related_parties)
         .with_columns(booked_on=pl.col("booked_at").dt.date(), txn_class=transaction_class())
-        .with_columns(is_clean_income=pl.col("txn_class").is_in(INCOME_CLASSES))
+        .with_columns(is_clean_income=txn_class_is(*INCOME_CLASSES))
     )
 
 

@@ -28,7 +28,9 @@ import polars as pl
 
 from liushui.config import ComminglingRules
 from liushui.contracts import MONEY
-from transforms.flags import evidence_in_months, finish_flags, fmt_num, fmt_pct
+from liushui.vocabularies import TxnClass
+from transforms.classify import txn_class_is
+from transforms.flag_rows import Rule, evidence_in_months, finish_flags, fmt_num, fmt_pct, month_period, severity
 from transforms.months import main_currency
 
 COMPANY_PATTERN = (
@@ -47,7 +49,7 @@ BUSINESS_OUT_MEMO = r"(?i)货款|采购|进货|订货|备货|供货|材料款|�
 PERSONAL_IN_MEMO = r"(?i)报销|理赔|赔款|保险|利息|分红|公积金|社保|养老|补贴|退款|冲正"
 BUSINESS_IN_MIN_AMOUNT = 1000
 
-NOT_TRADE_CLASSES = (
+NOT_TRADE_CLASSES: tuple[TxnClass, ...] = (
     "salary",
     "loan_disbursement",
     "loan_repayment",
@@ -59,12 +61,6 @@ NOT_TRADE_CLASSES = (
     "own_transfer_out",
     "related_transfer_in",
     "related_transfer_out",
-)
-
-COMMINGLING_REMEDIATION = (
-    "开立并使用对公（经营）账户收付货款，个人账户只用于个人收支。",
-    "Open and use a business account for business receipts and supplier payments; keep the personal "
-    "account for personal money.",
 )
 
 _KEYS = ["account_id", "currency", "month_on"]
@@ -86,11 +82,7 @@ def _business_direction() -> pl.Expr:
     """`in` / `out` for business rows, null otherwise (see the module docstring)."""
     name = pl.col("counterparty_name").fill_null("")
     memo = pl.col("description").fill_null("")
-    eligible = (
-        name.str.contains(COMPANY_PATTERN)
-        & pl.col("lender_id").is_null()
-        & ~pl.col("txn_class").is_in(NOT_TRADE_CLASSES)
-    )
+    eligible = name.str.contains(COMPANY_PATTERN) & pl.col("lender_id").is_null() & ~txn_class_is(*NOT_TRADE_CLASSES)
     business_in = (pl.col("amount") > 0) & (
         memo.str.contains(BUSINESS_IN_MEMO)
         | (
@@ -147,6 +139,21 @@ def _top_counterparties(business: pl.LazyFrame, n: int = 3) -> pl.LazyFrame:
     )
 
 
+COMMINGLING = Rule(
+    code="COMMINGLING",
+    name_zh="公私混用",
+    name_en="Business money through a personal account",
+    section="commingling",
+    config_model=ComminglingRules,
+    remediation_zh="开立并使用对公（经营）账户收付货款，个人账户只用于个人收支。",
+    remediation_en="Open and use a business account for business receipts and supplier payments; keep the personal "
+    "account for personal money.",
+    default_weight=8,
+    doc="docs/rules_integrity_cycles.md",
+    behaviour="commingling",
+)
+
+
 def commingling_flags(
     transactions: pl.LazyFrame,
     month_features: pl.LazyFrame,
@@ -169,12 +176,11 @@ def commingling_flags(
         )
         .join(_top_counterparties(business), on=_KEYS, how="left")
         .with_columns(
-            period_start_on=pl.col("month_on"),
-            period_end_on=pl.col("month_on").dt.month_end(),
+            **month_period(),
             metric_value=pl.col("business_in_share"),
             threshold=pl.lit(rules.min_business_in_share),
             limit_name=pl.lit("business_in_share"),
-            severity=pl.lit("medium"),
+            severity=severity("medium"),
             reason_zh=pl.format(
                 "个人账户本月收到{}笔企业货款等经营款共{}，占入账{}（阈值{}），并向供应商付款{}笔共{}；"
                 "主要往来方：{}。疑似公私混用。",
@@ -200,6 +206,4 @@ def commingling_flags(
             ),
         )
     )
-    return finish_flags(
-        evidence_in_months(flagged, business, pl.lit(True)), "COMMINGLING", rules.version, COMMINGLING_REMEDIATION
-    )
+    return finish_flags(evidence_in_months(flagged, business, pl.lit(True)), COMMINGLING, rules)

@@ -8,7 +8,8 @@
 BORROWING_FREQUENT, CASH_LOAN_RELIANCE, BORROW_TO_REPAY, OVERDUE_PENALTY, DEBT_BURDEN_HIGH).
 
 Everything is per account *and currency* (the grain of `account_months`); only main-currency months are
-judged. Rules and their reasoning: docs/rules_credit.md.
+judged. Rules and their reasoning: docs/rules_credit.md. Each rule is one section below: its `Rule` record
+(code, names, section of config/rules.yaml, remediation, default weight) and its function.
 """
 
 from __future__ import annotations
@@ -27,10 +28,21 @@ from liushui.config import (
     Rules,
 )
 from liushui.contracts import MONEY, TRANSFER_LINKS
-from transforms.flags import evidence_in_months, finish_flags, fmt_num, fmt_pct
-from transforms.transfers import link_id_expr, one_to_one
+from liushui.vocabularies import TxnClass
+from transforms.classify import txn_class_is
+from transforms.flag_rows import (
+    Rule,
+    evidence_in_months,
+    finish_flags,
+    fmt_num,
+    fmt_pct,
+    high_when,
+    month_period,
+    severity,
+)
+from transforms.transfers import link_id_expr, link_type_is, link_type_value, one_to_one
 
-LOAN_ACTIVITY_CLASSES = ("loan_disbursement", "loan_repayment", "penalty_fee", "failed_debit")
+LOAN_ACTIVITY_CLASSES: tuple[TxnClass, ...] = ("loan_disbursement", "loan_repayment", "penalty_fee", "failed_debit")
 """Rows that show a loan with the row's lender: money lent, repaid, a penalty charged or an instalment
 debit attempted. Reversals are left out: they undo a row that already counts."""
 
@@ -38,40 +50,6 @@ _PER_ACCOUNT = ["account_id", "currency"]
 _MONTH_KEY = ["account_id", "currency", "month_on"]
 _PERIOD_KEY = ["account_id", "currency", "period_start_on", "period_end_on"]
 _ZERO = pl.lit(0).cast(MONEY)
-
-REMEDIATION: dict[str, tuple[str, str]] = {
-    "MULTI_LENDER": (
-        "把借款集中到一到两家机构：结清并停用其余平台的借款，按时还款。",
-        "Concentrate borrowing on one or two lenders: pay off and close the loans on the other platforms, "
-        "and repay on time.",
-    ),
-    "BORROWING_FREQUENT": (
-        "停止每月新增借款；连续数月没有新的放款。",
-        "Stop taking out new loans every month: several consecutive months without a new disbursement.",
-    ),
-    "CASH_LOAN_RELIANCE": (
-        "减少对现金贷的依赖，让账户流入主要来自工资或经营收入。",
-        "Rely less on cash loans: most of the money coming in should be salary or business income.",
-    ),
-    "BORROW_TO_REPAY": (
-        "停止借新还旧：用收入而不是另一家机构的新借款还款，必要时与贷款机构协商展期或分期。",
-        "Stop repaying one lender with another lender's new loan: repay from income, or negotiate an "
-        "extension or instalment plan with the lender.",
-    ),
-    "OVERDUE_PENALTY": (
-        "按时足额还款并保持扣款账户余额充足，结清逾期罚息；连续数月没有罚息、扣款失败或透支。",
-        "Repay in full and on time and keep enough balance for the instalment debits; settle overdue "
-        "penalties. Several consecutive months without penalties, failed debits or a negative balance.",
-    ),
-}
-
-
-def _debt_burden_remediation(rules: DebtBurdenRules) -> tuple[str, str]:
-    return (
-        f"把每月还款降到净收入的{rules.max_ratio:.0%}以下：提前结清部分借款、延长期限或增加稳定收入。",
-        f"Bring loan repayments below {rules.max_ratio:.0%} of clean income: pay off some loans early, "
-        "lengthen terms, or increase steady income.",
-    )
 
 
 def _days_back(end: pl.Expr, days: int) -> pl.Expr:
@@ -85,9 +63,9 @@ def _days_back(end: pl.Expr, days: int) -> pl.Expr:
 
 def lender_activity(transactions: pl.LazyFrame) -> pl.LazyFrame:
     """One row per loan row that names its lender: `account_id, currency, txn_id, lender_id, booked_on`."""
-    return transactions.filter(
-        pl.col("txn_class").is_in(LOAN_ACTIVITY_CLASSES) & pl.col("lender_id").is_not_null()
-    ).select(*_PER_ACCOUNT, "txn_id", "lender_id", "booked_on")
+    return transactions.filter(txn_class_is(*LOAN_ACTIVITY_CLASSES) & pl.col("lender_id").is_not_null()).select(
+        *_PER_ACCOUNT, "txn_id", "lender_id", "booked_on"
+    )
 
 
 def negative_balance_day_closings(transactions: pl.LazyFrame) -> pl.LazyFrame:
@@ -138,13 +116,12 @@ def _lender_counts(transactions: pl.LazyFrame, account_months: pl.LazyFrame, win
 
 
 def _loan_events(transactions: pl.LazyFrame) -> pl.LazyFrame:
-    txn_class = pl.col("txn_class")
-    penalty = txn_class == "penalty_fee"
+    penalty = txn_class_is("penalty_fee")
     return transactions.group_by(*_PER_ACCOUNT, month_on=pl.col("booked_on").dt.month_start()).agg(
-        disbursement_count=(txn_class == "loan_disbursement").sum().cast(pl.Int64),
+        disbursement_count=txn_class_is("loan_disbursement").sum().cast(pl.Int64),
         penalty_count=penalty.sum().cast(pl.Int64),
         penalty_amount=pl.when(penalty).then(pl.col("amount").abs()).otherwise(_ZERO).sum().cast(MONEY),
-        failed_debit_count=(txn_class == "failed_debit").sum().cast(pl.Int64),
+        failed_debit_count=txn_class_is("failed_debit").sum().cast(pl.Int64),
     )
 
 
@@ -247,7 +224,7 @@ def borrow_to_repay_links(transactions: pl.LazyFrame, *, rules: BorrowToRepayRul
     """
     loans = transactions.filter(pl.col("lender_id").is_not_null())
     disbursed = loans.filter(
-        (pl.col("txn_class") == "loan_disbursement") & (pl.col("amount") >= pl.lit(Decimal(str(rules.min_amount))))
+        txn_class_is("loan_disbursement") & (pl.col("amount") >= pl.lit(Decimal(str(rules.min_amount))))
     ).select(
         *_PER_ACCOUNT,
         out_txn_id="txn_id",
@@ -256,7 +233,7 @@ def borrow_to_repay_links(transactions: pl.LazyFrame, *, rules: BorrowToRepayRul
         amount_out="amount",
         lender_out="lender_id",
     )
-    repaid = loans.filter(pl.col("txn_class") == "loan_repayment").select(
+    repaid = loans.filter(txn_class_is("loan_repayment")).select(
         *_PER_ACCOUNT,
         in_txn_id="txn_id",
         in_at="booked_at",
@@ -278,7 +255,7 @@ def borrow_to_repay_links(transactions: pl.LazyFrame, *, rules: BorrowToRepayRul
     )
     return TRANSFER_LINKS.conform(
         one_to_one(pairs, order=["out_at", "out_txn_id", "in_at", "in_txn_id"]).with_columns(
-            link_type=pl.lit("borrow_to_repay"),
+            link_type=link_type_value("borrow_to_repay"),
             link_id=link_id_expr("borrow_to_repay"),
             counterparty=pl.format("{}→{}", pl.col("lender_out"), pl.col("lender_in")),
             evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id"),
@@ -287,19 +264,27 @@ def borrow_to_repay_links(transactions: pl.LazyFrame, *, rules: BorrowToRepayRul
 
 
 # ---------------------------------------------------------------------------------------------------
-# Flags
+# Flags: one section per rule
 
 
 def _judged(months: pl.LazyFrame) -> pl.LazyFrame:
     return months.filter(pl.col("is_main_currency"))
 
 
-def _month_period() -> dict[str, pl.Expr]:
-    return {"period_start_on": pl.col("month_on"), "period_end_on": pl.col("month_on").dt.month_end()}
-
-
-def _severity(is_high: pl.Expr) -> pl.Expr:
-    return pl.when(is_high).then(pl.lit("high")).otherwise(pl.lit("medium"))
+# --- MULTI_LENDER (多头借贷) ---
+MULTI_LENDER = Rule(
+    code="MULTI_LENDER",
+    name_zh="多头借贷",
+    name_en="Borrowing from many lenders",
+    section="multi_lender",
+    config_model=MultiLenderRules,
+    remediation_zh="把借款集中到一到两家机构：结清并停用其余平台的借款，按时还款。",
+    remediation_en="Concentrate borrowing on one or two lenders: pay off and close the loans on the other platforms, "
+    "and repay on time.",
+    default_weight=20,
+    doc="docs/rules_credit.md",
+    behaviour="multi_lender",
+)
 
 
 def multi_lender_flags(
@@ -318,7 +303,7 @@ def multi_lender_flags(
             period_start_on=pl.max_horizontal(_days_back(month_end, days), pl.col("_first_month_on")),
             period_end_on=month_end,
             metric_value=lenders.cast(pl.Float64),
-            severity=_severity(lenders > rules.high_lenders),
+            severity=high_when(lenders > rules.high_lenders),
         )
     )
     evidence = (
@@ -349,10 +334,23 @@ def multi_lender_flags(
                 pl.lit(rules.max_lenders),
             ),
         ),
-        "MULTI_LENDER",
-        rules.version,
-        remediation=REMEDIATION["MULTI_LENDER"],
+        MULTI_LENDER,
+        rules,
     )
+
+
+# --- BORROWING_FREQUENT ---
+BORROWING_FREQUENT = Rule(
+    code="BORROWING_FREQUENT",
+    name_zh="频繁借款",
+    name_en="Frequent borrowing",
+    section="borrowing",
+    config_model=BorrowingRules,
+    remediation_zh="停止每月新增借款；连续数月没有新的放款。",
+    remediation_en="Stop taking out new loans every month: several consecutive months without a new disbursement.",
+    default_weight=10,
+    doc="docs/rules_credit.md",
+)
 
 
 def borrowing_frequent_flags(
@@ -363,11 +361,11 @@ def borrowing_frequent_flags(
         _judged(months_with_credit)
         .filter(pl.col("disbursement_count") > rules.max_disbursements_per_month)
         .with_columns(
-            **_month_period(),
+            **month_period(),
             metric_value=pl.col("disbursement_count").cast(pl.Float64),
             threshold=pl.lit(float(rules.max_disbursements_per_month)),
             limit_name=pl.lit("disbursements_per_month"),
-            severity=pl.lit("medium"),
+            severity=severity("medium"),
             reason_zh=pl.format(
                 "本月收到{}笔贷款放款，共{}，超过每月{}笔的阈值。",
                 pl.col("disbursement_count"),
@@ -382,13 +380,26 @@ def borrowing_frequent_flags(
             ),
         )
     )
-    disbursement = pl.col("txn_class") == "loan_disbursement"
+    disbursement = txn_class_is("loan_disbursement")
     return finish_flags(
         evidence_in_months(flagged, transactions, disbursement),
-        "BORROWING_FREQUENT",
-        rules.version,
-        remediation=REMEDIATION["BORROWING_FREQUENT"],
+        BORROWING_FREQUENT,
+        rules,
     )
+
+
+# --- CASH_LOAN_RELIANCE ---
+CASH_LOAN_RELIANCE = Rule(
+    code="CASH_LOAN_RELIANCE",
+    name_zh="依赖现金贷",
+    name_en="Reliance on cash loans",
+    section="borrowing",
+    config_model=BorrowingRules,
+    remediation_zh="减少对现金贷的依赖，让账户流入主要来自工资或经营收入。",
+    remediation_en="Rely less on cash loans: most of the money coming in should be salary or business income.",
+    default_weight=12,
+    doc="docs/rules_credit.md",
+)
 
 
 def cash_loan_reliance_flags(
@@ -426,7 +437,7 @@ def cash_loan_reliance_flags(
             metric_value=pl.col("_share"),
             threshold=pl.lit(rules.max_loan_share_of_inflow),
             limit_name=pl.lit(f"loan_share_of_inflow_{n}m"),
-            severity=pl.lit("medium"),
+            severity=severity("medium"),
             reason_zh=pl.format(
                 "近{}个月贷款放款{}，占全部流入{}的{}，超过阈值{}。",
                 pl.lit(str(n)),
@@ -445,13 +456,28 @@ def cash_loan_reliance_flags(
             ),
         )
     )
-    disbursement = pl.col("txn_class") == "loan_disbursement"
+    disbursement = txn_class_is("loan_disbursement")
     return finish_flags(
         evidence_in_months(flagged, transactions, disbursement),
-        "CASH_LOAN_RELIANCE",
-        rules.version,
-        remediation=REMEDIATION["CASH_LOAN_RELIANCE"],
+        CASH_LOAN_RELIANCE,
+        rules,
     )
+
+
+# --- BORROW_TO_REPAY (以贷养贷) ---
+BORROW_TO_REPAY = Rule(
+    code="BORROW_TO_REPAY",
+    name_zh="以贷养贷",
+    name_en="Borrowing to repay",
+    section="borrow_to_repay",
+    config_model=BorrowToRepayRules,
+    remediation_zh="停止借新还旧：用收入而不是另一家机构的新借款还款，必要时与贷款机构协商展期或分期。",
+    remediation_en="Stop repaying one lender with another lender's new loan: repay from income, or negotiate an "
+    "extension or instalment plan with the lender.",
+    default_weight=25,
+    doc="docs/rules_credit.md",
+    behaviour="borrow_to_repay",
+)
 
 
 def borrow_to_repay_flags(
@@ -467,7 +493,7 @@ def borrow_to_repay_flags(
     )
     judged = _judged(months_with_credit).select(*_MONTH_KEY)
     return finish_flags(
-        links.filter(pl.col("link_type") == "borrow_to_repay")
+        links.filter(link_type_is("borrow_to_repay"))
         .join(repayment_months, on="in_txn_id")
         .join(judged, on=_MONTH_KEY)
         .group_by(_MONTH_KEY)
@@ -480,11 +506,11 @@ def borrow_to_repay_flags(
             ),
         )
         .with_columns(
-            **_month_period(),
+            **month_period(),
             metric_value=pl.col("count").cast(pl.Float64),
             threshold=pl.lit(1.0),
             limit_name=pl.lit("borrow_to_repay_pairs_per_month"),
-            severity=_severity(pl.col("count") >= rules.high_pairs),
+            severity=high_when(pl.col("count") >= rules.high_pairs),
             reason_zh=pl.format(
                 "本月{}笔还款（共{}）来自{}天内另一家机构的新借款（{}），疑似以贷养贷。",
                 pl.col("count"),
@@ -501,10 +527,25 @@ def borrow_to_repay_flags(
                 pl.col("_pairs").list.join(", "),
             ),
         ),
-        "BORROW_TO_REPAY",
-        rules.version,
-        remediation=REMEDIATION["BORROW_TO_REPAY"],
+        BORROW_TO_REPAY,
+        rules,
     )
+
+
+# --- OVERDUE_PENALTY ---
+OVERDUE_PENALTY = Rule(
+    code="OVERDUE_PENALTY",
+    name_zh="逾期迹象",
+    name_en="Signs of overdue debt",
+    section="overdue",
+    config_model=OverdueRules,
+    remediation_zh="按时足额还款并保持扣款账户余额充足，结清逾期罚息；连续数月没有罚息、扣款失败或透支。",
+    remediation_en="Repay in full and on time and keep enough balance for the instalment debits; settle overdue "
+    "penalties. Several consecutive months without penalties, failed debits or a negative balance.",
+    default_weight=20,
+    doc="docs/rules_credit.md",
+    behaviour="overdue",
+)
 
 
 def overdue_penalty_flags(
@@ -517,11 +558,11 @@ def overdue_penalty_flags(
         _judged(months_with_credit)
         .filter(events >= rules.min_events)
         .with_columns(
-            **_month_period(),
+            **month_period(),
             metric_value=events.cast(pl.Float64),
             threshold=pl.lit(float(rules.min_events)),
             limit_name=pl.lit("overdue_events_per_month"),
-            severity=_severity(events >= rules.high_events),
+            severity=high_when(events >= rules.high_events),
             reason_zh=pl.format(
                 "本月{}次逾期迹象（阈值{}次）：罚息/滞纳金{}笔共{}，扣款失败{}笔，余额为负{}天。",
                 events,
@@ -545,7 +586,7 @@ def overdue_penalty_flags(
     )
     event_rows = pl.concat(
         [
-            transactions.filter(pl.col("txn_class").is_in(["penalty_fee", "failed_debit"])).select(
+            transactions.filter(txn_class_is("penalty_fee", "failed_debit")).select(
                 *_PER_ACCOUNT, "txn_id", "booked_on"
             ),
             negative_balance_day_closings(transactions).select(*_PER_ACCOUNT, "txn_id", "booked_on"),
@@ -553,10 +594,25 @@ def overdue_penalty_flags(
     ).unique("txn_id")
     return finish_flags(
         evidence_in_months(flagged, event_rows, pl.lit(True)),
-        "OVERDUE_PENALTY",
-        rules.version,
-        remediation=REMEDIATION["OVERDUE_PENALTY"],
+        OVERDUE_PENALTY,
+        rules,
     )
+
+
+# --- DEBT_BURDEN_HIGH ---
+DEBT_BURDEN_HIGH = Rule(
+    code="DEBT_BURDEN_HIGH",
+    name_zh="负债收入比高",
+    name_en="High debt burden",
+    section="debt_burden",
+    config_model=DebtBurdenRules,
+    remediation_zh="把每月还款降到净收入的{rules.max_ratio:.0%}以下：提前结清部分借款、延长期限或增加稳定收入。",
+    remediation_en="Bring loan repayments below {rules.max_ratio:.0%} of clean income: pay off some loans early, "
+    "lengthen terms, or increase steady income.",
+    default_weight=15,
+    doc="docs/rules_credit.md",
+    behaviour="debt_burden_high",
+)
 
 
 def debt_burden_flags(
@@ -573,7 +629,7 @@ def debt_burden_flags(
             metric_value=pl.col("debt_burden_trailing"),
             threshold=pl.lit(rules.max_ratio),
             limit_name=pl.lit(f"debt_service_ratio_{rules.trailing_months}m"),
-            severity=_severity(pl.col("debt_burden_trailing") > rules.high_ratio),
+            severity=high_when(pl.col("debt_burden_trailing") > rules.high_ratio),
             reason_zh=pl.format(
                 "近{}个完整月贷款还款{}，占净收入{}的{}，超过阈值{}。",
                 pl.col("debt_burden_months"),
@@ -592,12 +648,11 @@ def debt_burden_flags(
             ),
         )
     )
-    repayment = pl.col("txn_class") == "loan_repayment"
+    repayment = txn_class_is("loan_repayment")
     return finish_flags(
         evidence_in_months(flagged, transactions, repayment),
-        "DEBT_BURDEN_HIGH",
-        rules.version,
-        remediation=_debt_burden_remediation(rules),
+        DEBT_BURDEN_HIGH,
+        rules,
     )
 
 

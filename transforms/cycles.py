@@ -34,21 +34,15 @@ large outflow become hops, so the self-joins run on a small edge list even for t
 from __future__ import annotations
 
 import polars as pl
-import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
 
 from liushui.config import CycleRules
 from liushui.contracts import TRANSFER_LINKS
-from transforms.flags import finish_flags, fmt_num
-from transforms.transfers import link_id_expr, one_to_one
+from transforms.flag_rows import Rule, finish_flags, fmt_num, month_period, severity
+from transforms.stable_ids import stable_id
+from transforms.transfers import link_id_expr, link_type_is, link_type_value, one_to_one
 
 LEG_MAX_DAYS = 3
 """Days between a hop's outflow and the receiving account's inflow (as `transfer_legs`)."""
-
-CYCLE_REMEDIATION = (
-    "停止在不同客户的账户之间循环转账虚增流水；说明每笔往来的真实交易背景并提供合同或凭证。",
-    "Stop moving money in a circle through other customers' accounts to inflate turnover; explain the "
-    "real purpose of each transfer with contracts or receipts.",
-)
 
 
 def _unique_holder_accounts(accounts: pl.LazyFrame) -> pl.LazyFrame:
@@ -147,9 +141,7 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
         if length >= 3:
             closed.append(extended.filter(is_closed).with_columns(chain_length=pl.lit(length, pl.Int64)))
         paths = extended.filter(~is_closed)
-    chains = pl.concat(closed).with_columns(
-        chain_id=pl.col("hop_txn").list.sort().list.join("|").chash.sha2_256().str.slice(0, 32)
-    )
+    chains = pl.concat(closed).with_columns(chain_id=stable_id(pl.col("hop_txn").list.sort().list.join("|")))
     # one row per chain (rotations found from equal timestamps), then one chain per outflow
     chains = chains.sort("_first_at", "chain_length", "chain_id", pl.col("hop_txn").list.first()).unique(
         "chain_id", keep="first", maintain_order=True
@@ -238,7 +230,7 @@ def cycle_links(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: Cy
     )
     return TRANSFER_LINKS.conform(
         links.with_columns(
-            link_type=pl.lit("cycle"),
+            link_type=link_type_value("cycle"),
             link_id=link_id_expr("cycle"),
             account_id=pl.col("from_account"),
             counterparty=pl.col("to_account"),
@@ -249,7 +241,7 @@ def cycle_links(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: Cy
 def cycle_inbound_ids(links: pl.LazyFrame) -> pl.LazyFrame:
     """`in_txn_id` of every cycle hop whose inbound leg was found (not the next hop's outflow): money
     that came round the circle is not earned income."""
-    cycle = links.filter(pl.col("link_type") == "cycle")
+    cycle = links.filter(link_type_is("cycle"))
     return (
         cycle.select("in_txn_id")
         .join(cycle.select(in_txn_id="out_txn_id"), on="in_txn_id", how="anti")
@@ -258,13 +250,28 @@ def cycle_inbound_ids(links: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+CYCLE = Rule(
+    code="CYCLE",
+    name_zh="循环转账",
+    name_en="Money cycling across customers",
+    section="cycles",
+    config_model=CycleRules,
+    remediation_zh="停止在不同客户的账户之间循环转账虚增流水；说明每笔往来的真实交易背景并提供合同或凭证。",
+    remediation_en="Stop moving money in a circle through other customers' accounts to inflate turnover; explain "
+    "the real purpose of each transfer with contracts or receipts.",
+    default_weight=25,
+    doc="docs/rules_integrity_cycles.md",
+    behaviour="cycle",
+)
+
+
 def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
     """CYCLE: one flag per participating account, currency and month in which one of its chains started
     (a chain moves one currency, so the chains of one account in two currencies are two flags); metric
     the longest chain length, threshold 3 (the shortest cycle); severity high; the reason lists every
     chain (A→B→C→A); evidence: every transaction of those chains."""
     booked = transactions.select(out_txn_id="txn_id", _out_at="booked_at", currency="currency")
-    hops = links.filter(pl.col("link_type") == "cycle").join(booked, on="out_txn_id")
+    hops = links.filter(link_type_is("cycle")).join(booked, on="out_txn_id")
     chains = (
         hops.sort("chain_id", "_out_at", "out_txn_id")
         .group_by("chain_id", maintain_order=True)
@@ -298,11 +305,10 @@ def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: Cycle
             evidence_txn_ids=pl.col("evidence_txn_ids").list.explode().unique(),
         )
         .with_columns(
-            period_start_on=pl.col("month_on"),
-            period_end_on=pl.col("month_on").dt.month_end(),
+            **month_period(),
             threshold=pl.lit(3.0),
             limit_name=pl.lit("cycle_length"),
-            severity=pl.lit("high"),
+            severity=severity("high"),
             reason_zh=pl.format(
                 "本月参与{}条跨客户资金闭环（{}天内、每跳金额相差不超过{}）：{}。资金在不同客户账户间转了一圈回到起点，"
                 "疑似循环转账虚增流水。",
@@ -321,7 +327,6 @@ def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: Cycle
                 pl.col("_chains_en"),
             ),
         ),
-        "CYCLE",
-        rules.version,
-        CYCLE_REMEDIATION,
+        CYCLE,
+        rules,
     )

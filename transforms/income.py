@@ -1,11 +1,14 @@
-"""Monthly income volatility over a trailing window of full months.
+"""Monthly income volatility over a trailing window of full months, and the INCOME_VOLATILE rule.
 
-Adds to each account month (`transforms.months.account_months`): `window_months` (full months in the
-trailing window ending at this month), `income_cv` (population standard deviation / mean of clean income
-over those months; null when fewer than `min_months` or the mean is 0), `income_swing_share` (share of
-consecutive full-month pairs in the window whose clean income moved by >= `swing_pct`), and
+`income_volatility` adds to each account month (`transforms.months.account_months`): `window_months` (full
+months in the trailing window ending at this month), `income_cv` (population standard deviation / mean of
+clean income over those months; null when fewer than `min_months` or the mean is 0), `income_swing_share`
+(share of consecutive full-month pairs in the window whose clean income moved by >= `swing_pct`), and
 `typical_income` (median clean income of the *previous* full months in the window: the base the
 large-outflow rule compares against, so a month is never its own base).
+
+`income_volatility_flags`: one INCOME_VOLATILE flag (`contracts.RISK_FLAGS`) per main-currency account month
+whose trailing CV is above the threshold. Rule and defaults: docs/rules_core.md.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import polars as pl
 
 from liushui.config import IncomeVolatilityRules
 from liushui.contracts import MONEY
+from transforms.flag_rows import Rule, evidence_in_months, finish_flags, fmt_num, fmt_pct, high_when
 
 
 def income_volatility(account_months: pl.LazyFrame, *, rules: IncomeVolatilityRules) -> pl.LazyFrame:
@@ -30,23 +34,35 @@ def income_volatility(account_months: pl.LazyFrame, *, rules: IncomeVolatilityRu
         )
         .cast(pl.Float64)
     )
-    rolling = dict(window_size=window, min_samples=1)
     return (
         account_months.sort([*per_account, "month_on"])
         .with_columns(_income=income)
         .with_columns(_swing=swing)
         .with_columns(
-            window_months=pl.col("_income").is_not_null().cast(pl.Int64).rolling_sum(**rolling).over(per_account),
-            _mean=pl.col("_income").rolling_mean(**rolling).over(per_account),
-            _std=pl.col("_income").rolling_std(ddof=0, **rolling).over(per_account),
-            _swings=pl.col("_swing").rolling_sum(**rolling).over(per_account),
-            _pairs=pl.col("_swing").is_not_null().cast(pl.Int64).rolling_sum(**rolling).over(per_account),
-            typical_income=pl.col("_income").shift(1).rolling_median(**rolling).over(per_account).round(2).cast(MONEY),
+            window_months=pl.col("_income")
+            .is_not_null()
+            .cast(pl.Int64)
+            .rolling_sum(window_size=window, min_samples=1)
+            .over(per_account),
+            _mean=pl.col("_income").rolling_mean(window_size=window, min_samples=1).over(per_account),
+            _std=pl.col("_income").rolling_std(window_size=window, min_samples=1, ddof=0).over(per_account),
+            _swings=pl.col("_swing").rolling_sum(window_size=window, min_samples=1).over(per_account),
+            _pairs=pl.col("_swing")
+            .is_not_null()
+            .cast(pl.Int64)
+            .rolling_sum(window_size=window, min_samples=1)
+            .over(per_account),
+            typical_income=pl.col("_income")
+            .shift(1)
+            .rolling_median(window_size=window, min_samples=1)
+            .over(per_account)
+            .round(2)
+            .cast(MONEY),
             income_history_months=pl.col("_income")
             .shift(1)
             .is_not_null()
             .cast(pl.Int64)
-            .rolling_sum(**rolling)
+            .rolling_sum(window_size=window, min_samples=1)
             .over(per_account)
             .fill_null(0),
         )
@@ -61,3 +77,58 @@ def income_volatility(account_months: pl.LazyFrame, *, rules: IncomeVolatilityRu
         )
         .drop("_income", "_swing", "_mean", "_std", "_swings", "_pairs")
     )
+
+
+INCOME_VOLATILE = Rule(
+    code="INCOME_VOLATILE",
+    name_zh="收入不稳定",
+    name_en="Volatile income",
+    section="income_volatility",
+    config_model=IncomeVolatilityRules,
+    remediation_zh="稳定收入来源：保持连续数月稳定的工资或经营收入入账。",
+    remediation_en="Stabilise income: several consecutive months of steady salary or business income.",
+    default_weight=10,
+    doc="docs/rules_core.md",
+    behaviour="income_volatile",
+)
+
+
+def income_volatility_flags(
+    account_months: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: IncomeVolatilityRules
+) -> pl.LazyFrame:
+    """INCOME_VOLATILE: trailing CV of clean income above the threshold (full main-currency months).
+    `account_months` carries `income_volatility`'s columns; evidence: the clean-income rows of the window."""
+    flagged = (
+        account_months.with_columns(_first_month_on=pl.col("month_on").min().over("account_id", "currency"))
+        .filter(pl.col("is_main_currency") & (pl.col("income_cv") > rules.cv_threshold))
+        .with_columns(
+            # the window, clipped to the account's coverage
+            period_start_on=pl.max_horizontal(
+                pl.col("month_on").dt.offset_by(f"-{rules.window_months - 1}mo"), pl.col("_first_month_on")
+            ),
+            period_end_on=pl.col("month_on").dt.month_end(),
+            metric_value=pl.col("income_cv"),
+            threshold=pl.lit(rules.cv_threshold),
+            limit_name=pl.lit("cv_threshold"),
+            severity=high_when(pl.col("income_cv") >= rules.cv_high),
+            reason_zh=pl.format(
+                "近{}个完整月净收入变异系数{}，超过阈值{}；{}的月份环比波动≥{}。",
+                pl.col("window_months"),
+                fmt_num(pl.col("income_cv")),
+                pl.lit(str(rules.cv_threshold)),
+                fmt_pct(pl.col("income_swing_share").fill_null(0)),
+                pl.lit(f"{rules.swing_pct:.0%}"),
+            ),
+            reason_en=pl.format(
+                "Clean income over the last {} full months has a coefficient of variation of {} (threshold {}); "
+                "{} of months swung by >= {} against the previous month.",
+                pl.col("window_months"),
+                fmt_num(pl.col("income_cv")),
+                pl.lit(str(rules.cv_threshold)),
+                fmt_pct(pl.col("income_swing_share").fill_null(0)),
+                pl.lit(f"{rules.swing_pct:.0%}"),
+            ),
+        )
+    )
+    with_evidence = evidence_in_months(flagged, transactions, pl.col("is_clean_income"))
+    return finish_flags(with_evidence, INCOME_VOLATILE, rules)

@@ -43,7 +43,7 @@ import polars as pl
 
 from liushui.config import StatementIntegrityRules
 from liushui.contracts import MONEY
-from transforms.flags import finish_flags, fmt_num
+from transforms.flag_rows import Rule, finish_flags, fmt_num, month_period, severity
 
 _KEYS = ["account_id", "currency"]
 
@@ -58,12 +58,6 @@ BREAK_COLUMNS = [
     "stated_balance",
     "difference",
 ]
-
-BALANCE_BREAK_REMEDIATION = (
-    "提供银行盖章的完整流水（含缺失的交易），或说明余额不连续的原因；在此之前该账户的其他指标仅供参考。",
-    "Provide the complete bank-stamped statement (with the missing transactions) or explain the gap; until "
-    "then the account's other figures are less reliable.",
-)
 
 
 def _timestamp_groups(transactions: pl.LazyFrame) -> pl.LazyFrame:
@@ -170,6 +164,21 @@ def integrity_month_features(breaks: pl.LazyFrame) -> pl.LazyFrame:
     return breaks.group_by(*_KEYS, "month_on").agg(balance_breaks=pl.len().cast(pl.Int64))
 
 
+BALANCE_BREAK = Rule(
+    code="BALANCE_BREAK",
+    name_zh="余额不连续",
+    name_en="Running balance breaks",
+    section="statement_integrity",
+    config_model=StatementIntegrityRules,
+    remediation_zh="提供银行盖章的完整流水（含缺失的交易），或说明余额不连续的原因；在此之前该账户的其他指标仅供参考。",
+    remediation_en="Provide the complete bank-stamped statement (with the missing transactions) or explain the gap; "
+    "until then the account's other figures are less reliable.",
+    default_weight=15,
+    doc="docs/rules_integrity_cycles.md",
+    behaviour="balance_break",
+)
+
+
 def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> pl.LazyFrame:
     """BALANCE_BREAK: one flag per account x currency x month with breaks. Each currency of an account is
     its own statement with its own running balance (the breaks are found per currency), and the metric is
@@ -191,12 +200,11 @@ def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> 
             evidence_txn_ids=pl.concat_list("prev_txn_id", "txn_id").list.explode().unique(),
         )
         .with_columns(
-            period_start_on=pl.col("month_on"),
-            period_end_on=pl.col("month_on").dt.month_end(),
+            **month_period(),
             metric_value=pl.col("_largest").cast(pl.Float64),
             threshold=pl.lit(rules.tolerance),
             limit_name=pl.lit("balance_tolerance"),
-            severity=pl.lit("high"),
+            severity=severity("high"),
             reason_zh=pl.format(
                 "本月{}处余额不连续（上一笔余额+本笔金额≠本笔余额），最大差额{} {}（{}之后的{}）；"
                 "流水可能缺页或被删改，该账户的其他指标可信度降低。",
@@ -217,7 +225,6 @@ def integrity_flags(breaks: pl.LazyFrame, *, rules: StatementIntegrityRules) -> 
                 pl.col("_prev"),
             ),
         ),
-        "BALANCE_BREAK",
-        rules.version,
-        BALANCE_BREAK_REMEDIATION,
+        BALANCE_BREAK,
+        rules,
     )

@@ -13,6 +13,7 @@ from datetime import date
 import polars as pl
 
 from liushui.contracts import MONEY
+from transforms.classify import RELATED_IN_CLASSES, RELATED_OUT_CLASSES, txn_class_is
 
 _ZERO = pl.lit(0).cast(MONEY)
 
@@ -63,8 +64,8 @@ def coverage_months(transactions: pl.LazyFrame, *, as_of: date, min_covered_days
 def monthly_flows(transactions: pl.LazyFrame) -> pl.LazyFrame:
     """Money per account x currency x month, by class. `transactions` is the classified table."""
     inflow = pl.col("amount") > 0
-    related_out = pl.col("txn_class").is_in(["own_transfer_out", "related_transfer_out"])
-    related_in = pl.col("txn_class").is_in(["own_transfer_in", "related_transfer_in"])
+    related_out = txn_class_is(*RELATED_OUT_CLASSES)
+    related_in = txn_class_is(*RELATED_IN_CLASSES)
     return transactions.group_by("account_id", "currency", pl.col("booked_on").dt.month_start().alias("month_on")).agg(
         txn_count=pl.len().cast(pl.Int64),
         inflow=_money_sum(inflow),
@@ -73,8 +74,8 @@ def monthly_flows(transactions: pl.LazyFrame) -> pl.LazyFrame:
         related_in=_money_sum(related_in),
         related_out=_money_sum(related_out, -pl.col("amount")),
         related_out_count=related_out.sum().cast(pl.Int64),
-        loan_disbursed=_money_sum(pl.col("txn_class") == "loan_disbursement"),
-        loan_repaid=_money_sum(pl.col("txn_class") == "loan_repayment", -pl.col("amount")),
+        loan_disbursed=_money_sum(txn_class_is("loan_disbursement")),
+        loan_repaid=_money_sum(txn_class_is("loan_repayment"), -pl.col("amount")),
         closing_balance=pl.col("balance_after").sort_by("booked_at", "source_row").drop_nulls().last(),
     )
 

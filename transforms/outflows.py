@@ -13,6 +13,9 @@ amount_out, typical_income, limit_amount, limit_name`. The limit is
   months — a relative rule needs a base.
 
 Moves between the holder's own accounts are not money leaving and are not judged.
+
+`large_outflow_flags`: one LARGE_OUTFLOW flag (`contracts.RISK_FLAGS`) per account, currency and month with
+at least one large outflow. Rule and defaults: docs/rules_core.md.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import polars as pl
 
 from liushui.config import LargeOutflowRules
 from liushui.contracts import MONEY
+from transforms.classify import txn_class_is
+from transforms.flag_rows import Rule, finish_flags, fmt_num, high_when, month_period
 
 
 def large_outflows(
@@ -44,7 +49,7 @@ def large_outflows(
     )
     relative = pl.col("typical_income").cast(pl.Float64) * rules.income_multiple
     return (
-        transactions.filter((pl.col("amount") < 0) & (pl.col("txn_class") != "own_transfer_out"))
+        transactions.filter((pl.col("amount") < 0) & ~txn_class_is("own_transfer_out"))
         .with_columns(month_on=pl.col("booked_on").dt.month_start(), amount_out=-pl.col("amount"))
         .join(base, on=["account_id", "currency", "month_on"], how="left")
         .with_columns(
@@ -88,4 +93,93 @@ def with_large_outflow_totals(account_months: pl.LazyFrame, large: pl.LazyFrame)
     return account_months.join(totals, on=["account_id", "currency", "month_on"], how="left").with_columns(
         large_outflow_count=pl.col("large_outflow_count").fill_null(0),
         large_outflow_sum=pl.col("large_outflow_sum").fill_null(pl.lit(0).cast(MONEY)),
+    )
+
+
+LARGE_OUTFLOW = Rule(
+    code="LARGE_OUTFLOW",
+    name_zh="大额支出",
+    name_en="Large outflow",
+    section="large_outflow",
+    config_model=LargeOutflowRules,
+    remediation_zh="说明大额支出的用途并提供凭证；避免大额资金一次性转出。",
+    remediation_en="Explain the purpose of the large outflow with documents; avoid moving large sums out at once.",
+    default_weight=8,
+    doc="docs/rules_core.md",
+    behaviour="large_outflow",
+)
+
+
+def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.LazyFrame:
+    """LARGE_OUTFLOW: one flag per account month with at least one large outflow (`large_outflows` rows);
+    the largest decides the metric, threshold and limit named; every large outflow of the month is evidence."""
+    ratio = pl.col("amount_out").cast(pl.Float64) / pl.col("typical_income").cast(pl.Float64)
+    return finish_flags(
+        large.sort("amount_out", "txn_id", descending=[True, False])
+        .group_by("account_id", "currency", "month_on")
+        .agg(
+            metric_value=pl.col("amount_out").first().cast(pl.Float64),
+            threshold=pl.col("limit_amount").first().cast(pl.Float64),
+            limit_name=pl.col("limit_name").first(),
+            typical_income=pl.col("typical_income").first(),
+            count=pl.len(),
+            _ratio=ratio.first(),
+            evidence_txn_ids=pl.col("txn_id"),
+        )
+        .with_columns(
+            **month_period(),
+            severity=high_when(pl.col("_ratio") >= rules.high_multiple),
+            _limit_zh=pl.when(pl.col("limit_name") == "relative_to_income")
+            .then(
+                pl.format(
+                    "近期月均净收入{}的{}倍", fmt_num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))
+                )
+            )
+            .when(pl.col("limit_name") == "relative_to_statement_income")
+            .then(
+                pl.format(
+                    "流水期内月均净收入{}的{}倍", fmt_num(pl.col("typical_income")), pl.lit(str(rules.income_multiple))
+                )
+            )
+            .when(pl.col("limit_name") == "absolute_floor")
+            .then(pl.lit("绝对下限"))
+            .otherwise(pl.lit("收入历史不足时的绝对限额")),
+            _limit_en=pl.when(pl.col("limit_name") == "relative_to_income")
+            .then(
+                pl.format(
+                    "{} x recent typical monthly income {}",
+                    pl.lit(str(rules.income_multiple)),
+                    fmt_num(pl.col("typical_income")),
+                )
+            )
+            .when(pl.col("limit_name") == "relative_to_statement_income")
+            .then(
+                pl.format(
+                    "{} x the statement's typical monthly income {}",
+                    pl.lit(str(rules.income_multiple)),
+                    fmt_num(pl.col("typical_income")),
+                )
+            )
+            .when(pl.col("limit_name") == "absolute_floor")
+            .then(pl.lit("the absolute floor"))
+            .otherwise(pl.lit("the absolute limit used when income history is too short")),
+        )
+        .with_columns(
+            reason_zh=pl.format(
+                "本月{}笔大额支出，最大一笔{}，超过限额{}（{}）。",
+                pl.col("count"),
+                fmt_num(pl.col("metric_value")),
+                fmt_num(pl.col("threshold")),
+                pl.col("_limit_zh"),
+            ),
+            reason_en=pl.format(
+                "{} large outflow(s) this month; the largest, {}, exceeds the limit {} ({}).",
+                pl.col("count"),
+                fmt_num(pl.col("metric_value")),
+                fmt_num(pl.col("threshold")),
+                pl.col("_limit_en"),
+            ),
+        ),
+        LARGE_OUTFLOW,
+        rules,
     )

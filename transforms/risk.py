@@ -25,9 +25,19 @@ import polars as pl
 
 from liushui.config import AccountRiskRules
 from liushui.contracts import ACCOUNT_RISK
-from transforms.flags import fmt_num
+from liushui.vocabularies import RecoveryStatus, StatementTrust
+from transforms.flag_rows import fmt_num, severity
+from transforms.integrity import BALANCE_BREAK
 
 TREND_MONTHS = 6
+
+
+def _status(status: RecoveryStatus) -> pl.Expr:
+    return pl.lit(status)
+
+
+def _trust(trust: StatementTrust) -> pl.Expr:
+    return pl.lit(trust)
 
 
 def _slope(y: pl.Expr, x: pl.Expr) -> pl.Expr:
@@ -81,7 +91,7 @@ def account_risk(
         .sort("period_end_on", (pl.col("currency") == pl.col("_main_currency")).fill_null(False), "flag_id")
         .group_by("account_id", "flag_code")
         .agg(
-            _high=(pl.col("severity") == "high").any(),
+            _high=(pl.col("severity") == severity("high")).any(),
             _rows=pl.len(),
             _metric=pl.col("metric_value").last(),
             _threshold=pl.col("threshold").last(),
@@ -113,7 +123,7 @@ def account_risk(
         ).str.join(", "),
         remediation_zh=pl.col("_fix_zh"),
         remediation_en=pl.col("_fix_en"),
-        _balance_break=(pl.col("flag_code") == "BALANCE_BREAK").any(),
+        _balance_break=(pl.col("flag_code") == BALANCE_BREAK.code).any(),
     )
     bands = sorted(rules.bands.items(), key=lambda kv: kv[1])
     band = pl.lit(bands[0][0])
@@ -122,12 +132,12 @@ def account_risk(
     months_since = _months_between(last_full_month, pl.col("last_severe_on").dt.month_start())
     status = (
         pl.when(pl.col("last_severe_on").is_null())
-        .then(pl.when(pl.col("active_flag_count") > 0).then(pl.lit("watch")).otherwise(pl.lit("clean")))
+        .then(pl.when(pl.col("active_flag_count") > 0).then(_status("watch")).otherwise(_status("clean")))
         .when(pl.col("months_since_severe") < rules.recovering_after_clean_months)
-        .then(pl.lit("at_risk"))
+        .then(_status("at_risk"))
         .when(pl.col("months_since_severe") < rules.recovered_after_clean_months)
-        .then(pl.lit("recovering"))
-        .otherwise(pl.lit("recovered"))
+        .then(_status("recovering"))
+        .otherwise(_status("recovered"))
     )
     empty_list = pl.lit([], dtype=pl.List(pl.String))
     return ACCOUNT_RISK.conform(
@@ -143,8 +153,8 @@ def account_risk(
             remediation_zh=pl.col("remediation_zh").fill_null(empty_list),
             remediation_en=pl.col("remediation_en").fill_null(empty_list),
             statement_trust=pl.when(pl.col("_balance_break").fill_null(False))
-            .then(pl.lit("low"))
-            .otherwise(pl.lit("normal")),
+            .then(_trust("low"))
+            .otherwise(_trust("normal")),
             months_since_severe=months_since.clip(lower_bound=0).cast(pl.Int64),
             rule_version=pl.lit(rules.version),
         )

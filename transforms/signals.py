@@ -17,23 +17,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from liushui.config import STAGING_COMPRESSION, Rules
-from liushui.contracts import ACCOUNT_MONTHS, ACCOUNT_RISK, MONEY, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS
-from transforms.classify import account_owners, classified_transactions, mark_returned_money
+from liushui.contracts import ACCOUNT_MONTHS, ACCOUNT_RISK, MONEY, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS, Table
+from liushui.vocabularies import LinkType
+from transforms.classify import account_owners, classified_transactions, mark_returned_money, txn_class_value
 from transforms.commingling import commingling_flags, commingling_month_features
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
-from transforms.cycles import cycle_flags, cycle_inbound_ids, cycle_links
-from transforms.flags import risk_flags
-from transforms.income import income_volatility
+from transforms.cycles import CYCLE, cycle_flags, cycle_inbound_ids, cycle_links
+from transforms.income import income_volatility, income_volatility_flags
 from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
 from transforms.lenders import classify_lenders
 from transforms.months import account_months
-from transforms.outflows import large_outflows, with_large_outflow_totals
+from transforms.outflows import large_outflow_flags, large_outflows, with_large_outflow_totals
 from transforms.risk import account_risk
-from transforms.transfers import round_trips, transfer_legs
+from transforms.transfers import related_transfer_flags, round_trip_flags, round_trips, transfer_legs
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 MONTH_KEY = ["account_id", "currency", "month_on"]
 Checkpoint = Callable[[pl.LazyFrame], pl.LazyFrame]
@@ -81,7 +85,9 @@ class Signals:
         return paths
 
 
-def _with_month_features(months: pl.LazyFrame, features: pl.LazyFrame, *, zero: dict[str, pl.DataType]):
+def _with_month_features(
+    months: pl.LazyFrame, features: pl.LazyFrame, *, zero: dict[str, PolarsDataType]
+) -> pl.LazyFrame:
     """Left-join per-month features; months without a feature row get zeros (counts and money)."""
     return months.join(features, on=MONTH_KEY, how="left").with_columns(
         pl.col(name).fill_null(pl.lit(0).cast(dtype)) for name, dtype in zero.items()
@@ -108,8 +114,8 @@ class CrossAccount:
         )
 
 
-CROSS_LINK_TYPES = ("cycle", "transfer_legs")
-CROSS_FLAG_CODES = ("CYCLE",)
+CROSS_LINK_TYPES: tuple[LinkType, ...] = ("cycle", "transfer_legs")
+CROSS_FLAG_CODES: tuple[str, ...] = (CYCLE.code,)
 """The published rows that `cross_account_signals` produces (TRANSFER_LINKS.link_type, RISK_FLAGS.flag_code)."""
 
 
@@ -120,8 +126,8 @@ def cross_account_changes(
     and what is published: a night's rows can open or close a cycle through accounts that received no
     row, and those accounts must be recomputed too. Rows are compared whole."""
 
-    def differing(new: pl.DataFrame, old: pl.DataFrame, table) -> pl.DataFrame:
-        new, old = table.conform(new).collect(), table.conform(old).collect()
+    def differing(new_rows: pl.DataFrame, old_rows: pl.DataFrame, table: Table) -> pl.DataFrame:
+        new, old = table.conform(new_rows).collect(), table.conform(old_rows).collect()
         new_h, old_h = new.hash_rows(), old.hash_rows()
         return pl.concat(
             [
@@ -206,8 +212,8 @@ def account_signals(
     trips = checkpoint(round_trips(classified.filter(known_then), rules=rules.round_trip))
     returned = pl.concat(
         [
-            trips.select(txn_id="in_txn_id", returned_class=pl.lit("round_trip_in")),
-            cross.cycle_returns.select(txn_id="in_txn_id", returned_class=pl.lit("cycle_in")),
+            trips.select(txn_id="in_txn_id", returned_class=txn_class_value("round_trip_in")),
+            cross.cycle_returns.select(txn_id="in_txn_id", returned_class=txn_class_value("cycle_in")),
         ]
     )
     published_transactions = checkpoint(mark_returned_money(classified, returned))
@@ -240,7 +246,10 @@ def account_signals(
     links = pl.concat([trips, borrow_to_repay, cross.links])
     flags = pl.concat(
         [
-            risk_flags(account_months=months, transactions=transactions, large=large, links=links, rules=rules),
+            income_volatility_flags(months, transactions, rules=rules.income_volatility),
+            large_outflow_flags(large, rules=rules.large_outflow),
+            related_transfer_flags(months, transactions, rules=rules.related_transfers),
+            round_trip_flags(links, transactions, rules=rules.round_trip),
             credit_flags(transactions, months, borrow_to_repay, rules=rules),
             integrity_flags(breaks, rules=rules.statement_integrity),
             commingling_flags(transactions, business, accounts, rules=rules.commingling),

@@ -5,17 +5,32 @@ party (or, for the customer's related parties and own accounts, from any of them
 of a similar amount. `transfer_legs`: one row per transfer whose two legs are both in the batch (an
 outflow of account A to account B and the matching inflow of B from A). Both have the
 `contracts.TRANSFER_LINKS` columns.
+
+Two rules (`contracts.RISK_FLAGS` rows; rules and defaults: docs/rules_core.md): `related_transfer_flags`
+(RELATED_TRANSFER_HEAVY), a month whose outflow goes mostly to own accounts and related parties, and
+`round_trip_flags` (ROUND_TRIP, 刷流水), a month with several round trips.
 """
 
 from __future__ import annotations
 
 import polars as pl
-import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
 
-from liushui.config import RoundTripRules
+from liushui.config import RelatedTransferRules, RoundTripRules
 from liushui.contracts import TRANSFER_LINKS
+from liushui.vocabularies import LinkType, TxnClass
+from transforms.classify import RELATED_OUT_CLASSES, txn_class_is
+from transforms.flag_rows import Rule, evidence_in_months, finish_flags, fmt_num, fmt_pct, high_when, month_period
+from transforms.stable_ids import stable_id
 
-_LOAN_CLASSES = ("loan_disbursement", "loan_repayment", "penalty_fee", "failed_debit", "refund", "reversal")
+_LOAN_CLASSES: tuple[TxnClass, ...] = (
+    "loan_disbursement",
+    "loan_repayment",
+    "penalty_fee",
+    "failed_debit",
+    "refund",
+    "reversal",
+)
+"""Loan events, refunds and reversals: money that moves out and back for reasons of its own, never a round trip."""
 
 
 def _party_key() -> pl.Expr:
@@ -29,12 +44,19 @@ def _party_key() -> pl.Expr:
     )
 
 
-def link_id_expr(link_type: str) -> pl.Expr:
-    return (
-        pl.concat_str([pl.lit(link_type), pl.col("out_txn_id"), pl.col("in_txn_id")], separator="|")
-        .chash.sha2_256()
-        .str.slice(0, 32)
-    )
+def link_id_expr(link_type: LinkType) -> pl.Expr:
+    """`link_id`: a stable id of the link type and its two transactions."""
+    return stable_id(pl.lit(link_type), pl.col("out_txn_id"), pl.col("in_txn_id"))
+
+
+def link_type_is(link_type: LinkType) -> pl.Expr:
+    """`link_type` is `link_type`."""
+    return pl.col("link_type") == link_type
+
+
+def link_type_value(link_type: LinkType) -> pl.Expr:
+    """A link type as a literal."""
+    return pl.lit(link_type)
 
 
 def one_to_one(pairs: pl.LazyFrame, *, order: list[str]) -> pl.LazyFrame:
@@ -50,7 +72,7 @@ def one_to_one(pairs: pl.LazyFrame, *, order: list[str]) -> pl.LazyFrame:
 def round_trips(transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.LazyFrame:
     """Round trips (刷流水): out to a party, back from the same party group within N days, similar amount."""
     candidates = transactions.filter(
-        ~pl.col("txn_class").is_in(_LOAN_CLASSES)
+        ~txn_class_is(*_LOAN_CLASSES)
         & (pl.col("amount").abs() >= rules.min_amount)
         & (pl.col("counterparty_account").is_not_null() | pl.col("counterparty_name").is_not_null())
     ).with_columns(_party=_party_key())
@@ -81,7 +103,7 @@ def round_trips(transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.Lazy
     )
     return TRANSFER_LINKS.conform(
         one_to_one(pairs, order=["out_at", "out_txn_id", "in_at", "in_txn_id"]).with_columns(
-            link_type=pl.lit("round_trip"),
+            link_type=link_type_value("round_trip"),
             link_id=link_id_expr("round_trip"),
             evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id"),
         )
@@ -120,8 +142,115 @@ def transfer_legs(transactions: pl.LazyFrame, *, max_days: int = 3) -> pl.LazyFr
     )
     return TRANSFER_LINKS.conform(
         one_to_one(pairs, order=["_gap", "out_txn_id", "in_txn_id"]).with_columns(
-            link_type=pl.lit("transfer_legs"),
+            link_type=link_type_value("transfer_legs"),
             link_id=link_id_expr("transfer_legs"),
             evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id"),
         )
+    )
+
+
+# --- RELATED_TRANSFER_HEAVY ---
+RELATED_TRANSFER_HEAVY = Rule(
+    code="RELATED_TRANSFER_HEAVY",
+    name_zh="关联方频繁划转",
+    name_en="Heavy transfers to related parties",
+    section="related_transfers",
+    config_model=RelatedTransferRules,
+    remediation_zh="停止通过本人其他账户或关联方账户频繁划转资金。",
+    remediation_en="Stop routing money through the holder's other accounts or related parties.",
+    default_weight=10,
+    doc="docs/rules_core.md",
+    behaviour="related_transfer_heavy",
+)
+
+
+def related_transfer_flags(
+    account_months: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: RelatedTransferRules
+) -> pl.LazyFrame:
+    """RELATED_TRANSFER_HEAVY: a main-currency month whose outflow goes mostly to own accounts / related
+    parties, in enough transfers; evidence: those transfers."""
+    flagged = account_months.filter(
+        pl.col("is_main_currency")
+        & (pl.col("related_out_share") >= rules.share_threshold)
+        & (pl.col("related_out_count") >= rules.min_count)
+    ).with_columns(
+        **month_period(),
+        metric_value=pl.col("related_out_share"),
+        threshold=pl.lit(rules.share_threshold),
+        limit_name=pl.lit("share_of_outflow"),
+        severity=high_when(pl.col("related_out_share") >= rules.high_share),
+        reason_zh=pl.format(
+            "本月{}笔转给本人其他账户或关联方，共{}，占支出{}，超过阈值{}。",
+            pl.col("related_out_count"),
+            fmt_num(pl.col("related_out")),
+            fmt_pct(pl.col("related_out_share")),
+            pl.lit(f"{rules.share_threshold:.0%}"),
+        ),
+        reason_en=pl.format(
+            "{} transfers to own accounts or related parties this month, {} in total, {} of outflow (threshold {}).",
+            pl.col("related_out_count"),
+            fmt_num(pl.col("related_out")),
+            fmt_pct(pl.col("related_out_share")),
+            pl.lit(f"{rules.share_threshold:.0%}"),
+        ),
+    )
+    related_out = txn_class_is(*RELATED_OUT_CLASSES)
+    return finish_flags(evidence_in_months(flagged, transactions, related_out), RELATED_TRANSFER_HEAVY, rules)
+
+
+# --- ROUND_TRIP ---
+ROUND_TRIP = Rule(
+    code="ROUND_TRIP",
+    name_zh="刷流水",
+    name_en="Round trips (inflated turnover)",
+    section="round_trip",
+    config_model=RoundTripRules,
+    remediation_zh="停止资金快进快出、虚增流水（刷流水）。",
+    remediation_en="Stop moving money out and back to inflate turnover (round trips).",
+    default_weight=20,
+    doc="docs/rules_core.md",
+    behaviour="round_trip",
+)
+
+
+def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.LazyFrame:
+    """ROUND_TRIP (刷流水): a month (of the outgoing leg) with at least `min_count_per_month` round trips
+    (`round_trips` links); evidence: both legs of each."""
+    months = transactions.select(
+        out_txn_id="txn_id", currency="currency", month_on=pl.col("booked_on").dt.month_start()
+    )
+    return finish_flags(
+        links.filter(link_type_is("round_trip"))
+        .join(months, on="out_txn_id")
+        .group_by("account_id", "currency", "month_on")
+        .agg(
+            count=pl.len(),
+            total=pl.col("amount_out").sum(),
+            evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id").list.explode(
+                keep_nulls=False, empty_as_null=False
+            ),
+        )
+        .filter(pl.col("count") >= rules.min_count_per_month)
+        .with_columns(
+            **month_period(),
+            metric_value=pl.col("count").cast(pl.Float64),
+            threshold=pl.lit(float(rules.min_count_per_month)),
+            limit_name=pl.lit("round_trips_per_month"),
+            severity=high_when(pl.col("count") >= rules.high_count),
+            reason_zh=pl.format(
+                "本月{}笔资金在{}天内转出后以相近金额转回（共{}），疑似刷流水。",
+                pl.col("count"),
+                pl.lit(str(rules.max_days)),
+                fmt_num(pl.col("total")),
+            ),
+            reason_en=pl.format(
+                "{} times this month money went out and came back within {} days at a similar "
+                "amount ({} in total): likely inflated turnover.",
+                pl.col("count"),
+                pl.lit(str(rules.max_days)),
+                fmt_num(pl.col("total")),
+            ),
+        ),
+        ROUND_TRIP,
+        rules,
     )
