@@ -184,9 +184,9 @@ def test_warm_up_creates_the_session_in_the_background():
     import subprocess
 
     code = (
-        "import sys, expectations.runner as r;"
-        "t = r.warm_up(); before = r._SESSION is None; t.join();"
-        "print(before, r._SESSION is not None, r.gx_session() is r._SESSION, 'great_expectations' in sys.modules)"
+        "import sys, expectations.runner as r, expectations.session as s;"
+        "t = r.warm_up(); before = s._SESSION is None; t.join();"
+        "print(before, s._SESSION is not None, r.gx_session() is s._SESSION, 'great_expectations' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # the call returns before GX is imported; once joined, the one session exists and is the one used
