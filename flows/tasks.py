@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from expectations.runner import Validation, validate_parts, validate_table  # noqa: E402
 from flows.run_report import RunReport  # noqa: E402
 from liushui import store  # noqa: E402
-from liushui.config import Rules, Settings, load_rules  # noqa: E402
+from liushui.config import ConfigError, Rules, Settings, load_rules  # noqa: E402
 from liushui.contracts import (  # noqa: E402
     CANONICAL_TRANSACTION,
     DQ_RESULTS,
@@ -129,9 +129,16 @@ class Resolved:
     @classmethod
     def read(cls, settings: Settings) -> Resolved:
         from transforms.lenders import load_lender_registry
+        from transforms.registry import FLAG_CODES, unknown_weight_codes
 
+        rules = load_rules(settings.rules_path)
+        if unknown := unknown_weight_codes(rules.account_risk.weights):
+            raise ConfigError(
+                f"{settings.rules_path}: account_risk.weights names unknown flag code(s) {unknown}; "
+                f"known: {', '.join(FLAG_CODES)}"
+            )
         accounts, related = read_reference(settings.reference_dir)
-        return cls(accounts, related, load_lender_registry(), load_rules(settings.rules_path))
+        return cls(accounts, related, load_lender_registry(), rules)
 
 
 @task(name="cross-account-signals", cache_policy=NO_CACHE)

@@ -158,3 +158,22 @@ def test_usage_errors_have_their_own_exit_code(tmp_path):
     assert result.exit_code == 2
     result = runner.invoke(app, ["run", "--inbox", str(tmp_path), "--as-of", "yesterday"])
     assert result.exit_code == 1 and "--as-of" in result.output
+
+
+def test_a_misspelt_weight_code_is_refused_before_anything_runs(prefect_harness, tmp_path):
+    from liushui.config import DEFAULT_RULES_PATH
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        DEFAULT_RULES_PATH.read_text(encoding="utf-8").replace(
+            "    LARGE_OUTFLOW: 8\n", "    LARGE_OUTFLOW: 8\n    LARGE_OUTFLOWS: 5\n", 1
+        ),
+        encoding="utf-8",
+    )
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    db = tmp_path / "w.duckdb"
+    result = runner.invoke(app, ["run", "--inbox", str(inbox), "--db", str(db), "--rules", str(rules)])
+    assert result.exit_code == 1, result.output
+    assert "account_risk.weights names unknown flag code(s) ['LARGE_OUTFLOWS']" in result.output
+    assert not db.exists()

@@ -179,3 +179,10 @@ def test_column_descriptions_name_every_value_of_their_vocabulary():
         description = next(c.description for c in table(name).columns if c.name == column)
         missing = [value for value in values if not re.search(rf"\b{value}\b", description)]
         assert not missing, f"{name}.{column}: {missing}"
+
+
+def test_a_weight_for_an_unknown_code_is_named():
+    from transforms.registry import unknown_weight_codes
+
+    assert unknown_weight_codes({"LARGE_OUTFLOW": 10, "LARGE_OUTFLOWS": 5, "cycle": 1}) == ["LARGE_OUTFLOWS", "cycle"]
+    assert unknown_weight_codes({"LARGE_OUTFLOW": 10}) == []

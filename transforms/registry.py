@@ -66,6 +66,11 @@ def rule_for(code: str) -> Rule:
     raise KeyError(f"no rule has the code {code!r}; known: {list(FLAG_CODES)}")
 
 
+def unknown_weight_codes(weights: dict[str, float]) -> list[str]:
+    """Codes a rules file weighs that no rule has (a typo would otherwise score 0 without a word)."""
+    return sorted(code for code in weights if code not in FLAG_CODES)
+
+
 def _problems(rules: tuple[Rule, ...]) -> list[str]:
     """What would make the registry ambiguous: a code or a behaviour claimed twice, a malformed code."""
     problems = [f"{r.code}: not UPPER_SNAKE" for r in rules if not re.fullmatch(FLAG_CODE_PATTERN, r.code)]
