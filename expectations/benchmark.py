@@ -59,6 +59,7 @@ def main() -> None:
     print(f"synthetic frame: {frame.height:,} rows x {frame.width} cols, {time.perf_counter() - t:.2f} s")
 
     from expectations import runner
+    from expectations.gx_frames import to_pandas
     from expectations.suites import suite_for
 
     t = time.perf_counter()
@@ -69,7 +70,7 @@ def main() -> None:
     suite = suite_for("transactions")
     t = time.perf_counter()
     prepared = runner.gx_frame(suite, frame)
-    pdf = runner._to_pandas(prepared)
+    pdf = to_pandas(prepared)
     print(
         f"prepare ({prepared.width} GX columns) + to_pandas: {time.perf_counter() - t:.2f} s "
         f"({pdf.memory_usage(deep=True).sum() / 2**20:.0f} MiB)"
