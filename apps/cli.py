@@ -8,15 +8,21 @@ non-zero exit code, never as a traceback.
 from __future__ import annotations
 
 import logging
+import math
 import sys
+from collections.abc import Iterable, Sequence
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
+import duckdb
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from liushui import queries
 from liushui.config import DEFAULT_DATA_DIR, DEFAULT_DATABASE, ConfigError, Settings
 from liushui.runtime import configure_environment, use_prefect_home
 from liushui.store import DatabaseBusy, StoreError, reader
@@ -37,8 +43,7 @@ DEFAULT_DB = DEFAULT_DATABASE
 Database = Annotated[Path, typer.Option("--db", help="DuckDB file.")]
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
-"""A wrong option or argument (click's own code for usage errors)."""
+# 2: a wrong option or argument (click's own code for usage errors).
 EXIT_NOTHING_LOADED = 3
 """Published, but at least one file of the night loaded no row (rejected, all rows quarantined, empty)."""
 EXIT_QUARANTINED = 4
@@ -63,7 +68,7 @@ class _NoTraceback(logging.Filter):
         return True
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> None:
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -139,17 +144,15 @@ def run_exit_code(files_loading_nothing: list[str], rows_quarantined: int) -> in
 def _print_published(database: Path) -> None:
     con = _open(database)
     try:
-        table = RichTable(title=f"Published in {database}")
-        table.add_column("table")
-        table.add_column("rows", justify="right")
-        from liushui.contracts import PUBLISHED_TABLES
-
-        for t in PUBLISHED_TABLES:
-            rows = con.execute(f'SELECT count(*) FROM "{t.name}"').fetchone()[0]
-            table.add_row(t.name, f"{rows:,}")
-        console.print(table)
+        counts = queries.published_row_counts(con)
     finally:
         con.close()
+    table = RichTable(title=f"Published in {database}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
     console.print(
         "Look at it:  liushui flags  |  liushui account ACCOUNT_ID  |  "
         'liushui query "SELECT flag_code, count(*) FROM risk_flags GROUP BY 1"',
@@ -157,7 +160,7 @@ def _print_published(database: Path) -> None:
     )
 
 
-def _open(database: Path):
+def _open(database: Path) -> duckdb.DuckDBPyConnection:
     try:
         return reader(database)
     except StoreError as exc:
@@ -198,34 +201,43 @@ def flags(
     con = _open(db)
     try:
         if code is None:
-            result = con.sql(
-                "SELECT flag_code, count(*) AS flags, count(DISTINCT account_id) AS accounts, "
-                "count(*) FILTER (WHERE severity = 'high') AS high, max(rule_version) AS rule_version "
-                "FROM risk_flags GROUP BY 1 ORDER BY 1"
-            )
+            found = queries.flags_per_code(con).sort("flag_code")
         else:
-            result = con.execute(
-                "SELECT account_id, period_start_on, period_end_on, round(metric_value, 2) AS metric, "
-                "threshold, limit_name, severity, reason_en FROM risk_flags WHERE flag_code = ? "
-                "ORDER BY account_id, period_start_on LIMIT ?",
-                [code, limit],
+            found = queries.flags_of_code(con, code, limit=limit).select(
+                "account_id",
+                "period_start_on",
+                "period_end_on",
+                _rounded("metric_value", 2).alias("metric"),
+                "threshold",
+                "limit_name",
+                "severity",
+                "reason_en",
             )
-        _print_result(result, title="risk flags")
     finally:
         con.close()
+    _print_rows(found.columns, found.rows(), title="risk flags")
 
 
-def _print_result(result, *, title: str) -> int:
-    """Print a DuckDB result (relation or executed connection) as a table; return the row count."""
-    rows = result.fetchall()
-    names = result.columns if hasattr(result, "columns") else [d[0] for d in result.description]
+def _print_rows(names: Sequence[str], rows: Iterable[Sequence[object]], *, title: str) -> None:
+    """Print rows as a table, NULL as an empty cell."""
     table = RichTable(title=title)
     for name in names:
         table.add_column(name, overflow="fold")
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     console.print(table)
-    return len(rows)
+
+
+def _round(value: float, digits: int) -> float:
+    """`value` rounded as DuckDB's round() does it (half away from zero, on the exact binary value), as these
+    views have always printed it; Python's round() takes a tie to the even digit."""
+    if not math.isfinite(value):
+        return value
+    return float(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def _rounded(column: str, digits: int) -> pl.Expr:
+    return pl.col(column).map_elements(lambda v: _round(v, digits), return_dtype=pl.Float64)
 
 
 @app.command()
@@ -239,44 +251,58 @@ def account(
     """
     con = _open(db)
     try:
-        risk = con.execute(
-            "SELECT score, band, recovery_status, months_since_severe, statement_trust, active_flags, "
-            "score_components_json, round(clean_income_trend_pct, 1), round(debt_burden_last, 2), "
-            "remediation_zh, remediation_en, as_of_on FROM account_risk WHERE account_id = ?",
-            [account_id],
-        ).fetchone()
+        risk = queries.account_risk(con, account_id)
         if risk is None:
             _fail(f"no account {account_id!r} in {db}")
-        (score, band, status, since, trust, active, components, trend, burden, fix_zh, fix_en, as_of) = risk
-        console.print(
-            f"[bold]account {account_id}[/] as of {as_of}: score [bold]{score:.0f}[/] ({band}), "
-            f"recovery [bold]{status}[/]"
-            + (f", {since} clean month(s) since the last severe flag" if since is not None else "")
-            + f"; statement trust {trust}; clean income trend {trend if trend is not None else '-'} %/month; "
-            f"debt burden {burden if burden is not None else '-'}",
-            highlight=False,
-        )
-        console.print(f"active flags: {', '.join(active) or 'none'}  points: {components}", highlight=False)
-        for zh, en in zip(fix_zh, fix_en, strict=True):
-            console.print(f"  • {en}\n    {zh}", highlight=False)
-        months = con.execute(
-            "SELECT month_on, currency, is_full_month AS full, inflow, outflow, clean_income, related_out, "
-            "loan_repaid, round(debt_burden_trailing, 2) AS debt_burden, lenders_active_90d AS lenders_90d, "
-            "large_outflow_count AS large_n, round(income_cv, 2) AS income_cv, closing_balance "
-            "FROM account_months WHERE account_id = ? ORDER BY currency, month_on",
-            [account_id],
-        )
-        _print_result(months, title=f"account {account_id}: months")
-        flagged = con.execute(
-            "SELECT flag_code, period_start_on, severity, reason_zh, reason_en, "
-            "array_to_string(evidence_txn_ids[1:5], ' ') || CASE WHEN len(evidence_txn_ids) > 5 "
-            "THEN ' … (' || len(evidence_txn_ids) || ')' ELSE '' END AS evidence "
-            "FROM risk_flags WHERE account_id = ? ORDER BY period_start_on, flag_code",
-            [account_id],
-        )
-        _print_result(flagged, title=f"account {account_id}: flags")
+        months = queries.account_months(con, account_id, main_currency_only=False)
+        flagged = queries.account_flags(con, account_id)
     finally:
         con.close()
+    since, trend, burden = risk["months_since_severe"], risk["clean_income_trend_pct"], risk["debt_burden_last"]
+    console.print(
+        f"[bold]account {account_id}[/] as of {risk['as_of_on']}: score [bold]{risk['score']:.0f}[/] "
+        f"({risk['band']}), recovery [bold]{risk['recovery_status']}[/]"
+        + (f", {since} clean month(s) since the last severe flag" if since is not None else "")
+        + f"; statement trust {risk['statement_trust']}; clean income trend "
+        f"{_round(trend, 1) if trend is not None else '-'} %/month; "
+        f"debt burden {_round(burden, 2) if burden is not None else '-'}",
+        highlight=False,
+    )
+    console.print(
+        f"active flags: {', '.join(risk['active_flags']) or 'none'}  points: {risk['score_components_json']}",
+        highlight=False,
+    )
+    for zh, en in zip(risk["remediation_zh"], risk["remediation_en"], strict=True):
+        console.print(f"  • {en}\n    {zh}", highlight=False)
+    months = months.select(
+        "month_on",
+        "currency",
+        pl.col("is_full_month").alias("full"),
+        "inflow",
+        "outflow",
+        "clean_income",
+        "related_out",
+        "loan_repaid",
+        _rounded("debt_burden_trailing", 2).alias("debt_burden"),
+        pl.col("lenders_active_90d").alias("lenders_90d"),
+        pl.col("large_outflow_count").alias("large_n"),
+        _rounded("income_cv", 2),
+        "closing_balance",
+    )
+    _print_rows(months.columns, months.rows(), title=f"account {account_id}: months")
+    ids = pl.col("evidence_txn_ids")
+    flagged = flagged.select(
+        "flag_code",
+        "period_start_on",
+        "severity",
+        "reason_zh",
+        "reason_en",
+        evidence=pl.concat_str(
+            ids.list.head(5).list.join(" "),
+            pl.when(ids.list.len() > 5).then(pl.format(" … ({})", ids.list.len())).otherwise(pl.lit("")),
+        ),
+    )
+    _print_rows(flagged.columns, flagged.rows(), title=f"account {account_id}: flags")
 
 
 @app.command()
@@ -390,11 +416,10 @@ def query(
 
     Example: liushui query "SELECT * FROM v_flag_counts_by_month"
     """
-    import duckdb
-
     con = _open(db)
     try:
-        _print_result(con.sql(sql), title="query")
+        result = con.sql(sql)
+        _print_rows(result.columns, result.fetchall(), title="query")
     except duckdb.Error as exc:
         _fail(f"query failed: {exc}")
     finally:

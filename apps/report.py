@@ -15,14 +15,20 @@ Monthly figures are those of the account's main currency (the one its risk is ju
 from __future__ import annotations
 
 import html
-import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from liushui import store
+import polars as pl
+
+from liushui import queries, store
+
+if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed import DataclassInstance
+    from rich.console import Console
 
 
 class AccountNotFound(LookupError):
@@ -101,10 +107,9 @@ class AccountReport:
 
 
 # Reading -----------------------------------------------------------------------------------------------
-def _records(con, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    rel = con.execute(sql, params)
-    names = [d[0] for d in rel.description]
-    return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
+def _taken_by(cls: type[DataclassInstance], row: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of a query's row that the dataclass has fields for."""
+    return {f.name: row[f.name] for f in fields(cls) if f.name in row}
 
 
 def account_report(database: Path, account_id: str) -> AccountReport:
@@ -112,70 +117,27 @@ def account_report(database: Path, account_id: str) -> AccountReport:
     Raises AccountNotFound for an account without a risk row, StoreError for a missing/locked database."""
     con = store.reader(database)
     try:
-        risk = _records(
-            con,
-            """
-            SELECT account_id, as_of_on, currency, score, band, recovery_status, months_since_severe,
-                   last_severe_on, statement_trust, active_flags, score_components_json, clean_income_last,
-                   clean_income_trend_pct, debt_burden_last, debt_burden_trend, remediation_zh, remediation_en
-            FROM account_risk WHERE account_id = ?""",
-            [account_id],
-        )
-        if not risk:
+        risk = queries.account_risk(con, account_id)
+        if risk is None:
             raise AccountNotFound(f"no account {account_id!r} in {database} (account_risk has no row for it)")
-        r = risk[0]
-        months = _records(
-            con,
-            """
-            SELECT month_on, is_full_month, inflow, outflow, clean_income, loan_repaid, debt_burden,
-                   debt_burden_trailing
-            FROM account_months WHERE account_id = ? AND currency = ? ORDER BY month_on""",
-            [account_id, r["currency"]],
-        )
-        flags = _records(
-            con,
-            """
-            SELECT flag_code, period_start_on, period_end_on, severity, metric_value, threshold, limit_name,
-                   rule_version, reason_zh, reason_en, remediation_zh, remediation_en, evidence_txn_ids
-            FROM risk_flags WHERE account_id = ? ORDER BY period_start_on, flag_code, flag_id""",
-            [account_id],
-        )
-        evidence = _records(
-            con,
-            """
-            SELECT DISTINCT t.txn_id, t.booked_at, t.amount, t.currency, t.counterparty_name, t.description,
-                   t.txn_class
-            FROM (SELECT unnest(evidence_txn_ids) AS txn_id FROM risk_flags WHERE account_id = ?) e
-            JOIN transactions t USING (txn_id)""",
-            [account_id],
-        )
+        months = queries.account_months(con, account_id)
+        flags = queries.account_flags(con, account_id)
+        evidence = queries.account_evidence(con, account_id)
     finally:
         con.close()
-    by_id = {e["txn_id"]: EvidenceTransaction(**e) for e in evidence}
-
-    def proof(ids: list[str]) -> list[EvidenceTransaction]:
-        return sorted((by_id[i] for i in set(ids) if i in by_id), key=lambda t: (t.booked_at, t.txn_id))
+    # Each flag's evidence found in `transactions` (booked_at is null for an id it lacks), once, by booking.
+    found = evidence.filter(pl.col("booked_at").is_not_null()).unique(["flag_id", "txn_id"], maintain_order=True)
+    proof: dict[str, list[EvidenceTransaction]] = {}
+    for e in found.iter_rows(named=True):
+        proof.setdefault(e["flag_id"], []).append(EvidenceTransaction(**_taken_by(EvidenceTransaction, e)))
 
     return AccountReport(
-        account_id=r["account_id"],
-        as_of_on=r["as_of_on"],
-        currency=r["currency"],
-        score=r["score"],
-        band=r["band"],
-        recovery_status=r["recovery_status"],
-        months_since_severe=r["months_since_severe"],
-        last_severe_on=r["last_severe_on"],
-        statement_trust=r["statement_trust"],
-        active_flags=list(r["active_flags"]),
-        score_components=json.loads(r["score_components_json"]),
-        clean_income_last=r["clean_income_last"],
-        clean_income_trend_pct=r["clean_income_trend_pct"],
-        debt_burden_last=r["debt_burden_last"],
-        debt_burden_trend=r["debt_burden_trend"],
-        remediation_zh=list(r["remediation_zh"]),
-        remediation_en=list(r["remediation_en"]),
-        months=[MonthFigures(**m) for m in months],
-        flags=[FlagEntry(**f, evidence=proof(f["evidence_txn_ids"])) for f in flags],
+        **_taken_by(AccountReport, risk),
+        months=[MonthFigures(**_taken_by(MonthFigures, m)) for m in months.iter_rows(named=True)],
+        flags=[
+            FlagEntry(**_taken_by(FlagEntry, f), evidence=proof.get(f["flag_id"], []))
+            for f in flags.iter_rows(named=True)
+        ],
     )
 
 
@@ -202,7 +164,7 @@ def _headline(report: AccountReport) -> str:
     )
 
 
-def render_terminal(report: AccountReport, console, *, evidence_per_flag: int = 5) -> None:
+def render_terminal(report: AccountReport, console: Console, *, evidence_per_flag: int = 5) -> None:
     """The report on a rich Console: headline, what would restore the account, months, flags with evidence."""
     from rich.table import Table
 
@@ -257,7 +219,7 @@ def _e(value: Any) -> str:
 def _svg_bars(
     title: str,
     labels: list[str],
-    series: list[tuple[str, str, list[float | None]]],
+    series: Sequence[tuple[str, str, Sequence[float | None]]],
     partial: list[bool],
     value_text: list[list[str]],
     threshold: float | None = None,

@@ -17,12 +17,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.run_report import RunReport
-from liushui import store
+from liushui import queries, store
 
 KEY_SUMMARY = "liushui-run-summary"
 KEY_FLAGS = "liushui-flags-by-code"
@@ -54,13 +55,10 @@ def build_run_data_docs(
         return None
 
 
-def _rows(con, sql: str, params: list[Any]) -> dict[str, list[Any]]:
-    """Columns -> JSON-safe values (money and dates as text, exactly as DuckDB prints them)."""
-    rel = con.execute(sql, params)
-    names = [d[0] for d in rel.description]
-    columns = list(zip(*rel.fetchall(), strict=True)) or [()] * len(names)
+def _columns(frame: pl.DataFrame) -> dict[str, list[Any]]:
+    """Columns -> JSON-safe values (money and dates as text, as Python prints them)."""
     plain = (bool, int, float, str, type(None))
-    return {n: [v if isinstance(v, plain) else str(v) for v in col] for n, col in zip(names, columns, strict=True)}
+    return {n: [v if isinstance(v, plain) else str(v) for v in frame[n].to_list()] for n in frame.columns}
 
 
 def run_tables(database: Path, run_id: str) -> dict[str, dict[str, list[Any]]]:
@@ -68,34 +66,16 @@ def run_tables(database: Path, run_id: str) -> dict[str, dict[str, list[Any]]]:
     quarantine per file and reason, and this run's failed expectations."""
     con = store.reader(database)
     try:
-        return {
-            KEY_FLAGS: _rows(
-                con,
-                """
-                SELECT flag_code, count(*) AS flags, count(DISTINCT account_id) AS accounts,
-                       count(*) FILTER (WHERE severity = 'high') AS high
-                FROM risk_flags GROUP BY flag_code ORDER BY flags DESC, flag_code""",
-                [],
-            ),
-            KEY_QUARANTINE: _rows(
-                con,
-                """
-                SELECT source_file, reason_code, count(*) AS rows, min(reason) AS example
-                FROM quarantine WHERE batch_id = ? GROUP BY source_file, reason_code
-                ORDER BY source_file, reason_code""",
-                [run_id],
-            ),
-            KEY_DATA_QUALITY: _rows(
-                con,
-                """
-                SELECT table_name, expectation, column_name, level, unexpected_count, element_count, detail
-                FROM dq_results WHERE run_id = ? AND NOT success
-                ORDER BY level, table_name, expectation, column_name""",
-                [run_id],
-            ),
-        }
+        flags = queries.flags_per_code(con).drop("rule_version")
+        quarantine = queries.quarantine_of_batch(con, run_id)
+        failed = queries.dq_failed(con, run_id)
     finally:
         con.close()
+    # The artifact's own columns and row order (by level, then table), as its history in Prefect has them.
+    failed = failed.select(
+        "table_name", "expectation", "column_name", "level", "unexpected_count", "element_count", "detail"
+    ).sort("level", "table_name", "expectation", "column_name", nulls_last=True)
+    return {KEY_FLAGS: _columns(flags), KEY_QUARANTINE: _columns(quarantine), KEY_DATA_QUALITY: _columns(failed)}
 
 
 def _summary_markdown(report: RunReport, tables: dict[str, dict[str, list[Any]]], data_docs: Path | None) -> str:

@@ -17,13 +17,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypedDict
 
 import altair as alt
 import duckdb
 import polars as pl
+import polars.selectors as cs
 import streamlit as st
 
-from apps.dashboard import database_path, queries
+from apps.dashboard import database_path
+from liushui import queries
 from liushui.store import StoreError, reader
 
 PAGES = ("Overview", "Account", "Run health")
@@ -38,12 +41,53 @@ RECOVERY_MEANING = {
     "recovering": "clean months since the last severe flag, not yet enough",
     "recovered": "enough clean months since the last severe flag",
 }
+MONTH_FIGURES = (
+    "month_on",
+    "currency",
+    "is_full_month",
+    "inflow",
+    "outflow",
+    "clean_income",
+    "loan_repaid",
+    "debt_burden_trailing",
+    "lenders_active_90d",
+    "large_outflow_count",
+    "income_cv",
+    "closing_balance",
+)
+"""The account_months columns the drill-down charts and lists."""
+
+
+class Overview(TypedDict):
+    headline: dict[str, Any]
+    flags_per_code: pl.DataFrame
+    flags_by_month: pl.DataFrame
+    bands: pl.DataFrame
+    recovery: pl.DataFrame
+    dq_per_run: pl.DataFrame
+    quarantine: pl.DataFrame
+    file_status: pl.DataFrame
+    file_problems: pl.DataFrame
+
+
+class AccountData(TypedDict):
+    risk: dict[str, Any] | None
+    months: pl.DataFrame
+    """MONTH_FIGURES, money as DOUBLE (a chart cannot plot decimals)."""
+    flags: pl.DataFrame
+    evidence: pl.DataFrame
+
+
+class RunDq(TypedDict):
+    summary: pl.DataFrame
+    failed: pl.DataFrame
 
 
 def database_state(database: Path) -> tuple[int, int]:
     """Changes whenever the writer publishes (the file or its WAL is written): part of every cache key."""
     wal = database.with_name(database.name + ".wal")
-    return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (database, wal))
+    file, log = (p.stat().st_mtime_ns if p.exists() else 0 for p in (database, wal))
+    return file, log
 
 
 @contextmanager
@@ -56,11 +100,11 @@ def _reading(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def overview_data(database: str, state: tuple[int, int]) -> dict[str, object]:
+def overview_data(database: str, state: tuple[int, int]) -> Overview:
     with _reading(database) as con:
         return {
             "headline": queries.headline(con),
-            "flags_per_code": queries.flags_per_code(con),
+            "flags_per_code": queries.flags_per_code(con).drop("rule_version"),
             "flags_by_month": queries.flags_per_code_by_month(con),
             "bands": queries.accounts_per_band(con),
             "recovery": queries.accounts_per_recovery_status(con),
@@ -79,11 +123,12 @@ def account_choices(database: str, state: tuple[int, int], wanted: str | None) -
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def account_data(database: str, state: tuple[int, int], account_id: str) -> dict[str, object]:
+def account_data(database: str, state: tuple[int, int], account_id: str) -> AccountData:
     with _reading(database) as con:
+        months = queries.account_months(con, account_id).select(MONTH_FIGURES)
         return {
             "risk": queries.account_risk(con, account_id),
-            "months": queries.account_months(con, account_id),
+            "months": months.with_columns(cs.decimal().cast(pl.Float64)),
             "flags": queries.account_flags(con, account_id),
             "evidence": queries.account_evidence(con, account_id),
         }
@@ -96,7 +141,7 @@ def runs_data(database: str, state: tuple[int, int]) -> pl.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
-def run_dq_data(database: str, state: tuple[int, int], run_id: str) -> dict[str, pl.DataFrame]:
+def run_dq_data(database: str, state: tuple[int, int], run_id: str) -> RunDq:
     with _reading(database) as con:
         return {"summary": queries.dq_summary(con, run_id), "failed": queries.dq_failed(con, run_id)}
 
@@ -107,13 +152,15 @@ def table(frame: pl.DataFrame, *, max_rows: int = 15) -> None:
     st.dataframe(shown, hide_index=True, width="stretch", height=38 + 35 * min(max(len(shown), 1), max_rows))
 
 
-def _bar(frame: pl.DataFrame, category: str, value: str, *, order: tuple[str, ...], colours=None) -> alt.Chart:
+def _bar(
+    frame: pl.DataFrame, category: str, value: str, *, order: tuple[str, ...], colours: tuple[str, ...] | None = None
+) -> alt.Chart:
     colour = (
         alt.Color(f"{category}:N", scale=alt.Scale(domain=list(order), range=list(colours)), legend=None)
         if colours
         else alt.value("#4a78b0")
     )
-    return (
+    chart: alt.Chart = (
         alt.Chart(frame)
         .mark_bar()
         .encode(
@@ -124,6 +171,7 @@ def _bar(frame: pl.DataFrame, category: str, value: str, *, order: tuple[str, ..
         )
         .properties(height=220)
     )
+    return chart
 
 
 def overview_page(database: str, state: tuple[int, int]) -> None:
