@@ -60,7 +60,7 @@ def streamlit_environment(database: Path) -> dict[str, str]:
     return {**OFFLINE_ENV, **STREAMLIT_ENV, **os.environ, "LIUSHUI_DB": str(database)}
 
 
-def stop(process: subprocess.Popen, *, grace_s: float = 10.0) -> None:
+def stop(process: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> None:
     """Stop a dashboard server: SIGTERM, then SIGKILL if it has not ended within `grace_s`."""
     process.terminate()
     try:
@@ -70,7 +70,7 @@ def stop(process: subprocess.Popen, *, grace_s: float = 10.0) -> None:
         process.wait()
 
 
-def start(database: Path, port: int, *, address: str = "127.0.0.1", quiet: bool = False) -> subprocess.Popen:
+def start(database: Path, port: int, *, address: str = "127.0.0.1", quiet: bool = False) -> subprocess.Popen[bytes]:
     """Start the dashboard server in the background; the caller stops it (`terminate()`, then `wait()`)."""
     output = subprocess.DEVNULL if quiet else None
     return subprocess.Popen(
