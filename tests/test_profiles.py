@@ -378,32 +378,33 @@ def test_ingest_counts(profile, status, rows_read, rows_ok, rows_rejected):
         rows_rejected,
         None,
     )
-    assert (outcome.good.height, outcome.bad.height) == (rows_ok, rows_rejected)
+    assert outcome.parsed is not None
+    assert (outcome.parsed.good.height, outcome.parsed.bad.height) == (rows_ok, rows_rejected)
 
 
 def test_ingest_typed_values():
     """The typed canonical rows: signs, dates, currencies and exact Decimal amounts per layout."""
     icbc = _ingest(FIXTURES / SYNTHETIC["icbc_debit"])
     # the masked balance is quarantined with its reason, not guessed
-    assert icbc.bad.select("source_row", "reason_code", "reason").rows() == [
+    assert icbc.parsed.bad.select("source_row", "reason_code", "reason").rows() == [
         (
             8,
             "bad_balance",
             "icbc_debit.csv, row 8: not an exact balance (max 2 decimals) in column 'balance_after': 'xx,yyyy.zz'",
         )
     ]
-    assert icbc.bad["raw"][0].startswith('2024-05-20     \t,"消费')
-    assert icbc.good["amount"].sum() == Decimal("4059.37")  # 9188.07 in, 5128.70 out (48.00 quarantined)
-    assert icbc.good["source_row"].to_list() == [1, 2, 3, 4, 5, 6, 7]
+    assert icbc.parsed.bad["raw"][0].startswith('2024-05-20     \t,"消费')
+    assert icbc.parsed.good["amount"].sum() == Decimal("4059.37")  # 9188.07 in, 5128.70 out (48.00 quarantined)
+    assert icbc.parsed.good["source_row"].to_list() == [1, 2, 3, 4, 5, 6, 7]
 
-    boc = _ingest(FIXTURES / SYNTHETIC["boc_debit"]).good
+    boc = _ingest(FIXTURES / SYNTHETIC["boc_debit"]).parsed.good
     assert boc.select("account_id", "booked_at", "amount", "currency", "balance_after").rows()[:2] == [
         ("5821", datetime(2025, 9, 18, 20, 15, 33), Decimal("-45.60"), "CNY", Decimal("5234.40")),
         ("5821", datetime(2025, 9, 15, 12, 2, 10), Decimal("128.00"), "CNY", Decimal("5280.00")),
     ]
     assert boc["amount"].sum() == Decimal("4234.40")  # opening 1000.00 -> closing 5234.40
 
-    cmb = _ingest(FIXTURES / SYNTHETIC["cmb_debit"]).good
+    cmb = _ingest(FIXTURES / SYNTHETIC["cmb_debit"]).parsed.good
     assert cmb.select("account_id", "booked_at", "amount").rows()[1] == (
         "6214000000001234",
         datetime(2024, 3, 2),
@@ -411,7 +412,7 @@ def test_ingest_typed_values():
     )
     assert cmb["amount"].sum() == Decimal("2700.86")  # 813.45 -> 3514.31
 
-    alipay = _ingest(FIXTURES / SYNTHETIC["alipay"]).good
+    alipay = _ingest(FIXTURES / SYNTHETIC["alipay"]).parsed.good
     # the order ids are unique in the file, so they are the transaction ids (prefixed with the account)
     assert alipay.select("txn_id", "booked_at", "amount").rows()[2] == (
         "lin.demo@example.com:2024040522001100000000000004_2024040800000003",
@@ -421,7 +422,7 @@ def test_ingest_typed_values():
     assert alipay["txn_id"].n_unique() == 6
     assert alipay.filter(pl.col("amount") < 0)["amount"].sum() == Decimal("-238.40")  # 支出：3笔 238.40元
 
-    hsbc = _ingest(FIXTURES / SYNTHETIC["hsbchk_debit"]).good
+    hsbc = _ingest(FIXTURES / SYNTHETIC["hsbchk_debit"]).parsed.good
     by_currency = hsbc.group_by("currency").agg(pl.len(), pl.col("amount").sum()).sort("currency").rows()
     assert by_currency == [("CNY", 1, Decimal("2500.00")), ("HKD", 6, Decimal("14536.72"))]
     assert hsbc["booked_at"].to_list()[-1] == datetime(2025, 4, 1)
@@ -929,3 +930,114 @@ def test_stray_quote_does_not_swallow_rows(tmp_path, profiles):
     assert df["amount"].to_list() == ["-1.00", "-2.00", "-3.00"]
     assert df["reject_code"].to_list() == ["ragged_row", None, None]
     assert df["raw"][1] == "2024-01-02,CNY,-2.00,7.00,ok,,"
+
+
+# ---------------------------------------------------------------------------------------------------
+# A user folder of profiles: merged with the shipped ones; a broken file is skipped, not fatal
+
+DEMO_STATEMENT = (
+    "Demo Bank plc - Statement\nAccount number: 12-34-56-7890\n\n"
+    "Posting Date,Details,Debit,Credit,Running Balance\n"
+    '01/03/2025,Opening deposit,,"1,500.00","1,500.00"\n'
+    'Closing balance,,,,"1,500.00"\n'
+)
+
+
+def _read_with(paths: list[Path], profiles_dir: Path | None, forced: str | None = None) -> list[dict]:
+    rows = []
+    for outcome in read_files(
+        paths,
+        known_file_hashes=set(),
+        batch_id="b",
+        latest_booking=date(2026, 12, 31),
+        forced_profile=forced,
+        profiles_dir=profiles_dir,
+    ):
+        assert outcome.file_row is not None
+        rows.append(outcome.file_row)
+    return rows
+
+
+def test_user_folder_merges_and_overrides_by_name(tmp_path):
+    from liushui.ingest.profiles import load_profile_set
+
+    pdir = tmp_path / "mine"
+    pdir.mkdir()
+    (pdir / "demo.yaml").write_text(NEW_PROFILE, encoding="utf-8")
+    # a user copy of a shipped profile (same name) replaces it
+    icbc = (Path(load_profiles()["icbc_debit"].path or "").read_text(encoding="utf-8")).replace(
+        "default: CNY", "default: HKD"
+    )
+    (pdir / "icbc_debit.yaml").write_text(icbc, encoding="utf-8")
+    loaded = load_profile_set(pdir)
+    assert sorted(loaded.profiles) == ["alipay", "boc_debit", "cmb_debit", "demo_bank_en", "hsbchk_debit", "icbc_debit"]
+    assert loaded.overridden == ("icbc_debit",) and loaded.skipped == ()
+    assert loaded.profiles["icbc_debit"].path == pdir / "icbc_debit.yaml"
+    assert loaded.profiles["icbc_debit"].spec.currency.default == "HKD"
+    assert loaded.profiles["cmb_debit"].path is not None and loaded.profiles["cmb_debit"].path.parent.name == "profiles"
+    f = tmp_path / "statement.csv"
+    f.write_text(DEMO_STATEMENT, encoding="utf-8")
+    (row,) = _read_with([f], pdir)
+    assert (row["status"], row["profile"], row["rows_ok"]) == ("loaded", "demo_bank_en", 1)
+    with pytest.raises(ProfileError, match="does not exist"):
+        load_profile_set(tmp_path / "nope")
+
+
+def test_broken_profile_is_skipped_with_file_line_column(tmp_path):
+    from liushui.ingest.profiles import load_profile_set
+
+    pdir = tmp_path / "mine"
+    pdir.mkdir()
+    # valid YAML, invalid profile: `amount` lacks expense_column (line 9), an unknown key (line 19)
+    (pdir / "demo.yaml").write_text(
+        NEW_PROFILE.replace("  expense_column: Debit\n", "") + "colour: blue\n", encoding="utf-8"
+    )
+    (pdir / "broken.yaml").write_text("name: x\ndescription: [unclosed\n", encoding="utf-8")  # not YAML
+    loaded = load_profile_set(pdir)
+    assert sorted(loaded.profiles) == ["alipay", "boc_debit", "cmb_debit", "hsbchk_debit", "icbc_debit"]
+    by_file = {s.path.name: s for s in loaded.skipped}
+    assert sorted(by_file) == ["broken.yaml", "demo.yaml"]
+    demo = by_file["demo.yaml"]
+    assert (demo.name, demo.error.line, demo.error.column) == ("demo_bank_en", 8, 1)
+    assert demo.describe() == (
+        "demo.yaml: invalid profile: amount: Value error, convention 'split' requires expense_column "
+        "(line 8, column 1); colour: Extra inputs are not permitted (line 18, column 1)"
+    )
+    broken = by_file["broken.yaml"]
+    assert (broken.error.line, broken.error.column) == (3, 1)
+    assert broken.describe().startswith("broken.yaml: not valid YAML: line 3, column 1: while parsing a flow sequence")
+
+    # every other file still loads; the file that needed the skipped profile says which one and why
+    f = tmp_path / "statement.csv"
+    f.write_text(DEMO_STATEMENT, encoding="utf-8")
+    demo_row, icbc_row = _read_with([f, FIXTURES / SYNTHETIC["icbc_debit"]], pdir)
+    assert (icbc_row["status"], icbc_row["profile"]) == ("partial", "icbc_debit")
+    assert demo_row["status"] == "rejected"
+    assert demo_row["error"] == (
+        "statement.csv: unknown layout: the header matches neither the canonical columns (account_id, booked_at, "
+        "amount, ...) nor any layout profile; profile 'demo_bank_en' would match but was skipped: " + demo.describe()
+    )
+    # forcing the skipped profile names it too
+    (forced,) = _read_with([f], pdir, forced="demo_bank_en")
+    assert forced["error"] == "statement.csv: profile 'demo_bank_en' was skipped: " + demo.describe()
+
+
+def test_a_broken_shipped_profile_rejects_only_the_files_needing_it(tmp_path, monkeypatch):
+    from liushui.ingest import profile_spec
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for f in profile_spec.SHIPPED_PROFILES_DIR.glob("*.yaml"):
+        text = f.read_text(encoding="utf-8")
+        if f.stem == "cmb_debit":
+            text = text.replace("convention: signed", "convention: sined")
+        (shipped / f.name).write_text(text, encoding="utf-8")
+    monkeypatch.setattr(profile_spec, "SHIPPED_PROFILES_DIR", shipped)
+    monkeypatch.setattr(profile_spec.load_profile_set, "__kwdefaults__", {"shipped_dir": shipped})
+    cmb, icbc = _read_with([FIXTURES / SYNTHETIC["cmb_debit"], FIXTURES / SYNTHETIC["icbc_debit"]], None)
+    assert icbc["profile"] == "icbc_debit" and icbc["status"] == "partial"
+    assert cmb["status"] == "rejected"
+    assert (
+        "profile 'cmb_debit' would match but was skipped: cmb_debit.yaml: invalid profile: amount.convention"
+        in (cmb["error"])
+    )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -30,7 +31,11 @@ from liushui.ingest.canonical import (
 )
 from liushui.ingest.parse import ParsedFile, parse_raw
 
+if TYPE_CHECKING:
+    from liushui.ingest.profile_spec import ProfileSet
+
 HEAD_BYTES = 64 * 1024
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,20 +75,65 @@ def _first_line(head: bytes) -> list[str]:
     return next(csv.reader([first]), [])
 
 
-def _read_profiled(path: Path, forced_profile: str | None) -> tuple[pl.DataFrame, str]:
+class Profiles:
+    """The layout profiles of a run, loaded on first use (a night of canonical files never reads them):
+    the shipped ones merged with `user_dir`'s, invalid files skipped with their reason."""
+
+    def __init__(self, user_dir: Path | None = None) -> None:
+        self.user_dir = user_dir
+        self._set: ProfileSet | None = None
+        self._error: str | None = None
+
+    def get(self) -> ProfileSet:
+        """The `ProfileSet`; FileRejected when the profiles cannot be loaded at all (a missing folder)."""
+        from liushui.ingest import profiles  # the layout profiles are only needed for bank exports
+
+        if self._set is None and self._error is None:
+            try:
+                self._set = profiles.load_profile_set(self.user_dir)
+            except profiles.ProfileError as exc:
+                self._error = str(exc)
+            else:
+                for skipped in self._set.skipped:
+                    _log.warning("layout profile skipped: %s", skipped.describe())
+        if self._set is None:
+            raise FileRejected(self._error or "no layout profiles")
+        return self._set
+
+
+def _skipped_note(path: Path, profile_set: ProfileSet) -> str:
+    """For a file no profile matched: the invalid profiles that would have matched it (their header
+    signature is in the file), else every invalid profile whose signature is unknown."""
+    from liushui.ingest import profiles
+
+    matched = [s for s in profile_set.skipped if s.header_signature and profiles.has_header(path, s.header_signature)]
+    if matched:
+        return "; ".join(f"profile '{s.name}' would match but was skipped: {s.describe()}" for s in matched)
+    unknown = [s for s in profile_set.skipped if not s.header_signature]
+    if unknown:
+        return "; ".join(f"skipped profile (might have matched): {s.describe()}" for s in unknown)
+    return ""
+
+
+def _read_profiled(path: Path, forced_profile: str | None, loaded: Profiles | None = None) -> tuple[pl.DataFrame, str]:
     from liushui.ingest import profiles  # the layout profiles are only needed for bank exports
 
-    shipped = profiles.load_profiles()
+    profile_set = (loaded or Profiles()).get()
+    known = profile_set.profiles
     if forced_profile is not None:
-        if forced_profile not in shipped:
-            raise FileRejected(f"unknown profile '{forced_profile}' (known: {', '.join(sorted(shipped))})")
-        profile = shipped[forced_profile]
+        if forced_profile not in known:
+            skipped = profile_set.skipped_named(forced_profile)
+            if skipped is not None:
+                raise FileRejected(f"profile '{forced_profile}' was skipped: {skipped.describe()}")
+            raise FileRejected(f"unknown profile '{forced_profile}' (known: {', '.join(sorted(known))})")
+        profile = known[forced_profile]
     else:
-        detected = profiles.detect_profile(path, shipped)
+        detected = profiles.detect_profile(path, known)
         if detected is None:
+            note = _skipped_note(path, profile_set)
             raise FileRejected(
                 "unknown layout: the header matches neither the canonical columns "
-                "(account_id, booked_at, amount, ...) nor any layout profile"
+                "(account_id, booked_at, amount, ...) nor any layout profile" + (f"; {note}" if note else "")
             )
         profile = detected
     try:
@@ -92,7 +142,9 @@ def _read_profiled(path: Path, forced_profile: str | None) -> tuple[pl.DataFrame
         raise FileRejected(str(exc)) from None
 
 
-def read_raw(path: Path, forced_profile: str | None = None) -> tuple[pl.DataFrame, str]:
+def read_raw(
+    path: Path, forced_profile: str | None = None, profiles: Profiles | None = None
+) -> tuple[pl.DataFrame, str]:
     """Pick the reader for a file from its content (not its extension) and return its raw frame and the
     layout name: Parquet by its magic number, then the canonical CSV header, then the layout profiles."""
     size = path.stat().st_size
@@ -110,7 +162,7 @@ def read_raw(path: Path, forced_profile: str | None = None) -> tuple[pl.DataFram
         raise FileRejected(f"binary content ({kind}), not a CSV text export{parquet_hint}")
     if header_is_canonical(_first_line(head)):
         return read_canonical_csv(path), "canonical_csv"
-    return _read_profiled(path, forced_profile)
+    return _read_profiled(path, forced_profile, profiles)
 
 
 def _file_row(path: Path, sha: str, *, batch_id: str, seen_at: datetime, **fields: Any) -> dict[str, Any]:
@@ -144,10 +196,13 @@ def read_files(
     batch_id: str,
     latest_booking: date,
     forced_profile: str | None = None,
+    profiles_dir: Path | None = None,
 ) -> Iterator[FileOutcome]:
     """Read and parse each file not ingested before, one at a time (memory holds one file's rows).
-    Files whose SHA-256 is known (or repeated tonight) yield an outcome with `skipped` set."""
+    Files whose SHA-256 is known (or repeated tonight) yield an outcome with `skipped` set. Bank exports
+    are read with the shipped layout profiles and those of `profiles_dir` (same name: the user's wins)."""
     seen_at = datetime.now(UTC).replace(tzinfo=None)
+    profiles = Profiles(profiles_dir)
     seen_hashes = set(known_file_hashes)
     for path in paths:
         sha = file_sha256(path)
@@ -156,7 +211,7 @@ def read_files(
             continue
         seen_hashes.add(sha)
         try:
-            raw, layout = read_raw(path, forced_profile)
+            raw, layout = read_raw(path, forced_profile, profiles)
             parsed = parse_raw(
                 raw, source_file=path.name, file_sha256=sha, batch_id=batch_id, latest_booking=latest_booking
             )
@@ -230,6 +285,7 @@ def ingest_files(
     batch_id: str,
     latest_booking: date,
     forced_profile: str | None = None,
+    profiles_dir: Path | None = None,
 ) -> IngestResult:
     """Read, parse and deduplicate the given files, in memory (the flow stages them instead:
     `liushui.ingest.staging`).
@@ -246,6 +302,7 @@ def ingest_files(
         batch_id=batch_id,
         latest_booking=latest_booking,
         forced_profile=forced_profile,
+        profiles_dir=profiles_dir,
     ):
         skipped += outcome.skipped
         if outcome.file_row is not None:

@@ -23,10 +23,16 @@ def detect_profile(path: Path, profiles: dict[str, Profile]) -> Profile | None:
     ``account_id``, ``booked_at`` and ``amount`` before any profile header) give None, as do empty,
     binary and undecodable files (``read_profiled`` raises ``LayoutError`` with the reason).
     """
+    found = matching_profiles(path, profiles)
+    return found[0] if found else None
+
+
+def matching_profiles(path: Path, profiles: dict[str, Profile]) -> list[Profile]:
+    """Every profile whose header signature appears in the first lines of ``path``, best first (the order
+    `detect_profile` picks by): more than one means the layout is ambiguous."""
     path = Path(path)
     heads: dict[str, list[str] | None] = {}
-    best: tuple[int, int, str] | None = None
-    chosen: Profile | None = None
+    found: list[tuple[tuple[int, int, str], Profile]] = []
     for profile in profiles.values():
         enc = profile.encoding
         if enc not in heads:
@@ -38,10 +44,18 @@ def detect_profile(path: Path, profiles: dict[str, Profile]) -> Profile | None:
         idx = find_header(lines, profile, profile.spec.header_search_lines)
         if idx is None or _canonical_header_by(lines, idx):
             continue
-        key = (-len(profile.signature_norm), idx, profile.name)
-        if best is None or key < best:
-            best, chosen = key, profile
-    return chosen
+        found.append(((-len(profile.signature_norm), idx, profile.name), profile))
+    return [p for _, p in sorted(found, key=lambda kp: kp[0])]
+
+
+def has_header(path: Path, signature: tuple[str, ...], limit: int = 60) -> bool:
+    """Whether a line among the first `limit` of ``path`` (decoded as ``auto``) has every name of
+    `signature` as a cell: would a profile with this signature have matched?"""
+    want = {norm_header(s) for s in signature}
+    text = _decode_head(Path(path), "auto")
+    if not want or text is None:
+        return False
+    return any(want <= {norm_header(c) for c in split_cells(line, ",")} for line in text.splitlines()[:limit])
 
 
 def _canonical_header_by(lines: list[str], idx: int) -> bool:

@@ -18,7 +18,14 @@ SHIPPED_PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 
 
 class ProfileError(ValueError):
-    """A profile YAML file is invalid; the message names the file and the offending key."""
+    """A profile YAML file is invalid; the message names the file, the offending key and where it is
+    (`line` / `column`, 1-based, when known)."""
+
+    def __init__(self, message: str, *, file: Path | None = None, line: int | None = None, column: int | None = None):
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
 
 
 _WS_RE = re.compile(r"\s+")
@@ -207,46 +214,184 @@ class Profile:
     path: Path | None = None
 
     @classmethod
-    def from_dict(cls, data: Any, path: Path | None = None) -> Profile:
+    def from_dict(cls, data: Any, path: Path | None = None, node: yaml.Node | None = None) -> Profile:
+        """`node` (the composed YAML document) lets an error say on which line and column the key is."""
         where = path.name if path else "<profile>"
         if not isinstance(data, dict):
-            raise ProfileError(f"{where}: a profile must be a YAML mapping, got {type(data).__name__}")
+            line, column = _position(node, ())
+            raise ProfileError(
+                f"{where}: a profile must be a YAML mapping, got {type(data).__name__}{_at(line, column)}",
+                file=path,
+                line=line,
+                column=column,
+            )
         try:
             spec = ProfileSpec.model_validate(data)
         except ValidationError as exc:
+            errors = exc.errors()
+            positions = [_position(node, tuple(err["loc"])) for err in errors]
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}{_at(*pos)}"
+                for err, pos in zip(errors, positions, strict=True)
             )
-            raise ProfileError(f"{where}: invalid profile: {problems}") from None
+            line, column = positions[0] if positions else (None, None)
+            raise ProfileError(f"{where}: invalid profile: {problems}", file=path, line=line, column=column) from None
         return cls(spec.name, spec.description, spec.encoding, tuple(spec.header_signature), spec, path)
 
     @classmethod
     def from_yaml(cls, path: Path) -> Profile:
         path = Path(path)
         try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path.name}: cannot read profile: {exc}") from None
+            raise ProfileError(f"{path.name}: cannot read profile: {exc}", file=path) from None
+        loader = _UniqueKeyLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
+            what = ": ".join(p for p in (exc.context, exc.problem) if p) or type(exc).__name__
+            raise ProfileError(
+                f"{path.name}: not valid YAML: " + (f"line {line}, column {column}: " if line else "") + what,
+                file=path,
+                line=line,
+                column=column,
+            ) from None
         except yaml.YAMLError as exc:
-            raise ProfileError(f"{path.name}: not valid YAML: {exc}") from None
-        return cls.from_dict(data, path)
+            raise ProfileError(f"{path.name}: not valid YAML: {exc}", file=path) from None
+        finally:
+            loader.dispose()
+        return cls.from_dict(data, path, node)
 
     @property
     def signature_norm(self) -> frozenset[str]:
         return frozenset(norm_header(s) for s in self.header_signature)
 
 
+def _at(line: int | None, column: int | None) -> str:
+    return f" (line {line}, column {column})" if line is not None else ""
+
+
+def _position(node: yaml.Node | None, loc: tuple[int | str, ...]) -> tuple[int | None, int | None]:
+    """1-based (line, column) of the YAML node a pydantic error location points at: the key of a mapping
+    entry (an unknown or invalid key), else the deepest node of the path that exists (a missing key: its
+    parent mapping)."""
+    if node is None:
+        return None, None
+    mark = node.start_mark
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            if found is None:
+                break
+            mark, node = found[0].start_mark, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            mark = node.start_mark
+        else:
+            break
+    return mark.line + 1, mark.column + 1
+
+
 def load_profiles(directory: Path | None = None) -> dict[str, Profile]:
-    """Load every ``*.yaml`` / ``*.yml`` profile of ``directory`` (default: the shipped profiles)."""
+    """Load every ``*.yaml`` / ``*.yml`` profile of ``directory`` (default: the shipped profiles); the first
+    invalid file raises `ProfileError` (`load_profile_set` skips it instead and says why)."""
     directory = Path(directory) if directory is not None else SHIPPED_PROFILES_DIR
     if not directory.is_dir():
         raise ProfileError(f"profile directory {directory} does not exist")
     profiles: dict[str, Profile] = {}
-    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    for f in files:
+    for f in _profile_files(directory):
         p = Profile.from_yaml(f)
         if p.name in profiles:
             other = profiles[p.name].path
-            raise ProfileError(f"{f.name}: profile name {p.name!r} is already used by {other.name if other else '?'}")
+            raise ProfileError(
+                f"{f.name}: profile name {p.name!r} is already used by {other.name if other else '?'}", file=f
+            )
         profiles[p.name] = p
     return profiles
+
+
+def _profile_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+@dataclass(frozen=True)
+class SkippedProfile:
+    """A profile file that could not be loaded: it is left out, and every file that might have needed it
+    says so."""
+
+    path: Path
+    error: ProfileError
+    name: str | None
+    """The profile's `name` when the YAML could be read that far (a file that is not YAML has none)."""
+    header_signature: tuple[str, ...]
+    """Its `header_signature` when readable: a file whose header has these names needed this profile."""
+
+    def describe(self) -> str:
+        return str(self.error)
+
+
+@dataclass(frozen=True)
+class ProfileSet:
+    """The profiles a run reads with: the shipped ones, overridden by name by a user folder's, and the
+    files that were skipped because they are invalid."""
+
+    profiles: dict[str, Profile]
+    skipped: tuple[SkippedProfile, ...] = ()
+    overridden: tuple[str, ...] = ()
+    """Names of shipped profiles replaced by a user profile of the same name."""
+
+    def skipped_named(self, name: str) -> SkippedProfile | None:
+        return next((s for s in self.skipped if s.name == name), None)
+
+
+def _skipped(path: Path, error: ProfileError) -> SkippedProfile:
+    """What can still be told about an invalid profile file: its name and header signature, if readable."""
+    name: str | None = None
+    signature: tuple[str, ...] = ()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None
+    if isinstance(data, dict):
+        raw_name, raw_sig = data.get("name"), data.get("header_signature")
+        name = raw_name if isinstance(raw_name, str) else None
+        if isinstance(raw_sig, list) and all(isinstance(c, str) for c in raw_sig):
+            signature = tuple(raw_sig)
+    return SkippedProfile(path, error, name or path.stem, signature)
+
+
+def load_profile_set(user_dir: Path | None = None, *, shipped_dir: Path = SHIPPED_PROFILES_DIR) -> ProfileSet:
+    """The shipped profiles merged with those of `user_dir` (a user profile replaces a shipped one of the
+    same name). An invalid file is skipped with its reason (file, line, column, problem); every other
+    profile still loads. A `user_dir` that does not exist is a `ProfileError`."""
+    if user_dir is not None and not Path(user_dir).is_dir():
+        raise ProfileError(f"profile directory {user_dir} does not exist")
+    profiles: dict[str, Profile] = {}
+    skipped: list[SkippedProfile] = []
+    overridden: list[str] = []
+    for directory, is_user in ((shipped_dir, False), (Path(user_dir) if user_dir else None, True)):
+        if directory is None or not directory.is_dir():
+            continue
+        mine: set[str] = set()
+        for f in _profile_files(directory):
+            try:
+                p = Profile.from_yaml(f)
+            except ProfileError as exc:
+                skipped.append(_skipped(f, exc))
+                continue
+            if p.name in mine:
+                other = profiles[p.name].path
+                error = ProfileError(
+                    f"{f.name}: profile name {p.name!r} is already used by {other.name if other else '?'}", file=f
+                )
+                skipped.append(SkippedProfile(f, error, p.name, p.header_signature))
+                continue
+            if is_user and p.name in profiles:
+                overridden.append(p.name)
+            mine.add(p.name)
+            profiles[p.name] = p
+    # a profile that loaded under a name is not "skipped" for that name (a user file fixed a shipped one)
+    return ProfileSet(profiles, tuple(skipped), tuple(overridden))

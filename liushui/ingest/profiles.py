@@ -4,8 +4,9 @@ A profile (``liushui/profiles/*.yaml``, format in ``docs/profiles.md``) says how
 line, where the data stops, which bank column feeds which canonical field, and the amount / date /
 currency conventions. This module is the API; the work is done in:
 
-- ``load_profiles(directory)`` parses and validates the YAML files (``ProfileError`` on a bad file):
-  `liushui.ingest.profile_spec`;
+- ``load_profiles(directory)`` parses and validates the YAML files (``ProfileError`` on a bad file);
+  ``load_profile_set(user_dir)`` merges the shipped profiles with a user folder's (a user profile
+  replaces a shipped one by name) and skips an invalid file with its reason: `liushui.ingest.profile_spec`;
 - ``detect_profile(path, profiles)`` picks the profile whose header signature appears in the first
   lines of the file (``None`` when nothing matches, including the canonical layout):
   `liushui.ingest.profile_detect`;
@@ -21,9 +22,17 @@ Polars expressions.
 
 from __future__ import annotations
 
-from liushui.ingest.profile_detect import detect_profile
+from liushui.ingest.profile_detect import detect_profile, has_header, matching_profiles
 from liushui.ingest.profile_read import OUTPUT_COLUMNS, read_profiled
-from liushui.ingest.profile_spec import SHIPPED_PROFILES_DIR, Profile, ProfileError, load_profiles
+from liushui.ingest.profile_spec import (
+    SHIPPED_PROFILES_DIR,
+    Profile,
+    ProfileError,
+    ProfileSet,
+    SkippedProfile,
+    load_profile_set,
+    load_profiles,
+)
 from liushui.ingest.profile_text import LayoutError
 
 __all__ = [
@@ -32,7 +41,12 @@ __all__ = [
     "LayoutError",
     "Profile",
     "ProfileError",
+    "ProfileSet",
+    "SkippedProfile",
     "detect_profile",
+    "has_header",
+    "load_profile_set",
     "load_profiles",
+    "matching_profiles",
     "read_profiled",
 ]

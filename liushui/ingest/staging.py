@@ -62,8 +62,10 @@ def stage_files(
     batch_id: str,
     latest_booking: date,
     forced_profile: str | None = None,
+    profiles_dir: Path | None = None,
 ) -> StagedNight:
-    """Parse each file and write its good rows to `directory` before reading the next."""
+    """Parse each file and write its good rows to `directory` before reading the next; bank exports are
+    read with the shipped layout profiles and those of `profiles_dir`."""
     directory.mkdir(parents=True, exist_ok=True)
     files, file_rows, bads = [], [], []
     skipped = rows = 0
@@ -74,6 +76,7 @@ def stage_files(
             batch_id=batch_id,
             latest_booking=latest_booking,
             forced_profile=forced_profile,
+            profiles_dir=profiles_dir,
         )
     ):
         skipped += outcome.skipped
