@@ -179,24 +179,6 @@ def test_loan_event_counts_amounts_and_share_of_inflow():
     assert all(got.months.schema[c] == pl.Int64 for c in ("lenders_active_90d", "new_lenders", "penalty_count"))
 
 
-def test_negative_balance_days_use_the_last_stated_balance_of_the_day_in_statement_order():
-    rows = [
-        salary("a", "2024-01-01 08:00", "1000.00", balance="1000.00"),
-        spend("b", "2024-01-02 09:00", "1500.00", balance="-500.00"),  # negative during the day ...
-        salary("c", "2024-01-02 18:00", "1000.00", balance="500.00"),  # ... but it ends positive
-        spend("d", "2024-01-03 00:00", "600.00", balance="-100.00"),  # date-only rows: source_row decides
-        salary("e", "2024-01-03 00:00", "300.00", balance="200.00"),
-        spend("f", "2024-01-04 00:00", "300.00", balance="-100.00"),
-        spend("g", "2024-01-04 00:00", "50.00", balance="-150.00"),  # ends negative: counted
-        spend("h", "2024-01-05 00:00", "10.00"),  # no stated balance: not judged
-        spend("i", "2024-01-31 00:00", "10.00", balance="-20.00"),  # counted
-    ]
-    got = run(rows)
-    assert got.month("A1", "2024-01-01")["negative_balance_days"] == 2
-    overdue = got.flagged("OVERDUE_PENALTY").row(0, named=True)
-    assert (overdue["metric_value"], overdue["evidence_txn_ids"]) == (2.0, ["g", "i"])
-
-
 def test_month_features_recompute_on_a_frame_already_in_the_contract_shape():
     rows = full_months("A1", "2024-01-01", "2024-01-31") + [penalty("p1", "2024-01-09 10:00", "12.40")]
     got = run(rows)
@@ -210,6 +192,8 @@ def test_month_features_recompute_on_a_frame_already_in_the_contract_shape():
             business_out_count=pl.lit(0),
             business_out=pl.lit(0).cast(pl.Decimal(18, 2)),
             balance_breaks=pl.lit(0),
+            negative_balance_days=pl.lit(0),
+            low_balance_days=pl.lit(0),
         )
     )
     again = credit_month_features(got.transactions.lazy(), conformed, rules=RULES).collect()
@@ -534,24 +518,76 @@ def test_borrow_to_repay_flags_the_month_of_the_repayment():
     )
 
 
-def test_overdue_penalty_counts_penalties_failed_debits_and_negative_days():
+def test_overdue_penalty_counts_penalties_failed_debits_and_collection_not_a_negative_balance():
     rows = (
         full_months("A1", "2024-06-01", "2024-06-30")
         + [penalty("A1-p", "2024-06-09 10:00", "12.40", acct="A1")]
         + full_months("A2", "2024-06-01", "2024-06-30")
+        + [spend("A2-n", "2024-06-11 10:00", "300.00", acct="A2", balance="-20.00")]  # overdrawn, not overdue
         + full_months("A3", "2024-06-01", "2024-06-30")
         + [
             penalty("A3-p", "2024-06-09 10:00", "50.00", acct="A3"),
             failed_debit("A3-f", "2024-06-10 10:00", "450.00", acct="A3"),
-            spend("A3-n", "2024-06-11 10:00", "300.00", acct="A3", balance="-20.00"),
+            _row("A3-c", "2024-06-11 10:00", "-800.00", "某某资产管理有限公司", "委外催收还款", acct="A3"),
+            spend("A3-n", "2024-06-12 10:00", "300.00", acct="A3", balance="-20.00"),
         ]
     )
     flags = run(rows).flagged("OVERDUE_PENALTY")
     assert flags.select("account_id", "metric_value", "threshold", "severity", "evidence_txn_ids").rows() == [
         ("A1", 1.0, 1.0, "medium", ["A1-p"]),  # exactly min_events: flagged (at least)
-        ("A3", 3.0, 1.0, "high", ["A3-f", "A3-n", "A3-p"]),
+        ("A3", 3.0, 1.0, "high", ["A3-c", "A3-f", "A3-p"]),
     ]
-    assert flags["reason_zh"][1] == "本月3次逾期迹象（阈值1次）：罚息/滞纳金1笔共50.00，扣款失败1笔，余额为负1天。"
+    assert flags["reason_zh"][1] == "本月3次逾期迹象（阈值1次）：罚息/滞纳金1笔共50.00，扣款失败1笔，催收1笔。"
+    assert flags["rule_version"][0] == "2.0"
+
+
+@pytest.mark.parametrize(
+    ("amount", "counterparty", "memo"),
+    [
+        ("-35.00", "招商银行信用卡中心", "信用卡违约金"),
+        ("-12.00", "中国工商银行", "贷款罚息"),
+        ("-8.00", "逾期罚息", None),  # the counterparty cell holds the posting's name
+        ("-20.00", "某某物业服务有限公司", "物业费滞纳金"),
+        ("-25.00", "HSBC", "LATE PAYMENT FEE"),
+        ("-25.00", "HSBC", "Penalty interest"),
+        ("0.00", "重庆蚂蚁消费金融有限公司", "借呗自动还款失败"),
+        ("-1000.00", "某某银行", "批量代扣 扣款失败 余额不足"),
+        ("3000.00", "某某公司", "支票退票"),
+        ("-30.00", "ACME BANK", "NSF FEE"),
+        ("-45.00", "ACME BANK", "RETURNED ITEM CHARGE"),
+        ("-500.00", "某某信息咨询有限公司", "催收款"),
+        ("-500.00", "ABC DEBT COLLECTION LTD", "payment"),
+    ],
+)
+def test_overdue_evidence_in_memo_or_counterparty_chinese_or_english(amount, counterparty, memo):
+    rows = full_months("A1", "2024-06-01", "2024-06-30") + [_row("x", "2024-06-10 10:00", amount, counterparty, memo)]
+    got = run(rows)
+    assert got.flagged("OVERDUE_PENALTY")["evidence_txn_ids"].to_list() == [["x"]]
+
+
+@pytest.mark.parametrize(
+    ("amount", "counterparty", "memo"),
+    [
+        ("-5000.00", "招联消费金融股份有限公司", "招联提前还款"),  # prepaying without a penalty
+        ("-120.00", "中国建设银行", "提前还款违约金"),  # a prepayment fee: paying early, not late
+        ("-80.00", "中国银行", "提前结清违约金"),
+        ("-3000.00", "京东科技信息技术有限公司", "京东金条还款 免罚息"),
+        ("12.40", "招联消费金融股份有限公司", "罚息减免"),  # a waiver, money in
+        ("-100.00", "某某银行", "penalty-free instalment"),
+        ("-25.00", "HSBC", "LATE FEE WAIVED"),
+        ("200.00", "财付通", "微信红包逾期未领取退回"),
+        ("450.00", "中国铁路12306", "火车票退票"),
+        ("-20.00", "中国铁路12306", "退票费"),
+        ("-300.00", "某某公司", "RETURNED GOODS"),  # a bare RETURNED is no failed debit
+        ("5000.00", "某某商户", "POS COLLECTION"),
+        ("-12.40", "招联消费金融股份有限公司", "罚息冲正"),  # a reversal undoes a penalty
+    ],
+)
+def test_rows_naming_a_penalty_without_a_missed_payment_are_not_overdue(amount, counterparty, memo):
+    rows = full_months("A1", "2024-06-01", "2024-06-30") + [_row("x", "2024-06-10 10:00", amount, counterparty, memo)]
+    got = run(rows)
+    assert got.flagged("OVERDUE_PENALTY").is_empty()
+    assert got.month("A1", "2024-06-01")["penalty_count"] == 0
 
 
 def test_debt_burden_flags_above_the_ratio_over_full_months_only():

@@ -68,23 +68,6 @@ def lender_activity(transactions: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def negative_balance_day_closings(transactions: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per account x currency x day whose last stated balance (statement order: booked_at,
-    source_row, then txn_id for a stable tie) is below zero: `account_id, currency, booked_on, txn_id`
-    (the row stating that closing balance)."""
-    order = ["booked_at", "source_row", "txn_id"]
-    return (
-        transactions.filter(pl.col("balance_after").is_not_null())
-        .group_by(*_PER_ACCOUNT, "booked_on")
-        .agg(
-            txn_id=pl.col("txn_id").sort_by(order).last(),
-            _closing=pl.col("balance_after").sort_by(order).last(),
-        )
-        .filter(pl.col("_closing") < 0)
-        .select(*_PER_ACCOUNT, "booked_on", "txn_id")
-    )
-
-
 def _lender_counts(transactions: pl.LazyFrame, account_months: pl.LazyFrame, windows_days: list[int]) -> pl.LazyFrame:
     """Per account month: distinct lenders with activity in each N-day window ending at the month end,
     and lenders whose first activity in the statement falls in the month (one pass over the activity)."""
@@ -116,20 +99,27 @@ def _lender_counts(transactions: pl.LazyFrame, account_months: pl.LazyFrame, win
 
 
 def _loan_events(transactions: pl.LazyFrame) -> pl.LazyFrame:
-    penalty = txn_class_is("penalty_fee")
-    return transactions.group_by(*_PER_ACCOUNT, month_on=pl.col("booked_on").dt.month_start()).agg(
-        disbursement_count=txn_class_is("loan_disbursement").sum().cast(pl.Int64),
-        penalty_count=penalty.sum().cast(pl.Int64),
-        penalty_amount=pl.when(penalty).then(pl.col("amount").abs()).otherwise(_ZERO).sum().cast(MONEY),
-        failed_debit_count=txn_class_is("failed_debit").sum().cast(pl.Int64),
-    )
-
-
-def _negative_balance_days(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    overdue = overdue_evidence(transactions)
+    kind = pl.col("overdue_kind")
     return (
-        negative_balance_day_closings(transactions)
-        .group_by(*_PER_ACCOUNT, month_on=pl.col("booked_on").dt.month_start())
-        .agg(negative_balance_days=pl.len().cast(pl.Int64))
+        transactions.group_by(*_PER_ACCOUNT, month_on=pl.col("booked_on").dt.month_start())
+        .agg(
+            disbursement_count=txn_class_is("loan_disbursement").sum().cast(pl.Int64),
+        )
+        .join(
+            overdue.group_by(*_PER_ACCOUNT, month_on=pl.col("booked_on").dt.month_start()).agg(
+                penalty_count=(kind == "penalty").sum().cast(pl.Int64),
+                penalty_amount=pl.when(kind == "penalty")
+                .then(pl.col("amount").abs())
+                .otherwise(_ZERO)
+                .sum()
+                .cast(MONEY),
+                failed_debit_count=(kind == "failed_debit").sum().cast(pl.Int64),
+                collection_count=(kind == "collection").sum().cast(pl.Int64),
+            ),
+            on=_MONTH_KEY,
+            how="left",
+        )
     )
 
 
@@ -185,7 +175,7 @@ def credit_month_features(transactions: pl.LazyFrame, account_months: pl.LazyFra
         "disbursement_count",
         "penalty_count",
         "failed_debit_count",
-        "negative_balance_days",
+        "collection_count",
     ]
     private = ["debt_burden_start_on", "debt_burden_months", "debt_burden_repaid", "debt_burden_income"]
     # Recomputed, never joined twice: a frame already conformed to the contract carries them as nulls.
@@ -194,7 +184,6 @@ def credit_month_features(transactions: pl.LazyFrame, account_months: pl.LazyFra
         account_months.drop(produced, strict=False)
         .join(_lender_counts(transactions, account_months, windows), on=_MONTH_KEY, how="left", maintain_order="left")
         .join(_loan_events(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
-        .join(_negative_balance_days(transactions), on=_MONTH_KEY, how="left", maintain_order="left")
         .with_columns(
             *(pl.col(c).fill_null(0) for c in counts),
             penalty_amount=pl.col("penalty_amount").fill_null(_ZERO),
@@ -539,21 +528,87 @@ OVERDUE_PENALTY = Rule(
     name_en="Signs of overdue debt",
     section="overdue",
     config_model=OverdueRules,
-    remediation_zh="按时足额还款并保持扣款账户余额充足，结清逾期罚息；连续数月没有罚息、扣款失败或透支。",
+    remediation_zh="按时足额还款并保持扣款账户余额充足，结清逾期罚息；连续数月没有罚息、滞纳金、扣款失败或催收。",
     remediation_en="Repay in full and on time and keep enough balance for the instalment debits; settle overdue "
-    "penalties. Several consecutive months without penalties, failed debits or a negative balance.",
+    "penalties. Several consecutive months without penalties, late fees, failed debits or collection.",
     default_weight=20,
     doc="docs/rules_credit.md",
     behaviour="overdue",
 )
 
+OVERDUE_PENALTY_PATTERN = (
+    r"(?i)罚息|复息|逾期|滞纳金|违约金|罚金|"
+    r"late\s*(payment\s*)?(fee|charge)|overdue|penal(ty)?\s*(interest|charge|fee)|default\s*(interest|charge|fee)"
+)
+"""Penalty interest and late fees: 罚息 / 复息 (interest on overdue interest), 逾期 (利息, 费, 还款 ...), 滞纳金 and
+违约金 (a credit card's late fee since 2017), late fee / charge, overdue, penalty / penal / default interest."""
+OVERDUE_FAILED_PATTERN = (
+    r"(?i)(扣款|代扣|扣收|划扣|划款|还款|自动还款)(交易)?失败|余额不足|退票|"
+    r"insufficient\s*funds?|(?-u:\b)nsf(?-u:\b)|dishono(u)?red|bounced|bounce\s*(chq|cheque|check|charge|fee)|"
+    r"(chq|cheque|check)\s*(return|bounce)|returned\s*(item|payment|debit|direct\s*debit|cheque|check|ach)|"
+    r"(ach|nach|ecs|direct\s*debit)\s*return|unpaid\s*(item|direct\s*debit)|(payment|debit)\s*failed|"
+    r"failed\s*(payment|debit)"
+)
+"""A failed or returned debit: 扣款 / 代扣 / 还款 ... 失败, 余额不足 (insufficient funds), 退票 (a returned cheque or
+bill), NSF, dishonoured, bounced, returned item / payment / direct debit, ACH / NACH / ECS return. A bare
+"returned" is not enough: a returned transfer (退汇) or goods is no missed payment."""
+OVERDUE_COLLECTION_PATTERN = r"(?i)催收|催缴|debt\s*collect|collection\s*(agency|agent|fee|charge)"
+"""Money paid to or through debt collection (催收, 委外催收, 催缴, debt collection, collection agency / fee). A bare
+"collection" is not enough: POS collection and cash collection are ordinary business."""
+OVERDUE_NOT_EVIDENCE_PATTERN = (
+    r"(?i)提前(还款|还贷|结清|偿还|归还|清偿|还本)|"
+    r"(免|减免|免收|免除|无|不收|零)(罚息|滞纳金|违约金|逾期)|(罚息|滞纳金|违约金)(减免|免除|豁免|全免|退还|返还)|"
+    r"逾期未(领|取)|逾期退(回|汇)|退票(费|手续费)|"
+    r"(铁路|火车|12306|高铁|航空|机票|车票|影票|电影|演出|门票|携程|去哪儿|飞猪|同程).{0,12}退票|"
+    r"pre-?payment|early\s*(re)?pay(ment)?|early\s*settle(ment)?|"
+    r"penalty[\s-]*free|free\s*of\s*(penalty|charge)|no\s*(late\s*fee|penalty)|waive[dr]?"
+)
+"""Rows that name a penalty without proving a missed payment: a prepayment fee (提前还款违约金 / 提前结清: paying
+early), a waived or absent penalty (免罚息, 罚息减免, 无滞纳金, penalty-free, fee waived), a remittance returned
+unclaimed (逾期未领, 逾期退回), a refunded train, plane or show ticket (火车票退票, 退票费: 退票 alone is a
+returned cheque or bill)."""
+
+
+def overdue_evidence(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per transaction that shows a missed payment: `account_id, currency, txn_id, booked_on, amount,
+    overdue_kind` (penalty, failed_debit or collection).
+
+    Memo and counterparty are read together (a bank may print 罚息 as the counterparty of an internal
+    posting, or the memo alone). A failed debit counts with either sign (banks post it as zero, as the debit
+    and its reversal, or as the returned amount); a penalty and a collection payment only as money out (money in
+    is a waiver or a refund). Refunds and reversals never count, nor rows matching
+    `OVERDUE_NOT_EVIDENCE_PATTERN`. The row's class (`penalty_fee`, `failed_debit` from the lender registry's
+    role keywords) is not used: it also holds a prepayment fee, and a bare RETURNED.
+    """
+    text = pl.concat_str(pl.col("description").fill_null(""), pl.col("counterparty_name").fill_null(""), separator=" ")
+    money_out = pl.col("amount") < 0
+    undone = txn_class_is("refund", "reversal")
+    kind = (
+        pl.when(text.str.contains(OVERDUE_NOT_EVIDENCE_PATTERN))
+        .then(pl.lit(None, dtype=pl.String))
+        .when(text.str.contains(OVERDUE_FAILED_PATTERN))
+        .then(pl.lit("failed_debit"))
+        .when(undone | ~money_out)
+        .then(pl.lit(None, dtype=pl.String))
+        .when(text.str.contains(OVERDUE_COLLECTION_PATTERN))
+        .then(pl.lit("collection"))
+        .when(text.str.contains(OVERDUE_PENALTY_PATTERN))
+        .then(pl.lit("penalty"))
+    )
+    return (
+        transactions.with_columns(overdue_kind=kind)
+        .filter(pl.col("overdue_kind").is_not_null())
+        .select(*_PER_ACCOUNT, "txn_id", "booked_on", "amount", "overdue_kind")
+    )
+
 
 def overdue_penalty_flags(
     transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: OverdueRules
 ) -> pl.LazyFrame:
-    """OVERDUE_PENALTY: at least `min_events` overdue events in a month; an event is a penalty / late-fee
-    row, a failed debit, or a day ending with a negative balance."""
-    events = pl.col("penalty_count") + pl.col("failed_debit_count") + pl.col("negative_balance_days")
+    """OVERDUE_PENALTY: at least `min_events` rows in a month that show a missed payment (`overdue_evidence`:
+    penalty interest / late fees, failed or returned debits, collection). A negative balance is not one: that
+    is OVERDRAWN (`transforms.balances`)."""
+    events = pl.col("penalty_count") + pl.col("failed_debit_count") + pl.col("collection_count")
     flagged = (
         _judged(months_with_credit)
         .filter(events >= rules.min_events)
@@ -564,36 +619,28 @@ def overdue_penalty_flags(
             limit_name=pl.lit("overdue_events_per_month"),
             severity=high_when(events >= rules.high_events),
             reason_zh=pl.format(
-                "本月{}次逾期迹象（阈值{}次）：罚息/滞纳金{}笔共{}，扣款失败{}笔，余额为负{}天。",
+                "本月{}次逾期迹象（阈值{}次）：罚息/滞纳金{}笔共{}，扣款失败{}笔，催收{}笔。",
                 events,
                 pl.lit(rules.min_events),
                 pl.col("penalty_count"),
                 fmt_num(pl.col("penalty_amount")),
                 pl.col("failed_debit_count"),
-                pl.col("negative_balance_days"),
+                pl.col("collection_count"),
             ),
             reason_en=pl.format(
                 "{} overdue events this month (threshold {}): {} penalty / late-fee rows ({} in "
-                "total), {} failed debits, {} days ending with a negative balance.",
+                "total), {} failed debits, {} collection payments.",
                 events,
                 pl.lit(rules.min_events),
                 pl.col("penalty_count"),
                 fmt_num(pl.col("penalty_amount")),
                 pl.col("failed_debit_count"),
-                pl.col("negative_balance_days"),
+                pl.col("collection_count"),
             ),
         )
     )
-    event_rows = pl.concat(
-        [
-            transactions.filter(txn_class_is("penalty_fee", "failed_debit")).select(
-                *_PER_ACCOUNT, "txn_id", "booked_on"
-            ),
-            negative_balance_day_closings(transactions).select(*_PER_ACCOUNT, "txn_id", "booked_on"),
-        ]
-    ).unique("txn_id")
     return finish_flags(
-        evidence_in_months(flagged, event_rows, pl.lit(True)),
+        evidence_in_months(flagged, overdue_evidence(transactions), pl.lit(True)),
         OVERDUE_PENALTY,
         rules,
     )
