@@ -28,7 +28,7 @@ from liushui.ingest.profile_spec import AccountSpec, AmountSpec, Profile, Profil
 from liushui.ingest.profile_text import LayoutError, SplitExport, split_export
 
 VALUE_COLUMNS = CANONICAL_INPUT_COLUMNS
-OUTPUT_COLUMNS = (*VALUE_COLUMNS, "source_row", "raw", "reject_code", "reject_reason")
+OUTPUT_COLUMNS = (*VALUE_COLUMNS, "source_row", "source_line", "raw", "reject_code", "reject_reason")
 
 _Reject = tuple[pl.Expr, str, pl.Expr]
 """A reader reject rule: (condition, reject_code, reject_reason); the first rule that holds wins."""
@@ -71,6 +71,7 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
     return out.select(
         *[pl.col(c).cast(pl.String) for c in VALUE_COLUMNS],
         source_row=(pl.col("_i") + 1).cast(pl.Int64),
+        source_line=pl.col("_line"),
         raw=pl.col("raw"),
         reject_code=pl.col("reject_code"),
         reject_reason=pl.col("reject_reason"),
@@ -105,7 +106,8 @@ class _Columns:
 
 def _cell_frame(split: SplitExport, spec: ProfileSpec) -> pl.DataFrame:
     """One row per data record: its cells ``c0`` .. cleaned once (whitespace stripped, empty / placeholder
-    -> null), ``_n`` its cell count as written, ``raw`` its text and ``_i`` its index."""
+    -> null), ``_n`` its cell count as written, ``raw`` its text, ``_line`` its first physical line and
+    ``_i`` its index."""
     width = len(split.header)
     columns = list(zip(*split.cells, strict=True)) if split.cells else [() for _ in range(width)]
     frame = pl.DataFrame(
@@ -113,6 +115,7 @@ def _cell_frame(split: SplitExport, spec: ProfileSpec) -> pl.DataFrame:
         | {
             "_n": pl.Series("_n", split.n_cells, dtype=pl.Int64),
             "raw": pl.Series("raw", split.raws, dtype=pl.String),
+            "_line": pl.Series("_line", split.lines, dtype=pl.Int64),
         }
     ).with_row_index("_i")
     return frame.with_columns(clean(pl.col(f"c{i}"), spec) for i in range(width))

@@ -129,6 +129,7 @@ class SplitExport:
     cells: list[list[str]]  # one list per data record (trailing empty cells beyond the header dropped)
     n_cells: list[int]
     raws: list[str]
+    lines: list[int]  # 1-based physical line where each record starts
 
 
 def split_export(path: Path, profile: Profile) -> SplitExport:
@@ -147,7 +148,13 @@ def split_export(path: Path, profile: Profile) -> SplitExport:
             f"{path.name}: header found on line {header_idx + 1} (profile '{profile.name}') but no data rows follow"
         )
     return SplitExport(
-        header, header_idx + 1, "".join(head_lines[:header_idx]), records.cells, records.n_cells, records.raws
+        header,
+        header_idx + 1,
+        "".join(head_lines[:header_idx]),
+        records.cells,
+        records.n_cells,
+        records.raws,
+        records.lines,
     )
 
 
@@ -176,10 +183,12 @@ class _Records:
         self.cells: list[list[str]] = []
         self.n_cells: list[int] = []
         self.raws: list[str] = []
+        self.lines: list[int] = []
 
-    def add(self, record: list[str], raw: str) -> None:
+    def add(self, record: list[str], raw: str, line: int) -> None:
         if not "".join(record).strip():
             return  # blank line (or only delimiters): skipped, not numbered
+        self.lines.append(line)
         while len(record) > self.width and not record[-1].strip():
             record.pop()
         self.n_cells.append(len(record))
@@ -222,17 +231,19 @@ def _read_records(stream: io.StringIO, spec: ProfileSpec, records: _Records, *, 
     lines = _DataLines(stream, spec.footer_patterns)
     old_limit = csv.field_size_limit(_FIELD_SIZE_LIMIT)
     reader = csv.reader(lines, delimiter=spec.delimiter, skipinitialspace=True)
+    line_no = header_line  # physical lines read so far
     try:
         for record in reader:
             physical = lines.take_record_lines()
+            start, line_no = line_no + 1, line_no + len(physical)
             if len(physical) > 1 and len(record) < records.width:
                 # A quoted field spanned several lines but the record is still short: most likely a
                 # stray quote swallowed the following lines. Split each physical line on its own so
                 # every line stays one row (the ragged ones are rejected, not lost).
-                for line in physical:
-                    records.add(split_cells(line, spec.delimiter), line.rstrip("\r\n"))
+                for i, line in enumerate(physical):
+                    records.add(split_cells(line, spec.delimiter), line.rstrip("\r\n"), start + i)
                 continue
-            records.add(record, "".join(physical).rstrip("\r\n"))
+            records.add(record, "".join(physical).rstrip("\r\n"), start)
     except csv.Error as exc:
         raise LayoutError(f"{name}: cannot split rows after line {reader.line_num + header_line}: {exc}") from None
     finally:
