@@ -85,8 +85,17 @@ def test_recent_severe_flag_is_at_risk_with_score_band_and_remediation():
     assert (r["score"], r["band"], r["recovery_status"], r["months_since_severe"]) == (30.0, "medium", "at_risk", 0)
     assert json.loads(r["score_components_json"]) == {"ROUND_TRIP": 30.0}
     assert r["active_flags"] == ["ROUND_TRIP"]
-    assert r["remediation_en"] == ["fix it (now 3.00, threshold 2.00)"]
-    assert r["remediation_zh"] == ["整改（当前3.00，阈值2.00）"]
+    assert r["remediation_en"] == [
+        "fix it (now 3.00, threshold 2.00; 0 clean full months so far, 6 more needed; stops counting on 2027-04-01)"
+    ]
+    assert r["remediation_zh"] == ["整改（当前3.00，阈值2.00；已有0个完整月未再触发，还需6个月，2027-04-01起不再计入）"]
+    assert (r["recovery_now"], r["recovery_target"], r["recovery_clean_months"], r["recovery_months_needed"]) == (
+        [3.0],
+        [2.0],
+        [0],
+        [6],
+    )
+    assert (r["recovery_clears_on"], r["clears_on"], r["history_months"]) == ([date(2027, 4, 1)], date(2027, 4, 1), 7)
 
 
 @pytest.mark.parametrize(
@@ -134,7 +143,7 @@ def test_a_code_flagged_in_two_currencies_counts_once_and_shows_the_main_currenc
         r = risk(order, months("A", FLAT))["A"]  # the months are CNY, the main currency
         assert (r["active_flags"], r["active_flag_count"]) == (["LARGE_OUTFLOW"], 2)
         assert json.loads(r["score_components_json"]) == {"LARGE_OUTFLOW": 8.0}  # weight once, not per currency
-        assert r["remediation_en"] == ["fix it (now 30000.00, threshold 24000.00)"]
+        assert r["remediation_en"][0].startswith("fix it (now 30000.00, threshold 24000.00;")
 
 
 def test_trends_of_income_and_debt_burden():
@@ -144,3 +153,58 @@ def test_trends_of_income_and_debt_burden():
     assert r["clean_income_trend_pct"] == pytest.approx(1000 / 4500 * 100)
     assert r["debt_burden_trend"] == pytest.approx(0.1)
     assert (r["clean_income_last"], r["debt_burden_last"]) == (Decimal("7000.00"), 0.7)
+
+
+def _with_figures(rows: list[dict], **figures: int) -> list[dict]:
+    return [{**r, **figures} for r in rows]
+
+
+def test_today_value_is_the_last_full_month_figure_not_the_value_at_the_last_flag():
+    month_rows = _with_figures(
+        months("A", FLAT), penalty_count=0, failed_debit_count=0, collection_count=0, negative_balance_days=0
+    )
+    flags = [
+        flag("A", "OVERDUE_PENALTY", date(2026, 7, 31), metric=4.0, threshold=1.0),
+        flag("A", "OVERDRAWN", date(2026, 8, 31), severity="medium", metric=5.0, threshold=3.0),
+    ]
+    r = risk(flags, month_rows)["A"]
+    got = dict(
+        zip(
+            r["active_flags"],
+            zip(
+                r["recovery_now"],
+                r["recovery_clean_months"],
+                r["recovery_months_needed"],
+                r["recovery_clears_on"],
+                strict=True,
+            ),
+            strict=True,
+        )
+    )
+    assert got == {
+        "OVERDUE_PENALTY": (0.0, 2, 4, date(2027, 2, 1)),  # July's 4 events are not today's 0
+        "OVERDRAWN": (0.0, 1, 5, date(2027, 3, 1)),
+    }
+    assert "当前0.00" in r["remediation_zh"][0] and "now 0.00" in r["remediation_en"][0]
+    assert r["clears_on"] == date(2027, 3, 1)
+
+
+def test_a_rule_without_a_month_figure_not_flagged_last_month_has_no_known_value_today():
+    r = risk([flag("A", "ROUND_TRIP", date(2026, 6, 30))], months("A", FLAT))["A"]
+    assert (r["recovery_now"], r["recovery_clean_months"], r["recovery_months_needed"]) == ([None], [3], [3])
+    assert "not flagged in the last full month" in r["remediation_en"][0]
+    assert "上一完整月未触发" in r["remediation_zh"][0]
+
+
+def test_a_statement_ending_before_the_last_full_month_has_insufficient_history_not_recovery():
+    short = months("A", ["10000"] * 5)  # March..July; the as-of is October
+    r = risk([flag("A", "MULTI_LENDER", date(2026, 4, 30))], short)["A"]
+    # calendar months since April: 5, but only May..July are known clean
+    assert (r["recovery_status"], r["months_since_severe"], r["history_months"]) == ("insufficient_history", 3, 5)
+
+
+def test_clean_months_count_covered_full_months_only():
+    rows = months("A", FLAT)
+    rows[5]["is_full_month"] = False  # August not fully covered: unknown, not clean
+    r = risk([flag("A", "MULTI_LENDER", date(2026, 6, 30))], rows)["A"]
+    assert (r["recovery_status"], r["months_since_severe"]) == ("at_risk", 2)  # July, September

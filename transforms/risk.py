@@ -6,15 +6,22 @@ From the account's flags and months as of the run's as-of date:
 - **score** (0-100): per active flag code its weight from config, x `high_multiplier` when any active flag
   of that code is high; summed and capped at 100; the components are kept;
 - **band**: the highest band whose lower bound the score reaches;
-- **recovery**: months since the last severe flag (the month its period ends) to the last full month:
+- **recovery**: clean months since the last severe flag — full, covered months of the main currency after the
+  month its period ends, up to the last full month (a month outside the statement is unknown, never clean):
   fewer than `recovering_after_clean_months` -> at_risk, fewer than `recovered_after_clean_months` ->
-  recovering, else recovered; an account that never had a severe flag is `watch` with active flags and
-  `clean` without;
+  recovering, else recovered; fewer than `recovered_after_clean_months` while the statement ends before the
+  last full month -> insufficient_history (the months that would show recovery are not covered); an account
+  that never had a severe flag is `watch` with active flags and `clean` without;
 - **trends**: least-squares slope of clean income (as % of its mean, per month) and of the trailing debt
   burden over the last 6 full months;
-- **remediation**: for each active code, the latest flag's remediation with its current value and the
-  threshold it must get under (of flags of one code ending together, the main currency's: a rule judged
-  per currency can fire in two currencies in one month, and the account's figures are its main currency's).
+- **remediation and recovery per cause**: for each active code, the latest flag's remediation (of flags of one
+  code ending together, the main currency's: a rule judged per currency can fire in two currencies in one month,
+  and the account's figures are its main currency's) with today's value, the target (the threshold), the clean
+  months so far, the months still needed and the date the flag stops counting. *Today's value* is the rule's
+  figure in the last full month (the as-of month is partial: shown, never judged): from `account_months`
+  (`CURRENT_VALUE`) for the rules whose metric is a month figure, else the metric of the code's flag in the
+  last full month, else unknown ("not flagged in the last full month"). The flag stops counting on the first
+  as-of date whose lookback no longer reaches its month: the month after `lookback_months` clean months.
 """
 
 from __future__ import annotations
@@ -26,10 +33,24 @@ import polars as pl
 from liushui.config import AccountRiskRules
 from liushui.contracts import ACCOUNT_RISK
 from liushui.vocabularies import RecoveryStatus, StatementTrust
+from transforms.balances import OVERDRAWN
+from transforms.credit import BORROWING_FREQUENT, DEBT_BURDEN_HIGH, OVERDUE_PENALTY
 from transforms.flag_rows import fmt_num, severity
+from transforms.income import INCOME_VOLATILE
 from transforms.integrity import BALANCE_BREAK
 
 TREND_MONTHS = 6
+
+CURRENT_VALUE: dict[str, pl.Expr] = {
+    INCOME_VOLATILE.code: pl.col("income_cv"),
+    BORROWING_FREQUENT.code: pl.col("disbursement_count").cast(pl.Float64),
+    OVERDUE_PENALTY.code: (pl.col("penalty_count") + pl.col("failed_debit_count") + pl.col("collection_count")).cast(
+        pl.Float64
+    ),
+    OVERDRAWN.code: pl.col("negative_balance_days").cast(pl.Float64),
+    DEBT_BURDEN_HIGH.code: pl.col("debt_burden_trailing"),
+}
+"""Rules whose metric is a figure of one account month: today's value is that figure in the last full month."""
 
 
 def _status(status: RecoveryStatus) -> pl.Expr:
@@ -68,48 +89,131 @@ def _trends(account_months: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _today_values(account_months: pl.LazyFrame, last_full_month_on: date) -> pl.LazyFrame:
+    """One row per account x code of `CURRENT_VALUE`: `_today`, the figure in the main currency's last full
+    month (codes whose columns the frame lacks are left out)."""
+    present = set(account_months.collect_schema().names())
+    usable = {code: expr for code, expr in CURRENT_VALUE.items() if set(expr.meta.root_names()) <= present}
+    if not usable:
+        return pl.LazyFrame(schema={"account_id": pl.String, "flag_code": pl.String, "_today": pl.Float64})
+    return (
+        account_months.filter(
+            pl.col("is_main_currency") & pl.col("is_full_month") & (pl.col("month_on") == last_full_month_on)
+        )
+        .select("account_id", *(expr.cast(pl.Float64).alias(code) for code, expr in usable.items()))
+        .unpivot(index="account_id", variable_name="flag_code", value_name="_today")
+    )
+
+
+def _clean_months_after(
+    flagged: pl.LazyFrame, full_months: pl.LazyFrame, month: pl.Expr, keys: list[str], last_full_month_on: date
+) -> pl.LazyFrame:
+    """Per row of `flagged` (one per `keys`): `_clean`, the full covered months after `month` up to the last full
+    month."""
+    return (
+        flagged.select(*keys, _since=month)
+        .join(full_months, on="account_id", how="left")
+        .group_by(keys)
+        .agg(_clean=((pl.col("month_on") > pl.col("_since")) & (pl.col("month_on") <= last_full_month_on)).sum())
+    )
+
+
 def account_risk(
     risk_flags: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: AccountRiskRules, as_of: date
 ) -> pl.LazyFrame:
     as_of_month = as_of.replace(day=1)
-    last_full_month = pl.lit(as_of_month).dt.offset_by("-1mo")
+    last_full_month_on = pl.select(pl.lit(as_of_month).dt.offset_by("-1mo")).item()
+    last_full_month = pl.lit(last_full_month_on)
     active_since = pl.lit(as_of_month).dt.offset_by(f"-{rules.lookback_months}mo")
     accounts = (
         account_months.filter(pl.col("is_main_currency"))
         .select("account_id", "currency")
         .unique("account_id", keep="first")
     )
+    full_months = account_months.filter(pl.col("is_main_currency") & pl.col("is_full_month")).select(
+        "account_id", "month_on"
+    )
+    history = full_months.group_by("account_id").agg(
+        history_months=(pl.col("month_on") <= last_full_month_on).sum().cast(pl.Int64),
+        _covers_last_full_month=(pl.col("month_on") == last_full_month_on).any(),
+    )
     severe = pl.col("severity").is_in(rules.severe_severities)
-    severe_history = risk_flags.filter(severe).group_by("account_id").agg(last_severe_on=pl.col("period_end_on").max())
+    last_severe = risk_flags.filter(severe).group_by("account_id").agg(last_severe_on=pl.col("period_end_on").max())
+    severe_history = last_severe.join(
+        _clean_months_after(
+            last_severe, full_months, pl.col("last_severe_on").dt.month_start(), ["account_id"], last_full_month_on
+        ),
+        on="account_id",
+        how="left",
+    )
     active = risk_flags.filter(pl.col("period_end_on") >= active_since)
     weights = pl.DataFrame(
         {"flag_code": list(rules.weights), "_weight": [float(w) for w in rules.weights.values()]}
     ).lazy()
     main_currency = accounts.select("account_id", _main_currency="currency")
-    per_code = (
+    codes = (
         active.join(main_currency, on="account_id", how="left")
         .sort("period_end_on", (pl.col("currency") == pl.col("_main_currency")).fill_null(False), "flag_id")
         .group_by("account_id", "flag_code")
         .agg(
             _high=(pl.col("severity") == severity("high")).any(),
             _rows=pl.len(),
+            _last_end=pl.col("period_end_on").last(),
             _metric=pl.col("metric_value").last(),
             _threshold=pl.col("threshold").last(),
             _fix_zh=pl.col("remediation_zh").last(),
             _fix_en=pl.col("remediation_en").last(),
         )
+    )
+    clears_on = pl.col("_last_end").dt.month_start().dt.offset_by(f"{rules.lookback_months + 1}mo")
+    now = pl.col("recovery_now")
+    now_zh = pl.when(now.is_null()).then(pl.lit("上一完整月未触发")).otherwise(pl.lit("当前") + fmt_num(now))
+    now_en = (
+        pl.when(now.is_null())
+        .then(pl.lit("not flagged in the last full month"))
+        .otherwise(pl.lit("now ") + fmt_num(now))
+    )
+    per_code = (
+        codes.join(_today_values(account_months, last_full_month_on), on=["account_id", "flag_code"], how="left")
+        .join(
+            _clean_months_after(
+                codes,
+                full_months,
+                pl.col("_last_end").dt.month_start(),
+                ["account_id", "flag_code"],
+                last_full_month_on,
+            ),
+            on=["account_id", "flag_code"],
+            how="left",
+        )
         .join(weights, on="flag_code", how="left")
         .with_columns(
+            recovery_now=pl.coalesce("_today", pl.when(pl.col("_last_end") >= last_full_month).then(pl.col("_metric"))),
+            recovery_target=pl.col("_threshold"),
+            recovery_clean_months=pl.col("_clean").fill_null(0).cast(pl.Int64),
+            recovery_clears_on=clears_on,
+            recovery_months_needed=_months_between(clears_on, pl.lit(as_of_month)).clip(lower_bound=0).cast(pl.Int64),
             _points=pl.col("_weight").fill_null(0.0)
             * pl.when(pl.col("_high")).then(pl.lit(rules.high_multiplier)).otherwise(pl.lit(1.0)),
+        )
+        .with_columns(
             _fix_zh=pl.format(
-                "{}（当前{}，阈值{}）", pl.col("_fix_zh"), fmt_num(pl.col("_metric")), fmt_num(pl.col("_threshold"))
+                "{}（{}，阈值{}；已有{}个完整月未再触发，还需{}个月，{}起不再计入）",
+                pl.col("_fix_zh"),
+                now_zh,
+                fmt_num(pl.col("recovery_target")),
+                pl.col("recovery_clean_months"),
+                pl.col("recovery_months_needed"),
+                pl.col("recovery_clears_on"),
             ),
             _fix_en=pl.format(
-                "{} (now {}, threshold {})",
+                "{} ({}, threshold {}; {} clean full months so far, {} more needed; stops counting on {})",
                 pl.col("_fix_en"),
-                fmt_num(pl.col("_metric")),
-                fmt_num(pl.col("_threshold")),
+                now_en,
+                fmt_num(pl.col("recovery_target")),
+                pl.col("recovery_clean_months"),
+                pl.col("recovery_months_needed"),
+                pl.col("recovery_clears_on"),
             ),
         )
         .sort("account_id", "_points", "flag_code", descending=[False, True, False])
@@ -123,19 +227,27 @@ def account_risk(
         ).str.join(", "),
         remediation_zh=pl.col("_fix_zh"),
         remediation_en=pl.col("_fix_en"),
+        recovery_now=pl.col("recovery_now"),
+        recovery_target=pl.col("recovery_target"),
+        recovery_clean_months=pl.col("recovery_clean_months"),
+        recovery_months_needed=pl.col("recovery_months_needed"),
+        recovery_clears_on=pl.col("recovery_clears_on"),
+        clears_on=pl.col("recovery_clears_on").max(),
         _balance_break=(pl.col("flag_code") == BALANCE_BREAK.code).any(),
     )
     bands = sorted(rules.bands.items(), key=lambda kv: kv[1])
     band = pl.lit(bands[0][0])
     for name, lower in bands[1:]:
         band = pl.when(pl.col("score") >= lower).then(pl.lit(name)).otherwise(band)
-    months_since = _months_between(last_full_month, pl.col("last_severe_on").dt.month_start())
+    clean_since = pl.col("months_since_severe")
     status = (
         pl.when(pl.col("last_severe_on").is_null())
         .then(pl.when(pl.col("active_flag_count") > 0).then(_status("watch")).otherwise(_status("clean")))
-        .when(pl.col("months_since_severe") < rules.recovering_after_clean_months)
+        .when((clean_since < rules.recovered_after_clean_months) & ~pl.col("_covers_last_full_month"))
+        .then(_status("insufficient_history"))
+        .when(clean_since < rules.recovering_after_clean_months)
         .then(_status("at_risk"))
-        .when(pl.col("months_since_severe") < rules.recovered_after_clean_months)
+        .when(clean_since < rules.recovered_after_clean_months)
         .then(_status("recovering"))
         .otherwise(_status("recovered"))
     )
@@ -143,8 +255,19 @@ def account_risk(
     return ACCOUNT_RISK.conform(
         accounts.join(summary, on="account_id", how="left")
         .join(severe_history, on="account_id", how="left")
+        .join(history, on="account_id", how="left")
         .join(_trends(account_months), on="account_id", how="left")
         .with_columns(
+            *(
+                pl.col(c).fill_null(pl.lit([], dtype=dtype))
+                for c, dtype in (
+                    ("recovery_now", pl.List(pl.Float64)),
+                    ("recovery_target", pl.List(pl.Float64)),
+                    ("recovery_clean_months", pl.List(pl.Int64)),
+                    ("recovery_months_needed", pl.List(pl.Int64)),
+                    ("recovery_clears_on", pl.List(pl.Date)),
+                )
+            ),
             as_of_on=pl.lit(as_of),
             score=pl.col("score").fill_null(0.0),
             active_flags=pl.col("active_flags").fill_null(empty_list),
@@ -152,10 +275,14 @@ def account_risk(
             score_components_json=pl.lit("{") + pl.col("score_components_json").fill_null("") + pl.lit("}"),
             remediation_zh=pl.col("remediation_zh").fill_null(empty_list),
             remediation_en=pl.col("remediation_en").fill_null(empty_list),
+            history_months=pl.col("history_months").fill_null(0),
+            _covers_last_full_month=pl.col("_covers_last_full_month").fill_null(False),
             statement_trust=pl.when(pl.col("_balance_break").fill_null(False))
             .then(_trust("low"))
             .otherwise(_trust("normal")),
-            months_since_severe=months_since.clip(lower_bound=0).cast(pl.Int64),
+            months_since_severe=pl.when(pl.col("last_severe_on").is_not_null()).then(
+                pl.col("_clean").fill_null(0).cast(pl.Int64)
+            ),
             rule_version=pl.lit(rules.version),
         )
         .with_columns(band=band.fill_null(pl.lit(bands[0][0])), recovery_status=status)
