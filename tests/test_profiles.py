@@ -77,7 +77,7 @@ def row(df: pl.DataFrame, source_row: int) -> dict:
 def assert_contract(df: pl.DataFrame) -> None:
     assert tuple(df.columns) == OUTPUT_COLUMNS
     for c in df.columns:
-        expected = pl.Int64 if c == "source_row" else pl.String
+        expected = pl.Int64 if c in ("source_row", "source_line") else pl.String
         assert df.schema[c] == expected, c
     assert df["source_row"].to_list() == list(range(1, df.height + 1))
     assert df["raw"].null_count() == 0

@@ -174,9 +174,9 @@ def render(report: CheckReport, *, first_rows: int = 5) -> list[str]:
             )
     if report.quarantined:
         out.append("would be quarantined:")
-        for row, line, code, reason in report.quarantined:
+        for row, line, reason_code, reason in report.quarantined:
             at = f"row {row}, line {line}" if line is not None else f"row {row}"
-            out.append(f"  {at}: {code}: {reason}")
+            out.append(f"  {at}: {reason_code}: {reason}")
     if report.totals:
         out.append("totals of the rows that parse:")
         for t in report.totals:
@@ -184,11 +184,11 @@ def render(report: CheckReport, *, first_rows: int = 5) -> list[str]:
                 f"  {t.currency}: in {t.money_in} ({t.rows_in} rows), out {t.money_out} ({t.rows_out} rows), "
                 f"net {t.net}"
             )
-    code = report.exit_code
+    exit_code = report.exit_code
     result = {
         EXIT_OK: "every row parses (exit 0)",
         EXIT_QUARANTINED: f"{len(report.quarantined)} row(s) would be quarantined (exit 4)",
         EXIT_NOTHING_LOADED: "nothing would load (exit 3)",
-    }[code]
+    }[exit_code]
     out.append(f"result: {result}")
     return out
