@@ -616,11 +616,19 @@ CASES: list[Case] = [
         skipped=1,
     ),
     # --- parquet ------------------------------------------------------------------------------------------
-    Case(
+    Case(  # float money (pandas / Spark) exact at cents: taken as the exact Decimal
         "parquet_float_amount",
         one("f.parquet", parquet(PARQUET_OK.with_columns(pl.col("amount").cast(pl.Float64)))),
-        ("rejected",),
-        error="column 'amount' has type Float64",
+        ("loaded",),
+        new=2,
+    ),
+    Case(  # a float that is not a whole number of cents: that row is quarantined, never the file
+        "parquet_float_amount_not_at_cents",
+        one("g.parquet", parquet(PARQUET_OK.with_columns(amount=pl.Series([-100.5, 0.125])))),
+        ("partial",),
+        new=1,
+        quarantined=("bad_amount",),
+        reason="row 2: not an exact amount (a float that is not a whole number of cents",
     ),
     Case(
         "parquet_int_account_id",

@@ -58,15 +58,13 @@ def test_parquet_with_decimal_and_timestamp_equals_csv(tmp_path):
     assert parquet["txn_id"].to_list() == csv["txn_id"].to_list()  # same transaction, same id
 
 
-def test_parquet_with_float_money_is_rejected_whole(tmp_path):
+def test_parquet_with_float_money_exact_at_cents_loads(tmp_path):
     pl.DataFrame({"account_id": ["A"], "booked_at": ["2026-01-01"], "amount": [1.5]}).write_parquet(
         tmp_path / "f.parquet"
     )
     result = ingest([tmp_path / "f.parquet"])
-    row = result.source_files.row(0, named=True)
-    assert row["status"] == "rejected"
-    assert "column 'amount' has type Float64" in row["error"] and "never float" in row["error"]
-    assert result.transactions.is_empty() and result.quarantine.is_empty()
+    assert result.source_files.row(0, named=True)["status"] == "loaded"
+    assert result.transactions["amount"].to_list() == [Decimal("1.50")]
 
 
 @pytest.mark.parametrize(
@@ -132,3 +130,60 @@ def test_rows_in_equal_transactions_plus_quarantine(tmp_path):
     result = ingest([write(tmp_path / "m.csv", text)])
     rows_in = int(result.source_files["rows_read"].sum())
     assert rows_in == 5 == result.transactions.height + result.quarantine.height
+
+
+def test_float_parquet_money_exact_at_cents_loads_and_the_rest_is_quarantined(tmp_path):
+    """pandas / Spark write money as float64: a value that is a whole number of cents (within 1e-6 of a cent)
+    is taken as that exact Decimal; any other value sends its row to quarantine with the value, never the file."""
+    amounts = [12.3, 0.1 + 0.2, -100.5, 8000.0, 0.125, 1.0000001, float("nan"), float("inf"), 5.0]
+    balances = [1.0, 2.0, None, 3.0, 4.0, 5.0, 6.0, 7.0, 0.005]
+    n = len(amounts)
+    pl.DataFrame(
+        {
+            "account_id": ["A1"] * n,
+            "booked_at": [f"2026-01-{d:02d} 10:00:00" for d in range(1, n + 1)],
+            "amount": pl.Series(amounts, dtype=pl.Float64),
+            "currency": ["CNY"] * n,
+            "balance_after": pl.Series(balances, dtype=pl.Float64),
+        }
+    ).write_parquet(tmp_path / "floats.parquet")
+    result = ingest([tmp_path / "floats.parquet"])
+    good = result.transactions.sort("source_row")
+    assert good["amount"].dtype == pl.Decimal(18, 2)
+    assert good.select("source_row", "amount", "balance_after").rows() == [
+        (1, Decimal("12.30"), Decimal("1.00")),
+        (2, Decimal("0.30"), Decimal("2.00")),
+        (3, Decimal("-100.50"), None),
+        (4, Decimal("8000.00"), Decimal("3.00")),
+    ]
+    assert result.quarantine.sort("source_row").select("source_row", "reason_code", "reason").rows() == [
+        (
+            r,
+            code,
+            f"floats.parquet, row {r}: not an exact {noun} (a float that is not a whole number of cents: "
+            f"money is never rounded) in column '{column}': '{value}'",
+        )
+        for r, code, noun, column, value in [
+            (5, "bad_amount", "amount", "amount", "0.125"),
+            (6, "bad_amount", "amount", "amount", "1.0000001"),
+            (7, "bad_amount", "amount", "amount", "NaN"),
+            (8, "bad_amount", "amount", "amount", "inf"),
+            (9, "bad_balance", "balance", "balance_after", "0.005"),
+        ]
+    ]
+    assert result.quarantine.filter(pl.col("source_row") == 5)["raw"].item() == ("A1,2026-01-05 10:00:00,0.125,CNY,4.0")
+    row = result.source_files.row(0, named=True)
+    assert (row["status"], row["rows_read"], row["rows_ok"], row["rows_rejected"]) == ("partial", 9, 4, 5)
+
+
+def test_float_parquet_float32_and_all_exact_loads_every_row(tmp_path):
+    pl.DataFrame(
+        {
+            "account_id": ["A1", "A1"],
+            "booked_at": ["2026-01-01 10:00:00", "2026-01-02 10:00:00"],
+            "amount": pl.Series([1.5, -2.25], dtype=pl.Float32),
+        }
+    ).write_parquet(tmp_path / "f32.parquet")
+    result = ingest([tmp_path / "f32.parquet"])
+    assert result.transactions["amount"].to_list() == [Decimal("1.50"), Decimal("-2.25")]
+    assert result.quarantine.height == 0

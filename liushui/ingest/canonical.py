@@ -304,8 +304,48 @@ def _read_canonical_csv_rowwise(text: str) -> pl.DataFrame:
 # ---------------------------------------------------------------------------------------------------
 # Parquet
 
-_PARQUET_ALLOWED = {"text": (pl.String,), "money": (pl.String, pl.Decimal), "time": (pl.String, pl.Datetime, pl.Date)}
+_PARQUET_ALLOWED = {
+    "text": (pl.String,),
+    "money": (pl.String, pl.Decimal, pl.Float64, pl.Float32),
+    "time": (pl.String, pl.Datetime, pl.Date),
+}
 _PARQUET_KIND = {"amount": "money", "balance_after": "money", "booked_at": "time"}
+FLOAT_CENT_TOLERANCE = 1e-6
+"""A float money value is taken when it is this close to a whole number of cents (x * 100)."""
+_FLOAT_MAX_CENTS = float(2**53)
+"""Beyond 2**53 cents a float64 cannot tell one cent from the next."""
+_FLOAT_REJECT = {"amount": ("bad_amount", "amount"), "balance_after": ("bad_balance", "balance")}
+
+
+def float_money(cells: pl.DataFrame, column: str, canonical: str) -> pl.DataFrame:
+    """A float money column (what pandas and Spark write) as exact decimal text: a value within
+    FLOAT_CENT_TOLERANCE of a whole number of cents becomes that amount ('12.30'); any other value (0.125,
+    noise beyond the tolerance, NaN, inf) becomes null and its row is rejected (`bad_amount` /
+    `bad_balance`) with the value in the reason, so the row goes to quarantine, never the file."""
+    x = pl.col(column).cast(pl.Float64)
+    cents = x * 100
+    whole = cents.round(0)
+    exact = x.is_finite() & (whole.abs() < _FLOAT_MAX_CENTS) & ((cents - whole).abs() < FLOAT_CENT_TOLERANCE)
+    c = whole.cast(pl.Int64, strict=False)
+    text = pl.concat_str(
+        pl.when(c < 0).then(pl.lit("-")).otherwise(pl.lit("")),
+        (c.abs() // 100).cast(pl.String),
+        pl.lit("."),
+        (c.abs() % 100).cast(pl.String).str.zfill(2),
+    )
+    code, noun = _FLOAT_REJECT[canonical]
+    bad = x.is_not_null() & ~exact
+    reason = pl.format(
+        "not an exact {} (a float that is not a whole number of cents: money is never rounded) in column '{}': '{}'",
+        pl.lit(noun),
+        pl.lit(canonical),
+        x.cast(pl.String),
+    )
+    return cells.with_columns(
+        pl.when(exact).then(text).otherwise(None).alias(column),
+        pl.when(bad).then(pl.lit(code)).alias(f"_{column}_code"),
+        pl.when(bad).then(reason).alias(f"_{column}_reason"),
+    )
 
 
 def _unreadable(exc: Exception) -> FileRejected:
@@ -331,7 +371,7 @@ def read_canonical_parquet(path: Path) -> pl.DataFrame:
             raise FileRejected(
                 f"column '{name}' has type {dtype}; expected one of "
                 f"{', '.join(a.__name__ if isinstance(a, type) else str(a) for a in allowed)}"
-                + (" (money must be exact: decimal or text, never float)" if kind == "money" else "")
+                + (" (money: decimal, text, or float exact at cents)" if kind == "money" else "")
                 + (
                     " (an id must be text: a number loses leading zeros)"
                     if kind == "text" and dtype.is_integer()
@@ -349,4 +389,29 @@ def read_canonical_parquet(path: Path) -> pl.DataFrame:
         for c in names
         if schema[c] == pl.Date or isinstance(schema[c], pl.Datetime)
     )
-    return _to_raw_frame(cells, header)
+    floats = [
+        (name, canonical)
+        for name, canonical in zip(names, header, strict=True)
+        if _PARQUET_KIND.get(canonical) == "money" and schema[name].is_float()
+    ]
+    if not floats:
+        return _to_raw_frame(cells, header)
+    raw_text = pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in names], separator=",")
+    cells = cells.with_columns(raw_text.alias("_raw_as_written"))
+    for name, canonical in floats:
+        cells = float_money(cells, name, canonical)
+    return with_float_rejects(cells, header, [name for name, _ in floats])
+
+
+def with_float_rejects(cells: pl.DataFrame, header: list[str], floats: list[str]) -> pl.DataFrame:
+    """The raw frame of `cells` (with `float_money` applied to `floats`), the first float reject of each
+    row as its reject code and reason, and `raw` as the cells were written (the float values)."""
+    meta = [c for c in cells.columns if c.startswith("_")]
+    frame = _to_raw_frame(cells.drop(meta), header)
+    code = cells.select(pl.coalesce([pl.col(f"_{c}_code") for c in floats])).to_series()
+    reason = cells.select(pl.coalesce([pl.col(f"_{c}_reason") for c in floats])).to_series()
+    return frame.with_columns(
+        reject_code=pl.coalesce(pl.col("reject_code"), pl.lit(code)),
+        reject_reason=pl.coalesce(pl.col("reject_reason"), pl.lit(reason)),
+        raw=pl.lit(cells["_raw_as_written"]) if "_raw_as_written" in cells.columns else pl.col("raw"),
+    )
