@@ -20,8 +20,11 @@ configure_environment()
 
 import polars as pl  # noqa: E402
 from prefect import flow  # noqa: E402
+from prefect.runtime import flow_run as prefect_flow_run  # noqa: E402
 
+from expectations.datadocs import data_docs_dir  # noqa: E402
 from expectations.runner import warm_up  # noqa: E402
+from flows import crashes  # noqa: E402
 from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
 from flows.run_report import RunReport, library_versions, run_row  # noqa: E402
 from flows.tasks import (  # noqa: E402
@@ -59,8 +62,14 @@ def nightly(settings: Settings) -> RunReport:
     fingerprint = config_fingerprint(settings.rules_path, settings.reference_dir)
     staging = settings.staging_dir / run_id
     with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s), _removed_after(staging):
-        # Holding the lock, no other run of this database is alive: folders left by a killed run go.
-        shutil.rmtree(settings.staging_dir, ignore_errors=True)
+        # Holding the lock, no other run of this database is alive: a staging folder left is a dead run's.
+        dead = crashes.dead_runs(settings.staging_dir)
+        crashed_rows = crashes.crashed_run_rows(
+            dead, crashes.recorded_run_ids(settings.database, dead), found_by=run_id
+        )
+        crashes.mark_crashed_in_prefect(dead)
+        crashes.remove_leftovers(settings.staging_dir, data_docs_dir(settings.database, run_id).parent)
+        crashes.mark_started(staging, run_id, started_at, str(prefect_flow_run.id) if prefect_flow_run.id else None)
         warm_up()  # GX's import overlaps ingest and load_history
         latest_booking = scope.latest_plausible_booking(as_of=settings.as_of, now_utc=datetime.now(UTC))
         with report.stage("ingest"):
@@ -160,9 +169,13 @@ def nightly(settings: Settings) -> RunReport:
         if report.status == "published":
             to_write |= frames
         to_write["pipeline_runs"] = pl.DataFrame(
-            [run_row(report, settings, started_at, fingerprint, library_versions(inputs.rules.versions()))],
+            [
+                *crashed_rows,
+                run_row(report, settings, started_at, fingerprint, library_versions(inputs.rules.versions())),
+            ],
             schema=PIPELINE_RUNS.polars_schema,
         )
+        report.counts["runs_found_crashed"] = len(crashed_rows)
         no_accounts = pl.Series("account_id", [], dtype=pl.String)
         with report.stage("publish"):
             published = report.status == "published"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -126,9 +127,28 @@ WRITER_MEMORY_LIMIT = "3GB"
 to it): publishing 50M rows streams from Parquet and spills to `<database>.tmp` beyond this."""
 
 
+_HELD_HERE: dict[str, int] = {}
+"""Run locks this process holds (path -> depth): the CLI takes the lock before Prefect starts, and the flow it
+then runs takes it again; a second OS lock from the same process on the same file would wait for itself."""
+_HELD_GUARD = threading.Lock()
+
+
 @contextmanager
 def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
-    """One run at a time per database: a second run waits up to `timeout_s`, then refuses."""
+    """One run at a time per database: a second run waits up to `timeout_s`, then refuses (`DatabaseBusy`).
+    Re-entrant within a process."""
+    key = str(database.resolve())
+    with _HELD_GUARD:
+        held = key in _HELD_HERE
+        if held:
+            _HELD_HERE[key] += 1
+    if held:
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                _HELD_HERE[key] -= 1
+        return
     database.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(database) + ".lock")
     try:
@@ -146,9 +166,13 @@ def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
             f"another liushui run is using {database} (lock file {lock.lock_file}); waited {timeout_s:.0f} s. "
             "Try again when it has finished."
         ) from None
+    with _HELD_GUARD:
+        _HELD_HERE[key] = 1
     try:
         yield
     finally:
+        with _HELD_GUARD:
+            del _HELD_HERE[key]
         lock.release()
 
 
@@ -250,6 +274,12 @@ def published_rows(con: duckdb.DuckDBPyConnection, table: Table, column: str, va
     """The published rows of `table` whose `column` is one of `values` (in the contract's shape)."""
     frame = con.sql(f'SELECT * FROM "{table.name}" WHERE "{column}" IN (SELECT unnest(?))', params=[list(values)]).pl()
     return table.conform(frame).collect()
+
+
+def recorded_run_ids(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> set[str]:
+    """Those of `run_ids` that have a `pipeline_runs` row."""
+    rows = con.execute("SELECT run_id FROM pipeline_runs WHERE run_id IN (SELECT unnest(?))", [run_ids]).fetchall()
+    return {r[0] for r in rows}
 
 
 def latest_booking_on(con: duckdb.DuckDBPyConnection) -> date | None:

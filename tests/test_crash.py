@@ -258,6 +258,14 @@ def copy_db(source: Path, target: Path) -> Path:
     return target
 
 
+def count_rows(db: Path, sql: str) -> list[tuple]:
+    con = store.reader(db)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def _run_statuses(db: Path) -> list[str]:
     con = store.reader(db)
     try:
@@ -353,8 +361,15 @@ def test_sigkill_at_a_stage_keeps_the_previous_state_and_the_next_run_completes(
     assert "waiting" not in rerun.stderr, rerun.report()
     read_everything(db)
     assert_same_tables(snapshot(db, drop=RUN_SPECIFIC), baseline.new)
+    # the rerun records the killed run (unless it had committed its own row) with the start time it had
     expected = ["published"] if state == "old" else ["published", "nothing_new"]
+    if landed and state == "old":
+        expected = ["crashed", "published"]
     assert _run_statuses(db)[baseline.old_runs :] == expected
+    if landed and state == "old":
+        crashed = count_rows(db, "SELECT message FROM pipeline_runs WHERE status = 'crashed'")
+        assert len(crashed) == 1 and "killed or crashed before it published" in crashed[0][0]
+    assert not list((db.parent / "staging").glob("*/*")), "the dead run's staging folder is left"
 
 
 # --- kill inside the publish transaction ---------------------------------------------------------------------
