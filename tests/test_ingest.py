@@ -187,3 +187,112 @@ def test_float_parquet_float32_and_all_exact_loads_every_row(tmp_path):
     result = ingest([tmp_path / "f32.parquet"])
     assert result.transactions["amount"].to_list() == [Decimal("1.50"), Decimal("-2.25")]
     assert result.quarantine.height == 0
+
+
+def _xlsx(path: Path, sheets: dict[str, list[list[object]]]) -> Path:
+    """A tiny workbook written with xlsxwriter: str cells as text, numbers as number cells, datetimes as
+    date cells (formatted as Excel shows them)."""
+    import datetime as dt
+
+    xlsxwriter = pytest.importorskip("xlsxwriter")
+    book = xlsxwriter.Workbook(str(path))
+    date_format = book.add_format({"num_format": "yyyy/mm/dd"})
+    for name, rows in sheets.items():
+        sheet = book.add_worksheet(name)
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if isinstance(value, dt.datetime):
+                    sheet.write_datetime(r, c, value, date_format)
+                elif isinstance(value, str):
+                    sheet.write_string(r, c, value)
+                elif value is not None:
+                    sheet.write_number(r, c, value)
+    book.close()
+    return path
+
+
+def test_canonical_xlsx_loads_with_number_and_date_cells(tmp_path):
+    from datetime import datetime
+
+    f = _xlsx(
+        tmp_path / "canonical.xlsx",
+        {
+            "Sheet1": [
+                ["account_id", "booked_at", "amount", "currency", "description"],
+                ["6222000011112222", datetime(2026, 1, 5, 10, 30), -100.5, "CNY", "外卖"],
+                ["6222000011112222", "2026-01-06 12:00:00", "8000.00", "CNY", "代发工资, 一月"],
+                ["6222000011112222", datetime(2026, 1, 7), 0.125, "CNY", "not at cents"],
+                ["6222000011112222", datetime(2026, 1, 8), 0.1 + 0.2, "CNY", "float noise"],
+            ]
+        },
+    )
+    result = ingest([f])
+    row = result.source_files.row(0, named=True)
+    assert (row["status"], row["profile"], row["rows_read"], row["rows_ok"]) == ("partial", "canonical_xlsx", 4, 3)
+    assert result.transactions.sort("source_row").select("booked_at", "amount", "description").rows() == [
+        (datetime(2026, 1, 5, 10, 30), Decimal("-100.50"), "外卖"),
+        (datetime(2026, 1, 6, 12, 0), Decimal("8000.00"), "代发工资, 一月"),
+        (datetime(2026, 1, 8), Decimal("0.30"), "float noise"),
+    ]
+    assert result.quarantine.select("source_row", "reason_code", "reason").rows() == [
+        (
+            3,
+            "bad_amount",
+            "canonical.xlsx, row 3: not an exact amount (more than 2 decimals: money is never rounded) in column "
+            "'amount': '0.125'",
+        )
+    ]
+
+
+def test_profiled_xlsx_on_a_named_sheet(tmp_path):
+    from datetime import datetime
+
+    from liushui.ingest.inbox import read_files
+
+    pdir = tmp_path / "profiles"
+    pdir.mkdir()
+    (pdir / "demo_xlsx.yaml").write_text(
+        "name: demo_xlsx\ndescription: Demo bank workbook, statement on sheet 'Statement'.\nsheet: Statement\n"
+        "header_signature: [Posting Date, Details, Debit, Credit]\nfooter_patterns: ['^Closing balance']\n"
+        "booked_at: {column: Posting Date, formats: ['%d/%m/%Y']}\n"
+        "amount: {convention: split, income_column: Credit, expense_column: Debit}\n"
+        "currency: {default: GBP}\n"
+        "account_id: {preamble_regex: 'Account number:\\s*(?P<account_id>[0-9-]+)'}\n"
+        "description_columns: [Details]\n",
+        encoding="utf-8",
+    )
+    f = _xlsx(
+        tmp_path / "march.xlsx",
+        {
+            "Cover": [["nothing here"]],
+            "Statement": [
+                ["Account number: 12-34-56-7890"],
+                ["Posting Date", "Details", "Debit", "Credit"],
+                [datetime(2025, 3, 1), "Opening deposit", None, 1500],
+                ["05/03/2025", "Card payment TESCO", 42.1, None],
+                ["Closing balance", None, None, 1457.9],
+            ],
+        },
+    )
+    (outcome,) = read_files(
+        [f], known_file_hashes=set(), batch_id="b", latest_booking=date(2026, 1, 1), profiles_dir=pdir
+    )
+    assert outcome.file_row is not None and outcome.parsed is not None
+    assert (outcome.file_row["status"], outcome.file_row["profile"]) == ("loaded", "demo_xlsx")
+    assert outcome.parsed.good.select("account_id", "booked_at", "amount", "currency", "description").rows() == [
+        ("12-34-56-7890", datetime(2025, 3, 1), Decimal("1500.00"), "GBP", "Opening deposit"),
+        ("12-34-56-7890", datetime(2025, 3, 5), Decimal("-42.10"), "GBP", "Card payment TESCO"),
+    ]
+
+
+def test_a_zip_that_is_not_a_workbook_stays_rejected(tmp_path):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("statement.csv", HEADER + ROWS)
+    result = ingest([write(tmp_path / "statement.xlsx", buffer.getvalue())])
+    row = result.source_files.row(0, named=True)
+    assert row["status"] == "rejected"
+    assert row["error"].startswith("statement.xlsx: binary content (a ZIP archive")

@@ -32,8 +32,8 @@ _BINARY_MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive, e.g. an .xlsx workbook: export it as CSV"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an OLE2 file, e.g. a legacy .xls workbook: export it as CSV"),
+    (b"PK\x03\x04", "a ZIP archive, e.g. an .xlsx workbook, but not a readable one"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an OLE2 file, e.g. a legacy .xls workbook, but not named .xls"),
     (b"\x1f\x8b", "a gzip archive"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (b"Rar!", "a RAR archive"),
@@ -165,6 +165,15 @@ def read_canonical_csv(path: Path) -> pl.DataFrame:
         header = _plain_header(utf8)
         if header is not None:
             return _read_plain(utf8, header)
+    return _read_canonical_csv_rowwise(text)
+
+
+def read_canonical_text(text: str) -> pl.DataFrame:
+    """The canonical reader on decoded text (an Excel sheet as CSV: `liushui.ingest.workbook`)."""
+    utf8 = io.BytesIO(text.encode("utf-8"))
+    header = _plain_header(utf8)
+    if header is not None:
+        return _read_plain(utf8, header)
     return _read_canonical_csv_rowwise(text)
 
 

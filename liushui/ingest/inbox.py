@@ -28,8 +28,10 @@ from liushui.ingest.canonical import (
     header_is_canonical,
     read_canonical_csv,
     read_canonical_parquet,
+    read_canonical_text,
 )
 from liushui.ingest.parse import ParsedFile, parse_raw
+from liushui.ingest.workbook import WorkbookError, sheet_csv, workbook_kind
 
 if TYPE_CHECKING:
     from liushui.ingest.profile_spec import ProfileSet
@@ -156,12 +158,32 @@ def read_raw(
         return read_canonical_parquet(path), "canonical_parquet"
     if not head.strip() and (size <= len(head) or not path.read_bytes().strip()):
         raise FileRejected(f"empty file (only whitespace, {size} bytes)")
+    workbook = workbook_kind(head, path)
+    if workbook is not None:
+        return _read_workbook(path, workbook, forced_profile, profiles)
     kind = binary_kind(head)
     if kind is not None:
         parquet_hint = " (a Parquet file starts with the bytes 'PAR1')" if path.suffix.lower() == ".parquet" else ""
         raise FileRejected(f"binary content ({kind}), not a CSV text export{parquet_hint}")
     if header_is_canonical(_first_line(head)):
         return read_canonical_csv(path), "canonical_csv"
+    return _read_profiled(path, forced_profile, profiles)
+
+
+def _read_workbook(
+    path: Path, kind: str, forced_profile: str | None, profiles: Profiles | None
+) -> tuple[pl.DataFrame, str]:
+    """An Excel workbook: its first sheet in the canonical layout, else read with a layout profile (which
+    names its sheet)."""
+    try:
+        text = sheet_csv(path)
+    except WorkbookError as exc:
+        raise FileRejected(str(exc)) from None
+    first = text.splitlines()[0] if text.strip() else ""
+    if forced_profile is None and header_is_canonical(next(csv.reader([first]), [])):
+        return read_canonical_text(text), f"canonical_{kind}"
+    if not text.strip() and forced_profile is None:
+        raise FileRejected("empty workbook (the first sheet has no cells)")
     return _read_profiled(path, forced_profile, profiles)
 
 

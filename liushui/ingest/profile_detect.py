@@ -10,6 +10,7 @@ from pathlib import Path
 from liushui.ingest.canonical import binary_kind
 from liushui.ingest.profile_spec import Profile, norm_header
 from liushui.ingest.profile_text import auto_encodings, find_header, split_cells
+from liushui.ingest.workbook import WorkbookError, is_workbook, sheet_csv
 
 CANONICAL_HEADER = frozenset({"account_id", "booked_at", "amount"})
 DETECT_BYTES = 256 * 1024  # how much of a file detect_profile decodes
@@ -33,10 +34,12 @@ def matching_profiles(path: Path, profiles: dict[str, Profile]) -> list[Profile]
     path = Path(path)
     heads: dict[str, list[str] | None] = {}
     found: list[tuple[tuple[int, int, str], Profile]] = []
+    workbook = is_workbook(path)
     for profile in profiles.values():
-        enc = profile.encoding
+        # a workbook: the profile's sheet as CSV text; else the first bytes in the profile's encoding
+        enc = f"sheet {profile.spec.sheet!r}" if workbook else profile.encoding
         if enc not in heads:
-            text = _decode_head(path, enc)
+            text = _sheet_head(path, profile) if workbook else _decode_head(path, enc)
             heads[enc] = None if text is None else text.lstrip("\ufeff").splitlines()
         lines = heads[enc]
         if not lines:
@@ -52,7 +55,7 @@ def has_header(path: Path, signature: tuple[str, ...], limit: int = 60) -> bool:
     """Whether a line among the first `limit` of ``path`` (decoded as ``auto``) has every name of
     `signature` as a cell: would a profile with this signature have matched?"""
     want = {norm_header(s) for s in signature}
-    text = _decode_head(Path(path), "auto")
+    text = sheet_head(Path(path), 0) if is_workbook(Path(path)) else _decode_head(Path(path), "auto")
     if not want or text is None:
         return False
     return any(want <= {norm_header(c) for c in split_cells(line, ",")} for line in text.splitlines()[:limit])
@@ -61,6 +64,18 @@ def has_header(path: Path, signature: tuple[str, ...], limit: int = 60) -> bool:
 def _canonical_header_by(lines: list[str], idx: int) -> bool:
     """Whether one of `lines[: idx + 1]` is a canonical header (the file is canonical, not a bank export)."""
     return any({norm_header(c) for c in split_cells(line, ",")} >= CANONICAL_HEADER for line in lines[: idx + 1])
+
+
+def _sheet_head(path: Path, profile: Profile) -> str | None:
+    return sheet_head(path, profile.spec.sheet, profile.spec.delimiter)
+
+
+def sheet_head(path: Path, sheet: str | int, delimiter: str = ",") -> str | None:
+    """An Excel sheet as CSV text for detection; None when it cannot be read."""
+    try:
+        return sheet_csv(path, sheet, delimiter)
+    except WorkbookError:
+        return None
 
 
 def _decode_head(path: Path, encoding: str) -> str | None:

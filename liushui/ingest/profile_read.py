@@ -134,7 +134,9 @@ def _booked_at(cols: _Columns, spec: ProfileSpec) -> tuple[pl.Expr, pl.Expr]:
             ignore_nulls=True,
         )
         date_src = pl.when(date_src == "").then(None).otherwise(date_src)
-    return datetime_text(date_src, ba.formats)
+    # an Excel date cell comes as YYYY-MM-DD HH:MM:SS whatever its display format
+    formats = [*ba.formats, "%Y-%m-%d %H:%M:%S"] if cols.split.workbook else ba.formats
+    return datetime_text(date_src, formats)
 
 
 def _amount(cols: _Columns, am: AmountSpec, profile_name: str) -> tuple[pl.Expr, pl.Expr, list[_Reject]]:

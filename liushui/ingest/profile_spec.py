@@ -153,6 +153,7 @@ class ProfileSpec(_Model):
     description: str
     encoding: Literal["auto", "utf-8", "utf-8-sig", "gb18030", "gbk", "utf-16"] = "auto"
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    sheet: str | Annotated[int, Field(ge=0)] = 0
     header_signature: list[str] = Field(min_length=1)
     header_search_lines: Annotated[int, Field(ge=1, le=10_000)] = 60
     footer_patterns: list[str] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from liushui.ingest.canonical import binary_kind
 from liushui.ingest.profile_spec import Profile, ProfileSpec, norm_header
+from liushui.ingest.workbook import WorkbookError, is_workbook, sheet_csv
 
 CHUNK_BYTES = 16 * 1024 * 1024  # incremental decoding chunk
 BINARY_SNIFF_BYTES = 8192
@@ -88,7 +89,16 @@ def decode_file(path: Path, encoding: str) -> str:
 
 
 def _export_text(path: Path, spec: ProfileSpec) -> str:
-    """The decoded export without its BOM; LayoutError when it is empty or binary after all."""
+    """The decoded export without its BOM (an Excel workbook: the profile's sheet as CSV text); LayoutError
+    when it is empty or binary after all."""
+    if is_workbook(path):
+        try:
+            text = sheet_csv(path, spec.sheet, spec.delimiter)
+        except WorkbookError as exc:
+            raise LayoutError(f"{path.name}: {exc}") from None
+        if not text.strip():
+            raise LayoutError(f"{path.name}: empty sheet {spec.sheet!r}")
+        return text
     text = decode_file(path, spec.encoding)
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -130,6 +140,7 @@ class SplitExport:
     n_cells: list[int]
     raws: list[str]
     lines: list[int]  # 1-based physical line where each record starts
+    workbook: bool = False  # read from an Excel sheet (dates as YYYY-MM-DD HH:MM:SS)
 
 
 def split_export(path: Path, profile: Profile) -> SplitExport:
@@ -155,6 +166,7 @@ def split_export(path: Path, profile: Profile) -> SplitExport:
         records.n_cells,
         records.raws,
         records.lines,
+        is_workbook(path),
     )
 
 
