@@ -1,13 +1,23 @@
 """The planted behaviours that need no lender: income_volatile, large_outflow, round_trip, commingling,
-balance_break and related_transfer_heavy. Each adds a handful of rows to the accounts it is planted on
-and labels the months it planted (see `synthetic.generate` for what a label month means)."""
+balance_break, related_transfer_heavy, pass_through, fan_in, fan_out and overdrawn (its labels come from the
+balances, `synthetic.statement`); and an ordinary second currency (购汇 and spending abroad). Each adds a
+handful of rows to the accounts it is planted on and labels the months it planted (see `synthetic.generate`
+for what a label month means)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from synthetic.catalogue import INCOME_MEMOS
-from synthetic.draws import DAY, fixed_account, round_to, tod, yuan
+from synthetic.catalogue import (
+    FAN_MEMOS,
+    FOREIGN_MERCHANTS,
+    INCOME_MEMOS,
+    OVERDRAWN_MEMOS,
+    PASS_THROUGH_MEMOS,
+    RATE_TO_CNY,
+)
+from synthetic.draws import DAY, HOUR, fixed_account, round_to, tod, yuan
+from synthetic.names import other_person, person_card
 from synthetic.part import Part
 
 
@@ -46,14 +56,16 @@ def plant_income_volatile(part: Part) -> None:
 
 
 def plant_large_outflow(part: Part) -> None:
-    """In 1-2 months from the 5th on: one payment of 3-8 months' pay (>= 30k) to a developer, a friend or a fund."""
+    """In 1-2 months from the 5th on: one payment of 3-8 months' pay (>= 30k) to a developer, a friend or a fund;
+    on a low income (2,000-4,000 a month) 3.5-4.5 months' pay, far below any absolute floor."""
     w, rng, c = part.w, part.rng, part.c
     for a in part.accounts_with("large_outflow"):
         n = 1 + int(rng.random() < 0.4)
         chosen = sorted(int(m) for m in rng.choice(np.arange(4, w.months), size=n, replace=False))
         for m in chosen:
             S = w.salary[a]
-            cents = int(round_to(rng.uniform(max(3 * S, 30_000), 8 * S) * 100, 100_00)[0])
+            low, high = (3.5 * S, 4.5 * S) if w.low_income[a] else (max(3 * S, 30_000), 8 * S)
+            cents = int(round_to(rng.uniform(low, high) * 100, 100_00)[0])
             kind = int(rng.integers(0, 3))
             if kind == 0:
                 estate = w.estate_pool[int(rng.integers(0, len(w.estate_pool)))]
@@ -68,7 +80,8 @@ def plant_large_outflow(part: Part) -> None:
 
 
 def plant_round_trip(part: Part) -> None:
-    """3-6 times a month: 20k-100k out to a party, back from the same party within 1-5 days."""
+    """3-6 times a month: 20k-100k out to a party and back from it within 1-5 days, or (about half the
+    trips) in from the party and back to it."""
     w, rng, c = part.w, part.rng, part.c
     for a in part.accounts_with("round_trip"):
         # Related parties often play the other side, unless the account's related share is judged too.
@@ -85,8 +98,9 @@ def plant_round_trip(part: Part) -> None:
             acct = np.where(related, w.family[a, pick, 1], w.friend[a, 1])
             t_out = part.ts(m, days, tod(rng, k, 9, 18))
             t_back = part.ts(m, days + rng.integers(1, 6, k), tod(rng, k, 9, 18))
-            part.events.add(a, t_out, -out, name, acct, c("转账"), c("网银"))
-            part.events.add(a, t_back, back, name, acct, c("往来款"), c("网银"))
+            first = np.where(part.vrng.random(k) < 0.5, 1, -1)  # +1: in-then-out
+            part.events.add(a, t_out, first * out, name, acct, c("转账"), c("网银"))
+            part.events.add(a, t_back, -first * back, name, acct, c("往来款"), c("网银"))
         part.label(a, "round_trip", chosen)
 
 
@@ -189,3 +203,121 @@ def plant_related_transfer_heavy(part: Part) -> None:
 
 
 # -- assemble -----------------------------------------------------------------------------------------
+
+
+# -- the later variety (drawn with the part's second generator) -----------------------------------------
+def _strangers(part: Part, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(name codes, card codes) of `k` distinct persons who are neither holders nor anyone's related party."""
+    w, rng = part.w, part.vrng
+    names: list[str] = []
+    while len(names) < k:
+        name = other_person(rng, w.holder_names)
+        if name not in names:
+            names.append(name)
+    return (
+        np.array([part.c(x) for x in names], np.int32),
+        np.array([part.c(person_card(rng)) for _ in names], np.int32),
+    )
+
+
+def plant_pass_through(part: Part) -> None:
+    """In 2-3 months, 3-5 receipts of 10k-60k (spread over the month) each leave within 0-3 days, 90-99 % of
+    it, to one or two other parties: most of the money that arrives leaves within days."""
+    w, rng, c = part.w, part.vrng, part.c
+    memos = np.array([c(x) for x in PASS_THROUGH_MEMOS], np.int32)
+    for a in part.accounts_with("pass_through"):
+        chosen = sorted(int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(2, 4)), replace=False))
+        for m in chosen:
+            k = int(rng.integers(3, 6))
+            span = int(w.month_len[m]) - 5
+            days = np.arange(k) * span // k + rng.integers(0, 2, k)
+            cents = round_to(rng.uniform(10_000, 60_000, k) * 100, 100_00)
+            senders = _strangers(part, k)
+            t_in = part.ts(m, days, tod(rng, k, 9, 18))
+            part.events.add(a, t_in, cents, senders[0], senders[1], memos[rng.integers(0, memos.size, k)], c("网银"))
+            n_out = rng.integers(1, 3, k)
+            leg = np.repeat(np.arange(k), n_out)
+            share = np.where(n_out[leg] == 1, 1.0, rng.uniform(0.3, 0.7, leg.size))
+            share = np.where((n_out[leg] == 2) & (np.r_[False, leg[1:] == leg[:-1]]), 1 - np.r_[0.0, share[:-1]], share)
+            out = yuan(cents[leg] / 100 * rng.uniform(0.90, 0.99, k)[leg] * share)
+            receivers = _strangers(part, leg.size)
+            t_out = (t_in[leg] // DAY + rng.integers(0, 4, leg.size)) * DAY + tod(rng, leg.size, 9, 22)
+            t_out = np.maximum(t_out, t_in[leg] + rng.integers(10 * 60, HOUR, leg.size))
+            part.events.add(a, t_out, -out, receivers[0], receivers[1], c("转账"), c("手机银行"))
+        part.label(a, "pass_through", chosen)
+
+
+def _fan(part: Part, behaviour: str, sign: int) -> None:
+    """1-2 times: 6-10 distinct persons send to (sign +1) or receive from (-1) the account, 500-5,000 each,
+    all within 3 days."""
+    w, rng, c = part.w, part.vrng, part.c
+    memos = np.array([c(x) for x in FAN_MEMOS], np.int32)
+    for a in part.accounts_with(behaviour):
+        chosen = sorted(int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(1, 3)), replace=False))
+        for m in chosen:
+            k = int(rng.integers(6, 11))
+            day0 = int(rng.integers(0, int(w.month_len[m]) - 3))
+            t = part.ts(m, day0 + rng.integers(0, 3, k), tod(rng, k, 8, 22))
+            who = _strangers(part, k)
+            cents = round_to(rng.uniform(500, 5_000, k) * 100, 10_00)
+            part.events.add(a, t, sign * cents, who[0], who[1], memos[rng.integers(0, memos.size, k)], c("手机银行"))
+        part.label(a, behaviour, chosen)
+
+
+def plant_fan_in(part: Part) -> None:
+    """>= 6 distinct senders within 3 days to one personal account (the money stays)."""
+    _fan(part, "fan_in", 1)
+
+
+def plant_fan_out(part: Part) -> None:
+    """One personal account pays >= 6 distinct receivers within 3 days."""
+    _fan(part, "fan_out", -1)
+
+
+def plant_overdrawn(part: Part) -> None:
+    """In 1-2 months a bill of 0.8-1.5 months' pay (装修款, 学费, 医疗费) 1-3 days before payday; the account
+    opens low enough that its balance dips below zero (by `World.overdraw_cents`) — no penalty, no late fee.
+    Labelled where the balances are computed: the months with a negative balance."""
+    w, rng, c = part.w, part.vrng, part.c
+    memos = np.array([c(x) for x in OVERDRAWN_MEMOS], np.int32)
+    for a in part.accounts_with("overdrawn"):
+        chosen = rng.choice(np.arange(1, w.months), size=int(rng.integers(1, 3)), replace=False)
+        k = chosen.size
+        payee = w.client_pool[rng.integers(0, len(w.client_pool), k)]
+        day = np.maximum(int(w.salary_day[a]) - rng.integers(1, 4, k), 0)
+        cents = round_to(w.salary[a] * rng.uniform(0.8, 1.5, k) * 100, 10_00)
+        part.events.add(
+            a,
+            part.ts(chosen, day, tod(rng, k, 9, 20)),
+            -cents,
+            payee[:, 0],
+            payee[:, 1],
+            memos[rng.integers(0, 3, k)],
+            c("网银"),
+        )
+
+
+def plant_second_currency(part: Part) -> None:
+    """Ordinary accounts with a second currency: in 2-4 months 购汇 (CNY out, the currency in at the reference
+    rate) of 20-50 % of a month's pay, then 2-6 card payments abroad in that currency."""
+    w, rng, c = part.w, part.vrng, part.c
+    buy, chan = c("购汇"), c("手机银行")
+    for a in range(part.a0, part.a1):
+        cur = int(w.second_currency[a])
+        if not cur:
+            continue
+        rate = float(RATE_TO_CNY[cur])
+        merchants = FOREIGN_MERCHANTS[cur]
+        for m in rng.choice(np.arange(w.months), size=int(rng.integers(2, 5)), replace=False):
+            t = int(part.ts(int(m), rng.integers(0, 20), tod(rng, 1, 9, 20))[0])
+            cny = int(round_to(w.salary[a] * rng.uniform(0.2, 0.5) * 100, 100_00)[0])
+            foreign = int(np.rint(cny / rate))
+            part.events.add(a, t, -cny, 0, 0, buy, chan)
+            part.events.add(a, t + 1, foreign, 0, 0, buy, chan, cur=cur)
+            k = int(rng.integers(2, 7))
+            pick = rng.integers(0, len(merchants), k)
+            median = np.array([merchants[i][1] for i in pick])
+            spend = yuan(np.minimum(median * rng.lognormal(0, 0.4, k), foreign / 100 / k))
+            names = np.array([c(merchants[i][0]) for i in pick], np.int32)
+            when = (t // DAY + rng.integers(1, 8, k)) * DAY + tod(rng, k, 8, 22)
+            part.events.add(a, when, -spend, names, 0, c("境外消费"), c("银联"), cur=cur)

@@ -17,7 +17,13 @@ BEHAVIOURS: tuple[str, ...] = (
     "commingling",
     "balance_break",
     "cycle",
+    "pass_through",
+    "fan_in",
+    "fan_out",
+    "overdrawn",
 )
+NEW_BEHAVIOURS = frozenset({"pass_through", "fan_in", "fan_out", "overdrawn"})
+"""Behaviours planted on a smaller share of accounts (they came later; the older quotas stay as they were)."""
 # Behaviours planted through a lender (such accounts get no everyday lender of their own).
 LENDER_BEHAVIOURS = {"multi_lender", "borrow_to_repay", "overdue", "debt_burden_high"}
 
@@ -172,3 +178,15 @@ CHANNEL_MEMO = {"支付宝": "支付宝快捷支付", "财付通": "财付通快
 FAMILY_MEMOS = ("转账", "转账", "转账", "生活费", "红包")
 INCOME_MEMOS = ("劳务费", "经营收入", "项目款", "设计费", "服务费")
 SIDE_MEMOS = ("稿费", "兼职报酬", "讲课费")
+
+# Currencies on the statements: index 0 is every account's main currency. Rates are exact decimals (the
+# reference folder's fx_rates.csv), used for the cycles' currency-changing hops and 购汇.
+CURRENCIES = ("CNY", "USD", "HKD")
+RATE_TO_CNY = ("1.0000", "7.1000", "0.9100")
+FOREIGN_MERCHANTS = {  # currency index -> (merchant, median amount in that currency)
+    1: (("Amazon.com", 45.0), ("Apple Store", 120.0), ("Starbucks Seattle", 8.0), ("Uber", 20.0)),
+    2: (("DFS Galleria", 600.0), ("莎莎化妆品", 300.0), ("7-Eleven HK", 40.0), ("港铁MTR", 15.0)),
+}
+PASS_THROUGH_MEMOS = ("转账", "往来款", "货款")
+FAN_MEMOS = ("转账", "红包", "货款", "借款")
+OVERDRAWN_MEMOS = ("装修款", "学费", "医疗费")

@@ -38,10 +38,10 @@ class Strings:
 
 
 class Events:
-    """Column-wise buffer of transactions (account index, time, cents and string codes)."""
+    """Column-wise buffer of transactions (account index, time, cents, string codes, hidden, currency)."""
 
-    FIELDS = ("acct", "ts", "cents", "name", "cpacct", "desc", "chan", "drop")
-    DTYPES = (np.int64, np.int64, np.int64, np.int32, np.int32, np.int32, np.int32, np.bool_)
+    FIELDS = ("acct", "ts", "cents", "name", "cpacct", "desc", "chan", "drop", "cur")
+    DTYPES = (np.int64, np.int64, np.int64, np.int32, np.int32, np.int32, np.int32, np.bool_, np.int8)
 
     def __init__(self) -> None:
         self.columns: dict[str, list[np.ndarray]] = {f: [] for f in self.FIELDS}
@@ -56,17 +56,19 @@ class Events:
         desc: ArrayLike,
         chan: ArrayLike,
         drop: ArrayLike = False,
+        cur: ArrayLike = 0,
     ) -> None:
-        """Rows of one kind: `ts` gives their number, every other field is one value or one per row."""
+        """Rows of one kind: `ts` gives their number, every other field is one value or one per row.
+        `cur`: the index of the rows' currency in `synthetic.catalogue.CURRENCIES` (0, the main one, by default)."""
         times = np.asarray(ts, dtype=np.int64)
         n = times.shape[0] if times.ndim else 1
         for field, value, dtype in zip(
-            self.FIELDS, (acct, times, cents, name, cpacct, desc, chan, drop), self.DTYPES, strict=True
+            self.FIELDS, (acct, times, cents, name, cpacct, desc, chan, drop, cur), self.DTYPES, strict=True
         ):
             self.columns[field].append(np.broadcast_to(np.asarray(value, dtype=dtype), (n,)))
 
     def add_rows(self, rows: Sequence[tuple[int, ...]]) -> None:
-        """Rows given one tuple each, in the order of `FIELDS`."""
+        """Rows given one tuple each, in the order of `FIELDS` (the currency may be left off: the main one)."""
         if rows:
             self.add(*(np.array(column) for column in zip(*rows, strict=True)))
 

@@ -5,10 +5,13 @@
 - `inbox/transactions_partNNN.csv|.parquet`: canonical transactions (`CANONICAL_INPUT_COLUMNS`), one
   part per chunk of customers (~200k rows each), every account entirely inside one part, rows sorted by
   account then `booked_at` (local time, unique within an account). `txn_id` is empty; `balance_after` is
-  the exact running balance in statement order.
+  the exact running balance in statement order (per currency: some accounts carry USD or HKD rows too).
+  Every second CSV part is written with every cell quoted and empty cells as `""` (as Polars / pandas write
+  with quote_style=always); a small sample is split so that it has such a file.
 - `inbox/overlap_export.csv`: a re-export of the last two months of 2-3 accounts, row for row identical
   to rows already in the parts (the pipeline must deduplicate it).
 - `reference/accounts.csv`, `reference/related_parties.csv`: ownership and declared related parties.
+- `reference/fx_rates.csv`: currency, rate_to_cny — the rates the currency-changing hops of cycles use.
 - `labels.csv`: ground truth, one row per account x behaviour x month in which the behaviour was
   planted (`month_on` = first day of the month).
 
@@ -16,7 +19,8 @@ Label months per behaviour: income_volatile every month from the 3rd on; large_o
 related_transfer_heavy, overdue, debt_burden_high, commingling, balance_break the months planted;
 multi_lender every month whose 90 days ending on its last day hold disbursements (放款) from >= 4
 distinct lenders (computed from the rows); borrow_to_repay the months of each pair's repayment leg;
-cycle the month of each cycle, for every participating account.
+cycle the months of each participant's legs; pass_through, fan_in and fan_out the months planted;
+overdrawn the months in which the account's main-currency balance is below zero.
 
 Money is generated as integer cents (int64) and only ever formatted / converted to Decimal(18,2); the
 bulk of the rows (merchant spending, salary, bills, family transfers) is drawn with numpy per chunk,
@@ -39,7 +43,7 @@ import polars as pl
 
 from synthetic.catalogue import BEHAVIOURS, LENDERS, Lender
 from synthetic.draws import DAY
-from synthetic.reference import accounts_frame, labels_frame, related_parties_frame
+from synthetic.reference import accounts_frame, fx_rates_frame, labels_frame, related_parties_frame
 from synthetic.statement import part_frame
 from synthetic.world import World
 
@@ -47,6 +51,7 @@ __all__ = [
     "BEHAVIOURS",
     "BOOKED_AT_FORMAT",
     "FILE_FORMATS",
+    "MIN_ACCOUNTS",
     "LENDERS",
     "ROWS_PER_PART",
     "GeneratedSample",
@@ -57,6 +62,8 @@ __all__ = [
 FILE_FORMATS = ("both", "csv", "parquet")
 ROWS_PER_PART = 200_000
 BOOKED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
+MIN_ACCOUNTS = 40
+"""Fewer accounts cannot carry every planted behaviour and still leave ordinary customers."""
 # The rough number of rows per account-month (used to turn `target_rows` into a number of accounts).
 _ROWS_PER_ACCOUNT_MONTH = 80.0
 
@@ -70,6 +77,7 @@ class GeneratedSample:
     overlap_file: Path
     accounts_file: Path
     related_parties_file: Path
+    fx_rates_file: Path
     labels_file: Path
     n_accounts: int
     n_customers: int
@@ -112,9 +120,11 @@ def generate_sample(
 
     accounts_file = reference / "accounts.csv"
     related_file = reference / "related_parties.csv"
+    fx_file = reference / "fx_rates.csv"
     labels_file = out_dir / "labels.csv"
     accounts_frame(world).write_csv(accounts_file)
     related_parties_frame(world).write_csv(related_file)
+    fx_rates_frame().write_csv(fx_file)
     labels = labels_frame(world)
     labels.write_csv(labels_file)
     return GeneratedSample(
@@ -123,6 +133,7 @@ def generate_sample(
         overlap_file=overlap_file,
         accounts_file=accounts_file,
         related_parties_file=related_file,
+        fx_rates_file=fx_file,
         labels_file=labels_file,
         n_accounts=world.n,
         n_customers=world.n_customers,
@@ -141,9 +152,9 @@ def _checked_n_accounts(n_accounts: int, *, months: int, file_format: str, targe
     if target_rows is not None:
         if target_rows <= 0:
             raise ValueError(f"target_rows must be positive, got {target_rows}")
-        n_accounts = max(40, round(target_rows / (months * _ROWS_PER_ACCOUNT_MONTH)))
-    if n_accounts < 30:
-        raise ValueError(f"n_accounts must be >= 30 to plant every behaviour, got {n_accounts}")
+        n_accounts = max(MIN_ACCOUNTS, round(target_rows / (months * _ROWS_PER_ACCOUNT_MONTH)))
+    if n_accounts < MIN_ACCOUNTS:
+        raise ValueError(f"n_accounts must be >= {MIN_ACCOUNTS} to plant every behaviour, got {n_accounts}")
     return n_accounts
 
 
@@ -155,12 +166,14 @@ def _write_parts(world: World, inbox: Path, file_format: str) -> tuple[list[Path
     files: list[Path] = []
     overlap_frames: list[pl.DataFrame] = []
     n_rows = 0
-    for part_no, (a0, a1, fmt) in enumerate(plan_parts(world, file_format)):
+    parts = plan_parts(world, file_format)
+    for part_no, (a0, a1, fmt) in enumerate(parts):
         frame = part_frame(world, part_no, a0, a1)
         n_rows += frame.height
         path = inbox / f"transactions_part{part_no:03d}.{fmt}"
         if fmt == "csv":
-            frame.write_csv(path, datetime_format=BOOKED_AT_FORMAT)
+            quoted = sum(1 for _, _, f in parts[:part_no] if f == "csv") % 2 == 1
+            frame.write_csv(path, datetime_format=BOOKED_AT_FORMAT, quote_style="always" if quoted else "necessary")
         else:
             frame.write_parquet(path, compression="zstd", statistics=True)
         files.append(path)
@@ -176,7 +189,8 @@ def _write_parts(world: World, inbox: Path, file_format: str) -> tuple[list[Path
 
 def plan_parts(world: World, file_format: str) -> list[tuple[int, int, str]]:
     """Contiguous account ranges (never splitting a customer) of about ROWS_PER_PART rows each, with the
-    format of each part's file: (first account, end account, "csv" / "parquet")."""
+    format of each part's file: (first account, end account, "csv" / "parquet"). Every second CSV part is
+    written quoted (`_write_parts`)."""
     est = world.months * np.where(world.is_business, 45.0, world.lam + 12.0)
     boundaries = [0]
     acc = 0.0
@@ -187,10 +201,17 @@ def plan_parts(world: World, file_format: str) -> list[tuple[int, int, str]]:
             boundaries.append(a + 1)
             acc = 0.0
     boundaries.append(world.n)
-    if file_format == "both" and len(boundaries) == 2:
-        half = int(np.searchsorted(np.cumsum(est), est.sum() / 2))
-        while half < world.n - 1 and world.cust_of[half] == world.cust_of[half - 1]:
-            half += 1
-        boundaries = [0, max(1, half), world.n]
+    if file_format != "parquet" and len(boundaries) == 2:
+        # A small sample still gets both formats, and a plain and a quoted CSV: thirds (CSV, Parquet, quoted
+        # CSV) or, CSV only, halves (plain, quoted).
+        pieces = 3 if file_format == "both" else 2
+        cumulative = np.cumsum(est)
+        boundaries = [0]
+        for k in range(1, pieces):
+            cut = int(np.searchsorted(cumulative, est.sum() * k / pieces))
+            while cut < world.n - 1 and world.cust_of[cut] == world.cust_of[cut - 1]:
+                cut += 1
+            boundaries.append(max(boundaries[-1] + 1, cut))
+        boundaries.append(world.n)
     formats = {"csv": ("csv",), "parquet": ("parquet",), "both": ("csv", "parquet")}[file_format]
     return [(boundaries[i], boundaries[i + 1], formats[i % len(formats)]) for i in range(len(boundaries) - 1)]

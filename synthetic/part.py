@@ -16,11 +16,16 @@ from synthetic.world import World
 
 
 class Part:
-    """The rows of accounts `a0` .. `a1 - 1` (whole customers), drawn with `rng`."""
+    """The rows of accounts `a0` .. `a1 - 1` (whole customers), drawn with `rng`; the later variety (both
+    round-trip directions, pass-through, fan-in / fan-out, overdrafts, a second currency, masked counterparty
+    numbers) with `vrng`, so that adding it left the older draws as they were."""
 
-    def __init__(self, world: World, rng: np.random.Generator, a0: int, a1: int) -> None:
+    def __init__(
+        self, world: World, rng: np.random.Generator, a0: int, a1: int, vrng: np.random.Generator | None = None
+    ) -> None:
         self.w = world
         self.rng = rng
+        self.vrng = vrng if vrng is not None else np.random.default_rng([world.seed, 2, a0])
         self.a0, self.a1 = a0, a1
         self.events = Events()
         self.disbursements: list[tuple[int, int, int]] = []  # (account, epoch day, lender)

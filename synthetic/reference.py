@@ -1,14 +1,14 @@
 """The sample's reference tables and ground truth, as frames: `reference/accounts.csv` (one row per
 account), `reference/related_parties.csv` (one row per declared related party of a customer, and one
-`self` row per account of a customer with two) and `labels.csv` (one row per account x behaviour x month
-planted)."""
+`self` row per account of a customer with two), `reference/fx_rates.csv` and `labels.csv` (one row per
+account x behaviour x month planted)."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
 
-from synthetic.catalogue import BEHAVIOURS
+from synthetic.catalogue import BEHAVIOURS, CURRENCIES, RATE_TO_CNY
 from synthetic.world import World
 
 
@@ -34,6 +34,11 @@ def related_parties_frame(w: World) -> pl.DataFrame:
             rows.append((w.customer_ids[w.cust_of[a]], w.holder[a], w.account_ids[a], "self"))
     rows.sort(key=lambda r: (r[0], r[3] != "self", r[2]))
     return pl.DataFrame(rows, schema=["customer_id", "party_name", "party_account", "relation"], orient="row")
+
+
+def fx_rates_frame() -> pl.DataFrame:
+    """currency, rate_to_cny (exact decimals as text): the rates the generator converts at."""
+    return pl.DataFrame({"currency": list(CURRENCIES), "rate_to_cny": list(RATE_TO_CNY)})
 
 
 def labels_frame(w: World) -> pl.DataFrame:

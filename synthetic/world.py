@@ -17,12 +17,15 @@ from synthetic.catalogue import (
     BANKS,
     BEHAVIOURS,
     CITIES,
+    CURRENCIES,
     EMPLOYER_KINDS,
     HUABEI,
     JIEBEI,
     LENDER_BEHAVIOURS,
     LENDERS,
+    NEW_BEHAVIOURS,
     POWER,
+    RATE_TO_CNY,
     SUPPLIER_KINDS,
     TRADE_KINDS,
 )
@@ -33,6 +36,11 @@ from synthetic.names import company, company_pool, other_person, person, person_
 # Share of personal accounts per behaviour, pairs of behaviours that may share an account, businesses
 # and customers with two accounts.
 _BEHAVIOUR_SHARE = 0.04
+_NEW_BEHAVIOUR_SHARE = 0.03
+# Ordinary variety (drawn from the world's second generator, so the older draws stay as they were): low pay,
+# a second currency, and how far an overdrawn account dips below zero.
+_LOW_INCOME_SHARE = 0.08
+_SECOND_CURRENCY_SHARE = 0.12
 _PAIR_SHARE = 0.10
 _BUSINESS_SHARE = 0.03
 _TWO_ACCOUNT_SHARE = 0.10
@@ -56,6 +64,7 @@ class World:
         self.seed = seed
         self.months = months
         rng = np.random.default_rng([seed, 0])
+        vrng = np.random.default_rng([seed, 5])
         self.strings = Strings()
 
         first = np.datetime64(f"{end_month.year:04d}-{end_month.month:02d}", "M") - (months - 1)
@@ -67,12 +76,13 @@ class World:
         self._build_customers(rng, n_accounts)
         self._assign_behaviours(rng)
         self._draw_budgets(rng)
+        self._draw_variety(vrng)
         self._draw_counterparties(rng)
         self._draw_related_parties(rng)
         self._intern_codes()
         self._draw_company_pools(rng)
         self.labels: list[Label] = []
-        self._plan_cycles(rng)
+        self._plan_cycles(rng, vrng)
         personal_ok = [a for a in range(self.n) if not self.is_business[a] and "balance_break" not in self.beh[a]]
         n_overlap = 2 if self.n < 100 else 3
         self.overlap_accounts = sorted(int(a) for a in rng.choice(np.array(personal_ok), size=n_overlap, replace=False))
@@ -132,7 +142,8 @@ class World:
         self.beh: list[set[str]] = [set() for _ in range(self.n)]
         personal = [int(a) for a in rng.permutation(np.flatnonzero(~self.is_business))]
         pool = iter(personal)
-        quota = {b: max(2, round(_BEHAVIOUR_SHARE * len(personal))) for b in BEHAVIOURS if b != "cycle"}
+        share = {b: _NEW_BEHAVIOUR_SHARE if b in NEW_BEHAVIOURS else _BEHAVIOUR_SHARE for b in BEHAVIOURS}
+        quota = {b: max(2, round(share[b] * len(personal))) for b in BEHAVIOURS if b != "cycle"}
         n_pairs = max(1, round(_PAIR_SHARE * sum(quota.values())))
         for k in range(n_pairs):
             first, second = _COMPATIBLE_PAIRS[k % len(_COMPATIBLE_PAIRS)]
@@ -143,12 +154,13 @@ class World:
         for behaviour, count in quota.items():
             for _ in range(count):
                 self.beh[next(pool)].add(behaviour)
-        # Cycles join 3-4 accounts of different customers that carry no other behaviour.
+        # Cycles join 3-8 accounts of different customers that carry no other behaviour: the first group 3-4,
+        # the second 5-8 (long chains), any further 3-8.
         free = list(pool)
-        n_groups = max(1, round(_BEHAVIOUR_SHARE * len(personal) / 3.5))
+        n_groups = max(2, round(_BEHAVIOUR_SHARE * len(personal) / 4.5))
         self.cycle_groups: list[list[int]] = []
-        for _ in range(n_groups):
-            size = int(rng.integers(3, 5))
+        for g in range(n_groups):
+            size = int(rng.integers(3, 5) if g == 0 else rng.integers(5, 9) if g == 1 else rng.integers(3, 9))
             group: list[int] = []
             while free and len(group) < size:
                 a = free.pop()
@@ -190,6 +202,23 @@ class World:
         self.own_share = spend
         self.opening_share = rng.uniform(0.5, 4.0, size=n)
         self.floor_cents = yuan(rng.uniform(100, 3000, size=n))
+
+    def _draw_variety(self, vrng: np.random.Generator) -> None:
+        """What makes ordinary accounts varied: low pay (2,000-4,000 a month; also every other large_outflow
+        account, whose large outflow is then ~4x pay), a second currency (USD or HKD) on some ordinary
+        accounts, and the depth of each overdrawn account's dip below zero."""
+        n = self.n
+        ordinary = np.array([not b for b in self.beh]) & ~self.is_business
+        large = [a for a in range(n) if "large_outflow" in self.beh[a] and len(self.beh[a]) == 1]
+        self.low_income = ordinary & (vrng.random(n) < _LOW_INCOME_SHARE)
+        self.low_income[large[::2]] = True
+        low_pay = np.rint(vrng.uniform(2_000, 4_000, n) / 10) * 10
+        self.salary = np.where(self.low_income, low_pay, self.salary)
+        self.lam = np.where(self.low_income, vrng.uniform(35, 50, n), self.lam)
+        second = ordinary & ~self.low_income & (vrng.random(n) < _SECOND_CURRENCY_SHARE)
+        self.second_currency = np.where(second, vrng.integers(1, len(CURRENCIES), n), 0).astype(np.int8)
+        overdrawn = np.array(["overdrawn" in b for b in self.beh])
+        self.overdraw_cents = np.where(overdrawn, yuan(vrng.uniform(200, 3_000, n)), 0)
 
     def _draw_counterparties(self, rng: np.random.Generator) -> None:
         """Employer, side-income payer, utilities, credit card, and a landlord and a friend per account
@@ -270,30 +299,60 @@ class World:
         self.estate_pool = company_pool(rng, 10, ("房地产开发",), holders, s)
 
     # -- cross-account cycles (planned once, both legs of every hop) --------------------------------
-    def _plan_cycles(self, rng: np.random.Generator) -> None:
+    def _plan_cycles(self, rng: np.random.Generator, vrng: np.random.Generator) -> None:
+        """Money around each group, once or twice: each hop 0-3 days after the last (a chain spans up to ~3
+        weeks), each holder passing on what arrived less a fee of 0.1-2 %. In groups of 5 or more, one or two
+        holders keep it in USD or HKD (the hop into them and out of them changes currency at the reference
+        rates). Odd groups move small sums (3,000-9,500), the others 50,000-200,000. Labels: the months of
+        each holder's legs."""
         s = self.strings
         rows: list[tuple[int, ...]] = []
         transfer, netbank = s.code("转账"), s.code("网银")
-        for group in self.cycle_groups:
+        rate = np.array([float(r) for r in RATE_TO_CNY])
+        for g, group in enumerate(self.cycle_groups):
             k = len(group)
+            holds = np.zeros(k, np.int64)
+            if k >= 5:
+                at = vrng.choice(np.arange(1, k), size=int(vrng.integers(1, 3)), replace=False)
+                holds[at] = vrng.integers(1, len(CURRENCIES), at.size)
             n_cycles = 2 if self.months >= 8 and rng.random() < 0.4 else 1
-            for drawn in rng.choice(np.arange(1, self.months), size=n_cycles, replace=False):
+            last = self.months if k <= 4 else self.months - 1
+            for drawn in rng.choice(np.arange(1, last), size=n_cycles, replace=False):
                 m = int(drawn)
                 t = (int(self.month_start_day[m]) + int(rng.integers(0, 15))) * DAY + int(tod(rng, 1, 9, 17)[0])
-                amount = int(round_to(rng.uniform(50_000, 200_000) * 100, 100_00)[0])
+                low, high = (3_000, 9_500) if g % 2 else (50_000, 200_000)
+                amount = int(round_to(rng.uniform(low, high) * 100, 100_00)[0])
                 for hop in range(k):
                     src, dst = group[hop], group[(hop + 1) % k]
+                    cur_src, cur_dst = int(holds[hop]), int(holds[(hop + 1) % k])
                     if hop:
-                        amount = int(np.rint(amount * (1 - rng.uniform(0, 0.03))))
-                        t += int(rng.integers(1, 4)) * DAY + int(rng.integers(-2 * HOUR, 2 * HOUR))
+                        amount = int(np.rint(amount * (1 - vrng.uniform(0.001, 0.02))))
+                        t += int(vrng.integers(0, 4)) * DAY + int(rng.integers(-2 * HOUR, 2 * HOUR))
                     lag = int(rng.integers(5, 300))
-                    rows.append((src, t, -amount, self.holder_code[dst], self.acct_code[dst], transfer, netbank, False))
+                    arrived = int(np.rint(amount * rate[cur_src] / rate[cur_dst]))
                     rows.append(
-                        (dst, t + lag, amount, self.holder_code[src], self.acct_code[src], transfer, netbank, False)
+                        (src, t, -amount, self.holder_code[dst], self.acct_code[dst], transfer, netbank, False, cur_src)
                     )
-                for a in group:
-                    self.labels.append((a, "cycle", m))
+                    rows.append(
+                        (
+                            dst,
+                            t + lag,
+                            arrived,
+                            self.holder_code[src],
+                            self.acct_code[src],
+                            transfer,
+                            netbank,
+                            False,
+                            cur_dst,
+                        )
+                    )
+                    amount = arrived
+                    self.labels.append((src, "cycle", self._month_of(t)))
+                    self.labels.append((dst, "cycle", self._month_of(t + lag)))
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in Events.FIELDS]
         self.cycle_rows: dict[str, np.ndarray] = {
             f: np.array(c, dtype=dt) for f, c, dt in zip(Events.FIELDS, columns, Events.DTYPES, strict=True)
         }
+
+    def _month_of(self, ts: int) -> int:
+        return int(np.searchsorted(self.month_start_day, ts // DAY, side="right") - 1)

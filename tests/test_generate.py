@@ -1,4 +1,5 @@
-"""The sample generator: determinism, file formats, exact balances and the planted behaviours."""
+"""The sample generator: determinism, file formats, exact balances, the planted behaviours and the variety
+statements carry (masked or missing counterparty numbers, quoted CSV, second currencies, low pay, overdrafts)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ import pytest
 from liushui.contracts import CANONICAL_INPUT_COLUMNS, MONEY
 from synthetic.generate import BEHAVIOURS, LENDERS, GeneratedSample, generate_sample
 
-N_ACCOUNTS = 40
+N_ACCOUNTS = 70
 MONTHS = 8
 END_MONTH = date(2026, 10, 1)
 PENALTY_MEMOS = ("逾期罚息", "滞纳金", "违约金")
 DISBURSE_MEMOS = {x.disburse_memo: x.key for x in LENDERS if x.disburse_memo}
 REPAY_MEMOS = {x.repay_memo: x.key for x in LENDERS}
+RATES = {"CNY": 1.0, "USD": 7.1, "HKD": 0.91}
+MASKED = r"^\d{4}\*{4}\d{4}$|^尾号\d{4}$"
+
+
+def _is_quoted(path: Path) -> bool:
+    with path.open(encoding="utf-8") as fh:
+        return fh.readline().startswith('"account_id"')
 
 
 def _generate(out: Path, seed: int = 7, **kwargs) -> GeneratedSample:
@@ -28,10 +36,17 @@ def _generate(out: Path, seed: int = 7, **kwargs) -> GeneratedSample:
 def _read_part(path: Path) -> pl.DataFrame:
     if path.suffix == ".parquet":
         return pl.read_parquet(path)
-    return pl.read_csv(
-        path,
-        schema_overrides={c: pl.String for c in CANONICAL_INPUT_COLUMNS} | {"amount": MONEY, "balance_after": MONEY},
-    ).with_columns(pl.col("booked_at").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us"))
+    return (
+        pl.read_csv(
+            path,
+            schema_overrides={c: pl.String for c in CANONICAL_INPUT_COLUMNS}
+            | {"amount": MONEY, "balance_after": MONEY},
+        )
+        .with_columns(
+            pl.col(pl.String).replace("", None),  # a quoted file's "" is an empty cell
+        )
+        .with_columns(pl.col("booked_at").str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us"))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +64,8 @@ def txns(sample) -> pl.DataFrame:
         .sort("account_id", "booked_at")
         .with_columns(
             month_on=pl.col("booked_at").dt.date().dt.truncate("1mo"),
-            prev_balance=pl.col("balance_after").shift(1).over("account_id"),
+            prev_balance=pl.col("balance_after").shift(1).over("account_id", "currency"),
+            cny=pl.col("amount").cast(pl.Float64) * pl.col("currency").replace_strict(RATES, return_dtype=pl.Float64),
         )
     )
 
@@ -76,14 +92,15 @@ def _all_months(txns: pl.DataFrame) -> list[date]:
 
 
 def _related_accounts(sample: GeneratedSample) -> pl.DataFrame:
-    """(account_id, party_account) for declared related parties and the customer's own accounts."""
+    """(account_id, party_account, party_name) for declared related parties and the customer's own accounts."""
     accounts = pl.read_csv(sample.accounts_file, infer_schema=False)
     parties = pl.read_csv(sample.related_parties_file, infer_schema=False)
-    declared = accounts.join(parties, on="customer_id").select("account_id", "party_account")
+    declared = accounts.join(parties, on="customer_id").select("account_id", "party_account", "party_name")
     own = accounts.join(accounts, on="customer_id", suffix="_other").filter(
         pl.col("account_id") != pl.col("account_id_other")
     )
-    return pl.concat([declared, own.select("account_id", party_account="account_id_other")]).unique()
+    own = own.select("account_id", party_account="account_id_other", party_name="holder_name")
+    return pl.concat([declared, own]).unique()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -108,10 +125,19 @@ def test_different_seed_gives_different_data(sample, tmp_path):
 
 def test_both_formats_split_the_accounts_and_csv_header_is_canonical(sample):
     suffixes = [p.suffix for p in sample.transaction_files]
-    assert suffixes[:2] == [".csv", ".parquet"]
-    for path in [*(p for p in sample.transaction_files if p.suffix == ".csv"), sample.overlap_file]:
+    assert suffixes == [".csv", ".parquet", ".csv"]
+    csvs = [p for p in sample.transaction_files if p.suffix == ".csv"]
+    plain = [p for p in [*csvs, sample.overlap_file] if not _is_quoted(p)]
+    quoted = [p for p in csvs if _is_quoted(p)]
+    assert len(plain) >= 2 and quoted
+    for path in plain:
         with path.open(encoding="utf-8") as fh:
             assert fh.readline().rstrip("\n") == ",".join(CANONICAL_INPUT_COLUMNS)
+    for path in quoted:
+        with path.open(encoding="utf-8") as fh:
+            assert fh.readline().rstrip("\n") == ",".join(f'"{c}"' for c in CANONICAL_INPUT_COLUMNS)
+            line = fh.readline().rstrip("\n")
+        assert line.startswith('"') and line.endswith('"') and ',"",' in line  # every cell quoted, empty as ""
     per_file = [set(_read_part(p)["account_id"].unique()) for p in sample.transaction_files]
     assert all(per_file) and not per_file[0] & per_file[1]
     assert sum(len(s) for s in per_file) == sample.n_accounts
@@ -167,7 +193,8 @@ def test_reference_files(sample, txns):
 
 def test_rows_are_well_formed(txns):
     assert (txns["amount"] != 0).all()
-    assert (txns["currency"] == "CNY").all()
+    assert "CNY" in set(txns["currency"]) and set(txns["currency"]) <= {"CNY", "USD", "HKD"}
+    assert txns.filter(pl.col("currency") != "CNY").height < 0.01 * txns.height  # a second currency, CNY main
     assert txns["txn_id"].is_null().all()
     assert txns.select(pl.struct("account_id", "booked_at").is_unique().all()).item()
     hours = txns["booked_at"].dt.hour()
@@ -187,7 +214,9 @@ def test_balance_is_continuous_except_in_the_labelled_break_month(txns, labels):
         found.setdefault(row["account_id"], set()).add(row["month_on"])
     assert found == expected
     assert breaks.height == len(expected)
-    assert (txns["balance_after"] >= 0).all()
+    negative = txns.filter(pl.col("balance_after") < 0)
+    assert set(negative["currency"]) == {"CNY"}
+    assert set(negative["account_id"]) == set(_labelled(labels, "overdrawn"))
 
 
 def test_overlap_export_repeats_rows_exactly(sample, txns):
@@ -201,36 +230,90 @@ def test_overlap_export_repeats_rows_exactly(sample, txns):
     assert months == _all_months(txns)[-2:]
 
 
+def _legs(txns: pl.DataFrame, sign: int) -> pl.DataFrame:
+    """Transfers whose counterparty is a batch holder (by name: the number may be masked or missing)."""
+    holders = txns["holder_name"].unique().implode()
+    return txns.filter((pl.col("amount") * sign > 0) & pl.col("counterparty_name").is_in(holders))
+
+
+def _number_fits(number: pl.Expr, account: pl.Expr) -> pl.Expr:
+    """A counterparty number as shown (full, masked, 尾号, or none) fits an account id."""
+    return (
+        number.is_null()
+        | (number == account)
+        | (number.str.contains(MASKED) & (number.str.slice(-4) == account.str.slice(-4)))
+    )
+
+
 def test_transfers_between_dataset_accounts_have_both_legs(txns):
-    ids = txns["account_id"].unique().implode()
-    outs = txns.filter((pl.col("amount") < 0) & pl.col("counterparty_account").is_in(ids))
-    ins = txns.filter((pl.col("amount") > 0) & pl.col("counterparty_account").is_in(ids))
+    outs, ins = _legs(txns, -1), _legs(txns, 1)
     assert outs.height > 0 and outs.height == ins.height
-    legs = outs.join(
-        ins,
-        left_on=["counterparty_account", "account_id", (-pl.col("amount"))],
-        right_on=["account_id", "counterparty_account", "amount"],
-        suffix="_in",
-    ).filter(
-        (pl.col("booked_at_in") >= pl.col("booked_at"))
+    legs = outs.join(ins, left_on="counterparty_name", right_on="holder_name", suffix="_in").filter(
+        (pl.col("counterparty_name_in") == pl.col("holder_name"))
+        & (pl.col("booked_at_in") >= pl.col("booked_at"))
         & (pl.col("booked_at_in") - pl.col("booked_at") <= pl.duration(minutes=10))
+        & ((pl.col("cny_in") + pl.col("cny")).abs() <= 0.005 * pl.col("cny_in").abs() + 0.01)
+        & _number_fits(pl.col("counterparty_account"), pl.col("account_id_in"))
+        & _number_fits(pl.col("counterparty_account_in"), pl.col("account_id"))
     )
     assert legs.select(pl.struct("account_id", "booked_at").n_unique()).item() == outs.height
+    assert legs.select(pl.struct("account_id_in", "booked_at_in").n_unique()).item() == ins.height
+
+
+def _cycle_hops(txns: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    cycle = _labelled(labels, "cycle")
+    ids = pl.Series(list(cycle)).implode()
+    names = txns.filter(pl.col("account_id").is_in(ids))["holder_name"].unique().implode()
+    return txns.filter(
+        pl.col("account_id").is_in(ids)
+        & pl.col("counterparty_name").is_in(names)
+        & (pl.col("counterparty_name") != pl.col("holder_name"))  # not the customer's own other account
+    )
 
 
 def test_cycles_pass_money_around_different_customers(txns, labels):
     cycle = _labelled(labels, "cycle")
-    assert len(cycle) >= 3
-    ids = pl.Series(list(cycle)).implode()
-    hops = txns.filter(
-        pl.col("account_id").is_in(ids) & pl.col("counterparty_account").is_in(ids) & (pl.col("amount") < 0)
-    )
+    assert len(cycle) >= 8
+    hops = _cycle_hops(txns, labels)
     for account, months in cycle.items():
         mine = hops.filter(pl.col("account_id") == account)
         assert set(mine["month_on"]) == months
-        assert (mine["amount"] <= -45_000).all() and (mine["amount"] >= -200_000).all()
-    customers = txns.filter(pl.col("account_id").is_in(ids)).select("account_id", "customer_id").unique()
+    outs = hops.filter(pl.col("amount") < 0)
+    assert (outs["cny"] >= -200_000 * 1.01).all()
+    assert (outs["cny"] > -10_000).any() and (outs["cny"] < -45_000).any()  # small cycles and large ones
+    assert set(hops["currency"]) >= {"CNY"} and len(set(hops["currency"])) >= 2  # some hops change currency
+    assert hops["counterparty_account"].str.contains(MASKED).any() or hops["counterparty_account"].is_null().any()
+    customers = txns.filter(pl.col("account_id").is_in(pl.Series(list(cycle)).implode()))
     assert customers["customer_id"].n_unique() == len(cycle)
+
+
+def test_long_cycles_lose_a_fee_per_hop_and_span_up_to_weeks(txns, labels):
+    hops = _cycle_hops(txns, labels).sort("booked_at")
+    outs = hops.filter(pl.col("amount") < 0)
+    # Each holder passes on less than it received, by 0.1-2 % (the receipt just before, in CNY).
+    passed = outs.join_asof(
+        hops.filter(pl.col("amount") > 0).select("account_id", "booked_at", received="cny"),
+        on="booked_at",
+        by="account_id",
+        strategy="backward",
+        check_sortedness=False,  # sorted by time above; per holder the order holds
+    ).filter(
+        pl.col("received").is_not_null() & (pl.col("booked_at").dt.date().dt.truncate("1mo") > min(txns["month_on"]))
+    )
+    ratio = -pl.col("cny") / pl.col("received")
+    kept = passed.filter(ratio.is_between(0.97, 1.0))
+    assert kept.height >= 5
+    assert kept.select(ratio.is_between(0.979, 0.9995).all()).item()
+    # Follow each holder's payee around: some chains have 5 or more holders.
+    payee = dict(outs.select("holder_name", "counterparty_name").unique().iter_rows())
+    lengths = []
+    for start in payee:
+        at, seen = payee[start], [start]
+        while at != start and at not in seen and at in payee:
+            seen.append(at)
+            at = payee[at]
+        lengths.append(len(seen))
+    assert min(lengths) >= 3 and max(lengths) >= 5
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -244,7 +327,7 @@ def test_every_behaviour_is_planted(labels, txns):
     per_account = labels.group_by("account_id").agg(pl.col("behaviour").n_unique())
     assert (per_account["behaviour"] == 2).any()
     personal = txns.filter(pl.col("account_type") == "personal")["account_id"].n_unique()
-    assert 0.4 <= 1 - per_account.height / personal <= 0.75  # share of normal personal accounts
+    assert 0.25 <= 1 - per_account.height / personal <= 0.75  # share of normal personal accounts
 
 
 def test_income_volatile_swings(txns, labels):
@@ -269,20 +352,20 @@ def test_large_outflow(txns, labels):
     for account, labelled in _labelled(labels, "large_outflow").items():
         salary = txns.filter((pl.col("account_id") == account) & (pl.col("description") == "代发工资"))
         typical = float(salary["amount"].median())
-        big = txns.filter((pl.col("account_id") == account) & (pl.col("amount") <= -max(30_000, 3 * typical * 0.95)))
+        floor = 3 * typical * 0.95 if typical < 5_000 else max(30_000, 3 * typical * 0.95)  # low pay: no floor
+        big = txns.filter((pl.col("account_id") == account) & (pl.col("amount") <= -floor))
         assert set(big["month_on"]) == labelled
         assert min(labelled) >= _all_months(txns)[4]
 
 
 def test_related_transfer_heavy(sample, txns, labels):
     related = _related_accounts(sample)
-    flagged = txns.join(
-        related,
-        left_on=["account_id", "counterparty_account"],
-        right_on=["account_id", "party_account"],
-        how="left",
-        coalesce=False,
-    ).with_columns(is_related=pl.col("party_account").is_not_null())
+    rows = txns.with_row_index("row")
+    matched = rows.join(related, on="account_id").filter(
+        (pl.col("counterparty_name") == pl.col("party_name"))
+        & _number_fits(pl.col("counterparty_account"), pl.col("party_account"))
+    )
+    flagged = rows.with_columns(is_related=pl.col("row").is_in(matched["row"].implode()))
     share = (
         flagged.filter(pl.col("amount") < 0)
         .group_by("account_id", "month_on")
@@ -305,19 +388,21 @@ def test_related_transfer_heavy(sample, txns, labels):
     assert share.filter(~pl.col("account_id").is_in(others))["share"].max() < 0.5
 
 
-def test_round_trips(txns, labels):
+def test_round_trips_go_both_ways(txns, labels):
+    directions = set()
     for account, labelled in _labelled(labels, "round_trip").items():
         mine = txns.filter((pl.col("account_id") == account) & (pl.col("amount").abs() >= 19_600))
-        out = mine.filter(pl.col("amount") < 0)
-        back = mine.filter(pl.col("amount") > 0)
-        pairs = out.join(back, on="counterparty_account", suffix="_back").filter(
+        pairs = mine.join(mine, on="counterparty_name", suffix="_back").filter(
             (pl.col("booked_at_back") > pl.col("booked_at"))
             & (pl.col("booked_at_back") - pl.col("booked_at") <= pl.duration(days=6))
-            & ((pl.col("amount_back") + pl.col("amount")).abs() <= -pl.col("amount") * 0.02)
+            & (pl.col("amount").sign() != pl.col("amount_back").sign())
+            & ((pl.col("amount_back") + pl.col("amount")).abs() <= pl.col("amount").abs() * 0.02)
         )
         per_month = pairs.group_by("month_on").agg(pl.col("booked_at").n_unique().alias("n"))
         assert set(per_month["month_on"]) == labelled
         assert (per_month["n"] >= 3).all()
+        directions |= set(pairs["amount"].sign().to_list())
+    assert directions == {-1, 1}  # out-then-in and in-then-out
 
 
 def _lender_rows(txns: pl.DataFrame) -> pl.DataFrame:
@@ -424,3 +509,82 @@ def test_normal_personal_accounts_stay_under_the_thresholds(txns, labels):
     assert (monthly["repaid"] < 0.3 * monthly["salary"]).all()
     assert monthly["txn_count"].is_between(25, 150).all()
     assert 40 <= monthly["txn_count"].mean() <= 120
+
+
+# ---------------------------------------------------------------------------------------------------
+# The variety statements carry
+
+
+def test_counterparty_numbers_are_masked_or_missing_on_planted_and_ordinary_rows(txns, labels):
+    persons = pl.col("counterparty_name").str.len_chars() <= 3  # a personal name, not a company or merchant
+    shown = txns.filter(persons & (pl.col("amount").abs() > 0))
+    star = shown.filter(pl.col("counterparty_account").str.contains(r"^\d{4}\*{4}\d{4}$"))
+    tail = shown.filter(pl.col("counterparty_account").str.contains(r"^尾号\d{4}$"))
+    missing = shown.filter(pl.col("counterparty_account").is_null())
+    assert star.height and tail.height and missing.height
+    ordinary = ~pl.col("account_id").is_in(labels["account_id"].implode()) & (pl.col("account_type") == "personal")
+    assert star.filter(ordinary).height and tail.filter(ordinary).height and missing.filter(ordinary).height
+    cycle_legs = _cycle_hops(txns, labels)
+    hidden = cycle_legs["counterparty_account"].is_null() | cycle_legs["counterparty_account"].str.contains(MASKED)
+    assert hidden.any() and not hidden.all()
+    companies = txns.filter(pl.col("counterparty_name").str.ends_with("有限公司"))
+    assert not companies["counterparty_account"].str.contains(MASKED).any()
+
+
+def test_fx_rates_are_written_for_the_currencies_used(sample, txns):
+    rates = pl.read_csv(sample.fx_rates_file, infer_schema=False)
+    assert rates.columns == ["currency", "rate_to_cny"]
+    assert dict(rates.iter_rows()) == {"CNY": "1.0000", "USD": "7.1000", "HKD": "0.9100"}
+    assert set(txns["currency"]) <= set(rates["currency"])
+
+
+def test_overdrawn_accounts_dip_below_zero_on_a_few_days_without_penalties(txns, labels):
+    overdrawn = _labelled(labels, "overdrawn")
+    assert overdrawn
+    for account, labelled in overdrawn.items():
+        mine = txns.filter(pl.col("account_id") == account)
+        negative = mine.filter(pl.col("balance_after") < 0)
+        assert set(negative["month_on"]) == labelled
+        assert 1 <= negative["booked_at"].dt.date().n_unique() <= 25
+        assert not mine["description"].is_in(PENALTY_MEMOS).any()
+        assert not mine["description"].str.contains("扣款失败").any()
+    assert not set(overdrawn) & set(_labelled(labels, "overdue"))
+
+
+def test_pass_through_money_leaves_within_days(txns, labels):
+    for account, labelled in _labelled(labels, "pass_through").items():
+        mine = txns.filter((pl.col("account_id") == account) & pl.col("month_on").is_in(list(labelled)))
+        big_in = mine.filter((pl.col("amount") >= 10_000) & (pl.col("description") != "代发工资"))
+        assert big_in.height >= 3 * len(labelled)
+        for row in big_in.iter_rows(named=True):
+            later = mine.filter(
+                (pl.col("amount") < 0)
+                & (pl.col("booked_at") > row["booked_at"])
+                & (pl.col("booked_at") <= row["booked_at"] + pl.duration(days=4))
+                & (pl.col("counterparty_name") != row["counterparty_name"])
+            )
+            assert -later["amount"].sum() >= float(row["amount"]) * 0.9
+
+
+@pytest.mark.parametrize(("behaviour", "sign"), [("fan_in", 1), ("fan_out", -1)])
+def test_fan_in_and_fan_out_reach_six_parties_within_three_days(txns, labels, behaviour, sign):
+    accounts = _labelled(labels, behaviour)
+    assert accounts
+    for account, labelled in accounts.items():
+        transfers = pl.col("channel").is_in(["手机银行", "网银"])  # not card spending at merchants
+        mine = txns.filter((pl.col("account_id") == account) & (pl.col("amount") * sign > 0) & transfers)
+        mine = mine.sort("booked_at")
+        windows = mine.rolling("booked_at", period="3d").agg(parties=pl.col("counterparty_name").n_unique())
+        busy = mine.with_columns(windows["parties"]).filter(pl.col("parties") >= 6)
+        assert set(busy["month_on"]) <= labelled and busy.height
+
+
+def test_ordinary_accounts_include_low_pay_and_a_second_currency(txns, labels):
+    ordinary = txns.filter(
+        (pl.col("account_type") == "personal") & ~pl.col("account_id").is_in(labels["account_id"].implode())
+    )
+    pay = ordinary.filter(pl.col("description") == "代发工资").group_by("account_id").agg(pl.col("amount").median())
+    assert (pay["amount"] < 4_300).any() and (pay["amount"] > 5_000).any()
+    foreign = ordinary.filter(pl.col("currency") != "CNY")
+    assert foreign["account_id"].n_unique() >= 1
+    assert set(foreign["description"]) == {"购汇", "境外消费"}
