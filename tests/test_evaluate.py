@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -26,7 +27,7 @@ FLAGS = pl.DataFrame(
 )
 
 
-def test_recall_and_precision_count_every_account_without_the_behaviour_as_false_positive():
+def test_recall_and_precision_count_every_account_without_the_behaviour_as_false_positive() -> None:
     scores = score(LABELS, FLAGS, flag_of=FLAG_OF)
     assert scores["behaviour"].to_list() == ["cycle", "fan_in", "large_outflow", "round_trip"]
     rows = {r["behaviour"]: r for r in scores.iter_rows(named=True)}
@@ -44,13 +45,13 @@ def test_recall_and_precision_count_every_account_without_the_behaviour_as_false
     assert all(rows[b]["status"] == "scored" for b in FLAG_OF)
 
 
-def test_a_behaviour_without_a_rule_is_reported_as_no_rule():
+def test_a_behaviour_without_a_rule_is_reported_as_no_rule() -> None:
     fan_in = score(LABELS, FLAGS, flag_of=FLAG_OF).row(by_predicate=pl.col("behaviour") == "fan_in", named=True)
     assert fan_in["status"] == "no rule" and fan_in["labelled"] == 1
     assert fan_in["flag_code"] is None and fan_in["recall"] is None and fan_in["precision"] is None
 
 
-def test_co_occurrence_counts_the_flags_firing_on_each_behaviours_accounts():
+def test_co_occurrence_counts_the_flags_firing_on_each_behaviours_accounts() -> None:
     pairs = co_occurrence(LABELS, FLAGS, flag_of=FLAG_OF)
     assert pairs.rows() == [
         ("cycle", 3, "LARGE_OUTFLOW", False, 2, 2 / 3),
@@ -63,7 +64,7 @@ def test_co_occurrence_counts_the_flags_firing_on_each_behaviours_accounts():
     ]
 
 
-def test_reports_from_a_database(tmp_path):
+def test_reports_from_a_database(tmp_path: Path) -> None:
     labels_csv = tmp_path / "labels.csv"
     LABELS.with_columns(month_on=pl.lit("2026-01-01")).write_csv(labels_csv)
     con = duckdb.connect()
