@@ -9,23 +9,32 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liushui.config import load_rules
-from liushui.contracts import RELATED_PARTIES_REF
+from liushui.config import CycleRules, load_rules
+from liushui.contracts import FX_RATES_REF, RELATED_PARTIES_REF
 from tests.rows import accounts, canonical, txn
 from transforms.classify import classified_transactions
+from transforms.counterparty import resolved_counterparties
 from transforms.cycles import cycle_flags, cycle_inbound_ids, cycle_links
 from transforms.lenders import classify_lenders, load_lender_registry
 
-RULES = load_rules().cycles  # length <= 4, 10 days first to last hop, 5 % per hop, >= 10,000
+RULES = load_rules().cycles  # <= 8 hops, 30 days first to last hop, last hop >= 85 % of the first, >= 1,000
 REGISTRY = load_lender_registry()
-HOLDERS = {"A": "张三", "B": "李四", "C": "王五", "D": "赵六"}
+HOLDERS = dict(
+    zip("ABCDEFGHIJ", ["张三", "李四", "王五", "赵六", "钱七", "孙八", "周九", "吴十", "郑一", "冯二"], strict=True)
+)
 REF = accounts(*[(a, f"C{a}", name, "personal") for a, name in HOLDERS.items()])
+NO_RATES = FX_RATES_REF.empty()
+USD_RATE = pl.DataFrame(
+    {"currency": ["USD"], "rate_to_cny": [7.1], "valid_from": [None]}, schema=FX_RATES_REF.polars_schema
+)
 
 
-def classified(rows: list[dict], ref: pl.DataFrame = REF) -> pl.LazyFrame:
-    return classified_transactions(
+def classified(rows: list[dict], ref: pl.DataFrame = REF, fx: pl.DataFrame = NO_RATES) -> pl.LazyFrame:
+    """Classified rows with their resolved counterparties, materialised (as the run's checkpoints do)."""
+    rows_classified = classified_transactions(
         classify_lenders(canonical(rows).lazy(), REGISTRY), ref.lazy(), RELATED_PARTIES_REF.empty().lazy()
-    )
+    ).collect()
+    return resolved_counterparties(rows_classified.lazy(), ref.lazy(), fx.lazy()).collect().lazy()
 
 
 def hop(
@@ -41,8 +50,19 @@ def hop(
     return rows
 
 
-def links_of(rows: list[dict], ref: pl.DataFrame = REF) -> pl.DataFrame:
-    return cycle_links(classified(rows, ref), ref.lazy(), rules=RULES).collect()
+def links_of(
+    rows: list[dict], ref: pl.DataFrame = REF, *, rules: CycleRules = RULES, fx: pl.DataFrame = NO_RATES
+) -> pl.DataFrame:
+    return cycle_links(classified(rows, ref, fx), ref.lazy(), fx.lazy(), rules=rules).collect()
+
+
+def chain(accounts_in_order: str, first_day: int, amount: int, *, days_per_hop: int = 1, fee: float = 0.01, **kw):
+    """Hops round `accounts_in_order` and back to its first account, each `fee` smaller than the one before."""
+    rows: list[dict] = []
+    ring = accounts_in_order + accounts_in_order[0]
+    for i, (src, dst) in enumerate(zip(ring, ring[1:], strict=False)):
+        rows += hop(src, dst, first_day + i * days_per_hop, round(amount * (1 - fee) ** i), **kw)
+    return rows
 
 
 def test_three_account_cycle_is_one_chain_of_three_links():
@@ -80,13 +100,64 @@ def test_two_account_round_trip_is_not_a_cycle():
 
 
 def test_cycle_longer_than_the_window_is_not_a_cycle():
-    rows = hop("A", "B", 1, 100_000) + hop("B", "C", 6, 98_000) + hop("C", "A", 12, 97_000)  # 11 days
+    rows = hop("A", "B", 1, 100_000) + hop("B", "C", 16, 98_000) + hop("C", "A", 32, 97_000)  # 31 days
     assert links_of(rows).height == 0
 
 
-def test_amount_drift_beyond_tolerance_is_not_a_cycle():
-    rows = hop("A", "B", 1, 100_000) + hop("B", "C", 3, 94_000) + hop("C", "A", 5, 93_000)  # -6 % on hop 2
+def test_chain_over_twenty_days_is_found_within_the_window():
+    links = links_of(chain("ABCD", 1, 50_000, days_per_hop=7))  # hops on days 1, 8, 15, 22
+    assert links["chain_length"].to_list() == [4] * 4
+    assert links["days_apart"].to_list() == [0, 0, 0, 0]
+
+
+def test_three_six_and_eight_hop_chains_losing_one_percent_a_hop_are_found():
+    for ring in ("ABC", "ABCDEF", "ABCDEFGH"):
+        links = links_of(chain(ring, 1, 100_000, fee=0.01))
+        assert links["account_id"].to_list() == list(ring), ring
+        assert links["chain_length"].unique().to_list() == [len(ring)]
+        assert links["evidence_txn_ids"][0].len() == 2 * len(ring)
+
+
+def test_eight_hop_chain_is_not_found_when_max_length_is_shorter():
+    short = RULES.model_copy(update={"max_length": 6})
+    assert links_of(chain("ABCDEFGH", 1, 100_000), rules=short).height == 0
+
+
+def test_chain_losing_forty_percent_is_not_a_cycle():
+    rows = chain("ABCDE", 1, 100_000, fee=0.12)  # last hop carries 60 % of the first
     assert links_of(rows).height == 0
+
+
+def test_a_hop_carrying_more_than_the_one_before_breaks_the_chain():
+    rows = hop("A", "B", 1, 100_000) + hop("B", "C", 3, 105_000) + hop("C", "A", 5, 100_000)  # +5 % on hop 2
+    assert links_of(rows).height == 0
+
+
+def test_hop_that_changes_currency_is_chained_through_a_rate():
+    # 100,000 CNY -> B; B sends 13,900 USD (98,690 CNY at 7.1) -> C; C sends 97,500 CNY back to A
+    rows = hop("A", "B", 1, 100_000) + hop("B", "C", 2, 13_900, currency="USD") + hop("C", "A", 3, 97_500)
+    links = links_of(rows, fx=USD_RATE)
+    assert links["account_id"].to_list() == ["A", "B", "C"]
+    assert links_of(rows).height == 0  # without a rate the USD hop cannot be compared: no chain
+
+
+def test_flag_of_a_chain_across_currencies_is_in_each_account_hop_currency():
+    rows = hop("A", "B", 1, 100_000) + hop("B", "C", 2, 13_900, currency="USD") + hop("C", "A", 3, 97_500)
+    t = classified(rows, fx=USD_RATE)
+    flags = cycle_flags(cycle_links(t, REF.lazy(), USD_RATE.lazy(), rules=RULES), t, rules=RULES).collect()
+    assert flags.select("account_id", "currency").rows() == [("A", "CNY"), ("B", "USD"), ("C", "CNY")]
+
+
+def test_overlapping_chains_a_rejected_chain_does_not_block_a_third():
+    c1 = hop("A", "B", 1, 10_000, in_leg=False) + hop("B", "C", 2, 9_900, in_leg=False)  # A-1, B-2
+    c1 += hop("C", "A", 3, 9_800, in_leg=False)  # C-3
+    d_to_b = [txn("D", "2026-03-01 11:00:00", "-10000", HOLDERS["B"], "B", "转账")]  # D-4: D -> B -> C -> D
+    c3 = hop("C", "D", 4, 9_800, in_leg=False) + hop("D", "E", 5, 9_700, in_leg=False)  # C-5, D-6
+    c3 += hop("E", "C", 6, 9_600, in_leg=False)  # E-7: C -> D -> E -> C
+    links = links_of(c1 + d_to_b + c3)
+    chains = links.group_by("chain_id").agg(pl.col("out_txn_id").sort()).sort("out_txn_id")["out_txn_id"]
+    # D -> B -> C -> D shares B-2 with the first chain and C-5 with the third: it is dropped, the third is kept
+    assert chains.to_list() == [["A-1", "B-2", "C-3"], ["C-5", "D-6", "E-7"]]
 
 
 def test_hops_must_not_go_back_in_time():
@@ -94,9 +165,20 @@ def test_hops_must_not_go_back_in_time():
     assert links_of(rows).height == 0
 
 
-def test_small_amounts_are_ignored():
-    rows = hop("A", "B", 1, 9_000) + hop("B", "C", 3, 9_000) + hop("C", "A", 5, 9_000)
+def test_amounts_below_the_minimum_are_ignored():
+    rows = hop("A", "B", 1, 900) + hop("B", "C", 3, 900) + hop("C", "A", 5, 900)
     assert links_of(rows).height == 0
+
+
+def test_counterparty_shown_as_a_declared_card_number_is_a_hop():
+    card = {a: f"62220000111{ord(a)}" for a in HOLDERS}  # the bank's numbers, not the pipeline's ids
+    ref = REF.with_columns(account_number=pl.col("account_id").replace_strict(card))
+    rows = [
+        txn("A", "2026-03-01 10:00:00", "-20000", "李四", card["B"], "转账"),
+        txn("B", "2026-03-02 10:00:00", "-19800", "王五", card["C"], "转账"),
+        txn("C", "2026-03-03 10:00:00", "-19600", "张三", f"{card['A'][:4]}****{card['A'][-4:]}", "转账"),
+    ]
+    assert links_of(rows, ref)["account_id"].to_list() == ["A", "B", "C"]
 
 
 def test_accounts_of_one_customer_are_own_transfers_not_a_cycle():
@@ -140,7 +222,7 @@ def test_ambiguous_holder_name_is_not_matched():
 def test_one_flag_per_participating_account_month_with_the_whole_chain():
     rows = hop("A", "B", 1, 100_000) + hop("B", "C", 3, 98_000) + hop("C", "A", 5, 97_000)
     t = classified(rows)
-    flags = cycle_flags(cycle_links(t, REF.lazy(), rules=RULES), t, rules=RULES).collect()
+    flags = cycle_flags(cycle_links(t, REF.lazy(), NO_RATES.lazy(), rules=RULES), t, rules=RULES).collect()
     assert flags["account_id"].to_list() == ["A", "B", "C"]
     assert flags["flag_code"].unique().to_list() == ["CYCLE"]
     assert flags["period_start_on"].unique().to_list() == [date(2026, 3, 1)]
@@ -161,7 +243,9 @@ def test_cycles_in_two_currencies_of_one_month_are_two_flags_per_account_with_di
     )  # A-7 .. A-14 (ids count rows of the whole list)
     t = classified(cny + usd)
     flags = (
-        cycle_flags(cycle_links(t, REF.lazy(), rules=RULES), t, rules=RULES).collect().sort("account_id", "currency")
+        cycle_flags(cycle_links(t, REF.lazy(), NO_RATES.lazy(), rules=RULES), t, rules=RULES)
+        .collect()
+        .sort("account_id", "currency")
     )
     cny_chain = ["A-1", "A-6", "B-2", "B-3", "C-4", "C-5"]
     usd_chain = ["A-14", "A-7", "B-8", "B-9", "C-10", "C-11", "D-12", "D-13"]

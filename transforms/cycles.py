@@ -1,34 +1,45 @@
-"""Cycles: money moving A -> B -> C -> A among accounts of different customers of one batch.
+"""Cycles: money moving A -> B -> ... -> A among accounts of different customers of one batch.
 
 `cycle_links`: `contracts.TRANSFER_LINKS` rows, one per hop of each chain (link_type `cycle`).
 `cycle_inbound_ids`: the inbound legs of those hops (`in_txn_id`), which are not earned income.
 `cycle_flags`: one CYCLE flag per participating account, currency and month in which a chain of it started.
 
-A *hop* is an outflow of account X of at least `min_amount` whose counterparty is account Y of the
-dataset, of another customer: matched by `counterparty_account == Y`, or — only when the counterparty
-account is missing — by `counterparty_name ==` Y's `holder_name` when exactly one account of the reference
-has that holder name. Transfers within one customer are own transfers (the related-transfer rule).
+A *hop* is an outflow of account X of at least `min_amount` whose counterparty resolves to account Y of the
+batch (`transforms.counterparty`: id, declared number, masked number with the holder's name, mirrored leg,
+unique holder name), of another customer. Transfers within one customer are own transfers (the
+related-transfer rule).
 
-A *chain* is a sequence of hops X1 -> X2 -> ... -> Xk -> X1 (3 <= k <= `max_length`, distinct accounts,
-one currency) where each hop leaves the account the previous hop entered, is not earlier than it, moves
-an amount within `amount_tolerance` of the previous hop's amount, and the last hop is at most
-`window_days` after the first. Length 2 (A -> B -> A) is a round trip, not a cycle.
+A *chain* is a sequence of hops X1 -> X2 -> ... -> Xk -> X1 (3 <= k <= `max_length`, distinct accounts) where
+each hop leaves the account the previous hop entered, is not earlier than it, and the last hop is at most
+`window_days` after the first. Amounts shrink along a chain by the fees taken at every hop: a hop may carry
+at most `max_hop_gain` more than the one before it, and at least (1 - `max_total_loss`) of the first hop
+— a cumulative bound from the first hop, so eight hops losing 1 % each chain, a chain losing 40 % does not.
+A hop may change currency: two amounts in different currencies are compared in CNY through the rates table
+(`fx_rates.csv`, `transforms.counterparty.in_cny`); without a rate for a currency they cannot be compared,
+and the hop is not chained. Length 2 (A -> B -> A) is a round trip, not a cycle.
 
-Vectorised: the hop edge list is one join; paths grow by one self-join per length up to `max_length`
-(a loop over lengths, never over rows); a path whose next hop returns to its start is a chain. A chain
-is found once from each hop only when hops share a timestamp (date-only exports); `chain_id` — a hash of
-the chain's sorted outflow ids — removes those duplicates. A hop outflow belongs to at most one chain:
-when chains overlap, the one starting first (then shorter, then by chain_id) keeps its hops and the
-others are dropped.
+Vectorised and bounded: the hop edge list is one join; paths grow by one self-join per length up to
+`max_length` (a loop over lengths, never over rows). At each length a path is extended by at most
+`max_next_hops` next hops (a closing hop first, then the earliest), and of the paths from one first hop to
+one last hop only one is kept: the number of paths is at most (hops) x (hops reachable in the window) x
+`max_next_hops`, however dense the graph. A path whose next hop returns to its start is a chain;
+`chain_id` — a hash of the chain's sorted outflow ids — removes rotations (found from equal timestamps).
 
-Both legs: when the receiving account's inflow from the sender is in the batch (same amount, within
-`LEG_MAX_DAYS`, the same rule as `transforms.transfers.transfer_legs`) it is the hop's `in_txn_id`.
-Otherwise `in_txn_id` is the outflow of the next hop (the money leaving the receiving account; for the
-last hop that is the chain's first outflow) and `amount_in` its amount. Every link of a chain carries
-the chain's every transaction id (all outflows and all inbound legs found) as evidence.
+A hop outflow belongs to at most one chain. Overlapping chains are chosen in rounds: in each round every
+chain that comes first (earliest start, then shorter, then chain_id) among all remaining chains sharing a
+hop with it is kept, and the chains overlapping a kept chain are dropped; the rest go to the next round.
+A chain dropped for overlapping a chain that was itself not kept therefore still gets its turn.
+`SELECTION_ROUNDS` bounds the rounds (each keeps at least the first remaining chain).
 
-Scale: only large outflows to dataset accounts of other customers whose receiving account itself sends a
-large outflow become hops, so the self-joins run on a small edge list even for tens of millions of rows.
+Both legs: when the receiving account's inflow from the sender is in the batch (`counterparty.mirrored_legs`:
+same amount or its conversion, within 3 days) it is the hop's `in_txn_id`. Otherwise `in_txn_id` is the
+outflow of the next hop (the money leaving the receiving account; for the last hop that is the chain's first
+outflow) and `amount_in` its amount. Every link of a chain carries the chain's every transaction id (all
+outflows and all inbound legs found) as evidence.
+
+Scale: only outflows of `min_amount` or more to batch accounts of other customers whose receiving account
+itself sends such an outflow become hops, so the self-joins run on a small edge list even for tens of
+millions of rows.
 """
 
 from __future__ import annotations
@@ -37,104 +48,126 @@ import polars as pl
 
 from liushui.config import CycleRules
 from liushui.contracts import TRANSFER_LINKS
+from transforms.counterparty import in_cny, mirrored_legs
 from transforms.flag_rows import Rule, finish_flags, fmt_num, month_period, severity
 from transforms.stable_ids import stable_id
-from transforms.transfers import link_id_expr, link_type_is, link_type_value, one_to_one
+from transforms.transfers import link_id_expr, link_type_is, link_type_value
 
-LEG_MAX_DAYS = 3
-"""Days between a hop's outflow and the receiving account's inflow (as `transfer_legs`)."""
-
-
-def _unique_holder_accounts(accounts: pl.LazyFrame) -> pl.LazyFrame:
-    """holder_name -> account_id, for names held by exactly one account of the reference."""
-    return (
-        accounts.filter(pl.col("holder_name").is_not_null())
-        .group_by("holder_name")
-        .agg(_account=pl.col("account_id").first(), _n=pl.col("account_id").n_unique())
-        .filter(pl.col("_n") == 1)
-        .select(counterparty_name="holder_name", _named_account="_account")
-    )
+SELECTION_ROUNDS = 4
+"""Rounds of choosing among overlapping chains; a chain still overlapping after them is not published."""
+CHAIN_ORDER = ["_first_at", "chain_length", "chain_id"]
+"""Which of two overlapping chains is kept: the earlier, then the shorter, then by id."""
 
 
-def _other_account(large: pl.LazyFrame, accounts: pl.LazyFrame) -> pl.LazyFrame:
-    """The dataset account on the other side: the counterparty account, else the uniquely named holder."""
-    return large.join(_unique_holder_accounts(accounts), on="counterparty_name", how="left").with_columns(
-        _other=pl.coalesce("counterparty_account", "_named_account")
-    )
-
-
-def cycle_hops(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
-    """One row per candidate hop: `txn_id, from_account, to_account, currency, at, amount` (positive)."""
-    outs = _other_account(
-        transactions.filter(pl.col("amount") <= -rules.min_amount).select(
-            "txn_id",
-            "account_id",
-            "customer_id",
-            "currency",
-            "booked_at",
-            "amount",
-            "counterparty_account",
-            "counterparty_name",
-        ),
-        accounts,
-    ).filter(pl.col("_other").is_not_null() & (pl.col("_other") != pl.col("account_id")))
-    senders = outs.select(_other="account_id", _to_customer="customer_id").unique("_other")
-    return (
-        outs.join(senders, on="_other")
-        .filter(pl.col("_to_customer") != pl.col("customer_id"))
+def cycle_hops(
+    transactions: pl.LazyFrame, accounts: pl.LazyFrame, fx_rates: pl.LazyFrame, *, rules: CycleRules
+) -> pl.LazyFrame:
+    """One row per candidate hop: `txn_id, from_account, to_account, currency, at, amount` (positive),
+    `amount_cny` (null without a rate). `transactions` carry `customer_id` and the resolved
+    `counterparty_account_id`."""
+    outs = transactions.filter(
+        (pl.col("amount") <= -rules.min_amount)
+        & pl.col("counterparty_account_id").is_not_null()
+        & (pl.col("counterparty_account_id") != pl.col("account_id"))
+    ).select("txn_id", "account_id", "customer_id", "currency", "booked_at", "amount", "counterparty_account_id")
+    owners = pl.concat(
+        [
+            accounts.select(_to="account_id", _to_customer="customer_id"),
+            transactions.select(_to="account_id", _to_customer="customer_id"),
+        ]
+    ).unique("_to", keep="first", maintain_order=True)
+    senders = outs.select(_to="account_id").unique()
+    hops = (
+        outs.rename({"counterparty_account_id": "_to"})
+        .join(senders, on="_to", how="semi")
+        .join(owners, on="_to", how="left")
+        .filter(pl.coalesce("_to_customer", "_to") != pl.col("customer_id"))
         .select(
             "txn_id",
             "currency",
             from_account="account_id",
-            to_account="_other",
+            to_account="_to",
             at="booked_at",
             amount=-pl.col("amount"),
         )
     )
+    return in_cny(hops, fx_rates, amount="amount", currency="currency", at="at", out="amount_cny")
+
+
+def _ratio(a: str, b: str) -> pl.Expr:
+    """Hop amount `a` over hop amount `b` (column prefixes): natively in one currency, else in CNY (null
+    without a rate: not comparable)."""
+    native = pl.col(f"{a}amount").cast(pl.Float64) / pl.col(f"{b}amount").cast(pl.Float64)
+    return (
+        pl.when(pl.col(f"{a}currency") == pl.col(f"{b}currency"))
+        .then(native)
+        .otherwise(pl.col(f"{a}cny") / pl.col(f"{b}cny"))
+    )
 
 
 def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
-    """One row per chain: list columns of its hops in order (`hop_txn, hop_from, hop_to, hop_at,
-    hop_amount`), `chain_id`, `chain_length`."""
-    nxt = hops.select("currency", _last_to="from_account", _txn="txn_id", _to="to_account", _at="at", _amount="amount")
+    """One row per closed chain (overlaps not yet resolved): list columns of its hops in order (`hop_txn,
+    hop_from, hop_to, hop_at, hop_amount, hop_currency`), `chain_id`, `chain_length`, `_first_at`."""
+    nxt = hops.select(
+        _last_to="from_account",
+        _txn="txn_id",
+        _to="to_account",
+        _at="at",
+        _amount="amount",
+        _currency="currency",
+        _cny="amount_cny",
+    )
     paths = hops.select(
-        "currency",
         hop_txn=pl.concat_list("txn_id"),
         hop_from=pl.concat_list("from_account"),
         hop_to=pl.concat_list("to_account"),
         hop_at=pl.concat_list("at"),
         hop_amount=pl.concat_list("amount"),
+        hop_currency=pl.concat_list("currency"),
         _start="from_account",
+        _start_txn="txn_id",
         _first_at="at",
+        _first_amount="amount",
+        _first_currency="currency",
+        _first_cny="amount_cny",
         _last_to="to_account",
         _last_at="at",
         _last_amount="amount",
+        _last_currency="currency",
+        _last_cny="amount_cny",
     )
-    tolerance = pl.lit(rules.amount_tolerance)
     closed = []
     for length in range(2, rules.max_length + 1):
+        closes = pl.col("_to") == pl.col("_start")
         extended = (
-            paths.join(nxt, on=["currency", "_last_to"])
+            paths.with_columns(_path=pl.col("hop_txn").list.join("|"))
+            .join(nxt, on="_last_to")
             .filter(
                 (pl.col("_at") >= pl.col("_last_at"))
                 & (pl.col("_at") - pl.col("_first_at") <= pl.duration(days=rules.window_days))
-                & (
-                    (pl.col("_amount") - pl.col("_last_amount")).abs().cast(pl.Float64)
-                    <= tolerance * pl.col("_last_amount").cast(pl.Float64)
-                )
-                & ((pl.col("_to") == pl.col("_start")) | ~pl.col("hop_from").list.contains(pl.col("_to")))
+                & (closes | ~pl.col("hop_from").list.contains(pl.col("_to")))
+                & (_ratio("_", "_last_") <= 1 + rules.max_hop_gain)
+                & (_ratio("_", "_first_") >= 1 - rules.max_total_loss)
             )
+            # bounded fan-out: a closing hop first, then the earliest next hops
+            .sort("_path", ~closes, "_at", "_txn")
+            .filter(pl.int_range(pl.len()).over("_path") < rules.max_next_hops)
+            # one path per (first hop, last hop)
+            .unique(["_start_txn", "_txn"], keep="first", maintain_order=True)
             .with_columns(
                 hop_txn=pl.concat_list("hop_txn", "_txn"),
                 hop_from=pl.concat_list("hop_from", "_last_to"),
                 hop_to=pl.concat_list("hop_to", "_to"),
                 hop_at=pl.concat_list("hop_at", "_at"),
                 hop_amount=pl.concat_list("hop_amount", "_amount"),
+                hop_currency=pl.concat_list("hop_currency", "_currency"),
                 _last_to=pl.col("_to"),
                 _last_at=pl.col("_at"),
                 _last_amount=pl.col("_amount"),
+                _last_currency=pl.col("_currency"),
+                _last_cny=pl.col("_cny"),
             )
-            .drop("_txn", "_to", "_at", "_amount")
+            .drop("_path", "_txn", "_to", "_at", "_amount", "_currency", "_cny")
             .cache()  # read twice: the chains closed at this length and the paths extended further
         )
         is_closed = pl.col("_last_to") == pl.col("_start")
@@ -142,60 +175,39 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
             closed.append(extended.filter(is_closed).with_columns(chain_length=pl.lit(length, pl.Int64)))
         paths = extended.filter(~is_closed)
     chains = pl.concat(closed).with_columns(chain_id=stable_id(pl.col("hop_txn").list.sort().list.join("|")))
-    # one row per chain (rotations found from equal timestamps), then one chain per outflow
-    chains = chains.sort("_first_at", "chain_length", "chain_id", pl.col("hop_txn").list.first()).unique(
+    # one row per chain: rotations of one chain are found from equal timestamps
+    return chains.sort(*CHAIN_ORDER, pl.col("hop_txn").list.first()).unique(
         "chain_id", keep="first", maintain_order=True
     )
-    order = ["_first_at", "chain_length", "chain_id"]
-    kept = (
-        chains.select(*order, txn_id=pl.col("hop_txn"))
-        .explode("txn_id")
-        .with_columns(_owner=pl.col("chain_id").sort_by(order).first().over("txn_id"))
-        .group_by("chain_id")
-        .agg(_is_kept=(pl.col("_owner") == pl.col("chain_id")).all())
-        .filter(pl.col("_is_kept"))
-        .select("chain_id")
-    )
-    return chains.join(kept, on="chain_id", how="semi").select(
-        "chain_id", "chain_length", "currency", "hop_txn", "hop_from", "hop_to", "hop_at", "hop_amount"
-    )
 
 
-def _inbound_legs(
-    hop_rows: pl.LazyFrame, transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: CycleRules
+def _disjoint_chains(chains: pl.LazyFrame) -> pl.LazyFrame:
+    """The chains kept when a hop may belong to one chain only (rounds: module docstring)."""
+    remaining = chains.select(*CHAIN_ORDER, "hop_txn").cache()
+    kept_ids = []
+    for _ in range(SELECTION_ROUNDS):
+        hops = remaining.select(*CHAIN_ORDER, txn_id="hop_txn").explode("txn_id").cache()
+        kept = (
+            hops.with_columns(_owner=pl.col("chain_id").sort_by(CHAIN_ORDER).first().over("txn_id"))
+            .group_by("chain_id")
+            .agg(_is_kept=(pl.col("_owner") == pl.col("chain_id")).all())
+            .filter(pl.col("_is_kept"))
+            .select("chain_id")
+            .cache()
+        )
+        kept_ids.append(kept)
+        taken = hops.join(kept, on="chain_id", how="semi").select("txn_id")
+        blocked = hops.join(taken, on="txn_id", how="semi").select("chain_id").unique()
+        remaining = remaining.join(blocked, on="chain_id", how="anti").cache()
+    return chains.join(pl.concat(kept_ids), on="chain_id", how="semi")
+
+
+def cycle_links(
+    transactions: pl.LazyFrame, accounts: pl.LazyFrame, fx_rates: pl.LazyFrame, *, rules: CycleRules
 ) -> pl.LazyFrame:
-    """The receiving account's inflow from the sender for each hop (out_txn_id -> in_txn_id)."""
-    ins = _other_account(
-        transactions.filter(pl.col("amount") >= rules.min_amount).select(
-            "txn_id",
-            "account_id",
-            "currency",
-            "booked_at",
-            "amount",
-            "counterparty_account",
-            "counterparty_name",
-        ),
-        accounts,
-    ).select(
-        "currency",
-        to_account="account_id",
-        from_account="_other",
-        in_txn_id="txn_id",
-        in_at="booked_at",
-        amount_out="amount",
-    )
-    pairs = (
-        hop_rows.select("currency", "from_account", "to_account", "amount_out", out_txn_id="txn_id", out_at="at")
-        .join(ins, on=["currency", "from_account", "to_account", "amount_out"])
-        .with_columns(_gap=(pl.col("in_at") - pl.col("out_at")).abs())
-        .filter(pl.col("_gap") <= pl.duration(days=LEG_MAX_DAYS))
-    )
-    return one_to_one(pairs, order=["_gap", "out_txn_id", "in_txn_id"]).select("out_txn_id", "in_txn_id", "in_at")
-
-
-def cycle_links(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
-    """One `TRANSFER_LINKS` row per hop of every chain (see the module docstring)."""
-    chains = _chains(cycle_hops(transactions, accounts, rules=rules), rules=rules)
+    """One `TRANSFER_LINKS` row per hop of every chain (see the module docstring). `transactions`: the
+    transfer graph with `customer_id` and the resolved counterparty (`counterparty.resolved_counterparties`)."""
+    chains = _disjoint_chains(_chains(cycle_hops(transactions, accounts, fx_rates, rules=rules), rules=rules))
     hop_rows = (
         chains.with_columns(
             hop_index=pl.int_ranges(pl.col("chain_length")),
@@ -217,7 +229,7 @@ def cycle_links(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: Cy
             }
         )
     )
-    legs = _inbound_legs(hop_rows, transactions, accounts, rules=rules)
+    legs = mirrored_legs(transactions, fx_rates).select("out_txn_id", "in_txn_id", "in_at", _leg_amount="amount_in")
     with_legs = hop_rows.join(legs, left_on="txn_id", right_on="out_txn_id", how="left")
     evidence = with_legs.group_by("chain_id").agg(
         evidence_txn_ids=pl.concat_list("txn_id", "in_txn_id").list.explode().drop_nulls().unique().sort()
@@ -225,7 +237,7 @@ def cycle_links(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: Cy
     links = with_legs.join(evidence, on="chain_id").with_columns(
         out_txn_id=pl.col("txn_id"),
         in_txn_id=pl.coalesce("in_txn_id", "next_txn"),
-        amount_in=pl.when(pl.col("in_at").is_not_null()).then(pl.col("amount_out")).otherwise(pl.col("next_amount")),
+        amount_in=pl.coalesce("_leg_amount", "next_amount"),
         days_apart=(pl.coalesce("in_at", "next_at").dt.date() - pl.col("at").dt.date()).dt.total_days().abs(),
     )
     return TRANSFER_LINKS.conform(
@@ -267,7 +279,7 @@ CYCLE = Rule(
 
 def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
     """CYCLE: one flag per participating account, currency and month in which one of its chains started
-    (a chain moves one currency, so the chains of one account in two currencies are two flags); metric
+    (in the currency of the account's own hop: a chain may change currency); metric
     the longest chain length, threshold 3 (the shortest cycle); severity high; the reason lists every
     chain (A→B→C→A); evidence: every transaction of those chains."""
     booked = transactions.select(out_txn_id="txn_id", _out_at="booked_at", currency="currency")
@@ -277,22 +289,36 @@ def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: Cycle
         .group_by("chain_id", maintain_order=True)
         .agg(
             chain_length=pl.col("chain_length").first(),
-            currency=pl.col("currency").first(),
             month_on=pl.col("_out_at").first().dt.date().dt.month_start(),
             _path=pl.col("account_id").str.join("→") + pl.lit("→") + pl.col("account_id").first(),
             _amount=pl.col("amount_out").first(),
+            _first_currency=pl.col("currency").first(),
             _days=(pl.col("_out_at").last().dt.date() - pl.col("_out_at").first().dt.date()).dt.total_days(),
             evidence_txn_ids=pl.col("evidence_txn_ids").first(),
             _accounts=pl.col("account_id"),
+            _currencies=pl.col("currency"),
         )
         .with_columns(
-            _chain_zh=pl.format("{}（首笔{}，{}天）", pl.col("_path"), fmt_num(pl.col("_amount")), pl.col("_days")),
+            _chain_zh=pl.format(
+                "{}（{}跳，首笔{} {}，{}天）",
+                pl.col("_path"),
+                pl.col("chain_length"),
+                fmt_num(pl.col("_amount")),
+                pl.col("_first_currency"),
+                pl.col("_days"),
+            ),
             _chain_en=pl.format(
-                "{} (first hop {}, {} days)", pl.col("_path"), fmt_num(pl.col("_amount")), pl.col("_days")
+                "{} ({} hops, first hop {} {}, {} days)",
+                pl.col("_path"),
+                pl.col("chain_length"),
+                fmt_num(pl.col("_amount")),
+                pl.col("_first_currency"),
+                pl.col("_days"),
             ),
         )
-        .explode("_accounts")
-        .rename({"_accounts": "account_id"})
+        .explode("_accounts", "_currencies")
+        .rename({"_accounts": "account_id", "_currencies": "currency"})
+        .unique(["chain_id", "account_id", "currency"], keep="first", maintain_order=True)
     )
     return finish_flags(
         chains.sort("account_id", "currency", "month_on", "chain_id")
@@ -310,20 +336,20 @@ def cycle_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: Cycle
             limit_name=pl.lit("cycle_length"),
             severity=severity("high"),
             reason_zh=pl.format(
-                "本月参与{}条跨客户资金闭环（{}天内、每跳金额相差不超过{}）：{}。资金在不同客户账户间转了一圈回到起点，"
+                "本月参与{}条跨客户资金闭环（{}天内、末跳金额不低于首跳的{}）：{}。资金在不同客户账户间转了一圈回到起点，"
                 "疑似循环转账虚增流水。",
                 pl.col("count"),
                 pl.lit(str(rules.window_days)),
-                pl.lit(f"{rules.amount_tolerance:.0%}"),
+                pl.lit(f"{1 - rules.max_total_loss:.0%}"),
                 pl.col("_chains_zh"),
             ),
             reason_en=pl.format(
-                "Took part in {} cycle(s) across customers this month (within {} days, each hop within {} of the "
-                "previous): {}. Money went round other customers' accounts back to where it started: likely "
+                "Took part in {} cycle(s) across customers this month (within {} days, each hop carrying at least {} "
+                "of the first): {}. Money went round other customers' accounts back to where it started: likely "
                 "inflated turnover.",
                 pl.col("count"),
                 pl.lit(str(rules.window_days)),
-                pl.lit(f"{rules.amount_tolerance:.0%}"),
+                pl.lit(f"{1 - rules.max_total_loss:.0%}"),
                 pl.col("_chains_en"),
             ),
         ),
