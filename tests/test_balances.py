@@ -108,17 +108,23 @@ def test_an_ordinary_account_dipping_below_zero_on_3_days_is_overdrawn_not_overd
     result = signals(dips("A", [5, 12, 20]), as_of=AS_OF)
     overdrawn = flags_of(result, "OVERDRAWN")
     assert overdrawn.select("account_id", "period_start_on", "metric_value", "threshold", "severity").rows() == [
-        ("A", date(2026, 6, 1), 3.0, 3.0, "medium")  # exactly min_days: flagged (at least)
+        ("A", date(2026, 6, 1), 3.0, 1.0, "medium")
     ]
     assert overdrawn["evidence_txn_ids"][0].to_list() == ["A-2", "A-4", "A-6"]
-    assert overdrawn["reason_zh"][0] == "本月3天日终余额为负（阈值3天），最低-50.00：借记账户透支，不等于逾期。"
+    assert overdrawn["reason_zh"][0] == "本月3天日终余额为负（阈值1天），最低-50.00：借记账户透支，不等于逾期。"
     assert flags_of(result, "OVERDUE_PENALTY").is_empty()
 
 
-def test_two_negative_days_are_below_the_threshold():
-    result = signals(dips("A", [5, 12]), as_of=AS_OF)
-    assert june(result, "A")["negative_balance_days"] == 2
-    assert flags_of(result, "OVERDRAWN").is_empty()
+def test_one_negative_day_is_flagged_and_a_dip_within_a_day_is_not():
+    rows = [
+        salary("A", "2026-06-01 09:00", "1000.00", "1000.00"),
+        spend("A", "2026-06-10 09:00", "1500.00", "-500.00"),  # negative during the day ...
+        salary("A", "2026-06-10 18:00", "1000.00", "500.00"),  # ... ends positive
+        spend("A", "2026-06-30 20:00", "50.00", "450.00"),
+    ]
+    assert flags_of(signals(rows, as_of=AS_OF), "OVERDRAWN").is_empty()
+    flags = flags_of(signals(dips("A", [5]), as_of=AS_OF), "OVERDRAWN")
+    assert flags.select("metric_value", "threshold").rows() == [(1.0, 1.0)]  # exactly min_days: flagged (at least)
 
 
 def test_a_long_overdraft_is_high_and_a_carried_month_names_the_row_that_stated_it():
@@ -129,8 +135,11 @@ def test_a_long_overdraft_is_high_and_a_carried_month_names_the_row_that_stated_
         spend("A", "2026-06-30 20:00", "50.00", "950.00"),
     ]
     flags = flags_of(signals(rows, as_of=AS_OF), "OVERDRAWN")
-    assert flags.select("period_start_on", "metric_value", "severity").rows() == [(date(2026, 6, 1), 11.0, "high")]
-    assert flags["evidence_txn_ids"][0].to_list() == ["A-2"]  # booked in May, stating June's balances
+    assert flags.select("period_start_on", "metric_value", "severity").rows() == [
+        (date(2026, 5, 1), 1.0, "medium"),
+        (date(2026, 6, 1), 11.0, "high"),
+    ]
+    assert flags["evidence_txn_ids"][1].to_list() == ["A-2"]  # booked in May, stating June's balances
 
 
 @pytest.mark.parametrize("account_type", ["credit_card", "Credit Card", "信用卡"])
