@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 import polars as pl
 
 from liushui.contracts import FX_RATES_REF
 from tests.rows import accounts, canonical, txn
 from transforms.classify import account_owners
-from transforms.counterparty import mirrored_legs, resolved_counterparties
+from transforms.counterparty import in_cny, mirrored_legs, resolved_counterparties
 
 REF = accounts(
     ("A", "CA", "张三", "personal"),
@@ -123,3 +125,30 @@ def test_holder_name_only_when_no_counterparty_account_and_a_unique_holder():
 
 def test_a_row_never_resolves_to_its_own_account():
     assert one([txn("A", "2026-03-01 10:00:00", "-5000", "张三", "6222020000001234")]) == (None, None)
+
+
+def test_fx_rates_file_is_read_and_a_bad_rate_names_its_row(tmp_path):
+    import pytest
+
+    from liushui.config import ConfigError
+    from liushui.reference import read_fx_rates
+
+    assert read_fx_rates(tmp_path).height == 0  # optional
+    (tmp_path / "fx_rates.csv").write_text("currency,rate_to_cny,valid_from\nusd,7.1,2026-01-01\nEUR,7.8,\n")
+    assert read_fx_rates(tmp_path).rows() == [("USD", 7.1, date(2026, 1, 1)), ("EUR", 7.8, None)]
+    (tmp_path / "fx_rates.csv").write_text("currency,rate_to_cny\nUSD,7.1\nEUR,abc\n")
+    with pytest.raises(ConfigError, match="row 2"):
+        read_fx_rates(tmp_path)
+
+
+def test_rate_applies_from_its_valid_from_date():
+    rates = pl.DataFrame(
+        {"currency": ["USD", "USD"], "rate_to_cny": [7.0, 7.2], "valid_from": [date(2026, 1, 1), date(2026, 3, 1)]}
+    )
+    frame = pl.DataFrame(
+        {"amount": [100.0, 100.0, 100.0, 100.0], "currency": ["USD", "USD", "CNY", "JPY"]},
+    ).with_columns(
+        at=pl.Series([datetime(2026, 2, 1), datetime(2026, 3, 2), datetime(2026, 3, 2), datetime(2026, 3, 2)])
+    )
+    out = in_cny(frame.lazy(), rates.lazy(), amount="amount", currency="currency", at="at", out="cny").collect()
+    assert out.sort("at", "currency")["cny"].to_list() == [700.0, 100.0, None, 720.0]

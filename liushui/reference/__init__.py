@@ -1,19 +1,26 @@
 """Reference inputs: account ownership and declared related parties (optional CSV files).
 
-`accounts.csv` (account_id, customer_id, holder_name, account_type) and `related_parties.csv`
-(customer_id, party_name, party_account, relation) in the reference folder. Both are optional: without
-them every account is its own customer with no declared relations. The lender registry ships next to
-this module (`lenders.yaml`).
+`accounts.csv` (account_id, customer_id, holder_name, account_type, and optionally account_number and aliases:
+the bank's numbers of the account as counterparties' statements show them, aliases separated by ';') and
+`related_parties.csv` (customer_id, party_name, party_account, relation) in the reference folder. Both are
+optional: without them every account is its own customer with no declared relations.
+
+`fx_rates.csv` (currency, rate_to_cny, optionally valid_from), also optional: what one unit of a currency is
+worth in CNY, from `valid_from` (ISO date) until the currency's next row; a currency without `valid_from`
+has one rate for all time. Cross-account rules compare a transfer that changes currency through it; without
+a rate for a currency such a transfer is not compared (docs/rules_integrity_cycles.md). The lender registry
+ships next to this module (`lenders.yaml`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
 from liushui.config import ConfigError
-from liushui.contracts import ACCOUNTS_REF, RELATED_PARTIES_REF, Table
+from liushui.contracts import ACCOUNTS_REF, FX_RATES_REF, RELATED_PARTIES_REF, Table
 
 
 def _read(path: Path, table: Table) -> pl.DataFrame:
@@ -43,3 +50,25 @@ def read_reference(reference_dir: Path | None) -> tuple[pl.DataFrame, pl.DataFra
         _read(reference_dir / "accounts.csv", ACCOUNTS_REF),
         _read(reference_dir / "related_parties.csv", RELATED_PARTIES_REF),
     )
+
+
+def read_fx_rates(reference_dir: Path | None) -> pl.DataFrame:
+    """`fx_rates.csv` of the reference folder (empty without one); a rate that is not a positive number or a
+    valid_from that is not an ISO date is a ConfigError naming the row."""
+    path = reference_dir / "fx_rates.csv" if reference_dir is not None else None
+    if path is None or not path.exists():
+        return FX_RATES_REF.empty()
+    as_text = replace(FX_RATES_REF, columns=tuple(replace(c, dtype=pl.String) for c in FX_RATES_REF.columns))
+    raw = _read(path, as_text)
+    parsed = raw.with_columns(
+        currency=pl.col("currency").str.to_uppercase(),
+        rate_to_cny=pl.col("rate_to_cny").cast(pl.Float64, strict=False),
+        valid_from=pl.col("valid_from").str.to_date("%Y-%m-%d", strict=False),
+    )
+    bad = (parsed["rate_to_cny"].is_null() | (parsed["rate_to_cny"] <= 0)).fill_null(True) | (
+        parsed["valid_from"].is_null() & raw["valid_from"].is_not_null()
+    )
+    if bad.any():
+        row = int(bad.arg_true()[0]) + 1
+        raise ConfigError(f"{path}, row {row}: rate_to_cny must be a positive number and valid_from an ISO date")
+    return FX_RATES_REF.conform(parsed).collect()

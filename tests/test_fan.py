@@ -1,0 +1,116 @@
+"""Fan-in and fan-out on literal rows: many parties into one personal account, or one account to many."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from liushui.config import load_rules
+from liushui.contracts import FX_RATES_REF, RELATED_PARTIES_REF
+from tests.rows import accounts, canonical, txn
+from transforms.classify import classified_transactions
+from transforms.counterparty import resolved_counterparties
+from transforms.fan import fan_in_flags, fan_out_flags
+from transforms.lenders import classify_lenders, load_lender_registry
+
+RULES = load_rules()  # >= 5 parties in 3 days, >= 1,000 each, >= 50 % onward / funded within 3 days
+REGISTRY = load_lender_registry()
+PEOPLE = ["李四", "王五", "赵六", "钱七", "孙八", "周九", "吴十", "郑一", "冯二", "陈三"]
+REF = accounts(("X", "CX", "张三", "personal"), ("SHOP", "CS", "某某商贸", "business"))
+
+
+def classified(rows: list[dict], ref: pl.DataFrame = REF) -> pl.LazyFrame:
+    t = classified_transactions(
+        classify_lenders(canonical(rows).lazy(), REGISTRY), ref.lazy(), RELATED_PARTIES_REF.empty().lazy()
+    ).collect()
+    return resolved_counterparties(t.lazy(), ref.lazy(), FX_RATES_REF.empty().lazy()).collect().lazy()
+
+
+def gathered(account: str, senders: list[str], *, amount: int = 3_000, day: int = 2) -> list[dict]:
+    """One inflow from each sender, an hour apart, on 2026-03-<day>."""
+    return [
+        txn(account, f"2026-03-{day:02d} {9 + i:02d}:00:00", str(amount), name, f"6217000000{i:06d}", "转账")
+        for i, name in enumerate(senders)
+    ]
+
+
+def scattered(account: str, receivers: list[str], *, amount: int = 3_000, day: int = 2, memo: str = "转账"):
+    return [
+        txn(account, f"2026-03-{day:02d} {9 + i:02d}:00:00", str(-amount), name, f"6228000000{i:06d}", memo)
+        for i, name in enumerate(receivers)
+    ]
+
+
+def fan_in(rows: list[dict], ref: pl.DataFrame = REF) -> pl.DataFrame:
+    return fan_in_flags(classified(rows, ref), ref.lazy(), rules=RULES.fan_in).collect()
+
+
+def fan_out(rows: list[dict], ref: pl.DataFrame = REF) -> pl.DataFrame:
+    return fan_out_flags(classified(rows, ref), ref.lazy(), rules=RULES.fan_out).collect()
+
+
+def test_five_senders_in_a_day_passed_on_is_fan_in_with_every_row_as_evidence():
+    rows = gathered("X", PEOPLE[:5]) + [txn("X", "2026-03-03 10:00:00", "-14000", "某人", "6200111", "转账")]
+    flags = fan_in(rows)
+    assert flags.select("account_id", "flag_code", "metric_value", "threshold", "severity").rows() == [
+        ("X", "FAN_IN", 5.0, 5.0, "medium")
+    ]
+    assert flags["evidence_txn_ids"][0].to_list() == sorted(f"X-{i}" for i in range(1, 7))
+    assert "5" in flags["reason_en"][0] and "93.3%" in flags["reason_en"][0]
+
+
+def test_four_senders_is_the_edge_below_the_threshold():
+    rows = gathered("X", PEOPLE[:4]) + [txn("X", "2026-03-03 10:00:00", "-12000", "某人", "6200111", "转账")]
+    assert fan_in(rows).height == 0
+
+
+def test_gathered_money_that_stays_is_not_fan_in():
+    assert fan_in(gathered("X", PEOPLE[:6])).height == 0
+
+
+def test_senders_spread_over_more_than_the_window_are_not_fan_in():
+    rows = gathered("X", PEOPLE[:3], day=2) + gathered("X", PEOPLE[3:6], day=9)
+    rows += [txn("X", "2026-03-10 10:00:00", "-18000", "某人", "6200111", "转账")]
+    assert fan_in(rows).height == 0
+
+
+def test_a_business_account_paid_by_many_customers_is_not_fan_in():
+    rows = gathered("SHOP", PEOPLE[:8]) + [txn("SHOP", "2026-03-03 10:00:00", "-20000", "供应商", "6200111", "货款")]
+    assert fan_in(rows).height == 0
+
+
+def test_refunds_from_many_merchants_are_not_fan_in():
+    shops = ["美团外卖", "京东商城", "某某超市", "上海某某有限公司", "星巴克门店"]
+    rows = gathered("X", shops) + [txn("X", "2026-03-03 10:00:00", "-14000", "某人", "6200111", "转账")]
+    assert fan_in(rows).height == 0
+
+
+def test_ten_senders_is_high():
+    rows = gathered("X", PEOPLE) + [txn("X", "2026-03-03 10:00:00", "-29000", "某人", "6200111", "转账")]
+    assert fan_in(rows)["severity"].to_list() == ["high"]
+
+
+def test_funded_payments_to_five_receivers_is_fan_out():
+    rows = [txn("X", "2026-03-01 09:00:00", "15000", "某人", "6200111", "转账")] + scattered("X", PEOPLE[:5])
+    flags = fan_out(rows)
+    assert flags.select("account_id", "flag_code", "metric_value").rows() == [("X", "FAN_OUT", 5.0)]
+    assert flags["evidence_txn_ids"][0].len() == 6
+
+
+def test_payments_from_savings_are_not_fan_out():
+    assert fan_out(scattered("X", PEOPLE[:6])).height == 0
+
+
+def test_payroll_day_is_not_fan_out():
+    rows = [txn("X", "2026-03-01 09:00:00", "30000", "某人", "6200111", "转账")]
+    rows += scattered("X", PEOPLE, memo="代发工资")
+    assert fan_out(rows).height == 0
+
+
+def test_a_business_account_paying_many_suppliers_is_not_fan_out():
+    rows = [txn("SHOP", "2026-03-01 09:00:00", "30000", "客户", "6200111", "货款")] + scattered("SHOP", PEOPLE)
+    assert fan_out(rows).height == 0
+
+
+def test_four_receivers_is_the_edge_below_the_threshold():
+    rows = [txn("X", "2026-03-01 09:00:00", "15000", "某人", "6200111", "转账")] + scattered("X", PEOPLE[:4])
+    assert fan_out(rows).height == 0
