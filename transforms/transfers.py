@@ -1,10 +1,11 @@
 """Transfers between an account and its own / related parties, and the links between transactions.
 
-`round_trips`: one row per round trip — money out of an account to a party and back from the same
-party (or, for the customer's related parties and own accounts, from any of them) within `max_days`,
-of a similar amount. `transfer_legs`: one row per transfer whose two legs are both in the batch (an
-outflow of account A to account B and the matching inflow of B from A). Both have the
-`contracts.TRANSFER_LINKS` columns.
+`round_trips`: one row per round trip — money out of an account to a party and back from the same party, or
+money in from a party and back out to it (a friend sends 50,000, it goes back two days later), within
+`max_days`, of a similar amount; for the customer's related parties and own accounts, any of them is the same
+party. `transfer_legs`: one row per transfer whose two legs are both in the batch (an outflow of account A to
+account B and the matching inflow of B from A). Both have the `contracts.TRANSFER_LINKS` columns; a round trip's
+`out_txn_id` is always its outflow, whichever came first.
 
 Two rules (`contracts.RISK_FLAGS` rows; rules and defaults: docs/rules_core.md): `related_transfer_flags`
 (RELATED_TRANSFER_HEAVY), a month whose outflow goes mostly to own accounts and related parties, and
@@ -32,16 +33,82 @@ _LOAN_CLASSES: tuple[TxnClass, ...] = (
 )
 """Loan events, refunds and reversals: money that moves out and back for reasons of its own, never a round trip."""
 
+_MASK = r"[*＊•]|[xX×]{2,}|尾号|\.\.\.|…"
+"""What marks a counterparty account number as masked (6222****1234, 尾号1234, 6222...1234)."""
 
-def _party_key() -> pl.Expr:
-    """Who the money went to / came from. Related parties of the customer and own accounts form one
-    group: money out to the spouse and back from the holder's other account is still a round trip."""
-    party = pl.coalesce(pl.col("counterparty_account"), pl.col("counterparty_name"))
-    return (
-        pl.when(pl.col("related_relation").is_not_null())
-        .then(pl.lit("related:") + pl.col("customer_id"))
-        .otherwise(pl.lit("party:") + party)
+
+def _counterparty_parts() -> dict[str, pl.Expr]:
+    """The counterparty as statements show it, normalised for matching one leg against the other.
+
+    `_cp_name`: the name without spaces and punctuation, case-folded, full-width brackets made half-width;
+    `_cp_number`: the account number without spaces and dashes; `_cp_masked`: the number hides digits;
+    `_cp_head`: its visible leading digits (a full number: all of it); `_cp_tail`: its last four visible digits.
+    """
+    name = (
+        pl.col("counterparty_name")
+        .str.replace_all(r"[\s　·•.,，。\-_]", "")
+        .str.replace_all("（", "(")
+        .str.replace_all("）", ")")
+        .str.to_lowercase()
     )
+    number = pl.col("counterparty_account").str.replace_all(r"[\s\-]", "")
+    return {
+        "_cp_name": pl.when(name != "").then(name),
+        "_cp_number": pl.when(number != "").then(number),
+        "_cp_masked": number.str.contains(_MASK).fill_null(False),
+        "_cp_head": number.str.extract(r"^(\d+)", 1),
+        "_cp_tail": number.str.extract(r"(\d{4})\D*$", 1),
+    }
+
+
+def _same_counterparty() -> pl.Expr:
+    """The two legs (`<part>` of the outflow, `<part>_in` of the inflow) name the same party.
+
+    - the same account number, as written (names may be spelt differently by the two banks);
+    - a masked number on either side whose visible digits fit the other's (same last four digits, one visible
+      head starting the other), unless both legs name the party and the names differ;
+    - the same name, unless both legs give account numbers that cannot be the same account;
+    - or both are the customer's related parties / own accounts (one party group).
+    """
+
+    def both(part: str) -> pl.Expr:
+        return pl.col(part).is_not_null() & pl.col(f"{part}_in").is_not_null()
+
+    def col_pair(part: str) -> tuple[pl.Expr, pl.Expr]:
+        return pl.col(part), pl.col(f"{part}_in")
+
+    number, number_in = col_pair("_cp_number")
+    head, head_in = col_pair("_cp_head")
+    tail, tail_in = col_pair("_cp_tail")
+    name, name_in = col_pair("_cp_name")
+    masked = pl.col("_cp_masked") | pl.col("_cp_masked_in")
+    heads_fit = ~both("_cp_head") | head.str.starts_with(head_in) | head_in.str.starts_with(head)
+    digits_fit = both("_cp_tail") & (tail == tail_in) & heads_fit
+    same_number = both("_cp_number") & ~masked & (number == number_in)
+    numbers_conflict = both("_cp_number") & pl.when(masked).then(~digits_fit).otherwise(number != number_in)
+    names_conflict = both("_cp_name") & (name != name_in)
+    related = pl.col("_related_party").is_not_null() & (pl.col("_related_party") == pl.col("_related_party_in"))
+    return (
+        related
+        | same_number
+        | (masked & digits_fit & ~names_conflict)
+        | (both("_cp_name") & (name == name_in) & ~numbers_conflict)
+    ).fill_null(False)
+
+
+_PARTS = ["_cp_name", "_cp_number", "_cp_masked", "_cp_head", "_cp_tail", "_related_party"]
+"""What `_same_counterparty` compares of each leg."""
+
+
+def _match_keys() -> pl.Expr:
+    """Equi-join keys under which two legs may be the same party (the pair is then checked whole by
+    `_same_counterparty`): the related-party group, the account number, its last four digits, the name."""
+    return pl.concat_list(
+        pl.lit("related:") + pl.col("_related_party"),
+        pl.lit("number:") + pl.col("_cp_number"),
+        pl.lit("tail:") + pl.col("_cp_tail"),
+        pl.lit("name:") + pl.col("_cp_name"),
+    ).list.drop_nulls()
 
 
 def link_id_expr(link_type: LinkType) -> pl.Expr:
@@ -61,7 +128,7 @@ def link_type_value(link_type: LinkType) -> pl.Expr:
 
 def one_to_one(pairs: pl.LazyFrame, *, order: list[str]) -> pl.LazyFrame:
     """Keep each outgoing and each incoming transaction in at most one pair: for every outflow its
-    earliest match, then for every inflow the earliest outflow that chose it."""
+    first match in `order`, then for every inflow the first outflow that chose it."""
     return (
         pairs.sort(order)
         .unique("out_txn_id", keep="first", maintain_order=True)
@@ -70,39 +137,63 @@ def one_to_one(pairs: pl.LazyFrame, *, order: list[str]) -> pl.LazyFrame:
 
 
 def round_trips(transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.LazyFrame:
-    """Round trips (刷流水): out to a party, back from the same party group within N days, similar amount."""
-    candidates = transactions.filter(
-        ~txn_class_is(*_LOAN_CLASSES)
-        & (pl.col("amount").abs() >= rules.min_amount)
-        & (pl.col("counterparty_account").is_not_null() | pl.col("counterparty_name").is_not_null())
-    ).with_columns(_party=_party_key())
+    """Round trips (刷流水) in both directions: out to a party and back from it, or in from a party and back out
+    to it, within `max_days`, the second leg within `amount_tolerance` of the first."""
+    candidates = (
+        transactions.filter(
+            ~txn_class_is(*_LOAN_CLASSES)
+            & (pl.col("amount").abs() >= rules.min_amount)
+            & (pl.col("counterparty_account").is_not_null() | pl.col("counterparty_name").is_not_null())
+        )
+        .with_columns(
+            **_counterparty_parts(),
+            _related_party=pl.when(pl.col("related_relation").is_not_null()).then(pl.col("customer_id")),
+        )
+        .with_columns(_key=_match_keys())
+        .explode("_key")
+        .filter(pl.col("_key").is_not_null())
+    )
     outs = candidates.filter(pl.col("amount") < 0).select(
         "account_id",
-        "_party",
         "currency",
+        "_key",
+        *_PARTS,
         out_txn_id="txn_id",
         out_at="booked_at",
         amount_out=pl.col("amount").abs(),
         counterparty=pl.coalesce("counterparty_name", "counterparty_account"),
     )
     ins = candidates.filter(pl.col("amount") > 0).select(
-        "account_id", "_party", "currency", in_txn_id="txn_id", in_at="booked_at", amount_in="amount"
+        "account_id",
+        "currency",
+        "_key",
+        *[pl.col(c).alias(f"{c}_in") for c in _PARTS],
+        in_txn_id="txn_id",
+        in_at="booked_at",
+        amount_in="amount",
     )
-    tolerance = pl.lit(rules.amount_tolerance)
+    first_amount = pl.when(pl.col("out_at") < pl.col("in_at")).then("amount_out").otherwise("amount_in")
+    gap = (pl.col("in_at") - pl.col("out_at")).abs()
     pairs = (
-        outs.join(ins, on=["account_id", "_party", "currency"], how="inner")
+        outs.join(ins, on=["account_id", "currency", "_key"], how="inner")
+        .unique(["out_txn_id", "in_txn_id"])
         .filter(
-            (pl.col("in_at") > pl.col("out_at"))
-            & ((pl.col("in_at") - pl.col("out_at")) <= pl.duration(days=rules.max_days))
+            (pl.col("in_at") != pl.col("out_at"))
+            & (gap <= pl.duration(days=rules.max_days))
             & (
                 (pl.col("amount_in") - pl.col("amount_out")).abs().cast(pl.Float64)
-                <= tolerance * pl.col("amount_out").cast(pl.Float64)
+                <= pl.lit(rules.amount_tolerance) * first_amount.cast(pl.Float64)
             )
+            & _same_counterparty()
         )
-        .with_columns(days_apart=(pl.col("in_at").dt.date() - pl.col("out_at").dt.date()).dt.total_days())
+        .with_columns(
+            days_apart=(pl.col("in_at").dt.date() - pl.col("out_at").dt.date()).dt.total_days().abs(),
+            _start_at=pl.min_horizontal("out_at", "in_at"),
+            _gap=gap,
+        )
     )
     return TRANSFER_LINKS.conform(
-        one_to_one(pairs, order=["out_at", "out_txn_id", "in_at", "in_txn_id"]).with_columns(
+        one_to_one(pairs, order=["_start_at", "_gap", "out_txn_id", "in_txn_id"]).with_columns(
             link_type=link_type_value("round_trip"),
             link_id=link_id_expr("round_trip"),
             evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id"),
@@ -205,8 +296,8 @@ ROUND_TRIP = Rule(
     name_en="Round trips (inflated turnover)",
     section="round_trip",
     config_model=RoundTripRules,
-    remediation_zh="停止资金快进快出、虚增流水（刷流水）。",
-    remediation_en="Stop moving money out and back to inflate turnover (round trips).",
+    remediation_zh="停止与同一对手方资金一进一出、虚增流水（刷流水）。",
+    remediation_en="Stop moving money out and back (or in and back out) to inflate turnover (round trips).",
     default_weight=20,
     doc="docs/rules_core.md",
     behaviour="round_trip",
@@ -214,14 +305,14 @@ ROUND_TRIP = Rule(
 
 
 def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.LazyFrame:
-    """ROUND_TRIP (刷流水): a month (of the outgoing leg) with at least `min_count_per_month` round trips
+    """ROUND_TRIP (刷流水): a month (of the first leg, out or in) with at least `min_count_per_month` round trips
     (`round_trips` links); evidence: both legs of each."""
-    months = transactions.select(
-        out_txn_id="txn_id", currency="currency", month_on=pl.col("booked_on").dt.month_start()
-    )
+    days = transactions.select("txn_id", "currency", "booked_on")
     return finish_flags(
         links.filter(link_type_is("round_trip"))
-        .join(months, on="out_txn_id")
+        .join(days.rename({"txn_id": "out_txn_id", "booked_on": "_out_on"}), on="out_txn_id")
+        .join(days.select(in_txn_id="txn_id", _in_on="booked_on"), on="in_txn_id")
+        .with_columns(month_on=pl.min_horizontal("_out_on", "_in_on").dt.month_start())
         .group_by("account_id", "currency", "month_on")
         .agg(
             count=pl.len(),
@@ -238,14 +329,14 @@ def round_trip_flags(links: pl.LazyFrame, transactions: pl.LazyFrame, *, rules: 
             limit_name=pl.lit("round_trips_per_month"),
             severity=high_when(pl.col("count") >= rules.high_count),
             reason_zh=pl.format(
-                "本月{}笔资金在{}天内转出后以相近金额转回（共{}），疑似刷流水。",
+                "本月{}笔资金在{}天内与同一对手方以相近金额一进一出（转出后转回或转入后转出，共{}），疑似刷流水。",
                 pl.col("count"),
                 pl.lit(str(rules.max_days)),
                 fmt_num(pl.col("total")),
             ),
             reason_en=pl.format(
-                "{} times this month money went out and came back within {} days at a similar "
-                "amount ({} in total): likely inflated turnover.",
+                "{} times this month money went out to a party and came back, or came in and went back, within "
+                "{} days at a similar amount ({} in total): likely inflated turnover.",
                 pl.col("count"),
                 pl.lit(str(rules.max_days)),
                 fmt_num(pl.col("total")),
