@@ -4,15 +4,23 @@ One output row per outflow that crossed its limit: `txn_id, account_id, currency
 amount_out, typical_income, limit_amount, limit_name`. The limit is
 
 - `relative_to_income`: `income_multiple` x typical monthly clean income of the trailing window before
-  the month, when that is above the floor;
+  the month;
 - `relative_to_statement_income`: early in a statement (fewer than `min_months` full months before the
   month) the base is the median clean income of all full months of the statement, when it has at least
   `min_months` of them — a lender judges the statement it was given as a whole;
-- `absolute_floor`: the floor, when the relative limit would be below it;
-- `no_history_absolute`: `no_history_limit`, when the whole statement has fewer than `min_months` full
-  months — a relative rule needs a base.
+- `absolute_floor`: the currency's noise floor, when the relative limit would be below it (a noise floor,
+  small: 4 x a low income is large even far below 20,000 — low incomes are the riskiest segment);
+- `no_history_absolute`: the currency's `no_history_limit`, when the whole statement has fewer than
+  `min_months` full months — a relative rule needs a base;
+- `no_income_absolute`: the same limit when the base is a typical clean income of zero (every outflow would
+  be "many times" nothing).
 
-Moves between the holder's own accounts are not money leaving and are not judged.
+Absolute amounts are per currency (`large_outflow.limits`); an unlisted currency takes the CNY row and the
+flag says so (`transforms.currency_limits`).
+
+Not money leaving, never judged: moves between the holder's own accounts, and the legs of money that came
+back or only passed through (`returned`: the outflows of round trips in either direction, of cycles and of
+pass-through months) — one fact, one flag: those are ROUND_TRIP, CYCLE and PASS_THROUGH.
 
 `large_outflow_flags`: one LARGE_OUTFLOW flag (`contracts.RISK_FLAGS`) per account, currency and month with
 at least one large outflow. Rule and defaults: docs/rules_core.md.
@@ -25,12 +33,22 @@ import polars as pl
 from liushui.config import LargeOutflowRules
 from liushui.contracts import MONEY
 from transforms.classify import txn_class_is
+from transforms.currency_limits import amount_for_currency, fallback_note_en, fallback_note_zh
 from transforms.flag_rows import Rule, finish_flags, fmt_num, high_when, month_period
+
+_ABSOLUTE_LIMITS = ("absolute_floor", "no_history_absolute", "no_income_absolute")
+"""Limit names whose amount is the currency table's, not the income's."""
 
 
 def large_outflows(
-    transactions: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: LargeOutflowRules
+    transactions: pl.LazyFrame,
+    account_months: pl.LazyFrame,
+    *,
+    rules: LargeOutflowRules,
+    returned: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
+    """Outflows at or above their limit. `returned` (`txn_id`): outflows that are legs of money that came back
+    or passed through, which are not judged."""
     per_account = ["account_id", "currency"]
     full_income = pl.when(pl.col("is_full_month")).then(pl.col("clean_income"))
     trailing = (pl.col("income_history_months") >= rules.min_months) & pl.col("typical_income").is_not_null()
@@ -47,25 +65,31 @@ def large_outflows(
         .when(statement)
         .then(pl.col("_statement_income")),
     )
+    floor = amount_for_currency({c: limits.absolute_floor for c, limits in rules.limits.items()})
+    no_base = amount_for_currency({c: limits.no_history_limit for c, limits in rules.limits.items()})
     relative = pl.col("typical_income").cast(pl.Float64) * rules.income_multiple
+    outflows = transactions.filter((pl.col("amount") < 0) & ~txn_class_is("own_transfer_out"))
+    if returned is not None:
+        outflows = outflows.join(returned.select("txn_id"), on="txn_id", how="anti")
     return (
-        transactions.filter((pl.col("amount") < 0) & ~txn_class_is("own_transfer_out"))
-        .with_columns(month_on=pl.col("booked_on").dt.month_start(), amount_out=-pl.col("amount"))
+        outflows.with_columns(month_on=pl.col("booked_on").dt.month_start(), amount_out=-pl.col("amount"))
         .join(base, on=["account_id", "currency", "month_on"], how="left")
         .with_columns(
             limit_name=pl.when(pl.col("base_name").is_null())
             .then(pl.lit("no_history_absolute"))
-            .when(relative < rules.absolute_floor)
+            .when(pl.col("typical_income") <= 0)
+            .then(pl.lit("no_income_absolute"))
+            .when(relative < floor)
             .then(pl.lit("absolute_floor"))
             .when(pl.col("base_name") == "trailing")
             .then(pl.lit("relative_to_income"))
             .otherwise(pl.lit("relative_to_statement_income")),
         )
         .with_columns(
-            limit_amount=pl.when(pl.col("limit_name") == "no_history_absolute")
-            .then(pl.lit(rules.no_history_limit))
+            limit_amount=pl.when(pl.col("limit_name").is_in(["no_history_absolute", "no_income_absolute"]))
+            .then(no_base)
             .when(pl.col("limit_name") == "absolute_floor")
-            .then(pl.lit(rules.absolute_floor))
+            .then(floor)
             .otherwise(relative)
             .round(2)
             .cast(MONEY)
@@ -113,7 +137,10 @@ LARGE_OUTFLOW = Rule(
 def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.LazyFrame:
     """LARGE_OUTFLOW: one flag per account month with at least one large outflow (`large_outflows` rows);
     the largest decides the metric, threshold and limit named; every large outflow of the month is evidence."""
-    ratio = pl.col("amount_out").cast(pl.Float64) / pl.col("typical_income").cast(pl.Float64)
+    ratio = pl.when(pl.col("typical_income") > 0).then(
+        pl.col("amount_out").cast(pl.Float64) / pl.col("typical_income").cast(pl.Float64)
+    )
+    floors = {c: limits.absolute_floor for c, limits in rules.limits.items()}
     return finish_flags(
         large.sort("amount_out", "txn_id", descending=[True, False])
         .group_by("account_id", "currency", "month_on")
@@ -143,6 +170,8 @@ def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.
             )
             .when(pl.col("limit_name") == "absolute_floor")
             .then(pl.lit("绝对下限"))
+            .when(pl.col("limit_name") == "no_income_absolute")
+            .then(pl.lit("无净收入时的绝对限额"))
             .otherwise(pl.lit("收入历史不足时的绝对限额")),
             _limit_en=pl.when(pl.col("limit_name") == "relative_to_income")
             .then(
@@ -162,22 +191,31 @@ def large_outflow_flags(large: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.
             )
             .when(pl.col("limit_name") == "absolute_floor")
             .then(pl.lit("the absolute floor"))
+            .when(pl.col("limit_name") == "no_income_absolute")
+            .then(pl.lit("the absolute limit used when there is no clean income"))
             .otherwise(pl.lit("the absolute limit used when income history is too short")),
+            _absolute=pl.col("limit_name").is_in(_ABSOLUTE_LIMITS),
+        )
+        .with_columns(
+            _note_zh=pl.when(pl.col("_absolute")).then(fallback_note_zh(floors)).otherwise(pl.lit("")),
+            _note_en=pl.when(pl.col("_absolute")).then(fallback_note_en(floors)).otherwise(pl.lit("")),
         )
         .with_columns(
             reason_zh=pl.format(
-                "本月{}笔大额支出，最大一笔{}，超过限额{}（{}）。",
+                "本月{}笔大额支出，最大一笔{}，超过限额{}（{}）{}。",
                 pl.col("count"),
                 fmt_num(pl.col("metric_value")),
                 fmt_num(pl.col("threshold")),
                 pl.col("_limit_zh"),
+                pl.col("_note_zh"),
             ),
             reason_en=pl.format(
-                "{} large outflow(s) this month; the largest, {}, exceeds the limit {} ({}).",
+                "{} large outflow(s) this month; the largest, {}, exceeds the limit {} ({}){}.",
                 pl.col("count"),
                 fmt_num(pl.col("metric_value")),
                 fmt_num(pl.col("threshold")),
                 pl.col("_limit_en"),
+                pl.col("_note_en"),
             ),
         ),
         LARGE_OUTFLOW,
