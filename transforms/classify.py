@@ -22,7 +22,7 @@ REFUND_PATTERN = r"(?i)退款|退货|冲正|抹账|撤销|退回|refund|reversal
 SALARY_PATTERN = r"(?i)代发工资|工资|薪资|薪酬|奖金|代发|salary|payroll|wages"
 
 INCOME_CLASSES: tuple[TxnClass, ...] = ("salary", "income")
-"""Earned income (`is_clean_income`), until `mark_returned_money` finds it only came back."""
+"""Earned income (`is_clean_income`), until `mark_returned_money` finds it only came back or passed through."""
 RELATED_OUT_CLASSES: tuple[TxnClass, ...] = ("own_transfer_out", "related_transfer_out")
 """Money to the customer's own accounts or declared related parties."""
 RELATED_IN_CLASSES: tuple[TxnClass, ...] = ("own_transfer_in", "related_transfer_in")
@@ -136,10 +136,12 @@ def classified_transactions(
 
 
 def mark_returned_money(transactions: pl.LazyFrame, returns: pl.LazyFrame) -> pl.LazyFrame:
-    """Money that only came back is not earned income: the inbound legs of round trips and of cycles.
+    """Money that only came back or passed through is not earned income: the inbound legs of round trips (either
+    direction), of cycles and of pass-through months.
 
-    `returns` has `txn_id` and `returned_class` (round_trip_in, cycle_in); an earned-income row listed
-    there takes that class and leaves clean income. The first listed class wins for a row in both.
+    `returns` has `txn_id` and `returned_class` (round_trip_in, cycle_in, pass_through_in); an earned-income row
+    listed there takes that class and leaves clean income. The first listed class wins for a row in several.
+    The outbound legs keep their class; `transforms.outflows.large_outflows` leaves them out (one fact, one flag).
     """
     listed = returns.unique("txn_id", keep="first", maintain_order=True)
     is_return = pl.col("returned_class").is_not_null() & (pl.col("amount") > 0)
