@@ -52,8 +52,11 @@ def canonical(rows: list[dict]) -> pl.DataFrame:
     return CANONICAL_TRANSACTION.conform(frame).collect()
 
 
-def accounts(*rows: tuple[str, str, str, str]) -> pl.DataFrame:
-    return ACCOUNTS_REF.conform(pl.DataFrame(rows, schema=ACCOUNTS_REF.names, orient="row")).collect()
+def accounts(*rows: tuple[str | None, ...]) -> pl.DataFrame:
+    """Rows of (account_id, customer_id, holder_name, account_type[, further columns]); columns left out are null."""
+    names = ACCOUNTS_REF.names
+    padded = [tuple(row) + (None,) * (len(names) - len(row)) for row in rows]
+    return ACCOUNTS_REF.conform(pl.DataFrame(padded, schema=names, orient="row")).collect()
 
 
 def related(*rows: tuple[str, str | None, str | None, str]) -> pl.DataFrame:

@@ -145,10 +145,73 @@ def test_outflow_exactly_at_the_limit_is_flagged():
     assert flags_of(signals(_salaried("12000", "24000.00"), as_of=AS_OF), "LARGE_OUTFLOW").height == 1
 
 
-def test_low_income_uses_the_absolute_floor():
-    flags = flags_of(signals(_salaried("3000", "20000"), as_of=AS_OF), "LARGE_OUTFLOW")
-    assert flags["limit_name"].to_list() == ["absolute_floor"] and flags["threshold"].to_list() == [20000.0]
-    assert flags_of(signals(_salaried("3000", "19999"), as_of=AS_OF), "LARGE_OUTFLOW").is_empty()
+def test_four_times_a_low_income_is_large_far_below_the_old_20000_floor():
+    flags = flags_of(signals(_salaried("3000", "12000"), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert flags.select("metric_value", "threshold", "limit_name").rows() == [(12000.0, 6000.0, "relative_to_income")]
+    assert flags["severity"].to_list() == ["medium"]  # 4 x income < high_multiple 5
+
+
+def test_the_noise_floor_keeps_small_outflows_of_a_tiny_income_unflagged():
+    # 2 x 800 = 1,600 is below the CNY noise floor of 2,000: the floor is the limit
+    assert flags_of(signals(_salaried("800", "1999.99"), as_of=AS_OF), "LARGE_OUTFLOW").is_empty()
+    flags = flags_of(signals(_salaried("800", "2000"), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert flags.select("threshold", "limit_name").rows() == [(2000.0, "absolute_floor")]
+
+
+def test_an_account_without_clean_income_is_judged_on_the_absolute_limit():
+    rows = [txn("N", f"2026-{m:02d}-01 09:00:00", "6000", "张三", "N2", "转账") for m in range(1, 9)] + [
+        txn("N", "2026-06-15 09:00:00", "-6000", "商场", "999", "消费"),
+        txn("N", "2026-06-16 09:00:00", "-50000", "某人", "998", "转账"),
+    ]
+    refs = accounts(("N", "C", "张三", "personal"), ("N2", "C", "张三", "personal"))
+    flags = flags_of(signals(rows, as_of=AS_OF, accounts_ref=refs), "LARGE_OUTFLOW")
+    assert flags.select("threshold", "limit_name", "evidence_txn_ids").rows() == [
+        (50000.0, "no_income_absolute", ["N-10"])
+    ]
+    assert flags["severity"].to_list() == ["medium"]  # no base: never high
+
+
+def test_absolute_limits_are_per_currency():
+    def short(currency: str, amount: str) -> list[dict]:
+        # two months only: no income base, the currency's no_history_limit applies
+        return monthly("J", [7, 8], "12000", day=1) + [
+            txn("J", "2026-08-16 09:00:00", f"-{amount}", "某人", "9", "转账", currency=currency)
+            for _ in range(9)  # the main currency is the outflow's
+        ]
+
+    assert flags_of(signals(short("JPY", "50000"), as_of=AS_OF), "LARGE_OUTFLOW").is_empty()
+    jpy = flags_of(signals(short("JPY", "1000000"), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert jpy.select("currency", "threshold", "limit_name").rows() == [("JPY", 1000000.0, "no_history_absolute")]
+    assert "no limit set" not in jpy["reason_en"][0]
+    cny = flags_of(signals(short("CNY", "50000"), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert cny["threshold"].to_list() == [50000.0]
+
+
+def test_an_unlisted_currency_takes_the_cny_limit_and_says_so():
+    rows = monthly("J", [7, 8], "12000", day=1) + [
+        txn("J", "2026-08-16 09:00:00", "-50000", "某人", "9", "transfer", currency="THB")
+    ]
+    flags = flags_of(signals(rows, as_of=AS_OF), "LARGE_OUTFLOW").filter(pl.col("currency") == "THB")
+    assert flags["threshold"].to_list() == [50000.0]
+    assert "no limit set for THB: the CNY amount is used as it is" in flags["reason_en"][0]
+    assert "THB未设限额，按CNY数额" in flags["reason_zh"][0]
+
+
+def test_a_round_trip_leg_of_50000_is_neither_a_large_outflow_nor_income():
+    rows = _salaried("12000", "100", month=3) + [  # limit 24,000 in June
+        txn("L", "2026-06-03 09:00:00", "-50000", "朋友甲", "888", "转账"),  # out and back
+        txn("L", "2026-06-05 09:00:00", "50000", "朋友甲", "888", "转账"),
+        txn("L", "2026-06-10 09:00:00", "50000", "朋友乙", "777", "往来款"),  # in and back out
+        txn("L", "2026-06-12 09:00:00", "-50000", "朋友乙", "777", "转账"),
+    ]
+    result = signals(rows, as_of=AS_OF)
+    assert flags_of(result, "LARGE_OUTFLOW").is_empty()
+    assert flags_of(result, "ROUND_TRIP")["metric_value"].to_list() == [2.0]
+    june = result["account_months"].filter(pl.col("month_on") == date(2026, 6, 1))
+    assert june["clean_income"].to_list() == [Decimal("12000.00")]
+    legs = result["transactions"].filter(pl.col("txn_id").is_in(["L-11", "L-12"])).sort("txn_id")
+    assert legs["txn_class"].to_list() == ["round_trip_in", "round_trip_in"]
+    assert not flags_of(result, "INCOME_VOLATILE").height
 
 
 def test_early_months_use_the_statement_income_and_short_statements_the_absolute_limit():
@@ -172,7 +235,7 @@ def test_moving_money_to_own_account_is_not_a_large_outflow():
 
 
 def test_large_outflows_in_two_currencies_of_one_month_are_two_flags_with_distinct_ids():
-    # CNY is the main currency (the salaries); USD has no income, so its limit is the absolute floor
+    # CNY is the main currency (the salaries); USD has no income, so its limit is USD's absolute limit
     rows = _salaried("12000", "30000") + [
         txn("L", "2026-06-16 09:00:00", "-25000", "Someone", "998", "transfer", currency="USD")
     ]
@@ -181,7 +244,7 @@ def test_large_outflows_in_two_currencies_of_one_month_are_two_flags_with_distin
         "currency", "period_start_on", "period_end_on", "metric_value", "threshold", "limit_name", "evidence_txn_ids"
     ).rows() == [
         ("CNY", date(2026, 6, 1), date(2026, 6, 30), 30000.0, 24000.0, "relative_to_income", ["L-9"]),
-        ("USD", date(2026, 6, 1), date(2026, 6, 30), 25000.0, 20000.0, "absolute_floor", ["L-10"]),
+        ("USD", date(2026, 6, 1), date(2026, 6, 30), 25000.0, 7000.0, "no_income_absolute", ["L-10"]),
     ]
     assert flags["flag_id"].to_list() == [
         hashlib.sha256(f"LARGE_OUTFLOW|L|{c}|2026-06-01|2026-06-30".encode()).hexdigest()[:32] for c in ("CNY", "USD")
@@ -269,6 +332,67 @@ def test_round_trip_through_related_parties_counts():
     assert links.select("out_txn_id", "in_txn_id").rows() == [("T-9", "T-10")]
 
 
+def test_money_in_from_a_party_and_straight_back_out_is_a_round_trip():
+    rows = monthly("T", list(range(1, 9)), "10000", day=1) + [
+        txn("T", "2026-06-03 09:00:00", "50000", "朋友甲", "888", "往来款"),  # a friend sends 50,000 ...
+        txn("T", "2026-06-05 09:00:00", "-50000", "朋友甲", "888", "转账"),  # ... it goes back two days later
+        txn("T", "2026-06-20 09:00:00", "30000", "朋友乙", "777", "往来款"),
+        txn("T", "2026-06-21 10:00:00", "-29500", "朋友乙", "777", "转账"),  # within 5 % of the first leg
+    ]
+    result = signals(rows, as_of=AS_OF)
+    links = result["transfer_links"].filter(pl.col("link_type") == "round_trip").sort("in_txn_id")
+    # out_txn_id is the outflow, whichever came first
+    assert links.select("out_txn_id", "in_txn_id", "days_apart").rows() == [("T-12", "T-11", 1), ("T-10", "T-9", 2)]
+    flags = flags_of(result, "ROUND_TRIP")
+    assert flags.select("period_start_on", "metric_value", "evidence_txn_ids").rows() == [
+        (date(2026, 6, 1), 2.0, ["T-10", "T-11", "T-12", "T-9"])
+    ]
+    assert "came in and went back" in flags["reason_en"][0]
+    returned = result["transactions"].filter(pl.col("txn_id").is_in(["T-9", "T-11"]))
+    assert returned["txn_class"].to_list() == ["round_trip_in", "round_trip_in"]
+    assert result["account_months"].filter(pl.col("month_on") == date(2026, 6, 1))["clean_income"].to_list() == [
+        Decimal("10000.00")
+    ]
+
+
+def test_money_in_that_leaves_to_someone_else_is_not_a_round_trip():
+    rows = monthly("T", list(range(1, 9)), "10000", day=1) + [
+        txn("T", "2026-06-03 09:00:00", "50000", "朋友甲", "888", "往来款"),
+        txn("T", "2026-06-05 09:00:00", "-50000", "朋友乙", "777", "转账"),
+    ]
+    assert signals(rows, as_of=AS_OF)["transfer_links"].filter(pl.col("link_type") == "round_trip").is_empty()
+
+
+def test_the_legs_of_a_round_trip_in_the_same_second_are_not_ordered_and_not_a_trip():
+    rows = [
+        txn("T", "2026-06-03 09:00:00", "50000", "朋友甲", "888", "往来款"),
+        txn("T", "2026-06-03 09:00:00", "-50000", "朋友甲", "888", "转账"),
+    ]
+    assert signals(rows, as_of=AS_OF)["transfer_links"].filter(pl.col("link_type") == "round_trip").is_empty()
+
+
+@pytest.mark.parametrize(
+    ("back_name", "back_account", "is_trip"),
+    [
+        ("朋友甲", "6222****1234", True),  # masked number: visible digits and the name agree
+        (None, "尾号1234", True),  # only the last four digits, no name to contradict them
+        ("朋 友 甲", None, True),  # the name only, spaced differently
+        (None, "6222021234561234", True),  # the full number without a name
+        ("朋友乙", "6222****1234", False),  # the same last digits, another person
+        ("朋友甲", "6222****9999", False),  # the same name, digits that cannot be the account
+        ("朋友甲", "6222029999991234", False),  # the same name and last digits, another full number
+        (None, "6223****1234", False),  # the visible head does not fit
+    ],
+)
+def test_the_counterparty_of_both_legs_is_matched_on_visible_digits_and_name(back_name, back_account, is_trip):
+    rows = [
+        txn("T", "2026-06-03 09:00:00", "-30000", "朋友甲", "6222021234561234", "转账"),
+        txn("T", "2026-06-05 09:00:00", "30000", back_name, back_account, "转账"),
+    ]
+    links = signals(rows, as_of=AS_OF)["transfer_links"].filter(pl.col("link_type") == "round_trip")
+    assert links.height == int(is_trip)
+
+
 def _trip_pair(account: str, currency: str, first: str, second: str) -> list[dict]:
     """Two round trips in June 2026 in `currency`: `first` out and back within 2 days, `second` within a day."""
     return [
@@ -324,7 +448,7 @@ def _two_currency_account() -> list[dict]:
             txn("M", "2026-06-25 09:00:00", "-60000", "某人", "999", "转账"),  # M-9
             txn("M", "2026-06-26 09:00:00", "-25000", "Someone", "998", "transfer", currency="USD"),  # M-10
         ]
-        + _trip_pair("M", "CNY", "30000", "20000")  # M-11..M-14: M-11 is also a large outflow
+        + _trip_pair("M", "CNY", "30000", "20000")  # M-11..M-14: M-11 came back: not a large outflow
         + _trip_pair("M", "USD", "6000", "5000")  # M-15..M-18
         + month_of_july("CNY")  # M-19..M-24
         + month_of_july("USD")  # M-25..M-30
@@ -340,7 +464,7 @@ def test_every_flag_of_a_two_currency_account_has_its_own_id():
         ("BALANCE_BREAK", "USD", *july, ["M-25", "M-26"]),
         # judged in the main currency only: the four USD disbursements are not judged
         ("BORROWING_FREQUENT", "CNY", *july, ["M-21", "M-22", "M-23", "M-24"]),
-        ("LARGE_OUTFLOW", "CNY", *june, ["M-11", "M-9"]),
+        ("LARGE_OUTFLOW", "CNY", *june, ["M-9"]),
         ("LARGE_OUTFLOW", "USD", *june, ["M-10"]),
         ("ROUND_TRIP", "CNY", *june, ["M-11", "M-12", "M-13", "M-14"]),
         ("ROUND_TRIP", "USD", *june, ["M-15", "M-16", "M-17", "M-18"]),
