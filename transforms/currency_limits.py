@@ -1,8 +1,9 @@
 """Absolute limits are per currency: 50,000 CNY, JPY and INR are different sums.
 
 A rule's absolute amounts come as a table per currency (`liushui.config`, e.g. `large_outflow.limits`); a
-currency the table does not list takes the row of `liushui.config.FALLBACK_CURRENCY` as it is (the reference data
-has no exchange rates to convert through), and the flags judged on it say so (`fallback_note_zh/_en`).
+currency the table does not list takes the row of `liushui.config.FALLBACK_CURRENCY` as it is (not converted
+through the optional reference `fx_rates.csv`: not wired into the per-account rules yet), and the flags judged on
+it say so (`fallback_note_zh/_en`).
 """
 
 from __future__ import annotations
