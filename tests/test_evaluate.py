@@ -14,10 +14,10 @@ FLAG_OF = {"round_trip": "ROUND_TRIP", "large_outflow": "LARGE_OUTFLOW", "cycle"
 LABELS = pl.DataFrame(
     {
         "account_id": ["A", "A", "B", "C", "C", "D", "E", "F"],
-        "behaviour": ["round_trip", "round_trip", "round_trip", "cycle", "large_outflow", "cycle", "fan_in", "cycle"],
+        "behaviour": ["round_trip", "round_trip", "round_trip", "cycle", "large_outflow", "cycle", "dusting", "cycle"],
     }
 )
-"""A: round trip (two months), B: round trip, C: cycle + large outflow, D, F: cycle, E: fan_in (no rule);
+"""A: round trip (two months), B: round trip, C: cycle + large outflow, D, F: cycle, E: dusting (no rule);
 G is ordinary."""
 FLAGS = pl.DataFrame(
     {
@@ -29,7 +29,7 @@ FLAGS = pl.DataFrame(
 
 def test_recall_and_precision_count_every_account_without_the_behaviour_as_false_positive() -> None:
     scores = score(LABELS, FLAGS, flag_of=FLAG_OF)
-    assert scores["behaviour"].to_list() == ["cycle", "fan_in", "large_outflow", "round_trip"]
+    assert scores["behaviour"].to_list() == ["cycle", "dusting", "large_outflow", "round_trip"]
     rows = {r["behaviour"]: r for r in scores.iter_rows(named=True)}
     cycle = rows["cycle"]  # labelled C, D, F; flagged C, B
     assert (cycle["true_positive"], cycle["false_positive"], cycle["false_negative"]) == (1, 1, 2)
@@ -46,9 +46,9 @@ def test_recall_and_precision_count_every_account_without_the_behaviour_as_false
 
 
 def test_a_behaviour_without_a_rule_is_reported_as_no_rule() -> None:
-    fan_in = score(LABELS, FLAGS, flag_of=FLAG_OF).row(by_predicate=pl.col("behaviour") == "fan_in", named=True)
-    assert fan_in["status"] == "no rule" and fan_in["labelled"] == 1
-    assert fan_in["flag_code"] is None and fan_in["recall"] is None and fan_in["precision"] is None
+    dusting = score(LABELS, FLAGS, flag_of=FLAG_OF).row(by_predicate=pl.col("behaviour") == "dusting", named=True)
+    assert dusting["status"] == "no rule" and dusting["labelled"] == 1
+    assert dusting["flag_code"] is None and dusting["recall"] is None and dusting["precision"] is None
 
 
 def test_co_occurrence_counts_the_flags_firing_on_each_behaviours_accounts() -> None:
@@ -56,7 +56,7 @@ def test_co_occurrence_counts_the_flags_firing_on_each_behaviours_accounts() -> 
     assert pairs.rows() == [
         ("cycle", 3, "LARGE_OUTFLOW", False, 2, 2 / 3),
         ("cycle", 3, "CYCLE", True, 1, 1 / 3),
-        ("fan_in", 1, "LARGE_OUTFLOW", False, 1, 1.0),
+        ("dusting", 1, "LARGE_OUTFLOW", False, 1, 1.0),
         ("large_outflow", 1, "CYCLE", False, 1, 1.0),
         ("large_outflow", 1, "LARGE_OUTFLOW", True, 1, 1.0),
         ("round_trip", 2, "CYCLE", False, 1, 0.5),
@@ -72,7 +72,7 @@ def test_reports_from_a_database(tmp_path: Path) -> None:
     con.executemany("INSERT INTO risk_flags VALUES (?, ?, DATE '2026-01-01')", [*FLAGS.rows(), ("A", "ROUND_TRIP")])
     scores, pairs = evaluate_database(labels_csv, con)
     con.close()
-    assert set(scores["behaviour"]) == {"cycle", "fan_in", "large_outflow", "round_trip"}
+    assert set(scores["behaviour"]) == {"cycle", "dusting", "large_outflow", "round_trip"}
     assert pairs.height >= 1
     text = markdown(scores, pairs)
     assert "| behaviour | flag | status |" in text and "no rule" in text
