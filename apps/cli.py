@@ -25,7 +25,7 @@ from rich.table import Table as RichTable
 from liushui import queries
 from liushui.config import DEFAULT_DATA_DIR, DEFAULT_DATABASE, ConfigError, Settings
 from liushui.runtime import configure_environment, use_prefect_home
-from liushui.store import DatabaseBusy, StoreError, reader
+from liushui.store import DatabaseBusy, StoreError, reader, run_lock
 
 configure_environment()
 
@@ -83,6 +83,14 @@ def run(
     rules: Annotated[Path | None, typer.Option(help="Rules file (default config/rules.yaml).")] = None,
     as_of: Annotated[str | None, typer.Option(help="As-of date YYYY-MM-DD (default: latest booking).")] = None,
     profile: Annotated[str | None, typer.Option(help="Force this layout profile for bank exports.")] = None,
+    profiles: Annotated[
+        Path | None,
+        typer.Option(
+            "--profiles",
+            envvar="LIUSHUI_PROFILES",
+            help="Folder of your own layout profiles (YAML), merged with the shipped ones (same name: yours wins).",
+        ),
+    ] = None,
     full_rebuild: Annotated[bool, typer.Option(help="Recompute every account, not only affected ones.")] = False,
     lock_timeout: Annotated[
         float | None, typer.Option(help="Seconds to wait for another run using the database (default 600).")
@@ -109,6 +117,7 @@ def run(
         rules,
         as_of=as_of_on,
         profile=profile,
+        **({"profiles_dir": _profiles_dir(profiles)} if profiles is not None else {}),
         full_rebuild=full_rebuild,
         shards=shards,
         shard_rows=shard_rows,
@@ -116,13 +125,18 @@ def run(
         dask_local=dask_local,
         **({"lock_timeout_s": lock_timeout} if lock_timeout is not None else {}),
     )
-    from flows.nightly import PublishBlocked, run_nightly
-
-    logging.getLogger("prefect.flow_runs").addFilter(_NoTraceback((PublishBlocked, ConfigError, StoreError)))
+    print(f"liushui: run on {settings.database}", file=sys.stderr, flush=True)
     try:
-        report = run_nightly(settings)
-    except PublishBlocked as exc:
-        _fail(str(exc), EXIT_BLOCKED)
+        # The lock before the expensive start-up (Prefect, the libraries): of two runs started together the
+        # first to ask goes first, and a busy database is refused without starting anything.
+        with run_lock(settings.database, timeout_s=settings.lock_timeout_s):
+            from flows.nightly import PublishBlocked, run_nightly
+
+            logging.getLogger("prefect.flow_runs").addFilter(_NoTraceback((PublishBlocked, ConfigError, StoreError)))
+            try:
+                report = run_nightly(settings)
+            except PublishBlocked as exc:
+                _fail(str(exc), EXIT_BLOCKED)
     except DatabaseBusy as exc:
         _fail(str(exc), EXIT_BUSY)
     except (ConfigError, StoreError) as exc:
@@ -132,6 +146,13 @@ def run(
         err.print(f"[yellow]loaded nothing:[/] {problem}", highlight=False)
     _print_published(settings.database)
     raise typer.Exit(run_exit_code(report.files_loading_nothing, report.counts.get("rows_quarantined", 0)))
+
+
+def _profiles_dir(profiles: Path) -> Path:
+    """The --profiles folder, resolved; an error when it does not exist."""
+    if not profiles.is_dir():
+        _fail(f"profiles folder {profiles} does not exist")
+    return profiles.resolve()
 
 
 def run_exit_code(files_loading_nothing: list[str], rows_quarantined: int) -> int:
@@ -186,6 +207,49 @@ def generate(
         out_dir, seed=seed, n_accounts=accounts, months=months, file_format=file_format, target_rows=rows
     )
     console.print(sample)
+
+
+@app.command()
+def evaluate(
+    labels: Annotated[Path, typer.Option(help="The generator's labels.csv (ground truth).")],
+    db: Database = DEFAULT_DB,
+    output_format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Recall and precision per planted behaviour (TP / FP / FN; precision against every account without the
+    behaviour), and the flags that co-occur on each behaviour's accounts. A behaviour no rule detects yet shows
+    as "no rule".
+
+    Example: liushui evaluate --db data/warehouse/liushui.duckdb --labels data/sample/labels.csv
+    """
+    from synthetic.evaluate import as_json, evaluate_database
+
+    if output_format not in ("table", "json"):
+        _fail(f"--format must be table or json, got {output_format!r}", 2)
+    if not labels.is_file():
+        _fail(f"labels file not found: {labels}", 2)
+    con = _open(db)
+    try:
+        scores, pairs = evaluate_database(labels, con)
+    finally:
+        con.close()
+    if output_format == "json":
+        print(as_json(scores, pairs))
+        return
+    shown = scores.select(
+        "behaviour",
+        "status",
+        flag="flag_code",
+        n="labelled",
+        TP="true_positive",
+        FP="false_positive",
+        FN="false_negative",
+        recall=_rounded("recall", 3),
+        precision=_rounded("precision", 3),
+        FP_clean="flagged_clean",
+    )
+    _print_rows(shown.columns, shown.rows(), title="recall and precision per behaviour (FP: any account without it)")
+    pairs = pairs.with_columns(_rounded("share", 3))
+    _print_rows(pairs.columns, pairs.rows(), title="flags co-occurring on each behaviour's accounts")
 
 
 @app.command()
@@ -446,6 +510,39 @@ def docs() -> None:
     from apps.tabledocs import write
 
     console.print(f"wrote {write()}")
+
+
+profile_app = typer.Typer(help="Layout profiles of bank exports: check how a file would be read.", no_args_is_help=True)
+app.add_typer(profile_app, name="profile")
+
+
+@profile_app.command("check")
+def profile_check(
+    file: Annotated[Path, typer.Argument(help="One export file (CSV, Parquet, Excel).")],
+    profile: Annotated[str | None, typer.Option(help="Read it with this layout profile (default: detect).")] = None,
+    profiles: Annotated[
+        Path | None,
+        typer.Option(
+            "--profiles", envvar="LIUSHUI_PROFILES", help="Folder of your own layout profiles, merged with the shipped."
+        ),
+    ] = None,
+    rows: Annotated[int, typer.Option(help="How many parsed rows to show.")] = 5,
+) -> None:
+    """What a run would make of FILE, without Prefect or the database: the matching profile (and any other
+    that matches too), the first rows as parsed, every row that would be quarantined with its reason and
+    line, totals in / out per currency. Exit 0: every row parses; 4: some rows would be quarantined;
+    3: nothing would load.
+
+    Example: liushui profile check statement.csv --profiles my_profiles
+    """
+    from liushui.ingest.profile_check import check_file, render
+
+    if not file.is_file():
+        _fail(f"file {file} does not exist")
+    report = check_file(file, profile=profile, profiles_dir=_profiles_dir(profiles) if profiles is not None else None)
+    for line in render(report, first_rows=rows):
+        typer.echo(line)
+    raise typer.Exit(report.exit_code)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -34,7 +34,7 @@ from liushui.contracts import (  # noqa: E402
 )
 from liushui.ingest.inbox import inbox_files  # noqa: E402
 from liushui.ingest.staging import ShardedNight, StagedNight, shard_night, stage_files  # noqa: E402
-from liushui.reference import read_reference  # noqa: E402
+from liushui.reference import read_fx_rates, read_reference  # noqa: E402
 from transforms import scope  # noqa: E402
 
 IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 2}
@@ -75,6 +75,7 @@ def ingest(settings: Settings, prior: PriorState, batch_id: str, directory: Path
         batch_id=batch_id,
         latest_booking=latest_booking,
         forced_profile=settings.profile,
+        profiles_dir=settings.profiles_dir,
     )
 
 
@@ -125,6 +126,7 @@ class Resolved:
     related_parties: pl.DataFrame
     lender_registry: pl.DataFrame
     rules: Rules
+    fx_rates: pl.DataFrame
 
     @classmethod
     def read(cls, settings: Settings) -> Resolved:
@@ -138,7 +140,7 @@ class Resolved:
                 f"known: {', '.join(FLAG_CODES)}"
             )
         accounts, related = read_reference(settings.reference_dir)
-        return cls(accounts, related, load_lender_registry(), rules)
+        return cls(accounts, related, load_lender_registry(), rules, read_fx_rates(settings.reference_dir))
 
 
 @task(name="cross-account-signals", cache_policy=NO_CACHE)
@@ -156,9 +158,10 @@ def _cross_account_to_parquet(canonical: pl.LazyFrame, inputs: Resolved, as_of: 
         rules=inputs.rules,
         as_of=as_of,
         checkpoint=spill_to(staging / "checkpoints"),
+        fx_rates=inputs.fx_rates.lazy(),
     )
     out = {}
-    for name in ("links", "flags", "cycle_returns"):
+    for name in ("links", "flags", "cycle_returns", "resolutions"):
         out[name] = staging / f"{name}.parquet"
         getattr(cross, name).sink_parquet(out[name])
     return out
@@ -176,15 +179,21 @@ def cross_account_for_increment(
 
     staging.mkdir(parents=True, exist_ok=True)
     graph = staging / "graph_history.parquet"
+    # Tonight's copy of a published row is a duplicate wherever the published copy is, also outside the graph
+    # (no counterparty account, a small amount) when tonight's copy is inside it (the bank's txn id again, now
+    # with the counterparty account): the first copy wins, as in a full rebuild. So tonight's txn_ids are
+    # looked up among every published one, not only the graph's.
+    tonight_ids = staged.scan().select(pl.col("txn_id").unique()).collect()["txn_id"]
     con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
     try:
         store.export_history(con, None, graph, graph_min_amount=float(inputs.rules.cycles.min_amount))
+        published_ids = tonight_ids.filter(store.known_txn_ids(con, tonight_ids)).to_frame()
         links = store.published_rows(con, TRANSFER_LINKS, "link_type", CROSS_LINK_TYPES)
         flags = store.published_rows(con, RISK_FLAGS, "flag_code", CROSS_FLAG_CODES)
     finally:
         con.close()
     published = CANONICAL_TRANSACTION.conform(pl.scan_parquet(graph))
-    rows = pl.concat([published, scope.tonight_rows(published, staged.scan())])
+    rows = pl.concat([published, scope.tonight_rows(published_ids.lazy(), staged.scan())])
     paths = _cross_account_to_parquet(rows, inputs, as_of, staging)
     changed = cross_account_changes(CrossAccount(**{k: pl.scan_parquet(v) for k, v in paths.items()}), links, flags)
     return paths, changed

@@ -17,12 +17,12 @@ import hashlib
 import os
 from datetime import date
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from liushui.vocabularies import RiskBand, Severity
+from liushui.vocabularies import ISO_4217, RiskBand, Severity
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -62,12 +62,41 @@ class IncomeVolatilityRules(RuleSection):
     swing_pct: float = Field(gt=0)
 
 
+FALLBACK_CURRENCY: Final = "CNY"
+"""The row of a per-currency table that a currency not listed in it takes, as it is (the absolute limits do not
+convert through the optional reference `fx_rates.csv`); a flag judged on it says so in its reason."""
+
+
+_Amounts = TypeVar("_Amounts")
+
+
+def _per_currency(table: dict[str, _Amounts]) -> dict[str, _Amounts]:
+    """A per-currency table: ISO 4217 keys, and the fallback currency's row present."""
+    unknown = sorted(code for code in table if code not in ISO_4217)
+    if unknown:
+        raise ValueError(f"not ISO 4217 currency codes: {unknown}")
+    if FALLBACK_CURRENCY not in table:
+        raise ValueError(f"the table needs a {FALLBACK_CURRENCY} row (the fallback of unlisted currencies)")
+    return table
+
+
+class OutflowLimits(_Strict):
+    """The absolute amounts of LARGE_OUTFLOW in one currency."""
+
+    absolute_floor: float = Field(ge=0)
+    """Noise floor: an outflow below it is never large, whatever the income."""
+    no_history_limit: float = Field(gt=0)
+    """The limit when there is no income base (too few full months, or a typical clean income of zero)."""
+
+
 class LargeOutflowRules(RuleSection):
     income_multiple: float = Field(gt=0)
-    absolute_floor: float = Field(ge=0)
-    no_history_limit: float = Field(gt=0)
+    limits: dict[str, OutflowLimits]
+    """Per currency (ISO 4217); an unlisted currency takes the `FALLBACK_CURRENCY` row."""
     min_months: int = Field(ge=1)
     high_multiple: float = Field(gt=0)
+
+    _limits_per_currency = field_validator("limits")(_per_currency)
 
 
 class RelatedTransferRules(RuleSection):
@@ -82,6 +111,24 @@ class RoundTripRules(RuleSection):
     min_amount: float = Field(ge=0)
     min_count_per_month: int = Field(ge=1)
     high_count: int = Field(ge=1)
+
+
+class PassThroughRules(RuleSection):
+    """`pass_through` (PASS_THROUGH, 快进快出, `transforms.pass_through`)."""
+
+    max_days: int = Field(ge=0, le=31)
+    """Money that leaves within this many days of arriving has passed through."""
+    share_threshold: float = Field(gt=0, le=1)
+    high_share: float = Field(gt=0, le=1)
+    min_passed: dict[str, float]
+    """Noise floor per currency (ISO 4217): the money that passed through a month; an unlisted currency takes the
+    `FALLBACK_CURRENCY` amount."""
+    min_inflows: int = Field(ge=1)
+    """Inflows of the month of which at least half left within `max_days`."""
+    max_balance_share: float = Field(gt=0)
+    """The month's median stated balance stays below this share of its inflow (money does not stay)."""
+
+    _min_passed_per_currency = field_validator("min_passed")(_per_currency)
 
 
 class MultiLenderRules(RuleSection):
@@ -110,6 +157,15 @@ class OverdueRules(RuleSection):
     high_events: int = Field(ge=1)
 
 
+class OverdrawnRules(RuleSection):
+    """`overdrawn` (OVERDRAWN, `transforms.balances`): days a debit account ends overdrawn."""
+
+    min_days: int = Field(ge=1)
+    high_days: int = Field(ge=1)
+    low_balance_limit: float = Field(ge=0)
+    """A day ending below this (in the account's currency) is a low-balance day (`account_months.low_balance_days`)."""
+
+
 class DebtBurdenRules(RuleSection):
     trailing_months: int = Field(ge=1)
     max_ratio: float = Field(gt=0)
@@ -128,10 +184,37 @@ class StatementIntegrityRules(RuleSection):
 
 
 class CycleRules(RuleSection):
-    max_length: int = Field(ge=3, le=8)
+    """`cycles` (transforms.cycles): chains of transfers across customers that return to where they started."""
+
+    max_length: int = Field(ge=3, le=12)
     window_days: int = Field(ge=1)
-    amount_tolerance: float = Field(ge=0, lt=1)
+    max_total_loss: float = Field(ge=0, lt=1)
+    """The last hop may carry this much less than the first (fees along the chain, cumulative)."""
+    max_hop_gain: float = Field(ge=0, lt=1)
+    """A hop may carry this much more than the one before it (rounding, a conversion's spread)."""
     min_amount: float = Field(ge=0)
+    max_next_hops: int = Field(ge=1, le=50)
+    """Fan-out bound: a path is extended by at most this many next hops (the earliest), which bounds memory."""
+
+
+class FanInRules(RuleSection):
+    """`fan_in` (transforms.fan): many distinct senders to one personal account in a short window."""
+
+    window_days: int = Field(ge=1)
+    min_senders: int = Field(ge=2)
+    min_amount: float = Field(ge=0)
+    onward_days: int = Field(ge=0)
+    min_onward_share: float = Field(ge=0, le=1)
+
+
+class FanOutRules(RuleSection):
+    """`fan_out` (transforms.fan): one personal account paying many distinct receivers in a short window."""
+
+    window_days: int = Field(ge=1)
+    min_receivers: int = Field(ge=2)
+    min_amount: float = Field(ge=0)
+    funded_days: int = Field(ge=0)
+    min_funded_share: float = Field(ge=0, le=1)
 
 
 class AccountRiskRules(RuleSection):
@@ -154,14 +237,18 @@ class Rules(_Strict):
     large_outflow: LargeOutflowRules
     related_transfers: RelatedTransferRules
     round_trip: RoundTripRules
+    pass_through: PassThroughRules
     multi_lender: MultiLenderRules
     borrowing: BorrowingRules
     borrow_to_repay: BorrowToRepayRules
     overdue: OverdueRules
+    overdrawn: OverdrawnRules
     debt_burden: DebtBurdenRules
     commingling: ComminglingRules
     statement_integrity: StatementIntegrityRules
     cycles: CycleRules
+    fan_in: FanInRules
+    fan_out: FanOutRules
     account_risk: AccountRiskRules
 
     def versions(self) -> dict[str, str]:
@@ -205,6 +292,12 @@ class Settings(_Strict):
     """As-of date; default: the latest booking date in the data."""
     profile: str | None = None
     """Force one layout profile for every non-canonical file (default: detect per file)."""
+    profiles_dir: Path | None = Field(
+        default_factory=lambda: Path(os.environ["LIUSHUI_PROFILES"]) if os.environ.get("LIUSHUI_PROFILES") else None
+    )
+    """A folder of the user's own layout profiles (YAML), merged with the shipped ones (same name: the user's
+    wins); default: the LIUSHUI_PROFILES environment variable, else none. Not part of `config_fingerprint`:
+    profiles only affect how new files are read, not the published history."""
     full_rebuild: bool = False
     lock_timeout_s: float = 600.0
     """How long a run waits for another run holding the database before it gives up."""

@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from liushui.vocabularies import (
+    ACCOUNT_TYPE_MEANINGS,
+    ACCOUNT_TYPES,
+    COUNTERPARTY_RESOLUTION_MEANINGS,
+    COUNTERPARTY_RESOLUTIONS,
     DQ_LEVELS,
     FILE_STATUS_MEANINGS,
     FILE_STATUSES,
@@ -208,6 +212,16 @@ TRANSACTIONS = Table(
         text("lender_category", f"Registry category: {one_of(LENDER_CATEGORIES)}."),
         text("loan_role", f"{one_of(LOAN_ROLES)} (from registry keywords)."),
         col("is_clean_income", pl.Boolean, "BOOLEAN", "Counts as earned income (clean income).", nullable=False),
+        text(
+            "counterparty_account_id",
+            "The account of the batch on the other side of the transfer, when resolved uniquely "
+            "(transforms.counterparty); null otherwise.",
+        ),
+        text(
+            "counterparty_resolution",
+            f"How counterparty_account_id was resolved: "
+            f"{one_of(COUNTERPARTY_RESOLUTIONS, COUNTERPARTY_RESOLUTION_MEANINGS)}; null when unresolved.",
+        ),
     ),
     primary_key=("txn_id",),
     index_primary_key=False,
@@ -315,10 +329,26 @@ ACCOUNT_MONTHS = Table(
         count("new_lenders", "Lenders first seen in this month (within the statement)."),
         count("disbursement_count", "Loan disbursements received in the month."),
         ratio("loan_share_of_inflow", "loan_disbursed / inflow."),
-        count("penalty_count", "Penalty interest / late fee rows (逾期, 罚息, 滞纳金, 违约金)."),
+        count(
+            "penalty_count",
+            "Penalty interest / late fee rows paid (罚息, 逾期, 滞纳金, 违约金, late fee); not a prepayment fee "
+            "(提前还款违约金) nor a waived / penalty-free mention.",
+        ),
         money("penalty_amount", "Penalties paid, as a positive number."),
-        count("failed_debit_count", "Failed or returned debits (扣款失败, 余额不足, NSF)."),
-        count("negative_balance_days", "Days ending with a negative stated balance."),
+        count("failed_debit_count", "Failed or returned debits (扣款失败, 余额不足, 退票, NSF, returned item)."),
+        count("collection_count", "Payments marked as debt collection (催收, debt collection)."),
+        # balances (transforms.balances)
+        count(
+            "negative_balance_days",
+            "Calendar days ending with a negative balance: each day's last stated balance, carried over days "
+            "without one (as Plaid counts days with a negative balance).",
+        ),
+        count("low_balance_days", "Calendar days ending below overdrawn.low_balance_limit (negative days included)."),
+        money(
+            "avg_daily_balance",
+            "Mean of the days' ending balances (carried over days without one); null without a stated balance.",
+            nullable=True,
+        ),
         ratio(
             "debt_burden_trailing",
             "Loan repayments / clean income over the trailing full months "
@@ -420,8 +450,14 @@ ACCOUNT_RISK = Table(
         text("recovery_status", f"{one_of(RECOVERY_STATUSES, RECOVERY_STATUS_MEANINGS)}.", nullable=False),
         col("last_severe_on", pl.Date, "DATE", "End of the last period with a severe (high) flag."),
         col(
-            "months_since_severe", pl.Int64, "BIGINT", "Full months since the last severe flag's month.", unit="months"
+            "months_since_severe",
+            pl.Int64,
+            "BIGINT",
+            "Clean months since the last severe flag: full, covered months after its month up to the last full month "
+            "(a month outside the statement is unknown, never clean).",
+            unit="months",
         ),
+        count("history_months", "Full, covered months of the main currency up to the last full month."),
         money("clean_income_last", "Clean income of the last full month.", nullable=True),
         ratio(
             "clean_income_trend_pct",
@@ -438,6 +474,44 @@ ACCOUNT_RISK = Table(
             False,
         ),
         Column("remediation_en", pl.List(pl.String), "VARCHAR[]", "The same in English.", False),
+        Column(
+            "recovery_now",
+            pl.List(pl.Float64),
+            "DOUBLE[]",
+            "Per active flag code (the order of active_flags): today's value, the rule's figure in the last full "
+            "month; null when not known (the rule did not fire then and its figure is not a month column).",
+            False,
+        ),
+        Column(
+            "recovery_target", pl.List(pl.Float64), "DOUBLE[]", "Per active code: the threshold to get under.", False
+        ),
+        Column(
+            "recovery_clean_months",
+            pl.List(pl.Int64),
+            "BIGINT[]",
+            "Per active code: full, covered months since its last flag's month.",
+            False,
+        ),
+        Column(
+            "recovery_months_needed",
+            pl.List(pl.Int64),
+            "BIGINT[]",
+            "Per active code: months still needed without the flag before it stops counting.",
+            False,
+        ),
+        Column(
+            "recovery_clears_on",
+            pl.List(pl.Date),
+            "DATE[]",
+            "Per active code: the first as-of date on which its last flag no longer counts (lookback_months later).",
+            False,
+        ),
+        col(
+            "clears_on",
+            pl.Date,
+            "DATE",
+            "The first as-of date on which no flag active today counts any more (without new flags); null: none.",
+        ),
         text("rule_version", "account_risk rule version.", nullable=False),
     ),
     primary_key=("account_id",),
@@ -510,9 +584,23 @@ ACCOUNTS_REF = Table(
         ACCOUNT_ID,
         text("customer_id", "Customer.", nullable=False),
         text("holder_name", "Account holder name."),
-        text("account_type", "personal or business."),
+        text("account_type", f"{one_of(ACCOUNT_TYPES, ACCOUNT_TYPE_MEANINGS)}."),
+        text("account_number", "Optional: the bank's card or account number, as counterparties' statements show it."),
+        text("aliases", "Optional: further numbers of the account (old cards, sub-accounts), separated by ';'."),
     ),
     primary_key=("account_id",),
+)
+
+FX_RATES_REF = Table(
+    "fx_rates",
+    "Reference, optional: conversion rates to CNY (data/reference/fx_rates.csv), used to compare the amounts of "
+    "a transfer that changes currency (cycles, mirrored legs).",
+    (
+        text("currency", "ISO 4217 code.", nullable=False),
+        col("rate_to_cny", pl.Float64, "DOUBLE", "CNY for one unit of the currency.", nullable=False),
+        col("valid_from", pl.Date, "DATE", "Optional: first day the rate applies (until the next one)."),
+    ),
+    account_scoped=False,
 )
 
 RELATED_PARTIES_REF = Table(

@@ -41,11 +41,25 @@ TxnClass = Literal[
     "related_transfer_out",
     "round_trip_in",
     "cycle_in",
+    "pass_through_in",
     "spend",
 ]
-"""`transactions.txn_class`: what kind of money moved (`transforms.classify`; `round_trip_in` and `cycle_in` are
-earned-looking inflows that only came back, `transforms.classify.mark_returned_money`)."""
+"""`transactions.txn_class`: what kind of money moved (`transforms.classify`; `round_trip_in`, `cycle_in` and
+`pass_through_in` are earned-looking inflows that only came back or passed through,
+`transforms.classify.mark_returned_money`)."""
 TXN_CLASSES: tuple[TxnClass, ...] = get_args(TxnClass)
+
+CounterpartyResolution = Literal["account_id", "account_number", "masked_number", "mirrored_leg", "holder_name"]
+COUNTERPARTY_RESOLUTION_MEANINGS: dict[CounterpartyResolution, str] = {
+    "account_id": "counterparty_account is the account's id",
+    "account_number": "counterparty_account is a number accounts.csv declares for it: account_number or aliases",
+    "masked_number": "a masked number's visible digits and the holder name both match",
+    "mirrored_leg": "the other account's statement shows the same transfer: amount, time, this holder",
+    "holder_name": "no counterparty account; the name is the holder of exactly one account",
+}
+"""`transactions.counterparty_resolution`: how the other side of a transfer was resolved to an account of the
+batch (`transforms.counterparty`), most confident first; null: not resolved (none, or more than one, matched)."""
+COUNTERPARTY_RESOLUTIONS: tuple[CounterpartyResolution, ...] = get_args(CounterpartyResolution)
 
 LoanRole = Literal["disbursement", "repayment", "penalty", "failed_debit", "reversal"]
 """`transactions.loan_role`, from the lender registry's role keywords (`transforms.lenders`)."""
@@ -81,6 +95,18 @@ ISO_4217: tuple[str, ...] = tuple(
 """Every `currency` column: ISO 4217 codes, the active ones plus the precious-metal and fund codes banks use in
 statements. Parse quarantines a row with another code, the suites check it again."""
 
+# reference inputs -----------------------------------------------------------------------------------
+AccountType = Literal["personal", "business", "credit_card"]
+ACCOUNT_TYPE_MEANINGS: dict[AccountType, str] = {
+    "personal": "",
+    "business": "",
+    "credit_card": "a negative balance is the amount owed, not an overdraft",
+}
+"""`accounts.account_type` (data/reference/accounts.csv). Read case-insensitively; `credit card`, `credit-card`,
+`creditcard` and 信用卡 also mean `credit_card` (`transforms.balances.is_credit_card`); an unknown or missing
+type is a debit account."""
+ACCOUNT_TYPES: tuple[AccountType, ...] = get_args(AccountType)
+
 # quarantine and source_files ------------------------------------------------------------------------
 QuarantineReasonCode = Literal[
     "ragged_row",
@@ -115,7 +141,7 @@ FILE_STATUSES: tuple[FileStatus, ...] = get_args(FileStatus)
 # transfer_links and risk_flags ----------------------------------------------------------------------
 LinkType = Literal["round_trip", "transfer_legs", "borrow_to_repay", "cycle"]
 LINK_TYPE_MEANINGS: dict[LinkType, str] = {
-    "round_trip": "",
+    "round_trip": "out to a party and back, or in from it and back out; out_txn_id is the outflow either way",
     "transfer_legs": "",
     "borrow_to_repay": "",
     "cycle": "one row per hop: the hop's outflow and the next account's inflow",
@@ -132,15 +158,18 @@ RiskBand = Literal["low", "medium", "high", "severe"]
 """`account_risk.band`; each band's lower bound is a setting (`account_risk.bands` in config/rules.yaml)."""
 RISK_BANDS: tuple[RiskBand, ...] = get_args(RiskBand)
 
-RecoveryStatus = Literal["clean", "watch", "at_risk", "recovering", "recovered"]
+RecoveryStatus = Literal["clean", "watch", "at_risk", "recovering", "recovered", "insufficient_history"]
 RECOVERY_STATUS_MEANINGS: dict[RecoveryStatus, str] = {
     "clean": "no flags",
     "watch": "active flags, none severe",
     "at_risk": "a severe flag within the last M months",
     "recovering": "M..K-1 clean months since",
     "recovered": "K or more",
+    "insufficient_history": "a severe flag with fewer than K clean months since, and the statement ends before the "
+    "last full month: the months that would show recovery are not covered",
 }
-"""`account_risk.recovery_status` (M, K: `account_risk.recovering_after_clean_months`, `..recovered_after_..`)."""
+"""`account_risk.recovery_status` (M, K: `account_risk.recovering_after_clean_months`, `..recovered_after_..`;
+clean months are full, covered months: a month outside the statement is unknown, never clean)."""
 RECOVERY_STATUSES: tuple[RecoveryStatus, ...] = get_args(RecoveryStatus)
 
 StatementTrust = Literal["normal", "low"]
@@ -156,7 +185,7 @@ DqLevel = Literal["blocking", "warning"]
 """`dq_results.level`: a failed blocking expectation stops the publish, a warning is only recorded."""
 DQ_LEVELS: tuple[DqLevel, ...] = get_args(DqLevel)
 
-RunStatus = Literal["published", "nothing_new", "blocked_by_dq", "failed"]
+RunStatus = Literal["published", "nothing_new", "blocked_by_dq", "failed", "crashed"]
 """`pipeline_runs.status`."""
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
@@ -178,7 +207,9 @@ def _check_meanings(values: tuple[_Value, ...], meanings: Mapping[_Value, str]) 
         raise ValueError(f"meanings {list(meanings)} do not match the vocabulary {list(values)}")
 
 
+_check_meanings(ACCOUNT_TYPES, ACCOUNT_TYPE_MEANINGS)
 _check_meanings(FILE_STATUSES, FILE_STATUS_MEANINGS)
+_check_meanings(COUNTERPARTY_RESOLUTIONS, COUNTERPARTY_RESOLUTION_MEANINGS)
 _check_meanings(LINK_TYPES, LINK_TYPE_MEANINGS)
 _check_meanings(RECOVERY_STATUSES, RECOVERY_STATUS_MEANINGS)
 _check_meanings(STATEMENT_TRUST_LEVELS, STATEMENT_TRUST_MEANINGS)

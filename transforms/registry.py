@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from transforms.balances import OVERDRAWN
 from transforms.commingling import COMMINGLING
 from transforms.credit import (
     BORROW_TO_REPAY,
@@ -29,10 +30,12 @@ from transforms.credit import (
     OVERDUE_PENALTY,
 )
 from transforms.cycles import CYCLE
+from transforms.fan import FAN_IN, FAN_OUT
 from transforms.flag_rows import Rule
 from transforms.income import INCOME_VOLATILE
 from transforms.integrity import BALANCE_BREAK
 from transforms.outflows import LARGE_OUTFLOW
+from transforms.pass_through import PASS_THROUGH
 from transforms.transfers import RELATED_TRANSFER_HEAVY, ROUND_TRIP
 
 RULES: tuple[Rule, ...] = (
@@ -40,15 +43,19 @@ RULES: tuple[Rule, ...] = (
     LARGE_OUTFLOW,
     RELATED_TRANSFER_HEAVY,
     ROUND_TRIP,
+    PASS_THROUGH,
     MULTI_LENDER,
     BORROWING_FREQUENT,
     CASH_LOAN_RELIANCE,
     BORROW_TO_REPAY,
     OVERDUE_PENALTY,
+    OVERDRAWN,
     DEBT_BURDEN_HIGH,
     COMMINGLING,
     BALANCE_BREAK,
     CYCLE,
+    FAN_IN,
+    FAN_OUT,
 )
 
 FLAG_CODES: tuple[str, ...] = tuple(rule.code for rule in RULES)

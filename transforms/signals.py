@@ -22,19 +22,32 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from liushui.config import STAGING_COMPRESSION, Rules
-from liushui.contracts import ACCOUNT_MONTHS, ACCOUNT_RISK, MONEY, RISK_FLAGS, TRANSACTIONS, TRANSFER_LINKS, Table
+from liushui.contracts import (
+    ACCOUNT_MONTHS,
+    ACCOUNT_RISK,
+    FX_RATES_REF,
+    MONEY,
+    RISK_FLAGS,
+    TRANSACTIONS,
+    TRANSFER_LINKS,
+    Table,
+)
 from liushui.vocabularies import LinkType
+from transforms.balances import balance_month_features, overdrawn_flags
 from transforms.classify import account_owners, classified_transactions, mark_returned_money, txn_class_value
 from transforms.commingling import commingling_flags, commingling_month_features
+from transforms.counterparty import resolved_counterparties
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
 from transforms.cycles import CYCLE, cycle_flags, cycle_inbound_ids, cycle_links
+from transforms.fan import fan_in_flags, fan_out_flags
 from transforms.income import income_volatility, income_volatility_flags
 from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
 from transforms.lenders import classify_lenders
 from transforms.months import account_months
 from transforms.outflows import large_outflow_flags, large_outflows, with_large_outflow_totals
+from transforms.pass_through import pass_through_flags, pass_through_legs, pass_through_months
 from transforms.risk import account_risk
-from transforms.transfers import related_transfer_flags, round_trip_flags, round_trips, transfer_legs
+from transforms.transfers import link_type_is, related_transfer_flags, round_trip_flags, round_trips, transfer_legs
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
@@ -96,14 +109,17 @@ def _with_month_features(
 
 @dataclass(frozen=True)
 class CrossAccount:
-    """Patterns that span accounts of the batch, computed once on the whole transfer graph: cycles
-    (links and flags) and both legs of transfers. Every row belongs to one account (`account_id`), so a
-    shard keeps the rows of its accounts."""
+    """Patterns that span accounts of the batch, computed once on the whole transfer graph: the resolved
+    counterparties, cycles (links and flags) and both legs of transfers. Every link and flag belongs to one
+    account (`account_id`), so a shard keeps the rows of its accounts."""
 
     links: pl.LazyFrame
     flags: pl.LazyFrame
     cycle_returns: pl.LazyFrame
     """`in_txn_id` of inbound cycle legs: not earned income."""
+    resolutions: pl.LazyFrame
+    """`txn_id, counterparty_account_id, counterparty_resolution` of the graph's resolved rows
+    (`transforms.counterparty`); published on `transactions`."""
 
     def for_accounts(self, account_ids: pl.LazyFrame) -> CrossAccount:
         keep = account_ids.select("account_id").unique()
@@ -111,6 +127,7 @@ class CrossAccount:
             links=self.links.join(keep, on="account_id", how="semi"),
             flags=self.flags.join(keep, on="account_id", how="semi"),
             cycle_returns=self.cycle_returns,
+            resolutions=self.resolutions,
         )
 
 
@@ -148,20 +165,30 @@ def cross_account_signals(
     rules: Rules,
     as_of: date,
     checkpoint: Checkpoint = in_memory,
+    fx_rates: pl.LazyFrame | None = None,
 ) -> CrossAccount:
-    """Cycles and transfer legs over all accounts (as of `as_of`)."""
+    """Resolved counterparties, cycles and transfer legs over all accounts (as of `as_of`); `fx_rates`
+    (`contracts.FX_RATES_REF`) compares amounts across currencies."""
     # Only the transfer graph: rows naming a counterparty account (transfer legs) or big enough to be a
     # cycle hop or its inbound leg; at 50M rows this is a fraction of the night.
     graph = canonical.filter(
         (pl.col("booked_at").dt.date() <= as_of)
         & (pl.col("counterparty_account").is_not_null() | (pl.col("amount").abs() >= rules.cycles.min_amount))
     )
-    owned = checkpoint(account_owners(graph, accounts))
-    cycles = checkpoint(cycle_links(owned, accounts, rules=rules.cycles))
+    fx = fx_rates if fx_rates is not None else FX_RATES_REF.empty().lazy()
+    owned = checkpoint(resolved_counterparties(checkpoint(account_owners(graph, accounts)), accounts, fx))
+    cycles = checkpoint(cycle_links(owned, accounts, fx, rules=rules.cycles))
+    # both legs, joined on the resolved account rather than on the number the statement shows
+    legs = transfer_legs(owned.with_columns(counterparty_account=pl.col("counterparty_account_id")))
     return CrossAccount(
-        links=checkpoint(pl.concat([cycles, transfer_legs(owned)])),
+        links=checkpoint(pl.concat([cycles, legs])),
         flags=checkpoint(cycle_flags(cycles, owned, rules=rules.cycles)),
         cycle_returns=checkpoint(cycle_inbound_ids(cycles)),
+        resolutions=checkpoint(
+            owned.filter(pl.col("counterparty_account_id").is_not_null()).select(
+                "txn_id", "counterparty_account_id", "counterparty_resolution"
+            )
+        ),
     )
 
 
@@ -174,9 +201,12 @@ def derive_signals(
     rules: Rules,
     as_of: date,
     checkpoint: Checkpoint = in_memory,
+    fx_rates: pl.LazyFrame | None = None,
 ) -> Signals:
     """Every signal for the accounts in `canonical`, in one process."""
-    cross = cross_account_signals(canonical, accounts=accounts, rules=rules, as_of=as_of, checkpoint=checkpoint)
+    cross = cross_account_signals(
+        canonical, accounts=accounts, rules=rules, as_of=as_of, checkpoint=checkpoint, fx_rates=fx_rates
+    )
     return account_signals(
         canonical,
         cross,
@@ -203,17 +233,30 @@ def account_signals(
     """The per-account signals of the accounts in `canonical` (all of them, or one shard), with the
     cross-account patterns computed beforehand on the whole batch."""
     classified = checkpoint(
-        classified_transactions(classify_lenders(canonical, lender_registry), accounts, related_parties)
+        classified_transactions(classify_lenders(canonical, lender_registry), accounts, related_parties).join(
+            cross.resolutions, on="txn_id", how="left"
+        )
     )
     cross = cross.for_accounts(classified)
     # Signals are as of `as_of`: rows booked later are published (classified) but not judged, so that a
     # backfill for a past date sees exactly what was known then.
     known_then = pl.col("booked_on") <= as_of
     trips = checkpoint(round_trips(classified.filter(known_then), rules=rules.round_trip))
+    passing = checkpoint(pass_through_months(classified.filter(known_then), trips, rules=rules.pass_through))
+    passed_in, passed_out = pass_through_legs(passing)
+    # One fact, one flag: money that came back or passed through is neither clean income nor a large outflow.
     returned = pl.concat(
         [
             trips.select(txn_id="in_txn_id", returned_class=txn_class_value("round_trip_in")),
             cross.cycle_returns.select(txn_id="in_txn_id", returned_class=txn_class_value("cycle_in")),
+            passed_in.with_columns(returned_class=txn_class_value("pass_through_in")),
+        ]
+    )
+    returned_out = pl.concat(
+        [
+            trips.select(txn_id="out_txn_id"),
+            cross.links.filter(link_type_is("cycle")).select(txn_id="out_txn_id"),
+            passed_out,
         ]
     )
     published_transactions = checkpoint(mark_returned_money(classified, returned))
@@ -224,10 +267,12 @@ def account_signals(
             income_volatility, rules=rules.income_volatility
         )
     )
-    large = checkpoint(large_outflows(transactions, months, rules=rules.large_outflow))
+    large = checkpoint(large_outflows(transactions, months, rules=rules.large_outflow, returned=returned_out))
     breaks = checkpoint(balance_breaks(transactions, rules=rules.statement_integrity))
     business = checkpoint(commingling_month_features(transactions, accounts))
-    months = credit_month_features(transactions, with_large_outflow_totals(months, large), rules=rules)
+    months = credit_month_features(transactions, with_large_outflow_totals(months, large), rules=rules).pipe(
+        lambda m: balance_month_features(transactions, m, rules=rules.overdrawn)
+    )
     months = _with_month_features(months, integrity_month_features(breaks), zero={"balance_breaks": pl.Int64})
     months = checkpoint(
         _with_month_features(
@@ -250,9 +295,13 @@ def account_signals(
             large_outflow_flags(large, rules=rules.large_outflow),
             related_transfer_flags(months, transactions, rules=rules.related_transfers),
             round_trip_flags(links, transactions, rules=rules.round_trip),
+            pass_through_flags(passing, rules=rules.pass_through),
             credit_flags(transactions, months, borrow_to_repay, rules=rules),
+            overdrawn_flags(transactions, months, accounts, rules=rules.overdrawn),
             integrity_flags(breaks, rules=rules.statement_integrity),
             commingling_flags(transactions, business, accounts, rules=rules.commingling),
+            fan_in_flags(transactions, accounts, rules=rules.fan_in),
+            fan_out_flags(transactions, accounts, rules=rules.fan_out),
             cross.flags,
         ]
     ).sort("account_id", "flag_code", "period_start_on", "period_end_on", "currency")
