@@ -19,11 +19,13 @@ A hop may change currency: two amounts in different currencies are compared in C
 and the hop is not chained. Length 2 (A -> B -> A) is a round trip, not a cycle.
 
 Vectorised and bounded: the hop edge list is one join; paths grow by one self-join per length up to
-`max_length` (a loop over lengths, never over rows). At each length a path is extended by at most
-`max_next_hops` next hops (a closing hop first, then the earliest), and of the paths from one first hop to
-one last hop only one is kept: the number of paths is at most (hops) x (hops reachable in the window) x
-`max_next_hops`, however dense the graph. A path whose next hop returns to its start is a chain;
-`chain_id` — a hash of the chain's sorted outflow ids — removes rotations (found from equal timestamps).
+`max_length` (a loop over lengths, never over rows). A path is closed by any hop back to its start (an
+equi-join on its last account and its start) and extended by the successors of its last hop: that hop's
+`max_next_hops` earliest possible next hops, computed once. Of the paths from one first hop to one last hop
+only one is kept, and of those from one first hop at most `MAX_PATHS_PER_START`: the paths in memory are
+at most (hops) x `MAX_PATHS_PER_START` per length, however dense the graph (a chain beyond those bounds in
+a very dense graph can be missed). `chain_id` — a hash of the chain's sorted outflow ids — removes rotations
+(found from equal timestamps).
 
 A hop outflow belongs to at most one chain. Overlapping chains are chosen in rounds: in each round every
 chain that comes first (earliest start, then shorter, then chain_id) among all remaining chains sharing a
@@ -55,6 +57,9 @@ from transforms.transfers import link_id_expr, link_type_is, link_type_value
 
 SELECTION_ROUNDS = 4
 """Rounds of choosing among overlapping chains; a chain still overlapping after them is not published."""
+MAX_PATHS_PER_START = 16
+"""Paths grown from one first hop, per length (closing ones first, then the earliest): the memory bound on a
+dense graph, where the paths reachable from one hop grow as `max_next_hops` to the power of the length."""
 CHAIN_ORDER = ["_first_at", "chain_length", "chain_id"]
 """Which of two overlapping chains is kept: the earlier, then the shorter, then by id."""
 
@@ -105,9 +110,32 @@ def _ratio(a: str, b: str) -> pl.Expr:
     )
 
 
+def _appended(paths: pl.LazyFrame) -> pl.LazyFrame:
+    """Paths with their next hop (`_txn, _to, _at, _amount, _currency, _cny`) appended."""
+    return paths.with_columns(
+        hop_txn=pl.concat_list("hop_txn", "_txn"),
+        hop_from=pl.concat_list("hop_from", "_last_to"),
+        hop_to=pl.concat_list("hop_to", "_to"),
+        hop_at=pl.concat_list("hop_at", "_at"),
+        hop_amount=pl.concat_list("hop_amount", "_amount"),
+        hop_currency=pl.concat_list("hop_currency", "_currency"),
+        _last_txn=pl.col("_txn"),
+        _last_to=pl.col("_to"),
+        _last_at=pl.col("_at"),
+        _last_amount=pl.col("_amount"),
+        _last_currency=pl.col("_currency"),
+        _last_cny=pl.col("_cny"),
+    ).drop("_txn", "_to", "_at", "_amount", "_currency", "_cny")
+
+
 def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
     """One row per closed chain (overlaps not yet resolved): list columns of its hops in order (`hop_txn,
-    hop_from, hop_to, hop_at, hop_amount, hop_currency`), `chain_id`, `chain_length`, `_first_at`."""
+    hop_from, hop_to, hop_at, hop_amount, hop_currency`), `chain_id`, `chain_length`, `_first_at`.
+
+    Two joins per length: the hops that close a path (on its last account and its start: an equi-join, never
+    capped), and the successors that extend it — each hop's `max_next_hops` earliest possible next hops,
+    computed once — so a join never multiplies a path by the full out-degree of a busy account."""
+    window = pl.duration(days=rules.window_days)
     nxt = hops.select(
         _last_to="from_account",
         _txn="txn_id",
@@ -116,6 +144,29 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
         _amount="amount",
         _currency="currency",
         _cny="amount_cny",
+    )
+    prev = hops.select(
+        _last_txn="txn_id",
+        _last_from="from_account",
+        _last_to="to_account",
+        _last_at="at",
+        _last_amount="amount",
+        _last_currency="currency",
+        _last_cny="amount_cny",
+    )
+    successors = (
+        prev.join(nxt, on="_last_to")
+        .filter(
+            (pl.col("_at") >= pl.col("_last_at"))
+            & (pl.col("_at") - pl.col("_last_at") <= window)
+            & (pl.col("_to") != pl.col("_last_from"))
+            & (_ratio("_", "_last_") <= 1 + rules.max_hop_gain)
+            & (_ratio("_", "_last_") >= 1 - rules.max_total_loss)
+        )
+        .sort("_last_txn", "_at", "_txn")
+        .filter(pl.int_range(pl.len()).over("_last_txn") < rules.max_next_hops)
+        .select("_last_txn", "_txn", "_to", "_at", "_amount", "_currency", "_cny")
+        .cache()
     )
     paths = hops.select(
         hop_txn=pl.concat_list("txn_id"),
@@ -130,50 +181,41 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
         _first_amount="amount",
         _first_currency="currency",
         _first_cny="amount_cny",
+        _last_txn="txn_id",
         _last_to="to_account",
         _last_at="at",
         _last_amount="amount",
         _last_currency="currency",
         _last_cny="amount_cny",
     )
+    in_window = (pl.col("_at") >= pl.col("_last_at")) & (pl.col("_at") - pl.col("_first_at") <= window)
+    kept_from_first = _ratio("_", "_first_") >= 1 - rules.max_total_loss
     closed = []
     for length in range(2, rules.max_length + 1):
-        closes = pl.col("_to") == pl.col("_start")
-        extended = (
-            paths.with_columns(_path=pl.col("hop_txn").list.join("|"))
-            .join(nxt, on="_last_to")
+        if length >= 3:  # length 2 closes a round trip, not a cycle
+            closing = paths.join(nxt, left_on=["_last_to", "_start"], right_on=["_last_to", "_to"]).with_columns(
+                _to=pl.col("_start")
+            )
+            closed.append(
+                _appended(
+                    closing.filter(in_window & kept_from_first & (_ratio("_", "_last_") <= 1 + rules.max_hop_gain))
+                ).with_columns(chain_length=pl.lit(length, pl.Int64))
+            )
+        if length == rules.max_length:
+            break
+        paths = _appended(
+            paths.join(successors, on="_last_txn")
             .filter(
-                (pl.col("_at") >= pl.col("_last_at"))
-                & (pl.col("_at") - pl.col("_first_at") <= pl.duration(days=rules.window_days))
-                & (closes | ~pl.col("hop_from").list.contains(pl.col("_to")))
-                & (_ratio("_", "_last_") <= 1 + rules.max_hop_gain)
-                & (_ratio("_", "_first_") >= 1 - rules.max_total_loss)
+                in_window
+                & kept_from_first
+                & (pl.col("_to") != pl.col("_start"))
+                & ~pl.col("hop_from").list.contains(pl.col("_to"))
             )
-            # bounded fan-out: a closing hop first, then the earliest next hops
-            .sort("_path", ~closes, "_at", "_txn")
-            .filter(pl.int_range(pl.len()).over("_path") < rules.max_next_hops)
-            # one path per (first hop, last hop)
+            # one path per (first hop, last hop), at most MAX_PATHS_PER_START per first hop
+            .sort("_start_txn", "_at", "_txn")
             .unique(["_start_txn", "_txn"], keep="first", maintain_order=True)
-            .with_columns(
-                hop_txn=pl.concat_list("hop_txn", "_txn"),
-                hop_from=pl.concat_list("hop_from", "_last_to"),
-                hop_to=pl.concat_list("hop_to", "_to"),
-                hop_at=pl.concat_list("hop_at", "_at"),
-                hop_amount=pl.concat_list("hop_amount", "_amount"),
-                hop_currency=pl.concat_list("hop_currency", "_currency"),
-                _last_to=pl.col("_to"),
-                _last_at=pl.col("_at"),
-                _last_amount=pl.col("_amount"),
-                _last_currency=pl.col("_currency"),
-                _last_cny=pl.col("_cny"),
-            )
-            .drop("_path", "_txn", "_to", "_at", "_amount", "_currency", "_cny")
-            .cache()  # read twice: the chains closed at this length and the paths extended further
-        )
-        is_closed = pl.col("_last_to") == pl.col("_start")
-        if length >= 3:
-            closed.append(extended.filter(is_closed).with_columns(chain_length=pl.lit(length, pl.Int64)))
-        paths = extended.filter(~is_closed)
+            .filter(pl.int_range(pl.len()).over("_start_txn") < MAX_PATHS_PER_START)
+        ).cache()  # read twice: closed at the next length, and extended further
     chains = pl.concat(closed).with_columns(chain_id=stable_id(pl.col("hop_txn").list.sort().list.join("|")))
     # one row per chain: rotations of one chain are found from equal timestamps
     return chains.sort(*CHAIN_ORDER, pl.col("hop_txn").list.first()).unique(
