@@ -11,15 +11,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import polars as pl
-
-from liushui import store
 from liushui.config import Settings
-from liushui.contracts import PUBLISHED_TABLES
+from tests.test_flow import assert_same_tables, count, snapshot
 
 AS_OF = date(2026, 9, 15)  # the same as-of month both nights: the second night is incremental
 HEADER = "account_id,booked_at,amount,currency,balance_after,counterparty_name,counterparty_account,description\n"
-DATA_TABLES = [t for t in PUBLISHED_TABLES if t.name not in ("dq_results", "pipeline_runs")]
 RUN_COLUMNS = ("batch_id", "seen_at")
 
 
@@ -50,27 +46,6 @@ def _run(inbox: Path, db: Path):
     return nightly(Settings(inbox=inbox, database=db, reference_dir=None, as_of=AS_OF))
 
 
-def _fetch(db: Path, sql: str) -> list[tuple]:
-    con = store.reader(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def _snapshot(db: Path) -> dict[str, pl.DataFrame]:
-    con = store.reader(db)
-    try:
-        out = {}
-        for t in DATA_TABLES:
-            frame = con.sql(f'SELECT * FROM "{t.name}"').pl()
-            frame = frame.drop([c for c in RUN_COLUMNS if c in frame.columns])
-            out[t.name] = frame.sort([c for c in t.primary_key if c in frame.columns])
-        return out
-    finally:
-        con.close()
-
-
 LARGE_OUTFLOWS = """
     SELECT account_id, currency, period_start_on, metric_value, evidence_txn_ids, flag_id
     FROM risk_flags WHERE flag_code = 'LARGE_OUTFLOW' ORDER BY account_id, currency"""
@@ -85,26 +60,24 @@ def test_a_two_currency_account_publishes_and_an_increment_equals_a_full_rebuild
     assert (first.status, first.mode) == ("published", "full")
 
     june = date(2026, 6, 1)
-    flags = _fetch(db, LARGE_OUTFLOWS)
+    flags = count(db, LARGE_OUTFLOWS)
     assert [f[:4] for f in flags] == [
         ("MC1", "CNY", june, 30000.0),
         ("MC1", "USD", june, 25000.0),
         ("SC1", "CNY", date(2026, 7, 1), 40000.0),
     ]
     assert len({f[5] for f in flags}) == 3  # distinct ids
-    assert _fetch(db, "SELECT count(*) = count(DISTINCT flag_id) FROM risk_flags") == [(True,)]
-    assert _fetch(db, "SELECT account_id FROM account_risk ORDER BY 1") == [("MC1",), ("SC1",)]
+    assert count(db, "SELECT count(*) = count(DISTINCT flag_id) FROM risk_flags") == [(True,)]
+    assert count(db, "SELECT account_id FROM account_risk ORDER BY 1") == [("MC1",), ("SC1",)]
 
     (inbox / "night2.csv").write_text(_night2(), encoding="utf-8")
     second = _run(inbox, db)
     assert (second.status, second.mode) == ("published", "incremental")
     assert second.counts["rows_new"] == 1
-    usd = [f for f in _fetch(db, LARGE_OUTFLOWS) if f[1] == "USD"]
+    usd = [f for f in count(db, LARGE_OUTFLOWS) if f[1] == "USD"]
     assert [(f[3], len(f[4])) for f in usd] == [(25000.0, 2)]  # the same flag (same id), one more evidence row
     assert usd[0][5] == flags[1][5]
 
     rebuilt = tmp_path / "rebuilt.duckdb"
     assert _run(inbox, rebuilt).mode == "full"
-    incremental, full = _snapshot(db), _snapshot(rebuilt)
-    for name, frame in full.items():
-        assert incremental[name].equals(frame), f"table {name} differs"
+    assert_same_tables(snapshot(db, drop=RUN_COLUMNS), snapshot(rebuilt, drop=RUN_COLUMNS))
