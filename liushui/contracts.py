@@ -50,6 +50,23 @@ if TYPE_CHECKING:
 MONEY = pl.Decimal(18, 2)
 MONEY_SQL = "DECIMAL(18,2)"
 TIMESTAMP = pl.Datetime("us")
+_CENT = Decimal("0.01")
+
+
+def money_cents(expr: pl.Expr) -> pl.Expr:
+    """A MONEY expression as whole cents (Int64): sums and means of cents are exact and independent of row order."""
+    return (expr * 100).cast(pl.Int64)
+
+
+def money_mean(expr: pl.Expr) -> pl.Expr:
+    """The mean of a MONEY expression as MONEY, rounded half away from zero to the cent, computed in integer
+    cents: a float mean depends on the order rows are summed in, so an incremental night and a full build
+    could differ by a cent."""
+    cents = money_cents(expr).drop_nulls()
+    total, n = cents.sum(), cents.len()
+    rounded = ((2 * total.abs() + n) // (2 * n)) * total.sign()
+    return pl.when(n > 0).then(rounded * pl.lit(_CENT, dtype=MONEY)).cast(MONEY)
+
 
 # Plausibility bounds of one transaction, declared once: parse quarantines a row outside them (a row's
 # problem), and the canonical / transactions suites check them again (then only a bypassed parse can fail).

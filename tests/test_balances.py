@@ -161,3 +161,21 @@ def test_credit_card_is_read_from_the_account_type_and_anything_else_is_debit():
     )
     got = dict(is_credit_card(ref.lazy()).collect().iter_rows())
     assert got == {"A": True, "B": True, "C": False, "D": False, "E": False}
+
+
+def test_the_average_daily_balance_is_exact_and_rounds_half_away_from_zero_whatever_the_row_order():
+    from liushui.contracts import MONEY, money_mean
+
+    days = pl.DataFrame(
+        {
+            "g": ["a", "a", "a", "b", "b", "c"],
+            "balance": [Decimal("0.10"), Decimal("0.20"), Decimal("0.04"), Decimal("-0.01"), Decimal("-0.02"), None],
+        },
+        schema_overrides={"balance": MONEY},
+    )
+    means = {
+        g: days[order].group_by("g").agg(m=money_mean(pl.col("balance"))).sort("g")["m"].to_list()
+        for g, order in (("forward", [0, 1, 2, 3, 4, 5]), ("reversed", [5, 4, 3, 2, 1, 0]))
+    }
+    # a: 0.34 / 3 = 0.1133 -> 0.11; b: -0.015 -> -0.02; c: no known day -> null
+    assert means["forward"] == means["reversed"] == [Decimal("0.11"), Decimal("-0.02"), None]

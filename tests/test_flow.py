@@ -45,7 +45,17 @@ def snapshot(db: Path, *, drop: tuple[str, ...] = ()) -> dict[str, pl.DataFrame]
 
 def assert_same_tables(left: dict[str, pl.DataFrame], right: dict[str, pl.DataFrame]) -> None:
     for name in left:
-        assert left[name].equals(right[name]), f"table {name} differs"
+        a, b = left[name], right[name]
+        if not a.equals(b):
+            with pl.Config(tbl_cols=-1, tbl_width_chars=400, fmt_str_lengths=60):
+                only_left, only_right = (
+                    a.join(b, on=a.columns, how="anti", nulls_equal=True),
+                    b.join(a, on=a.columns, how="anti", nulls_equal=True),
+                )
+                detail = (
+                    f"{a.height} vs {b.height} rows; only left:\n{only_left.head(5)}\nonly right:\n{only_right.head(5)}"
+                )
+            raise AssertionError(f"table {name} differs: {detail}")
 
 
 def count(db: Path, sql: str):

@@ -11,11 +11,11 @@ first stays in the first night's as-of month, so it is incremental (a new as-of 
 design). The nights run one after another into one database; a single full build over the final inbox goes
 into a fresh one; every published data table must be the same in both.
 
-Two differences are known and left out of the generator, each kept as a strict xfail at the end: file
-names sort in arrival order (`n1_...`, `n2_...`), because a full build over a folder reads the files in name
-order and "first copy wins" keeps the first copy's provenance (source file and row) of a repeated row; and
-no two rows of an account share a second, because the month's closing balance among such rows depends on
-the order rows reach the aggregation.
+One difference is known and left out of the generator, kept as a strict xfail at the end: file names
+sort in arrival order (`n1_...`, `n2_...`), because a full build over a folder reads the files in name
+order and "first copy wins" keeps the first copy's provenance (source file and row) of a repeated row.
+Rows of an account may share a second: the month's closing balance among them is decided by the statement
+order (booked_at, source_row, txn_id), tested literally at the end.
 """
 
 from __future__ import annotations
@@ -338,20 +338,6 @@ def _with_balances(rows: list[Row], accounts: list[Account]) -> list[Row]:
     return sorted(out, key=lambda r: r.seq)
 
 
-def _distinct_times(rows: list[Row]) -> list[Row]:
-    """No two rows of an account at the same second: which of them closes the month is not decided by the
-    product yet (see the xfail test at the end), so the property leaves such ties out."""
-    seen: set[tuple[str, datetime]] = set()
-    out = []
-    for r in rows:
-        when = r.booked_at
-        while (r.account_id, when) in seen:
-            when += timedelta(seconds=1)
-        seen.add((r.account_id, when))
-        out.append(replace(r, booked_at=when))
-    return out
-
-
 @st.composite
 def worlds(draw) -> World:
     n_customers = draw(st.integers(2, 4))
@@ -397,7 +383,7 @@ def worlds(draw) -> World:
     ]
     lateness = draw(st.lists(st.sampled_from((0, 0, 0, 0, 1, 2)), min_size=len(rows), max_size=len(rows)))
     rows = [replace(r, late=late) for r, late in zip(rows, lateness, strict=True)] + anchors
-    rows = _with_balances(_distinct_times([replace(r, seq=i) for i, r in enumerate(rows)]), accounts)
+    rows = _with_balances([replace(r, seq=i) for i, r in enumerate(rows)], accounts)
     anchor_seqs = {r.seq for r in rows[-len(anchors) :]}
 
     def night_of(r: Row) -> int:
@@ -578,20 +564,8 @@ def test_a_reexport_naming_the_counterparty_account_of_a_published_row_equals_a_
     assert_same_tables(incremental, full)
 
 
-SAME_SECOND_REASON = (
-    "the month's closing balance is the balance_after of the last row by (booked_at, source_row) "
-    "(transforms/months.py monthly_flows), not a total order: two rows of an account booked at the same second, "
-    "each row N of its own file, close the month in whatever order they reach the aggregation; an incremental "
-    "night puts the published history first and tonight's rows after it, a full build puts files in name order "
-    "and the classification joins do not keep order. A final txn_id key (as transforms/balances.py's "
-    "_STATEMENT_ORDER has) would decide it. Seen end to end: the increment closed May on one row, the full "
-    "build on the other (whether a given inbox shows it depends on Polars' join order, so only this "
-    "order-independence check is kept)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SAME_SECOND_REASON)
 def test_the_closing_balance_of_same_second_rows_does_not_depend_on_their_order():
+    """Two rows of an account at the same second, each row 1 of its own file: txn_id decides which closes May."""
     from transforms.months import account_months
 
     rows = pl.DataFrame(
@@ -615,4 +589,4 @@ def test_the_closing_balance_of_same_second_rows_does_not_depend_on_their_order(
         months = account_months(frame.lazy(), as_of=date(2026, 6, 3), min_covered_days=25).collect()
         return months.filter(pl.col("month_on") == date(2026, 5, 1))["closing_balance"].item()
 
-    assert may_closing(rows) == may_closing(rows[[1, 0, 2]])
+    assert may_closing(rows) == may_closing(rows[[1, 0, 2]]) == Decimal("20000.00")

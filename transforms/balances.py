@@ -21,13 +21,14 @@ from __future__ import annotations
 import polars as pl
 
 from liushui.config import OverdrawnRules
-from liushui.contracts import MONEY
+from liushui.contracts import money_mean
 from liushui.vocabularies import AccountType
 from transforms.flag_rows import Rule, finish_flags, fmt_num, high_when, month_period
 
 _PER_ACCOUNT = ["account_id", "currency"]
 _MONTH_KEY = ["account_id", "currency", "month_on"]
-_STATEMENT_ORDER = ["booked_at", "source_row", "txn_id"]
+STATEMENT_ORDER = ["booked_at", "source_row", "txn_id"]
+"""A total order of an account's rows as its statement lists them; txn_id breaks ties of rows of two files."""
 
 CREDIT_CARD_SPELLINGS = r"(?i)^\s*(credit[\s_-]*card|creditcard|信用卡|贷记卡)\s*$"
 """`account_type` values that mean a credit card: the vocabulary's `credit_card` and how people write it."""
@@ -57,8 +58,8 @@ def day_closings(transactions: pl.LazyFrame) -> pl.LazyFrame:
         transactions.filter(pl.col("balance_after").is_not_null())
         .group_by(*_PER_ACCOUNT, "booked_on")
         .agg(
-            txn_id=pl.col("txn_id").sort_by(_STATEMENT_ORDER).last(),
-            closing_balance=pl.col("balance_after").sort_by(_STATEMENT_ORDER).last(),
+            txn_id=pl.col("txn_id").sort_by(STATEMENT_ORDER).last(),
+            closing_balance=pl.col("balance_after").sort_by(STATEMENT_ORDER).last(),
         )
     )
 
@@ -89,7 +90,7 @@ def balance_month_features(
         .agg(
             negative_balance_days=(pl.col("balance") < 0).sum().cast(pl.Int64),
             low_balance_days=(pl.col("balance").cast(pl.Float64) < rules.low_balance_limit).sum().cast(pl.Int64),
-            avg_daily_balance=pl.col("balance").cast(pl.Float64).mean().round(2).cast(MONEY),
+            avg_daily_balance=money_mean(pl.col("balance")),
         )
     )
     return (

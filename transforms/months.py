@@ -13,6 +13,7 @@ from datetime import date
 import polars as pl
 
 from liushui.contracts import MONEY
+from transforms.balances import STATEMENT_ORDER
 from transforms.classify import RELATED_IN_CLASSES, RELATED_OUT_CLASSES, txn_class_is
 
 _ZERO = pl.lit(0).cast(MONEY)
@@ -76,7 +77,7 @@ def monthly_flows(transactions: pl.LazyFrame) -> pl.LazyFrame:
         related_out_count=related_out.sum().cast(pl.Int64),
         loan_disbursed=_money_sum(txn_class_is("loan_disbursement")),
         loan_repaid=_money_sum(txn_class_is("loan_repayment"), -pl.col("amount")),
-        closing_balance=pl.col("balance_after").sort_by("booked_at", "source_row").drop_nulls().last(),
+        closing_balance=pl.col("balance_after").sort_by(STATEMENT_ORDER).drop_nulls().last(),
     )
 
 

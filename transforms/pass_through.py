@@ -30,6 +30,7 @@ from __future__ import annotations
 import polars as pl
 
 from liushui.config import PassThroughRules
+from liushui.contracts import money_cents
 from liushui.vocabularies import TxnClass
 from transforms.classify import txn_class_is
 from transforms.currency_limits import amount_for_currency
@@ -40,10 +41,6 @@ _NEVER_PASSING: tuple[TxnClass, ...] = ("salary", "loan_disbursement", "refund",
 """Inflows that count in the month's inflow but never as money passing through (why: the module docstring)."""
 _PER_ACCOUNT = ["account_id", "currency"]
 _MONTH_KEY = ["account_id", "currency", "month_on"]
-
-
-def _cents(expr: pl.Expr) -> pl.Expr:
-    return (expr * 100).cast(pl.Int64)
 
 
 def passed_inflows(transactions: pl.LazyFrame, round_trips: pl.LazyFrame, *, rules: PassThroughRules) -> pl.LazyFrame:
@@ -61,14 +58,14 @@ def passed_inflows(transactions: pl.LazyFrame, round_trips: pl.LazyFrame, *, rul
             *_PER_ACCOUNT,
             month_on=pl.col("booked_on").dt.month_start(),
             in_at=pl.col("booked_at"),
-            in_cents=_cents(pl.col("amount")),
+            in_cents=money_cents(pl.col("amount")),
             can_pass=~txn_class_is(*_NEVER_PASSING),
         )
         .sort("in_at", "txn_id")
     )
     carried = (
         flows.filter(pl.col("amount") < 0)
-        .select(*_PER_ACCOUNT, out_txn_id="txn_id", out_at="booked_at", out_cents=-_cents(pl.col("amount")))
+        .select(*_PER_ACCOUNT, out_txn_id="txn_id", out_at="booked_at", out_cents=-money_cents(pl.col("amount")))
         .sort("out_at")
         .join_asof(
             inflows.filter("can_pass").select("txn_id", *_PER_ACCOUNT, "in_at"),
