@@ -188,6 +188,8 @@ class CycleRules(RuleSection):
 
     max_length: int = Field(ge=3, le=12)
     window_days: int = Field(ge=1)
+    max_hop_lead_hours: int = Field(ge=0, le=72)
+    """A hop may leave this long before the previous hop arrived (paid from the balance, the same day)."""
     max_total_loss: float = Field(ge=0, lt=1)
     """The last hop may carry this much less than the first (fees along the chain, cumulative)."""
     max_hop_gain: float = Field(ge=0, lt=1)

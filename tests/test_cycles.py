@@ -38,10 +38,18 @@ def classified(rows: list[dict], ref: pl.DataFrame = REF, fx: pl.DataFrame = NO_
 
 
 def hop(
-    src: str, dst: str, day: int, amount: int, *, by_name: bool = False, in_leg: bool = True, currency: str = "CNY"
+    src: str,
+    dst: str,
+    day: int,
+    amount: int,
+    *,
+    by_name: bool = False,
+    in_leg: bool = True,
+    currency: str = "CNY",
+    hour: int = 10,
 ) -> list[dict]:
-    """src pays dst on 2026-03-<day>; with `in_leg`, dst's statement shows the inflow 5 minutes later."""
-    at = datetime(2026, 3, 1, 10) + timedelta(days=day - 1)
+    """src pays dst on 2026-03-<day> at `hour`; with `in_leg`, dst's statement shows the inflow 5 minutes later."""
+    at = datetime(2026, 3, 1, hour) + timedelta(days=day - 1)
     cp_account = None if by_name else dst
     rows = [txn(src, at.isoformat(sep=" "), str(-amount), HOLDERS[dst], cp_account, "转账", currency=currency)]
     if in_leg:
@@ -141,6 +149,14 @@ def test_hop_that_changes_currency_is_chained_through_a_rate():
     assert links_of(rows).height == 0  # without a rate the USD hop cannot be compared: no chain
 
 
+def test_the_minimum_hop_amount_is_in_cny_so_a_small_usd_hop_of_a_small_chain_counts():
+    # 7,000 CNY -> B; B sends 970 USD (6,887 CNY at 7.1, under 1,000 only as a USD figure) -> C; C sends 6,800 back
+    rows = hop("A", "B", 1, 7_000) + hop("B", "C", 2, 970, currency="USD") + hop("C", "A", 3, 6_800)
+    assert links_of(rows, fx=USD_RATE)["account_id"].to_list() == ["A", "B", "C"]
+    small = hop("A", "B", 1, 900) + hop("B", "C", 2, 120, currency="USD") + hop("C", "A", 3, 880)
+    assert links_of(small, fx=USD_RATE).height == 0  # 852 CNY: under the minimum however it is written
+
+
 def test_flag_of_a_chain_across_currencies_is_in_each_account_hop_currency():
     rows = hop("A", "B", 1, 100_000) + hop("B", "C", 2, 13_900, currency="USD") + hop("C", "A", 3, 97_500)
     t = classified(rows, fx=USD_RATE)
@@ -163,6 +179,24 @@ def test_overlapping_chains_a_rejected_chain_does_not_block_a_third():
 def test_hops_must_not_go_back_in_time():
     rows = hop("A", "B", 5, 100_000) + hop("B", "C", 3, 100_000) + hop("C", "A", 7, 100_000)
     assert links_of(rows).height == 0
+
+
+def test_a_hop_paid_from_the_balance_hours_before_the_money_it_forwards_arrived_is_chained():
+    # B pays C at 08:00, two hours before A's money reaches B; C pays A two days later
+    rows = hop("A", "B", 3, 100_000) + hop("B", "C", 3, 99_000, hour=8) + hop("C", "A", 5, 98_000)
+    links = links_of(rows)
+    assert links.select("account_id", "out_txn_id", "counterparty").rows() == [
+        ("A", "A-1", "B"),
+        ("B", "B-3", "C"),
+        ("C", "C-5", "A"),
+    ]
+    assert links["chain_id"].n_unique() == 1
+
+
+def test_a_hop_more_than_max_hop_lead_hours_before_the_previous_one_is_not_chained():
+    rows = hop("A", "B", 3, 100_000, hour=12) + hop("B", "C", 2, 99_000, hour=11) + hop("C", "A", 5, 98_000)
+    assert links_of(rows).height == 0  # 25 hours early
+    assert links_of(rows, rules=RULES.model_copy(update={"max_hop_lead_hours": 26})).height == 3
 
 
 def test_amounts_below_the_minimum_are_ignored():

@@ -4,14 +4,17 @@
 `cycle_inbound_ids`: the inbound legs of those hops (`in_txn_id`), which are not earned income.
 `cycle_flags`: one CYCLE flag per participating account, currency and month in which a chain of it started.
 
-A *hop* is an outflow of account X of at least `min_amount` whose counterparty resolves to account Y of the
+A *hop* is an outflow of account X of at least `min_amount` CNY (another currency converted through the
+rates table when it has the currency, else taken as it is) whose counterparty resolves to account Y of the
 batch (`transforms.counterparty`: id, declared number, masked number with the holder's name, mirrored leg,
 unique holder name), of another customer. Transfers within one customer are own transfers (the
 related-transfer rule).
 
 A *chain* is a sequence of hops X1 -> X2 -> ... -> Xk -> X1 (3 <= k <= `max_length`, distinct accounts) where
-each hop leaves the account the previous hop entered, is not earlier than it, and the last hop is at most
-`window_days` after the first. Amounts shrink along a chain by the fees taken at every hop: a hop may carry
+each hop leaves the account the previous hop entered, at most `max_hop_lead_hours` before the previous hop
+(an account passing money on often pays from its balance before the money it forwards has arrived: the
+same day, a few hours early), never earlier than that before the first hop, and at most `window_days`
+after the first. Amounts shrink along a chain by the fees taken at every hop: a hop may carry
 at most `max_hop_gain` more than the one before it, and at least (1 - `max_total_loss`) of the first hop
 — a cumulative bound from the first hop, so eight hops losing 1 % each chain, a chain losing 40 % does not.
 A hop may change currency: two amounts in different currencies are compared in CNY through the rates table
@@ -70,11 +73,20 @@ def cycle_hops(
     """One row per candidate hop: `txn_id, from_account, to_account, currency, at, amount` (positive),
     `amount_cny` (null without a rate). `transactions` carry `customer_id` and the resolved
     `counterparty_account_id`."""
-    outs = transactions.filter(
-        (pl.col("amount") <= -rules.min_amount)
+    transfers = transactions.filter(
+        (pl.col("amount") < 0)
         & pl.col("counterparty_account_id").is_not_null()
         & (pl.col("counterparty_account_id") != pl.col("account_id"))
     ).select("txn_id", "account_id", "customer_id", "currency", "booked_at", "amount", "counterparty_account_id")
+    # min_amount is in CNY: a hop in another currency is converted when a rate is known, else taken as it is
+    outs = in_cny(
+        transfers.with_columns(_abs=-pl.col("amount")),
+        fx_rates,
+        amount="_abs",
+        currency="currency",
+        at="booked_at",
+        out="amount_cny",
+    ).filter(pl.coalesce("amount_cny", pl.col("_abs").cast(pl.Float64)) >= rules.min_amount)
     owners = pl.concat(
         [
             accounts.select(_to="account_id", _to_customer="customer_id"),
@@ -82,7 +94,7 @@ def cycle_hops(
         ]
     ).unique("_to", keep="first", maintain_order=True)
     senders = outs.select(_to="account_id").unique()
-    hops = (
+    return (
         outs.rename({"counterparty_account_id": "_to"})
         .join(senders, on="_to", how="semi")
         .join(owners, on="_to", how="left")
@@ -90,13 +102,13 @@ def cycle_hops(
         .select(
             "txn_id",
             "currency",
+            "amount_cny",
             from_account="account_id",
             to_account="_to",
             at="booked_at",
-            amount=-pl.col("amount"),
+            amount="_abs",
         )
     )
-    return in_cny(hops, fx_rates, amount="amount", currency="currency", at="at", out="amount_cny")
 
 
 def _ratio(a: str, b: str) -> pl.Expr:
@@ -136,6 +148,7 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
     capped), and the successors that extend it — each hop's `max_next_hops` earliest possible next hops,
     computed once — so a join never multiplies a path by the full out-degree of a busy account."""
     window = pl.duration(days=rules.window_days)
+    lead = pl.duration(hours=rules.max_hop_lead_hours)
     nxt = hops.select(
         _last_to="from_account",
         _txn="txn_id",
@@ -157,7 +170,7 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
     successors = (
         prev.join(nxt, on="_last_to")
         .filter(
-            (pl.col("_at") >= pl.col("_last_at"))
+            (pl.col("_at") >= pl.col("_last_at") - lead)
             & (pl.col("_at") - pl.col("_last_at") <= window)
             & (pl.col("_to") != pl.col("_last_from"))
             & (_ratio("_", "_last_") <= 1 + rules.max_hop_gain)
@@ -188,7 +201,11 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
         _last_currency="currency",
         _last_cny="amount_cny",
     )
-    in_window = (pl.col("_at") >= pl.col("_last_at")) & (pl.col("_at") - pl.col("_first_at") <= window)
+    in_window = (
+        (pl.col("_at") >= pl.col("_last_at") - lead)
+        & (pl.col("_at") >= pl.col("_first_at") - lead)
+        & (pl.col("_at") - pl.col("_first_at") <= window)
+    )
     kept_from_first = _ratio("_", "_first_") >= 1 - rules.max_total_loss
     closed = []
     for length in range(2, rules.max_length + 1):
