@@ -104,7 +104,7 @@ def load_history(database: Path, accounts: pl.Series | None, directory: Path) ->
         return None, 0
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "history.parquet"
-    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
+    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT, file_access=True)
     try:
         rows = store.export_history(con, accounts, path)
     finally:
@@ -184,7 +184,7 @@ def cross_account_for_increment(
     # with the counterparty account): the first copy wins, as in a full rebuild. So tonight's txn_ids are
     # looked up among every published one, not only the graph's.
     tonight_ids = staged.scan().select(pl.col("txn_id").unique()).collect()["txn_id"]
-    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
+    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT, file_access=True)
     try:
         store.export_history(con, None, graph, graph_min_amount=float(inputs.rules.cycles.min_amount))
         published_ids = tonight_ids.filter(store.known_txn_ids(con, tonight_ids)).to_frame()

@@ -5,6 +5,11 @@ Guarantees this module gives the flow:
 - one writer at a time: a lock file next to the database; a second run waits up to its timeout, then
   refuses with a clear message;
 - publish is one transaction: readers (and a crash) see the old state or the new one, never a mix;
+- readers and the writer never wait for each other: the public path (`--db`) is a symbolic link to the
+  current version of the database, a file in `.versions/` beside it that nobody writes once it is published.
+  The writer copies the current version, writes into the copy, closes it and switches the link to it in one
+  rename; a reader opens whatever version the link names and keeps reading that version until it closes;
+- readers meant for users cannot reach files, the network, extensions or settings through their SQL;
 - no SQL text is ever built from input: data arrives as registered Arrow tables, values as parameters.
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -137,7 +143,7 @@ _HELD_GUARD = threading.Lock()
 def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
     """One run at a time per database: a second run waits up to `timeout_s`, then refuses (`DatabaseBusy`).
     Re-entrant within a process."""
-    key = str(database.resolve())
+    key = str(_public(database))
     with _HELD_GUARD:
         held = key in _HELD_HERE
         if held:
@@ -176,10 +182,116 @@ def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
         lock.release()
 
 
+def _public(database: Path) -> Path:
+    """The public path made absolute through its folder only: the link itself names a new version after every
+    publish, so whatever keys on the database (the run lock) must not follow it."""
+    return database.parent.resolve() / database.name
+
+
+VERSIONS_FOLDER = ".versions"
+KEPT_VERSIONS = 2
+"""Versions kept on disk: the current one and the one before it (a reader that resolved the link just before a
+switch still finds its file). Older ones are removed after each publish; a reader that still holds one open
+keeps reading it (its file descriptor stays valid), and the space is freed when it closes."""
+
+
+def _versions_dir(database: Path) -> Path:
+    return _public(database).parent / VERSIONS_FOLDER
+
+
+def _version_path(database: Path, number: int) -> Path:
+    return _versions_dir(database) / f"{database.stem}.{number:06d}{database.suffix}"
+
+
+def _versions(database: Path) -> dict[int, Path]:
+    """The version files of `database` on disk (published or left unfinished by a killed writer), by number."""
+    folder = _versions_dir(database)
+    pattern = re.compile(re.escape(database.stem) + r"\.([0-9]{6,})" + re.escape(database.suffix))
+    if not folder.is_dir():
+        return {}
+    found = (pattern.fullmatch(p.name) for p in folder.iterdir())
+    return {int(m.group(1)): folder / m.group(0) for m in found if m}
+
+
+def current_version(database: Path) -> int | None:
+    """The number of the version the public path links to; None for a plain file (written by a liushui
+    before versions) or no database."""
+    if not database.is_symlink():
+        return None
+    target = Path(os.path.realpath(database))
+    for number, path in _versions(database).items():
+        if Path(os.path.realpath(path)) == target:
+            return number
+    return None
+
+
+def _remove_version(path: Path) -> None:
+    """A version file with what DuckDB keeps beside it (its log, its spill folder)."""
+    Path(f"{path}.wal").unlink(missing_ok=True)
+    shutil.rmtree(f"{path}.tmp", ignore_errors=True)
+    path.unlink(missing_ok=True)
+
+
+def _prune_versions(database: Path) -> None:
+    """Keep the current version and the one before it; remove older ones and unfinished ones (numbered after
+    the current: a writer killed before its switch). Call holding the run lock."""
+    current = current_version(database)
+    versions = _versions(database)
+    kept = sorted((n for n in versions if current is not None and n <= current), reverse=True)[:KEPT_VERSIONS]
+    for number, path in versions.items():
+        if number not in kept:
+            _remove_version(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable (a kill needs nothing of it; a power cut does)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _switch(database: Path, version: Path) -> None:
+    """Point the public path at `version`: a new link under a temporary name renamed over the public path, one
+    atomic step, so that every open of the public path finds the old version or the new one. The link is
+    relative, so the folder can be moved or copied whole."""
+    link = database.with_name(f".{database.name}.switch")
+    link.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(version, _public(database).parent), link)
+    os.replace(link, database)
+    _fsync_dir(_public(database).parent)
+
+
+def _adopt_plain_file(database: Path, *, timeout_s: float) -> None:
+    """A database written by a liushui before versions (a plain file at the public path) becomes version 1: the
+    same file hard-linked into the versions folder (a copy where links are not supported), then the public
+    path switched to a link to it. At every moment the public path holds the same state, and readers that
+    have the plain file open keep reading it."""
+    if Path(f"{os.path.realpath(database)}.wal").exists():
+        # An older writer died with its log beside the file: fold it in (DuckDB replays it on a read-write open
+        # and checkpoints on close), so the file alone is the whole state before anything copies it.
+        con = _retry_on_lock(
+            lambda: duckdb.connect(str(database), config=_DUCKDB_CONFIG),
+            database,
+            timeout_s=timeout_s,
+            what="read-write",
+        )
+        con.close()
+    first = _version_path(database, 1)
+    try:
+        os.link(database, first)
+    except OSError:
+        shutil.copyfile(database, first)
+    os.chmod(first, 0o600)
+    _switch(database, first)
+
+
 def _retry_on_lock(
     open_once: Callable[[], duckdb.DuckDBPyConnection], database: Path, *, timeout_s: float, what: str
 ) -> duckdb.DuckDBPyConnection:
-    """DuckDB refuses at once while another process holds the file; readers hold it briefly, so wait."""
+    """DuckDB refuses at once while another process holds a file read-write: only a plain file written in place
+    by an older liushui (or by hand) is ever held so; wait briefly."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -192,23 +304,57 @@ def _retry_on_lock(
 
 @contextmanager
 def writer(database: Path, *, timeout_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection (call inside `run_lock`). Creates the file 0600 and the schema."""
-    database.parent.mkdir(parents=True, exist_ok=True)
-
-    def open_once() -> duckdb.DuckDBPyConnection:
+    """A read-write connection to the next version of the database; takes the run lock (re-entrant: a run
+    already holds it). The current version is copied and the block writes into the copy while readers go on
+    reading the current one, untouched. When the block ends without an exception the copy is checkpointed,
+    closed and switched in (the public path then links to it); an exception discards it, so nothing of the
+    block is published. A kill at any moment leaves the public path at the old version or the new one; the next
+    writer removes a copy left unfinished. Creates the schema, and the file 0600."""
+    with run_lock(database, timeout_s=timeout_s):
+        folder = _versions_dir(database)
         old_umask = os.umask(0o077)
         try:
-            return duckdb.connect(str(database), config={**_DUCKDB_CONFIG, "memory_limit": WRITER_MEMORY_LIMIT})
+            folder.mkdir(parents=True, exist_ok=True)
+            if database.exists() and current_version(database) is None:
+                _remove_stale_versions(database)
+                _adopt_plain_file(database, timeout_s=timeout_s)
+            elif database.is_symlink() and not database.exists():
+                raise StoreError(
+                    f"{database} links to {os.readlink(database)}, which is gone: restore that file, "
+                    "or remove the link to start a new database"
+                )
+            _prune_versions(database)
+            current = current_version(database)
+            version = _version_path(database, (current or 0) + 1)
+            if current is not None:
+                shutil.copyfile(_version_path(database, current), version)
+            con = duckdb.connect(str(version), config={**_DUCKDB_CONFIG, "memory_limit": WRITER_MEMORY_LIMIT})
         finally:
             os.umask(old_umask)
+        published = False
+        try:
+            os.chmod(version, 0o600)
+            _ensure_schema(con)
+            yield con
+            con.execute("CHECKPOINT")
+            con.close()
+            if Path(f"{version}.wal").exists():  # the next writer copies the file alone
+                raise StoreError(f"DuckDB left a log beside {version} after its checkpoint; not published")
+            _fsync_dir(folder)
+            _switch(database, version)
+            published = True
+        finally:
+            con.close()
+            if not published:
+                _remove_version(version)
+        _prune_versions(database)
 
-    con = _retry_on_lock(open_once, database, timeout_s=timeout_s, what="read-write")
-    try:
-        os.chmod(database, 0o600)
-        _ensure_schema(con)
-        yield con
-    finally:
-        con.close()
+
+def _remove_stale_versions(database: Path) -> None:
+    """Before a plain file is adopted as version 1, nothing in the versions folder is published: a version
+    left there was being adopted or written when a writer was killed."""
+    for path in _versions(database).values():
+        _remove_version(path)
 
 
 RUN_READER_MEMORY_LIMIT = "2GB"
@@ -216,25 +362,47 @@ RUN_READER_MEMORY_LIMIT = "2GB"
 scans cached up to 80 % of RAM, on top of the run's Polars work. The run's reads (prior state, history and
 transfer-graph exports) stream, so the cap costs them nothing."""
 
+_LOCKED_DOWN: dict[str, str | bool | int | float | list[str]] = {
+    **_DUCKDB_CONFIG,
+    "enable_external_access": False,
+    "lock_configuration": True,
+}
+"""What a user's SQL may not do through `reader`: read or write any file but the database (`COPY ... TO`,
+`read_csv('/etc/passwd')`, `ATTACH`), reach the network or install / load extensions, scan Python objects by
+name, or change a setting (`SET`, `PRAGMA`, `RESET`)."""
 
-def reader(database: Path, *, timeout_s: float = 30.0, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection, for every reader (CLI views, reports, dashboards). `memory_limit` (one of
-    this module's constants) caps DuckDB's memory for the database instance while the connection is open."""
+
+def reader(
+    database: Path, *, timeout_s: float = 30.0, memory_limit: str | None = None, file_access: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the current version of the database. It sees that version for its whole life,
+    however many publishes happen meanwhile, and never holds up the writer.
+
+    Locked down by default, for every reader meant for users (CLI views and queries, reports, dashboards): no
+    file, network, extension or setting is reachable from its SQL. `file_access` is for the run's own readers
+    that need it (`export_history` writes Parquet, `known_txn_ids` scans an Arrow table by name).
+    `memory_limit` (one of this module's constants) caps DuckDB's memory for the database instance while the
+    connection is open."""
     if memory_limit is not None and not re.fullmatch(r"[0-9]{1,6}(?:MB|GB)", memory_limit):
         raise ValueError(f"memory_limit must look like 500MB or 2GB, not {memory_limit!r}")
-    if not database.exists():
+    if not database.exists() and not database.is_symlink():
         raise StoreError(f"no database at {database}: run `liushui run` first")
-    con = _retry_on_lock(
-        lambda: duckdb.connect(str(database), read_only=True, config=_DUCKDB_CONFIG),
-        database,
-        timeout_s=timeout_s,
-        what="read-only",
-    )
+    config = dict(_DUCKDB_CONFIG if file_access else _LOCKED_DOWN)
     if memory_limit is not None:
-        # A SET, not connect config: another connection of this process to the same file (a dashboard, a
-        # CLI view) may hold the default config, and DuckDB refuses a second config for one file.
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-    return con
+        config["memory_limit"] = memory_limit
+
+    def open_current() -> duckdb.DuckDBPyConnection:
+        while True:
+            version = os.path.realpath(database)
+            try:
+                return duckdb.connect(version, read_only=True, config=config)
+            except duckdb.IOException:
+                if os.path.realpath(database) == version:
+                    raise
+                # The version vanished between resolving the link and opening it (two publishes in between):
+                # the link names a newer one now.
+
+    return _retry_on_lock(open_current, database, timeout_s=timeout_s, what="read-only")
 
 
 def known_file_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
