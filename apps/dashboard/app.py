@@ -84,10 +84,12 @@ class RunDq(TypedDict):
 
 
 def database_state(database: Path) -> tuple[int, int]:
-    """Changes whenever the writer publishes (the file or its WAL is written): part of every cache key."""
-    wal = database.with_name(database.name + ".wal")
-    file, log = (p.stat().st_mtime_ns if p.exists() else 0 for p in (database, wal))
-    return file, log
+    """Changes whenever the writer publishes: part of every cache key. The file the path links to is a new
+    version after every publish (a plain file of an older liushui is written in place: its time changes)."""
+    if not database.exists():
+        return 0, 0
+    file = database.stat()
+    return file.st_ino, file.st_mtime_ns
 
 
 @contextmanager
