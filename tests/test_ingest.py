@@ -89,7 +89,7 @@ def test_ragged_rows_go_to_quarantine_and_the_rest_loads(tmp_path):
     assert result.transactions.height == 3
     assert result.quarantine["reason_code"].to_list() == ["ragged_row"]
     assert result.quarantine["source_row"].to_list() == [3]
-    assert result.quarantine["reason"][0] == "r.csv, row 3: row has 3 cells, header has 8"
+    assert result.quarantine["reason"][0] == "r.csv, row 3: row has 3 cells, header has 8 (line 4)"
     assert result.source_files["status"].to_list() == ["partial"]
 
 

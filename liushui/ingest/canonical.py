@@ -24,6 +24,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from liushui.contracts import CANONICAL_INPUT_COLUMNS, CANONICAL_REQUIRED_INPUT
+from liushui.ingest.native_csv import split_native
 from liushui.ingest.parse import empty_raw_frame
 
 PARQUET_MAGIC = b"PAR1"
@@ -149,32 +150,90 @@ def _read_plain(source: Path | io.BytesIO, header_cells: list[str]) -> pl.DataFr
         raise_if_empty=False,
         new_columns=[f"c{i}" for i in range(len(header))],
     )
-    return _to_raw_frame(cells, header)
+    # plain: one record per line, the header on line 1
+    return _to_raw_frame(cells, header).with_columns(source_line=pl.col("source_row") + 1)
 
 
 def read_canonical_csv(path: Path) -> pl.DataFrame:
-    """Fast path: Polars' reader with every cell as text, for plain rectangular files (other encodings are
-    transcoded to UTF-8 first). Anything else (quoted cells, ragged rows, damaged bytes) is read row by row
-    so that each bad row is quarantined with its own reason."""
-    header = _plain_header(path)
-    if header is not None:
-        return _read_plain(path, header)
-    text = decode_text(path.read_bytes())
-    if not _UNDECODABLE.search(text):
-        utf8 = io.BytesIO(text.encode("utf-8"))
-        header = _plain_header(utf8)
+    """Native paths first: Polars' reader for plain rectangular files, pyarrow's (`native_csv`) for files
+    with quoted cells or ragged rows, both with every cell as text; other encodings are transcoded to UTF-8
+    first. Only what neither can split exactly (damaged bytes, a quote left open, a stray quote that
+    swallows lines) is read row by row, so that each bad row is quarantined with its own reason."""
+    data = path.read_bytes()
+    if b'"' not in data:
+        header = _plain_header(io.BytesIO(data))
         if header is not None:
-            return _read_plain(utf8, header)
+            return _read_plain(io.BytesIO(data), header)
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        native = _read_native(data)
+        if native is not None:
+            return native
+    text = decode_text(data)
+    if not _UNDECODABLE.search(text):
+        return read_canonical_text(text)
     return _read_canonical_csv_rowwise(text)
 
 
 def read_canonical_text(text: str) -> pl.DataFrame:
     """The canonical reader on decoded text (an Excel sheet as CSV: `liushui.ingest.workbook`)."""
-    utf8 = io.BytesIO(text.encode("utf-8"))
-    header = _plain_header(utf8)
+    utf8 = text.encode("utf-8")
+    header = _plain_header(io.BytesIO(utf8))
     if header is not None:
-        return _read_plain(utf8, header)
+        return _read_plain(io.BytesIO(utf8), header)
+    native = _read_native(utf8)
+    if native is not None:
+        return native
     return _read_canonical_csv_rowwise(text)
+
+
+def _as_csv_cell(cell: pl.Expr) -> pl.Expr:
+    """A cell as CSV writes it: quoted (quotes doubled) when it holds a delimiter, a quote or a line break."""
+    quoted = pl.concat_str(pl.lit('"'), cell.str.replace_all('"', '""', literal=True), pl.lit('"'))
+    return pl.when(cell.str.contains(r'[,"\r\n]')).then(quoted).otherwise(cell)
+
+
+def _raw_as_csv(cells: pl.DataFrame, source: list[str]) -> pl.Series:
+    """Each record written back as a CSV line. The cells joined by commas are that line unless a cell holds a
+    comma, a quote or a line break: only those records are written with quotes."""
+    joined = cells.select(pl.concat_str([pl.col(c) for c in source], separator=",")).to_series()
+    needs_quotes = (joined.str.count_matches(",", literal=True) != len(source) - 1) | joined.str.contains('["\r\n]')
+    rows = needs_quotes.arg_true()
+    if rows.len() == 0:
+        return joined
+    quoted = cells[rows].select(pl.concat_str([_as_csv_cell(pl.col(c)) for c in source], separator=","))
+    return joined.scatter(rows, quoted.to_series())
+
+
+def _read_native(data: bytes) -> pl.DataFrame | None:
+    """The raw frame from pyarrow's reader (quotes handled natively, ragged rows quarantined with their line,
+    nothing padded), or None when only the row-by-row reader splits the file exactly."""
+    records = split_native(data)
+    if records is None:
+        return None
+    header = [canonical_name(c) for c in records.header]
+    _check_header(header)
+    width = len(header)
+    cells = records.cells
+    source = [f"c{i}" for i in range(width)]
+    good = cells.select(
+        *[pl.col(source[i]).alias(name) for i, name in enumerate(header) if name in CANONICAL_INPUT_COLUMNS],
+        source_row=pl.col("_row"),
+        source_line=pl.col("_line"),
+        raw=_raw_as_csv(cells, source),
+    )
+    ragged = records.ragged.select(
+        source_row=pl.col("_row"),
+        source_line=pl.col("_line"),
+        raw=pl.col("text"),
+        reject_code=pl.lit("ragged_row"),
+        reject_reason=_ragged_reason(pl.col("n_cells"), width, pl.col("_line")),
+    )
+    frame = pl.concat([empty_raw_frame(), good, ragged], how="diagonal_relaxed")
+    return frame.sort("source_row") if ragged.height else frame
+
+
+def _ragged_reason(n_cells: pl.Expr, width: int, line: pl.Expr) -> pl.Expr:
+    return pl.format("row has {} cells, header has {} (line {})", n_cells, pl.lit(width), line)
 
 
 def decode_text(data: bytes) -> str:
@@ -221,8 +280,8 @@ def _split_line(line: str) -> list[str]:
         return line.rstrip("\r\n").split(",")
 
 
-def _records(text: str) -> Iterator[tuple[list[str], str, str | None]]:
-    """(cells, raw text, reader problem) per record. Blank lines are not records.
+def _records(text: str) -> Iterator[tuple[list[str], str, str | None, int]]:
+    """(cells, raw text, reader problem, physical line it starts on) per record. Blank lines are not records.
 
     A quoted cell may span lines. When a record that spans lines is short of cells, or its quote is never
     closed (a file cut inside a quoted cell, or a stray quote), each physical line is read on its own so
@@ -239,24 +298,26 @@ def _records(text: str) -> Iterator[tuple[list[str], str, str | None]]:
 
     reader = csv.reader(feed())
     header: list[str] | None = None
+    line_no = 0  # physical lines before the record
     try:
         for record in reader:
             lines = consumed.copy()
             consumed.clear()
+            start, line_no = line_no + 1, line_no + len(lines)
             if not any(c.strip() for c in record):
                 continue
             if header is None:
                 header = record
-                yield record, "".join(lines), None
+                yield record, "".join(lines), None, start
                 continue
             unclosed = at_end[0] and _unclosed_quote(lines)
             if len(lines) > 1 and (unclosed or len(record) < len(header)):
                 for i, line in enumerate(lines):
                     if line.strip():
                         problem = "unclosed_quote" if unclosed and i == 0 else None
-                        yield _split_line(line), line.rstrip("\r\n"), problem
+                        yield _split_line(line), line.rstrip("\r\n"), problem, start + i
                 continue
-            yield record, "".join(lines).rstrip("\r\n"), "unclosed_quote" if unclosed else None
+            yield record, "".join(lines).rstrip("\r\n"), "unclosed_quote" if unclosed else None, start
     except csv.Error as exc:
         raise FileRejected(f"cannot split rows after line {reader.line_num}: {exc}") from None
 
@@ -284,7 +345,8 @@ def _read_canonical_csv_rowwise(text: str) -> pl.DataFrame:
         wanted = {name: header.index(name) for name in CANONICAL_INPUT_COLUMNS if name in header}
         values: dict[str, list[str | None]] = {name: [] for name in wanted}
         meta: dict[str, list[str | None]] = {"raw": [], "reject_code": [], "reject_reason": []}
-        for row, raw, problem in records:  # only irregular files take this path
+        lines: list[int] = []
+        for row, raw, problem, line in records:  # only irregular files take this path
             damaged = _UNDECODABLE.search(raw) is not None
             code: str | None
             reason: str | None
@@ -293,7 +355,7 @@ def _read_canonical_csv_rowwise(text: str) -> pl.DataFrame:
             elif damaged:
                 code, reason = "bad_encoding", "bytes that are not valid in the file's encoding (shown as \\xNN)"
             elif len(row) != width:
-                code, reason = "ragged_row", f"row has {len(row)} cells, header has {width}"
+                code, reason = "ragged_row", f"row has {len(row)} cells, header has {width} (line {line})"
             else:
                 code = reason = None
             for name, position in wanted.items():
@@ -301,12 +363,15 @@ def _read_canonical_csv_rowwise(text: str) -> pl.DataFrame:
             meta["raw"].append(_shown(raw) if damaged else raw)
             meta["reject_code"].append(code)
             meta["reject_reason"].append(reason)
+            lines.append(line)
     finally:
         csv.field_size_limit(old_limit)
     frame = pl.DataFrame(
         {**values, **meta}, schema={**dict.fromkeys(values, pl.String), **dict.fromkeys(meta, pl.String)}
     )
-    frame = frame.with_columns(source_row=pl.int_range(1, pl.len() + 1, dtype=pl.Int64))
+    frame = frame.with_columns(
+        source_row=pl.int_range(1, pl.len() + 1, dtype=pl.Int64), source_line=pl.Series(lines, dtype=pl.Int64)
+    )
     return pl.concat([empty_raw_frame(), frame], how="diagonal_relaxed")
 
 
