@@ -64,7 +64,9 @@ def test_all_rows_quarantined_exit_3(tmp_path):
     f.write_text("account_id,booked_at,amount\nA1,not a date,1.00\n", encoding="utf-8")
     result = check(str(f))
     assert result.exit_code == 3, result.output
-    assert "  row 1: bad_date: not a date/time in column 'booked_at': 'not a date'" in result.output.splitlines()
+    assert (
+        "  row 1, line 2: bad_date: not a date/time in column 'booked_at': 'not a date'" in result.output.splitlines()
+    )
     assert result.output.splitlines()[-1] == "result: nothing would load (exit 3)"
 
 

@@ -428,16 +428,14 @@ def test_ingest_typed_values():
     assert hsbc["booked_at"].to_list()[-1] == datetime(2025, 4, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: in cmb_debit/hsbchk_debit filename_regex, the '^(?P<stem>…)' alternative matches at position 0 "
-    "(re.search takes the leftmost match), so digits that do not start the file name are never used",
-)
 @pytest.mark.parametrize(
     ("profile", "file_name", "account"),
     [
         ("cmb_debit", "cmb_debit_6214000000001234.csv", "6214000000001234"),
         ("hsbchk_debit", "hsbchk_400-123456-838.csv", "400-123456-838"),
+        ("cmb_debit", "6214000000009999_june.csv", "6214000000009999"),
+        ("cmb_debit", "statement_june.csv", "statement_june"),
+        ("cmb_debit", "cmb_12345.csv", "cmb_12345"),  # 5 digits are not an account number
     ],
 )
 def test_account_from_digits_inside_the_file_name(tmp_path, profiles, profile, file_name, account):

@@ -249,7 +249,7 @@ def _file_account(path: Path, preamble: str, acc: AccountSpec) -> str | None:
     def first(regex: str | None, text: str) -> str | None:
         if not regex:
             return None
-        m = re.search(regex, text, flags=re.MULTILINE)
+        m = _account_match(re.compile(regex, flags=re.MULTILINE), text)
         if not m:
             return None
         # the named group `account_id` if it took part in the match, else the first group that
@@ -258,6 +258,22 @@ def _file_account(path: Path, preamble: str, acc: AccountSpec) -> str | None:
         return value.strip() or None
 
     return first(acc.preamble_regex, preamble) or first(acc.filename_regex, path.name) or acc.default
+
+
+def _account_match(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """The leftmost match in which the group `account_id` takes part, else the leftmost match.
+
+    A fallback alternative such as ``(?P<account_id>\\d{6,})|^(?P<stem>[^.]+)`` matches at position 0, so
+    the leftmost match alone would never reach digits later in the name (``cmb_debit_6214….csv``): the
+    later start positions are tried for the account group (``^`` matches only at the real start)."""
+    leftmost = regex.search(text)
+    if leftmost is None or "account_id" not in regex.groupindex or leftmost.group("account_id") is not None:
+        return leftmost
+    for pos in range(leftmost.start() + 1, len(text)):  # the characters of a file name or a preamble
+        m = regex.match(text, pos)
+        if m is not None and m.group("account_id") is not None:
+            return m
+    return leftmost
 
 
 def _counterparty(cols: _Columns, spec: ProfileSpec) -> tuple[pl.Expr, pl.Expr]:
