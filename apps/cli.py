@@ -8,11 +8,11 @@ non-zero exit code, never as a traceback.
 from __future__ import annotations
 
 import logging
-import math
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,11 +21,15 @@ import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
+from typer.core import TyperCommand
 
+from apps import tables
 from liushui import queries
 from liushui.config import DEFAULT_DATA_DIR, DEFAULT_DATABASE, ConfigError, Settings
+from liushui.contracts import RECOVERY_STATUSES, RISK_BANDS
 from liushui.runtime import configure_environment, use_prefect_home
 from liushui.store import DatabaseBusy, StoreError, reader, run_lock
+from transforms.registry import FLAG_CODES, RULES
 
 configure_environment()
 
@@ -243,65 +247,173 @@ def evaluate(
         TP="true_positive",
         FP="false_positive",
         FN="false_negative",
-        recall=_rounded("recall", 3),
-        precision=_rounded("precision", 3),
+        recall="recall",
+        precision="precision",
         FP_clean="flagged_clean",
     )
-    _print_rows(shown.columns, shown.rows(), title="recall and precision per behaviour (FP: any account without it)")
-    pairs = pairs.with_columns(_rounded("share", 3))
-    _print_rows(pairs.columns, pairs.rows(), title="flags co-occurring on each behaviour's accounts")
+    _print_table(shown, title="recall and precision per behaviour (FP: any account without it)")
+    _print_table(pairs, title="flags co-occurring on each behaviour's accounts")
+
+
+NAME_ZH = {rule.code: rule.name_zh for rule in RULES}
+"""Flag code -> its Chinese name (多头借贷, 以贷养贷, 刷流水 ...), from the rule registry."""
+
+
+def _one_of(allowed: Sequence[str], what: str) -> Callable[[Any], Any]:
+    """An option callback refusing values outside `allowed` as a usage error (exit 2)."""
+
+    def check(value: Any) -> Any:
+        for v in value if isinstance(value, list | tuple) else [value]:
+            if v is not None and v not in allowed:
+                raise typer.BadParameter(f"{v!r} is not a {what}; one of: {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+FlagCode = Annotated[
+    str | None, typer.Option("--code", help="A flag code, e.g. ROUND_TRIP.", callback=_one_of(FLAG_CODES, "flag code"))
+]
+Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")]
+ListFormat = Annotated[
+    tables.ListFormat, typer.Option("--format", help="table (for reading), csv or json (JSON Lines): docs/cli.md.")
+]
+
+
+def _with_names(frame: pl.DataFrame) -> pl.DataFrame:
+    """`name_zh` (the code's Chinese name) right after `flag_code`."""
+    named = frame.with_columns(name_zh=pl.col("flag_code").replace_strict(NAME_ZH, default=""))
+    at = named.columns.index("flag_code") + 1
+    return named.select([*named.columns[:at], "name_zh", *[c for c in named.columns[at:] if c != "name_zh"]])
+
+
+def _print_table(frame: pl.DataFrame, *, title: str) -> None:
+    """A table of fetched rows on stdout (rich in a terminal, plain aligned columns in a pipe)."""
+    with _stdout_closed_ok():
+        tables.write_table(frame.columns, frame.rows(), sys.stdout, terminal=sys.stdout.isatty(), title=title)
+
+
+def _write(frame: pl.DataFrame, output_format: tables.Format, output: Path | None, *, title: str) -> None:
+    with _stdout_closed_ok():
+        try:
+            tables.write_frame(frame, output_format, output, title=title)
+        except (tables.OutputError, OSError) as exc:
+            _fail(str(exc))
+
+
+@contextmanager
+def _stdout_closed_ok() -> Iterator[None]:
+    """A reader that stops early (`| head`) is not an error: no traceback, exit 0."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at nothing so that flush cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
+def _cut_note(what: str, rest: str) -> None:
+    """Say on stderr that the rows shown are not all (stdout keeps only the rows)."""
+    err.print(f"({what}; {rest})", highlight=False, markup=False)
 
 
 @app.command()
 def flags(
     db: Database = DEFAULT_DB,
-    code: Annotated[str | None, typer.Option(help="Only this flag code: list its flags.")] = None,
-    limit: int = 30,
+    code: FlagCode = None,
+    limit: Annotated[int, typer.Option(min=1, help="With --code: at most this many flags, newest first.")] = 30,
+    output_format: ListFormat = "table",
+    output: Output = None,
 ) -> None:
-    """Flags per code (accounts, severity); with --code, the flags of that code.
+    """Flags per code (accounts, severity); with --code, the flags of that code, newest first, each active (it
+    counts in its account's score as of the as-of date) or past.
 
     Example: liushui flags --code ROUND_TRIP
     """
     con = _open(db)
     try:
         if code is None:
-            found = queries.flags_per_code(con).sort("flag_code")
+            found = _with_names(queries.flags_per_code(con).sort("flag_code"))
+            cut = False
         else:
-            found = queries.flags_of_code(con, code, limit=limit).select(
+            found = queries.flags_of_code_with_status(con, code, limit=limit + 1)
+            cut, found = found.height > limit, found.head(limit)
+    finally:
+        con.close()
+    if code is not None:
+        found = _with_names(found).with_columns(
+            status=pl.when(pl.col("is_active")).then(pl.lit("active")).otherwise(pl.lit("past"))
+        )
+        if output_format == "table":
+            found = found.select(
                 "account_id",
+                "status",
+                "flag_code",
+                "name_zh",
                 "period_start_on",
                 "period_end_on",
-                _rounded("metric_value", 2).alias("metric"),
+                "currency",
+                pl.col("metric_value").alias("metric"),
                 "threshold",
                 "limit_name",
                 "severity",
-                "reason_en",
+                "reason_zh",
             )
+        else:
+            found = found.drop("is_active")
+    _write(found, output_format, output, title=f"risk flags {code} {NAME_ZH[code]}" if code else "risk flags")
+    if cut:
+        _cut_note(f"the newest {limit:,} flags of {code}", "--limit N for more")
+
+
+@app.command()
+def accounts(
+    db: Database = DEFAULT_DB,
+    band: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this band (repeat for several).", callback=_one_of(RISK_BANDS, "band")),
+    ] = None,
+    recovery: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only this recovery status (repeat for several).",
+            callback=_one_of(RECOVERY_STATUSES, "recovery status"),
+        ),
+    ] = None,
+    code: Annotated[
+        str | None,
+        typer.Option(help="Only accounts with this flag code active.", callback=_one_of(FLAG_CODES, "flag code")),
+    ] = None,
+    min_score: Annotated[float | None, typer.Option(min=0, max=100, help="Only a score of at least this.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Only the accounts of this customer_id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Table format: at most this many accounts.")] = 100,
+    output_format: ListFormat = "table",
+    output: Output = None,
+) -> None:
+    """The worklist: accounts riskiest first (score), with their customer, band, recovery status and active
+    flags; every filter given must hold. csv and json list every account that passes.
+
+    Example: liushui accounts --band high --band severe --recovery at_risk --code MULTI_LENDER
+    """
+    con = _open(db)
+    try:
+        found = queries.worklist(
+            con,
+            bands=band or (),
+            recovery_statuses=recovery or (),
+            flag_code=code,
+            min_score=min_score,
+            customer_id=customer,
+        )
     finally:
         con.close()
-    _print_rows(found.columns, found.rows(), title="risk flags")
-
-
-def _print_rows(names: Sequence[str], rows: Iterable[Sequence[object]], *, title: str) -> None:
-    """Print rows as a table, NULL as an empty cell."""
-    table = RichTable(title=title)
-    for name in names:
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
-    console.print(table)
-
-
-def _round(value: float, digits: int) -> float:
-    """`value` rounded as DuckDB's round() does it (half away from zero, on the exact binary value), as these
-    views have always printed it; Python's round() takes a tie to the even digit."""
-    if not math.isfinite(value):
-        return value
-    return float(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
-
-
-def _rounded(column: str, digits: int) -> pl.Expr:
-    return pl.col(column).map_elements(lambda v: _round(v, digits), return_dtype=pl.Float64)
+    cut = output_format == "table" and found.height > limit
+    if output_format == "table":
+        found = found.head(limit)
+    _write(found, output_format, output, title=f"accounts ({found.height:,})")
+    if cut:
+        _cut_note(f"the first {limit:,} accounts", "--limit N for more, --format csv or json for every one")
 
 
 @app.command()
@@ -309,7 +421,8 @@ def account(
     account_id: Annotated[str, typer.Argument(help="Account id.")],
     db: Database = DEFAULT_DB,
 ) -> None:
-    """One account: risk and recovery, what would restore it, monthly figures, flags with evidence.
+    """One account: risk and recovery, what would restore it, monthly figures, flags with evidence (newest
+    first).
 
     Example: liushui account 6214830624453336
     """
@@ -328,16 +441,14 @@ def account(
         f"({risk['band']}), recovery [bold]{risk['recovery_status']}[/]"
         + (f", {since} clean month(s) since the last severe flag" if since is not None else "")
         + f"; statement trust {risk['statement_trust']}; clean income trend "
-        f"{_round(trend, 1) if trend is not None else '-'} %/month; "
-        f"debt burden {_round(burden, 2) if burden is not None else '-'}",
+        f"{tables.display(trend) or '-'} %/month; "
+        f"debt burden {tables.display(burden) or '-'}",
         highlight=False,
     )
-    console.print(
-        f"active flags: {', '.join(risk['active_flags']) or 'none'}  points: {risk['score_components_json']}",
-        highlight=False,
-    )
+    active = ", ".join(f"{c} {NAME_ZH.get(c, '')}".strip() for c in risk["active_flags"])
+    console.print(f"active flags: {active or 'none'}  points: {risk['score_components_json']}", highlight=False)
     for zh, en in zip(risk["remediation_zh"], risk["remediation_en"], strict=True):
-        console.print(f"  • {en}\n    {zh}", highlight=False)
+        console.print(f"  • {en}\n    {zh}", highlight=False, markup=False)
     months = months.select(
         "month_on",
         "currency",
@@ -347,26 +458,32 @@ def account(
         "clean_income",
         "related_out",
         "loan_repaid",
-        _rounded("debt_burden_trailing", 2).alias("debt_burden"),
+        pl.col("debt_burden_trailing").alias("debt_burden"),
         pl.col("lenders_active_90d").alias("lenders_90d"),
         pl.col("large_outflow_count").alias("large_n"),
-        _rounded("income_cv", 2),
+        "income_cv",
         "closing_balance",
     )
-    _print_rows(months.columns, months.rows(), title=f"account {account_id}: months")
+    _print_table(months, title=f"account {account_id}: months")
     ids = pl.col("evidence_txn_ids")
-    flagged = flagged.select(
-        "flag_code",
-        "period_start_on",
-        "severity",
-        "reason_zh",
-        "reason_en",
-        evidence=pl.concat_str(
-            ids.list.head(5).list.join(" "),
-            pl.when(ids.list.len() > 5).then(pl.format(" … ({})", ids.list.len())).otherwise(pl.lit("")),
-        ),
+    flagged = _with_names(
+        flagged.sort("period_end_on", "period_start_on", descending=True, maintain_order=True).select(
+            "flag_code",
+            "period_start_on",
+            "severity",
+            "reason_zh",
+            "reason_en",
+            evidence=pl.concat_str(
+                ids.list.head(5).list.join(" "),
+                pl.when(ids.list.len() > 5).then(pl.format(" … ({})", ids.list.len())).otherwise(pl.lit("")),
+            ),
+        )
     )
-    _print_rows(flagged.columns, flagged.rows(), title=f"account {account_id}: flags")
+    _print_table(flagged, title=f"account {account_id}: flags")
+
+
+_round = tables.round_half_away
+"""The CLI's rounding of ratios (tests/test_read_queries.py holds it to DuckDB's round())."""
 
 
 @app.command()
@@ -471,23 +588,82 @@ def backfill(
         console.print(f"[bold green]{r.status}[/] as of {r.as_of}: {r.message}", highlight=False)
 
 
-@app.command()
-def query(
-    sql: Annotated[str, typer.Argument(help="A SQL query (the database is opened read-only).")],
-    db: Database = DEFAULT_DB,
-) -> None:
-    """Run an ad-hoc read-only SQL query against the published tables.
+class _SqlFirstCommand(TyperCommand):
+    """Takes an argument that starts with a SQL comment (`-- recipe ...`, docs/queries.sql) as the SQL, not as an
+    option: an option name never holds whitespace or a line break."""
 
-    Example: liushui query "SELECT * FROM v_flag_counts_by_month"
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--" not in args:
+            sql = [a for a in args if _starts_with_sql_comment(a)]
+            if sql:
+                args = [a for a in args if not _starts_with_sql_comment(a)] + ["--", *sql]
+        return super().parse_args(ctx, args)
+
+
+def _starts_with_sql_comment(arg: str) -> bool:
+    return arg.startswith("--") and (arg[2:3].isspace() or "\n" in arg)
+
+
+def _one_line(exc: BaseException) -> str:
+    """DuckDB's message without its caret diagram: the lines before the first blank one, joined."""
+    first = str(exc).strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in first.splitlines())
+
+
+@app.command(cls=_SqlFirstCommand)
+def query(
+    sql: Annotated[
+        str | None, typer.Argument(help="A SQL query (the database is opened read-only); '-' reads it from stdin.")
+    ] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the SQL from this file ('-': stdin).")] = None,
+    db: Database = DEFAULT_DB,
+    output_format: Annotated[
+        tables.Format, typer.Option("--format", help="table (for reading), csv, json (JSON Lines) or parquet.")
+    ] = "table",
+    output: Output = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="At most this many rows (table: default 100; csv / json / parquet: default all)."),
+    ] = None,
+) -> None:
+    """Run an ad-hoc read-only SQL query against the published tables. The table format shows the first 100
+    rows (and says so when there are more); csv, json and parquet stream every row.
+
+    Example: liushui query "SELECT * FROM v_flag_counts_by_month" --format csv -o counts.csv
     """
+    if (sql is None) == (file is None):
+        raise typer.BadParameter(
+            "give the SQL either as the argument or with --file FILE ('-': stdin)", param_hint="SQL"
+        )
+    if output_format == "parquet" and output is None:
+        raise typer.BadParameter("--format parquet writes a file: add --output FILE", param_hint="--output")
+    if file is not None and str(file) != "-":
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read SQL file {file}: {exc}")
+    else:
+        text = sys.stdin.read() if (sql is None or sql == "-") else sql
+    shown = limit if limit is not None else (DEFAULT_QUERY_ROWS if output_format == "table" else None)
     con = _open(db)
     try:
-        result = con.sql(sql)
-        _print_rows(result.columns, result.fetchall(), title="query")
+        with _stdout_closed_ok():
+            relation = con.sql(text)
+            if relation is None:
+                _fail("the SQL holds no query that returns rows (nothing to show)")
+            cut = tables.write_relation(relation, output_format, output, limit=shown, title="query")
     except duckdb.Error as exc:
-        _fail(f"query failed: {exc}")
+        _fail(f"query failed: {_one_line(exc)}")
+    except (tables.OutputError, OSError) as exc:
+        _fail(str(exc))
     finally:
         con.close()
+    if cut and shown is not None:
+        _cut_note(f"the first {shown:,} rows", "--limit N for more, --format csv / json / parquet for every row")
+
+
+DEFAULT_QUERY_ROWS = 100
+"""Rows `liushui query` shows in the table format unless --limit says otherwise."""
 
 
 @app.command()

@@ -100,6 +100,32 @@ def flags_of_code(con: duckdb.DuckDBPyConnection, flag_code: str, *, limit: int)
     )
 
 
+def flags_of_code_with_status(con: duckdb.DuckDBPyConnection, flag_code: str, *, limit: int) -> pl.DataFrame:
+    """The `limit` newest flags of one code (by period end, then account): every risk_flags column and
+    `is_active`, whether the flag counts in its account's score as of the account's as-of date.
+
+    account_risk names the active codes, not the active rows: a flag counts while its period ends within the
+    lookback window (`lookback_months` before the as-of month), and `recovery_clears_on` says when the code's
+    last flag stops counting (its month + lookback + 1). So a flag of an active code is active when it is fewer
+    months older than the code's last flag than there are months from the as-of month to that date.
+    """
+    return _frame(
+        con,
+        "WITH active AS (SELECT account_id, as_of_on, unnest(active_flags) AS flag_code, "
+        "unnest(recovery_clears_on) AS clears_on FROM account_risk), "
+        "last AS (SELECT account_id, max(period_end_on) AS last_end_on FROM risk_flags WHERE flag_code = $1 "
+        "GROUP BY account_id) "
+        f"SELECT {', '.join(f'f.{c}' for c in _columns(RISK_FLAGS).split(', '))}, "
+        "coalesce(date_diff('month', date_trunc('month', f.period_end_on), date_trunc('month', l.last_end_on)) "
+        "< date_diff('month', date_trunc('month', a.as_of_on), a.clears_on), false) AS is_active "
+        "FROM risk_flags f LEFT JOIN active a ON a.account_id = f.account_id AND a.flag_code = f.flag_code "
+        "LEFT JOIN last l ON l.account_id = f.account_id "
+        "WHERE f.flag_code = $1 ORDER BY f.period_end_on DESC, f.period_start_on DESC, f.account_id, f.flag_id "
+        "LIMIT $2",
+        [flag_code, limit],
+    )
+
+
 # Accounts ------------------------------------------------------------------------------------------------
 def _accounts_per(column: str) -> str:
     """Accounts per value of an account_risk vocabulary column, every value listed (zeros too), in order.
@@ -138,6 +164,40 @@ def account_choices(con: duckdb.DuckDBPyConnection, *, limit: int, include: str 
         "WHERE rank <= ? OR account_id IS NOT DISTINCT FROM ? "
         "ORDER BY rank > ? DESC, rank",
         [limit, include, limit],
+    )
+
+
+def worklist(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    bands: Sequence[str] = (),
+    recovery_statuses: Sequence[str] = (),
+    flag_code: str | None = None,
+    min_score: float | None = None,
+    customer_id: str | None = None,
+) -> pl.DataFrame:
+    """One row per account that passes every filter given (a band among `bands`, a recovery status among
+    `recovery_statuses`, `flag_code` among its active flags, a score of at least `min_score`, owned by
+    `customer_id`), riskiest first (score, then active flag rows, then account): its customer, score, band,
+    recovery status, active flag codes and rows, clean months since the last severe flag, the date no flag
+    active today counts any more, main currency and as-of date.
+
+    The customer is the transactions' `customer_id` (accounts.csv; the account id when the reference data does
+    not name one): no published table has holder names.
+    """
+    return _frame(
+        con,
+        "WITH owner AS (SELECT account_id, min(customer_id) AS customer_id FROM transactions GROUP BY account_id) "
+        "SELECT r.account_id, coalesce(o.customer_id, r.account_id) AS customer_id, r.score, r.band, "
+        "r.recovery_status, r.active_flags, r.active_flag_count, r.months_since_severe, r.clears_on, r.currency, "
+        "r.as_of_on FROM account_risk r LEFT JOIN owner o USING (account_id) "
+        "WHERE (len($1::VARCHAR[]) = 0 OR list_contains($1::VARCHAR[], r.band)) "
+        "AND (len($2::VARCHAR[]) = 0 OR list_contains($2::VARCHAR[], r.recovery_status)) "
+        "AND ($3::VARCHAR IS NULL OR list_contains(r.active_flags, $3::VARCHAR)) "
+        "AND ($4::DOUBLE IS NULL OR r.score >= $4::DOUBLE) "
+        "AND ($5::VARCHAR IS NULL OR coalesce(o.customer_id, r.account_id) = $5::VARCHAR) "
+        "ORDER BY r.score DESC, r.active_flag_count DESC, r.account_id",
+        [list(bands), list(recovery_statuses), flag_code, min_score, customer_id],
     )
 
 
