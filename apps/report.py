@@ -165,20 +165,28 @@ def _headline(report: AccountReport) -> str:
 
 
 def render_terminal(report: AccountReport, console: Console, *, evidence_per_flag: int = 5) -> None:
-    """The report on a rich Console: headline, what would restore the account, months, flags with evidence."""
+    """The report on a rich Console: headline, what would restore the account, months, then each flag (newest
+    first) as a block — its line, its reasons in full (wrapped, never cut), its evidence — at any width."""
+    from rich.padding import Padding
     from rich.table import Table
+    from rich.text import Text
 
+    from apps.tables import display
+    from transforms.registry import RULES
+
+    names_zh = {rule.code: rule.name_zh for rule in RULES}
     console.print(f"[bold]account {report.account_id}[/] as of {report.as_of_on} ({report.currency})", highlight=False)
-    console.print(_headline(report), highlight=False)
-    console.print(f"active flags: {', '.join(report.active_flags) or 'none'}", highlight=False)
+    console.print(_headline(report), highlight=False, markup=False)
+    active = ", ".join(f"{c} {names_zh.get(c, '')}".strip() for c in report.active_flags)
+    console.print(f"active flags: {active or 'none'}", highlight=False, markup=False)
     if report.remediation_en:
         console.print("[bold]what would restore the account[/]", highlight=False)
         for en, zh in zip(report.remediation_en, report.remediation_zh, strict=True):
-            console.print(f"  • {en}\n    {zh}", highlight=False)
+            console.print(Padding(Text(f"• {en}\n  {zh}"), (0, 0, 0, 2)))
 
     months = Table(title=f"months ({report.currency})")
     for name in ("month", "full", "inflow", "outflow", "clean income", "loan repaid", "debt burden (trailing)"):
-        months.add_column(name, justify="left" if name in ("month", "full") else "right")
+        months.add_column(name, justify="left" if name in ("month", "full") else "right", no_wrap=name != "full")
     for m in report.months:
         months.add_row(
             m.month_on.strftime("%Y-%m"),
@@ -191,24 +199,27 @@ def render_terminal(report: AccountReport, console: Console, *, evidence_per_fla
         )
     console.print(months)
 
-    flags = Table(title="flags")
-    for name in ("code", "period", "severity", "metric / threshold", "reason", "evidence"):
-        flags.add_column(name)
-    for f in report.flags:
+    if not report.flags:
+        console.print("no flags")
+        return
+    console.print("[bold]flags[/] (newest first)", highlight=False)
+    for f in sorted(report.flags, key=lambda f: (f.period_end_on, f.period_start_on), reverse=True):
+        console.print(
+            Text(
+                f"{f.flag_code} {names_zh.get(f.flag_code, '')}  {f.period_start_on} .. {f.period_end_on}  "
+                f"{f.severity}  {display(f.metric_value)} / {display(f.threshold)} ({f.limit_name})",
+                style="bold",
+            )
+        )
+        console.print(Padding(Text(f"{f.reason_zh}\n{f.reason_en}"), (0, 0, 0, 2)))
         shown = [
-            f"{t.booked_at:%Y-%m-%d} {t.amount:,.2f} {t.counterparty_name or ''}".strip()
+            f"{t.booked_at:%Y-%m-%d %H:%M}  {_money(t.amount)} {t.currency}  {t.counterparty_name or ''}  {t.txn_id}"
             for t in f.evidence[:evidence_per_flag]
         ]
         more = len(f.evidence_txn_ids) - len(shown)
-        flags.add_row(
-            f.flag_code,
-            f"{f.period_start_on} .. {f.period_end_on}",
-            f.severity,
-            f"{f.metric_value:.4g} / {f.threshold:.4g} ({f.limit_name})",
-            f"{f.reason_en}\n{f.reason_zh}",
-            "\n".join(shown + ([f"… {more} more"] if more > 0 else [])),
-        )
-    console.print(flags if report.flags else "no flags")
+        evidence = "\n".join(shown + ([f"… {more} more"] if more > 0 else []))
+        if evidence:
+            console.print(Padding(Text(evidence, style="dim"), (0, 0, 0, 4)))
 
 
 # HTML --------------------------------------------------------------------------------------------------
