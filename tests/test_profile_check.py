@@ -85,14 +85,27 @@ def test_ambiguity_and_user_profiles(tmp_path):
     assert lines[1].startswith(
         "skipped profile: broken.yaml: invalid profile: booked_at: Field required (line 1, column 1)"
     )
-    assert lines[2:4] == [
-        "layout: icbc_debit (shipped profile icbc_debit.yaml)",
-        "ambiguous: also matches icbc_loose (icbc_debit chosen: most signature columns; force one with --profile)",
+    # it reads the same columns as icbc_debit: neither is more specific, so none is picked
+    assert lines[2:] == [
+        "rejected: icbc_debit.csv: ambiguous layout: profiles 'icbc_debit', 'icbc_loose' all match the header and "
+        "none is more specific (its columns a superset of the others'); force one with --profile, or give one a "
+        "distinguishing header_signature / header_exclude",
+        "result: nothing would load (exit 3)",
     ]
     forced = check(str(FIXTURES / "icbc_debit.csv"), "--profiles", str(mine), "--profile", "icbc_loose", "--rows", "0")
     assert f"layout: icbc_loose (profile {mine / 'loose.yaml'})" in forced.output.splitlines()
     assert "ambiguous: also matches icbc_debit" in forced.output
     assert forced.exit_code == 4
+    # a profile that reads one column more is more specific: it is chosen, and the other one named
+    wider = loose.replace("name: icbc_loose", "name: icbc_wider").replace(
+        "header_signature: [交易日期, 摘要]", "header_signature: [交易日期, 摘要, 交易国家或地区简称]"
+    )
+    (mine / "loose.yaml").write_text(wider, encoding="utf-8")
+    chosen = check(str(FIXTURES / "icbc_debit.csv"), "--profiles", str(mine), "--rows", "0").output.splitlines()
+    assert chosen[2:4] == [
+        f"layout: icbc_wider (profile {mine / 'loose.yaml'})",
+        "ambiguous: also matches icbc_debit (icbc_wider chosen: its columns include theirs; force one with --profile)",
+    ]
 
 
 def test_missing_file_or_folder_is_an_error(tmp_path):

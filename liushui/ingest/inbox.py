@@ -130,9 +130,13 @@ def _read_profiled(path: Path, forced_profile: str | None, loaded: Profiles | No
             raise FileRejected(f"unknown profile '{forced_profile}' (known: {', '.join(sorted(known))})")
         profile = known[forced_profile]
     else:
-        detected = profiles.detect_profile(path, known)
+        try:
+            detected = profiles.detect_profile(path, known)
+        except profiles.AmbiguousLayout as exc:
+            raise FileRejected(str(exc).removeprefix(f"{path.name}: ")) from None
         if detected is None:
-            note = _skipped_note(path, profile_set)
+            notes = [*profiles.near_misses(path, known), _skipped_note(path, profile_set)]
+            note = "; ".join(n for n in notes if n)
             raise FileRejected(
                 "unknown layout: the header matches neither the canonical columns "
                 "(account_id, booked_at, amount, ...) nor any layout profile" + (f"; {note}" if note else "")

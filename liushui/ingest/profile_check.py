@@ -156,7 +156,7 @@ def render(report: CheckReport, *, first_rows: int = 5) -> list[str]:
     if report.also_matching:
         out.append(
             f"ambiguous: also matches {', '.join(report.also_matching)} "
-            f"({report.layout} chosen: most signature columns; force one with --profile)"
+            f"({report.layout} chosen: its columns include theirs; force one with --profile)"
         )
     out.append(
         f"rows: {report.rows_read} read, {report.good.height} parse, {len(report.quarantined)} would be quarantined"

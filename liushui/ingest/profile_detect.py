@@ -9,31 +9,60 @@ from pathlib import Path
 
 from liushui.ingest.canonical import binary_kind
 from liushui.ingest.profile_spec import Profile, norm_header
-from liushui.ingest.profile_text import auto_encodings, find_header, split_cells
+from liushui.ingest.profile_text import LayoutError, auto_encodings, find_header, split_cells
 from liushui.ingest.workbook import WorkbookError, is_workbook, sheet_csv
 
 CANONICAL_HEADER = frozenset({"account_id", "booked_at", "amount"})
 DETECT_BYTES = 256 * 1024  # how much of a file detect_profile decodes
 
 
-def detect_profile(path: Path, profiles: dict[str, Profile]) -> Profile | None:
-    """The profile whose header signature appears in the first lines of ``path``, or None.
+class AmbiguousLayout(LayoutError):
+    """Several profiles claim a file and none is more specific than the others: none is picked."""
 
-    When several match, the one with the most signature columns wins (most specific), then the one
-    whose header line comes first, then the name. Files in the canonical layout (a header with
+
+def detect_profile(path: Path, profiles: dict[str, Profile]) -> Profile | None:
+    """The profile that claims ``path``, or None.
+
+    A profile claims a file when a line among its first `header_search_lines` holds every name of its
+    ``header_signature`` and every column it reads (``required_norm``), and none of its ``header_exclude``
+    names (columns that mark another layout, e.g. the same bank's credit-card export). When several claim
+    it, the one whose required columns include every other's (strictly) wins; otherwise the file is
+    ambiguous and `AmbiguousLayout` names them. Files in the canonical layout (a header with
     ``account_id``, ``booked_at`` and ``amount`` before any profile header) give None, as do empty,
     binary and undecodable files (``read_profiled`` raises ``LayoutError`` with the reason).
     """
     found = matching_profiles(path, profiles)
-    return found[0] if found else None
+    if not found:
+        return None
+    best, rivals = found[0], found[1:]
+    equal = [p for p in rivals if not p.required_norm < best.required_norm]
+    if equal:
+        names = ", ".join(f"'{p.name}'" for p in [best, *equal])
+        raise AmbiguousLayout(
+            f"{Path(path).name}: ambiguous layout: profiles {names} all match the header and none is more "
+            "specific (its columns a superset of the others'); force one with --profile, or give one a "
+            "distinguishing header_signature / header_exclude"
+        )
+    return best
 
 
 def matching_profiles(path: Path, profiles: dict[str, Profile]) -> list[Profile]:
-    """Every profile whose header signature appears in the first lines of ``path``, best first (the order
-    `detect_profile` picks by): more than one means the layout is ambiguous."""
-    path = Path(path)
+    """Every profile that claims ``path`` (see `detect_profile`), most required columns first: more than
+    one means another profile also fits the layout."""
+    return [p for p, _ in _survey(Path(path), profiles)[0]]
+
+
+def near_misses(path: Path, profiles: dict[str, Profile]) -> list[str]:
+    """Why each profile whose header signature is in ``path`` does not claim it (a column it reads is
+    missing, or a column that marks another layout is present): for the "unknown layout" message."""
+    return _survey(Path(path), profiles)[1]
+
+
+def _survey(path: Path, profiles: dict[str, Profile]) -> tuple[list[tuple[Profile, int]], list[str]]:
+    """(claiming profiles with their header line index, best first; reasons of the near misses)."""
     heads: dict[str, list[str] | None] = {}
-    found: list[tuple[tuple[int, int, str], Profile]] = []
+    found: list[tuple[tuple[int, int, str], Profile, int]] = []
+    misses: list[str] = []
     workbook = is_workbook(path)
     for profile in profiles.values():
         # a workbook: the profile's sheet as CSV text; else the first bytes in the profile's encoding
@@ -47,8 +76,23 @@ def matching_profiles(path: Path, profiles: dict[str, Profile]) -> list[Profile]
         idx = find_header(lines, profile, profile.spec.header_search_lines)
         if idx is None or _canonical_header_by(lines, idx):
             continue
-        found.append(((-len(profile.signature_norm), idx, profile.name), profile))
-    return [p for _, p in sorted(found, key=lambda kp: kp[0])]
+        cells = {norm_header(c) for c in split_cells(lines[idx], profile.spec.delimiter)}
+        missing = sorted(profile.required_norm - cells)
+        marked = sorted(profile.exclude_norm & cells)
+        if marked:
+            misses.append(
+                f"profile '{profile.name}' does not apply: the header (line {idx + 1}) has {', '.join(marked)}, "
+                "which marks another layout (header_exclude)"
+            )
+        elif missing:
+            misses.append(
+                f"profile '{profile.name}' does not apply: the header (line {idx + 1}) lacks the column(s) "
+                f"{', '.join(missing)} it reads"
+            )
+        else:
+            found.append(((-len(profile.required_norm), idx, profile.name), profile, idx))
+    found.sort(key=lambda kpi: kpi[0])
+    return [(p, i) for _, p, i in found], misses
 
 
 def has_header(path: Path, signature: tuple[str, ...], limit: int = 60) -> bool:

@@ -155,6 +155,7 @@ class ProfileSpec(_Model):
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     sheet: str | Annotated[int, Field(ge=0)] = 0
     header_signature: list[str] = Field(min_length=1)
+    header_exclude: list[str] = Field(default_factory=list)
     header_search_lines: Annotated[int, Field(ge=1, le=10_000)] = 60
     footer_patterns: list[str] = Field(default_factory=list)
     trailing_junk_is_footer: bool = True
@@ -181,13 +182,34 @@ class ProfileSpec(_Model):
     def _placeholder(cls, v: str | None) -> str | None:
         return _check_polars_regex(v)
 
-    @field_validator("header_signature")
+    @field_validator("header_signature", "header_exclude")
     @classmethod
     def _signature(cls, v: list[str]) -> list[str]:
         norm = [norm_header(s) for s in v]
         if any(not s for s in norm):
-            raise ValueError("header_signature names must not be empty")
+            raise ValueError("header names must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _exclude_is_not_required(self) -> ProfileSpec:
+        clash = sorted({norm_header(c) for c in self.header_exclude} & required_columns(self))
+        if clash:
+            raise ValueError(f"header_exclude names columns the profile needs: {', '.join(clash)}")
+        return self
+
+    def mapped_columns(self) -> list[str]:
+        """Every bank column the profile reads (a file without one of them cannot be read with it)."""
+        ba, am = self.booked_at, self.amount
+        named = [ba.column, ba.date_column, ba.time_column, am.column, am.income_column, am.expense_column]
+        named += [am.direction_column, self.currency.column, self.account_id.column, *self.columns.values()]
+        named += [self.counterparty_split.column if self.counterparty_split else None, *self.description_columns]
+        return [c for c in named if c]
+
+
+def required_columns(spec: ProfileSpec) -> frozenset[str]:
+    """The header names (normalised) a file must have for `spec` to claim it: its signature and every column
+    it reads."""
+    return frozenset(norm_header(c) for c in [*spec.header_signature, *spec.mapped_columns()])
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -269,6 +291,16 @@ class Profile:
     @property
     def signature_norm(self) -> frozenset[str]:
         return frozenset(norm_header(s) for s in self.header_signature)
+
+    @property
+    def required_norm(self) -> frozenset[str]:
+        """Header names a file must have for detection to give it this profile (signature + mapped columns)."""
+        return required_columns(self.spec)
+
+    @property
+    def exclude_norm(self) -> frozenset[str]:
+        """Header names that mark another layout (e.g. the same bank's credit-card export): never detected."""
+        return frozenset(norm_header(s) for s in self.spec.header_exclude)
 
 
 def _at(line: int | None, column: int | None) -> str:

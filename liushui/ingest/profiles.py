@@ -22,7 +22,7 @@ Polars expressions.
 
 from __future__ import annotations
 
-from liushui.ingest.profile_detect import detect_profile, has_header, matching_profiles
+from liushui.ingest.profile_detect import AmbiguousLayout, detect_profile, has_header, matching_profiles, near_misses
 from liushui.ingest.profile_read import OUTPUT_COLUMNS, read_profiled
 from liushui.ingest.profile_spec import (
     SHIPPED_PROFILES_DIR,
@@ -37,6 +37,7 @@ from liushui.ingest.profile_text import LayoutError
 
 __all__ = [
     "OUTPUT_COLUMNS",
+    "AmbiguousLayout",
     "SHIPPED_PROFILES_DIR",
     "LayoutError",
     "Profile",
@@ -48,5 +49,6 @@ __all__ = [
     "load_profile_set",
     "load_profiles",
     "matching_profiles",
+    "near_misses",
     "read_profiled",
 ]
