@@ -48,6 +48,28 @@ def test_account_view_shows_months_and_flags(published, sample_dir):
     assert "recovery" in result.output and "Stop moving money out and back" in result.output
 
 
+def test_worklist_and_flags_name_the_same_whole_account_ids(published):
+    """On the sample: the accounts with ROUND_TRIP active are exactly those whose ROUND_TRIP flags are marked
+    active, and a pipe shows every id whole (one line per flag, the id its first word)."""
+    import io
+
+    import polars as pl
+
+    worklist = runner.invoke(app, ["accounts", "--code", "ROUND_TRIP", "--format", "csv", "--db", str(published)])
+    assert worklist.exit_code == 0, worklist.output
+    active_code = set(pl.read_csv(io.StringIO(worklist.stdout), infer_schema=False)["account_id"])
+    flagged = runner.invoke(app, ["flags", "--code", "ROUND_TRIP", "--limit", "10000", "--db", str(published)])
+    lines = [line.split() for line in flagged.stdout.splitlines()[1:]]
+    assert active_code and {words[0] for words in lines if words[1] == "active"} == active_code
+    assert all(words[2] == "ROUND_TRIP" and words[3] == "刷流水" for words in lines)
+
+
+def test_a_query_over_every_transaction_shows_its_first_rows_at_once(published):
+    result = runner.invoke(app, ["query", "SELECT * FROM transactions", "--db", str(published)])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 101 and "the first 100 rows" in result.stderr
+
+
 def test_unknown_account_is_a_clear_error(published):
     result = runner.invoke(app, ["account", "nope", "--db", str(published)])
     assert result.exit_code == 1 and "no account 'nope'" in result.output
