@@ -5,10 +5,11 @@ Guarantees this module gives the flow:
 - one writer at a time: a lock file next to the database; a second run waits up to its timeout, then
   refuses with a clear message;
 - publish is one transaction: readers (and a crash) see the old state or the new one, never a mix;
-- readers and the writer never wait for each other: the public path (`--db`) is a symbolic link to the
-  current version of the database, a file in `.versions/` beside it that nobody writes once it is published.
-  The writer copies the current version, writes into the copy, closes it and switches the link to it in one
-  rename; a reader opens whatever version the link names and keeps reading that version until it closes;
+- readers and the writer never wait for each other: the file at the public path (`--db`) is the current
+  version of the database, a second name (hard link) of a file in `.versions/` beside it that nobody writes
+  once it is published. The writer copies the current version, writes into the copy, closes it and renames a
+  new link to it over the public path (atomic); a reader opens whatever version is there and keeps reading
+  that version until it closes;
 - readers meant for users cannot reach files, the network, extensions or settings through their SQL;
 - no SQL text is ever built from input: data arrives as registered Arrow tables, values as parameters.
 """
@@ -143,7 +144,7 @@ _HELD_GUARD = threading.Lock()
 def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
     """One run at a time per database: a second run waits up to `timeout_s`, then refuses (`DatabaseBusy`).
     Re-entrant within a process."""
-    key = str(_public(database))
+    key = str(database.resolve())
     with _HELD_GUARD:
         held = key in _HELD_HERE
         if held:
@@ -183,15 +184,13 @@ def run_lock(database: Path, *, timeout_s: float) -> Iterator[None]:
 
 
 def _public(database: Path) -> Path:
-    """The public path made absolute through its folder only: the link itself names a new version after every
-    publish, so whatever keys on the database (the run lock) must not follow it."""
     return database.parent.resolve() / database.name
 
 
 VERSIONS_FOLDER = ".versions"
 KEPT_VERSIONS = 2
-"""Versions kept on disk: the current one and the one before it (a reader that resolved the link just before a
-switch still finds its file). Older ones are removed after each publish; a reader that still holds one open
+"""Versions kept on disk: the current one and the one before it (a reader that found the current version just
+before a switch still finds its file). Older ones are removed after each publish; a reader that still holds one open
 keeps reading it (its file descriptor stays valid), and the space is freed when it closes."""
 
 
@@ -214,15 +213,26 @@ def _versions(database: Path) -> dict[int, Path]:
 
 
 def current_version(database: Path) -> int | None:
-    """The number of the version the public path links to; None for a plain file (written by a liushui
-    before versions) or no database."""
-    if not database.is_symlink():
+    """The number of the version at the public path (the version file that is the same file); None for a file
+    of a liushui before versions, or no database."""
+    try:
+        public = database.stat()
+    except FileNotFoundError:
         return None
-    target = Path(os.path.realpath(database))
     for number, path in _versions(database).items():
-        if Path(os.path.realpath(path)) == target:
-            return number
+        try:
+            if os.path.samestat(public, path.stat()):
+                return number
+        except FileNotFoundError:
+            continue
     return None
+
+
+def _current_file(database: Path) -> str:
+    """The path to open for the current version: its name in the versions folder (DuckDB keeps one instance per
+    path in a process, so every version must have a path of its own), else the public path itself."""
+    number = current_version(database)
+    return str(_versions(database)[number]) if number is not None else str(database)
 
 
 def _remove_version(path: Path) -> None:
@@ -253,24 +263,30 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _switch(database: Path, version: Path) -> None:
-    """Point the public path at `version`: a new link under a temporary name renamed over the public path, one
-    atomic step, so that every open of the public path finds the old version or the new one. The link is
-    relative, so the folder can be moved or copied whole."""
+    """Make `version` the file at the public path: a second name for it made under a temporary name, renamed
+    over the public path in one atomic step, so that every open of the public path finds the old version or
+    the new one, whole. The public path stays a regular file (no symbolic link for a tool or a `resolve()` to
+    follow to one version)."""
     link = database.with_name(f".{database.name}.switch")
     link.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(version, _public(database).parent), link)
+    os.link(version, link)
     os.replace(link, database)
     _fsync_dir(_public(database).parent)
 
 
-def _adopt_plain_file(database: Path, *, timeout_s: float) -> None:
-    """A database written by a liushui before versions (a plain file at the public path) becomes version 1: the
-    same file hard-linked into the versions folder (a copy where links are not supported), then the public
-    path switched to a link to it. At every moment the public path holds the same state, and readers that
-    have the plain file open keep reading it."""
-    if Path(f"{os.path.realpath(database)}.wal").exists():
-        # An older writer died with its log beside the file: fold it in (DuckDB replays it on a read-write open
-        # and checkpoints on close), so the file alone is the whole state before anything copies it.
+def _adopt_plain_file(database: Path) -> None:
+    """A database of a liushui before versions (a file at the public path with no version of its own) becomes
+    version 1: the same file, given a second name in the versions folder. Nothing moves: readers that have it
+    open go on reading it, and the public path holds the same state throughout."""
+    os.link(database, _version_path(database, 1))
+    os.chmod(database, 0o600)
+
+
+def _fold_in_log(database: Path, *, timeout_s: float) -> None:
+    """A log beside the public path (an older liushui's writer died, or something opened the public path
+    read-write) holds committed work the file lacks: DuckDB replays it on a read-write open and checkpoints on
+    close, so the file alone is the whole state before anything copies it."""
+    if Path(f"{database}.wal").exists():
         con = _retry_on_lock(
             lambda: duckdb.connect(str(database), config=_DUCKDB_CONFIG),
             database,
@@ -278,13 +294,6 @@ def _adopt_plain_file(database: Path, *, timeout_s: float) -> None:
             what="read-write",
         )
         con.close()
-    first = _version_path(database, 1)
-    try:
-        os.link(database, first)
-    except OSError:
-        shutil.copyfile(database, first)
-    os.chmod(first, 0o600)
-    _switch(database, first)
 
 
 def _retry_on_lock(
@@ -307,7 +316,7 @@ def writer(database: Path, *, timeout_s: float = 60.0) -> Iterator[duckdb.DuckDB
     """A read-write connection to the next version of the database; takes the run lock (re-entrant: a run
     already holds it). The current version is copied and the block writes into the copy while readers go on
     reading the current one, untouched. When the block ends without an exception the copy is checkpointed,
-    closed and switched in (the public path then links to it); an exception discards it, so nothing of the
+    closed and switched in (the public path is then that file); an exception discards it, so nothing of the
     block is published. A kill at any moment leaves the public path at the old version or the new one; the next
     writer removes a copy left unfinished. Creates the schema, and the file 0600."""
     with run_lock(database, timeout_s=timeout_s):
@@ -315,14 +324,10 @@ def writer(database: Path, *, timeout_s: float = 60.0) -> Iterator[duckdb.DuckDB
         old_umask = os.umask(0o077)
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            _fold_in_log(database, timeout_s=timeout_s)
             if database.exists() and current_version(database) is None:
                 _remove_stale_versions(database)
-                _adopt_plain_file(database, timeout_s=timeout_s)
-            elif database.is_symlink() and not database.exists():
-                raise StoreError(
-                    f"{database} links to {os.readlink(database)}, which is gone: restore that file, "
-                    "or remove the link to start a new database"
-                )
+                _adopt_plain_file(database)
             _prune_versions(database)
             current = current_version(database)
             version = _version_path(database, (current or 0) + 1)
@@ -385,7 +390,7 @@ def reader(
     connection is open."""
     if memory_limit is not None and not re.fullmatch(r"[0-9]{1,6}(?:MB|GB)", memory_limit):
         raise ValueError(f"memory_limit must look like 500MB or 2GB, not {memory_limit!r}")
-    if not database.exists() and not database.is_symlink():
+    if not database.exists():
         raise StoreError(f"no database at {database}: run `liushui run` first")
     config = dict(_DUCKDB_CONFIG if file_access else _LOCKED_DOWN)
     if memory_limit is not None:
@@ -393,14 +398,14 @@ def reader(
 
     def open_current() -> duckdb.DuckDBPyConnection:
         while True:
-            version = os.path.realpath(database)
+            version = _current_file(database)
             try:
                 return duckdb.connect(version, read_only=True, config=config)
             except duckdb.IOException:
-                if os.path.realpath(database) == version:
+                if _current_file(database) == version:
                     raise
-                # The version vanished between resolving the link and opening it (two publishes in between):
-                # the link names a newer one now.
+                # The version vanished between finding it and opening it (two publishes in between): the
+                # public path is a newer one now.
 
     return _retry_on_lock(open_current, database, timeout_s=timeout_s, what="read-only")
 

@@ -1,10 +1,10 @@
 """Readers and the writer never get in each other's way; readers meant for users reach nothing but the data.
 
-The public path is a link to the current version of the database (`store.writer` publishes into a copy and
-switches the link). Real DuckDB files and real reader processes throughout: a poller through several
-publishes, a reader held open through publishes (as a dashboard or an analyst's DuckDB keeps one), a plain
-file written by an older liushui, a writer killed before its switch, and the statements a locked-down reader
-refuses.
+The file at the public path is the current version of the database, a second name of a file in `.versions/`
+(`store.writer` publishes into a copy and renames a new name of it over the public path). Real DuckDB files
+and real reader processes throughout: a poller through several publishes, a reader held open through
+publishes (as a dashboard or an analyst's DuckDB keeps one), a plain file written by an older liushui, a
+writer killed before its switch, and the statements a locked-down reader refuses.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ con.close()
 def test_a_reader_held_open_through_publishes_keeps_its_state_and_holds_up_no_publish(tmp_path, how):
     db = tmp_path / "w.duckdb"
     publish_state(db, 2)
-    held_version = Path(os.path.realpath(db))
+    held_version = store._versions(db)[1]
     holder = Child(HOLDER, db, how)
     try:
         holder.send("read")
@@ -206,10 +206,13 @@ def test_a_reader_held_open_through_publishes_keeps_its_state_and_holds_up_no_pu
     assert code == 0, holder.report()
 
 
-def test_the_public_path_links_to_a_version_only_its_owner_can_read(tmp_path):
+def test_the_public_path_is_the_current_version_and_only_its_owner_can_read_it(tmp_path):
     db = tmp_path / "w.duckdb"
     publish_state(db, 1)
-    assert db.is_symlink() and os.readlink(db) == os.path.join(".versions", "w.000001.duckdb")  # relative
+    publish_state(db, 2)
+    current = tmp_path / ".versions" / "w.000002.duckdb"
+    assert not db.is_symlink() and db.resolve() == db  # a regular file: resolving it never pins a version
+    assert os.path.samefile(db, current) and db.stat().st_nlink == 2
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / ".versions").stat().st_mode) == 0o700
     assert sorted(p.name for p in tmp_path.iterdir()) == [".versions", "w.duckdb", "w.duckdb.lock"]
@@ -275,15 +278,13 @@ def test_a_writer_killed_before_its_switch_leaves_the_old_state_and_the_next_wri
 
 
 def _plain_file_of_an_older_liushui(directory: Path, rows: int) -> Path:
-    """A database as a liushui before versions left it: a plain file at the public path."""
+    """A database as a liushui before versions left it: a file at the public path and nothing else."""
     db = directory / "w.duckdb"
     publish_state(db, rows)
-    version = Path(os.path.realpath(db))
-    db.unlink()
-    version.rename(db)
-    for leftover in (directory / ".versions").iterdir():
-        leftover.unlink()
-    assert not db.is_symlink()
+    for version in (directory / ".versions").iterdir():
+        version.unlink()
+    (directory / ".versions").rmdir()
+    assert db.stat().st_nlink == 1
     return db
 
 
@@ -296,7 +297,7 @@ def test_a_plain_file_is_adopted_on_the_first_publish_and_its_readers_keep_readi
         assert read_state(held) == (2, 2, Decimal("2.02"))
     finally:
         held.close()
-    assert db.is_symlink() and store.current_version(db) == 2
+    assert store.current_version(db) == 2
     assert version_numbers(db) == [1, 2]
     assert store._versions(db)[1].stat().st_ino == plain_inode  # the plain file itself became version 1
     con = store.reader(db)
