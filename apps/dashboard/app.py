@@ -84,8 +84,8 @@ class RunDq(TypedDict):
 
 
 def database_state(database: Path) -> tuple[int, int]:
-    """Changes whenever the writer publishes: part of every cache key. The file the path links to is a new
-    version after every publish (a plain file of an older liushui is written in place: its time changes)."""
+    """Changes whenever the writer publishes: part of every cache key. The file at the path is a new version
+    after every publish (a plain file of an older liushui is written in place: its time changes)."""
     if not database.exists():
         return 0, 0
     file = database.stat()
