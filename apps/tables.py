@@ -137,6 +137,23 @@ def write_table(
     out.write("\n".join([line(list(names)), *(line(row) for row in cells)]) + "\n")
 
 
+def _name_parts(name: str) -> list[str]:
+    """`clean_income` -> `clean_`, `income`: where a header may break."""
+    parts = name.split("_")
+    return [p + "_" for p in parts[:-1]] + parts[-1:]
+
+
+def _header(name: str, width: int) -> Text:
+    """The column name on as many lines as `width` needs, broken after an underscore (read together, the lines
+    are the name): a narrow number column keeps its width instead of its header's."""
+    lines = [""]
+    for part in _name_parts(name):
+        if lines[-1] and cell_len(lines[-1] + part) > width:
+            lines.append("")
+        lines[-1] += part
+    return Text("\n".join(lines), no_wrap=False, overflow="fold")
+
+
 def _rich_table(
     names: Sequence[str],
     kinds: Sequence[_ColumnKind],
@@ -148,19 +165,21 @@ def _rich_table(
     """A rich table whose id / number / date columns keep their full width, text columns wrapping; when even that
     is wider than the terminal, one block of `name  value` lines per row (psql's expanded display) — never a
     cut or folded id."""
-    table = RichTable(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    needed = 3 * (len(names) - 1)  # padding, separator, padding between columns
+    table = RichTable(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    needed = 2 * len(names)  # right padding and separator of each column
     for i, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         texts = [display(row[i]) for row in rows]
+        floor = max(cell_len(part) for part in _name_parts(name))
         if kind in ("rigid", "number"):
-            width = max([cell_len(name)] + [cell_len(line) for t in texts for line in t.splitlines()])
-            table.add_column(name, no_wrap=True, min_width=width, justify="right" if kind == "number" else "left")
+            width = max([floor] + [cell_len(line) for t in texts for line in t.splitlines()])
+            justify: Literal["left", "right"] = "right" if kind == "number" else "left"
+            table.add_column(_header(name, width), no_wrap=True, min_width=width, justify=justify)
         elif kind == "words":
-            width = max([cell_len(name)] + [cell_len(word) for t in texts for word in t.split()])
-            table.add_column(name, min_width=width)
+            width = max([floor] + [cell_len(word) for t in texts for word in t.split()])
+            table.add_column(_header(name, width), min_width=width)
         else:
-            width = min(_TEXT_MIN_WIDTH, max([cell_len(t) for t in texts] + [cell_len(name)]))
-            table.add_column(name, overflow="fold", min_width=width)
+            width = max(floor, min(_TEXT_MIN_WIDTH, max([cell_len(t) for t in texts] + [cell_len(name)])))
+            table.add_column(_header(name, width), overflow="fold", min_width=width)
         needed += width
     if needed <= console.width:
         for row in rows:
