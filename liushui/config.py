@@ -207,6 +207,9 @@ class FanInRules(RuleSection):
     min_amount: float = Field(ge=0)
     onward_days: int = Field(ge=0)
     min_onward_share: float = Field(ge=0, le=1)
+    """Required share of the gathered money that left again (0: the gathering alone is the fact)."""
+    high_onward_share: float = Field(ge=0, le=1)
+    """From this share on, the money moved on: severity high."""
 
 
 class FanOutRules(RuleSection):
@@ -217,6 +220,9 @@ class FanOutRules(RuleSection):
     min_amount: float = Field(ge=0)
     funded_days: int = Field(ge=0)
     min_funded_share: float = Field(ge=0, le=1)
+    """Required share of the scattered money that had just come in (0: the scattering alone is the fact)."""
+    high_funded_share: float = Field(ge=0, le=1)
+    """From this share on, money that arrived was split on: severity high."""
 
 
 class AccountRiskRules(RuleSection):

@@ -40,13 +40,17 @@ TxnClass = Literal[
     "related_transfer_in",
     "related_transfer_out",
     "round_trip_in",
+    "round_trip_out",
     "cycle_in",
+    "cycle_out",
     "pass_through_in",
+    "pass_through_out",
     "spend",
 ]
-"""`transactions.txn_class`: what kind of money moved (`transforms.classify`; `round_trip_in`, `cycle_in` and
-`pass_through_in` are earned-looking inflows that only came back or passed through,
-`transforms.classify.mark_returned_money`)."""
+"""`transactions.txn_class`: what kind of money moved (`transforms.classify`). The `*_in` / `*_out` classes of
+round trips, cycles and pass-through are the legs of money that came back or merely passed: inflows that
+looked earned or related and outflows that looked spent or related (`transforms.classify.mark_returned_money`)
+— one fact, one flag: they are neither income, spending nor related transfers."""
 TXN_CLASSES: tuple[TxnClass, ...] = get_args(TxnClass)
 
 CounterpartyResolution = Literal["account_id", "account_number", "masked_number", "mirrored_leg", "holder_name"]

@@ -328,3 +328,10 @@ def test_every_chain_closes_and_its_evidence_exists(transfers):
         assert set(chain["out_txn_id"]) <= set(evidence)
         assert all(e == evidence for e in chain["evidence_txn_ids"].to_list())
     assert links["out_txn_id"].is_unique().all()
+
+
+def test_of_the_chains_one_hop_closes_in_several_ways_the_tightest_is_kept():
+    # A -> B -> C, and C pays A three times (days 3, 10, 17): the hop of day 3 closes the money's circle
+    rows = hop("A", "B", 1, 40_000) + hop("B", "C", 2, 39_800)
+    rows += hop("C", "A", 3, 39_600) + hop("C", "A", 10, 39_600) + hop("C", "A", 17, 39_600)
+    assert links_of(rows)["out_txn_id"].to_list() == ["A-1", "B-3", "C-5"]

@@ -12,7 +12,7 @@ from transforms.counterparty import resolved_counterparties
 from transforms.fan import fan_in_flags, fan_out_flags
 from transforms.lenders import classify_lenders, load_lender_registry
 
-RULES = load_rules()  # >= 5 parties in 3 days, >= 1,000 each, >= 50 % onward / funded within 3 days
+RULES = load_rules()  # >= 5 parties in 3 days, >= 500 each; high at 10 parties or >= 50 % onward / funded in 3 days
 REGISTRY = load_lender_registry()
 PEOPLE = ["李四", "王五", "赵六", "钱七", "孙八", "周九", "吴十", "郑一", "冯二", "陈三"]
 REF = accounts(("X", "CX", "张三", "personal"), ("SHOP", "CS", "某某商贸", "business"))
@@ -52,10 +52,13 @@ def test_five_senders_in_a_day_passed_on_is_fan_in_with_every_row_as_evidence():
     rows = gathered("X", PEOPLE[:5]) + [txn("X", "2026-03-03 10:00:00", "-14000", "某人", "6200111", "转账")]
     flags = fan_in(rows)
     assert flags.select("account_id", "flag_code", "metric_value", "threshold", "severity").rows() == [
-        ("X", "FAN_IN", 5.0, 5.0, "medium")
+        ("X", "FAN_IN", 5.0, 5.0, "high")  # 93.3 % of it moved on
     ]
     assert flags["evidence_txn_ids"][0].to_list() == sorted(f"X-{i}" for i in range(1, 7))
-    assert "5" in flags["reason_en"][0] and "93.3%" in flags["reason_en"][0]
+    assert flags["reason_en"][0] == (
+        "Within 3 days (2026-03-02 to 2026-03-02) 5 distinct senders paid in 15000.00; 93.3% of it left within "
+        "3 days: money gathered from many parties and passed on."
+    )
 
 
 def test_four_senders_is_the_edge_below_the_threshold():
@@ -63,8 +66,21 @@ def test_four_senders_is_the_edge_below_the_threshold():
     assert fan_in(rows).height == 0
 
 
-def test_gathered_money_that_stays_is_not_fan_in():
-    assert fan_in(gathered("X", PEOPLE[:6])).height == 0
+def test_gathered_money_that_stays_is_fan_in_of_medium_severity_unless_onward_money_is_required():
+    flags = fan_in(gathered("X", PEOPLE[:6]))
+    assert flags.select("metric_value", "severity").rows() == [(6.0, "medium")]
+    assert (
+        flags["reason_zh"][0]
+        == "2026-03-02至2026-03-02的3天内有6名不同转款人转入共18000.00（0.0%在3天内转出）：资金从多方集中到本账户。"
+    )
+    required = RULES.fan_in.model_copy(update={"min_onward_share": 0.5})
+    assert fan_in_flags(classified(gathered("X", PEOPLE[:6])), REF.lazy(), rules=required).collect().height == 0
+
+
+def test_inflows_below_min_amount_do_not_count_as_senders():
+    rows = gathered("X", PEOPLE[:4], amount=500) + gathered("X", PEOPLE[4:5], amount=499, day=3)
+    assert fan_in(rows).height == 0
+    assert fan_in(gathered("X", PEOPLE[:5], amount=500))["metric_value"].to_list() == [5.0]
 
 
 def test_senders_spread_over_more_than_the_window_are_not_fan_in():
@@ -92,12 +108,14 @@ def test_ten_senders_is_high():
 def test_funded_payments_to_five_receivers_is_fan_out():
     rows = [txn("X", "2026-03-01 09:00:00", "15000", "某人", "6200111", "转账")] + scattered("X", PEOPLE[:5])
     flags = fan_out(rows)
-    assert flags.select("account_id", "flag_code", "metric_value").rows() == [("X", "FAN_OUT", 5.0)]
+    assert flags.select("account_id", "flag_code", "metric_value", "severity").rows() == [("X", "FAN_OUT", 5.0, "high")]
     assert flags["evidence_txn_ids"][0].len() == 6
 
 
-def test_payments_from_savings_are_not_fan_out():
-    assert fan_out(scattered("X", PEOPLE[:6])).height == 0
+def test_payments_from_savings_are_fan_out_of_medium_severity_unless_funding_is_required():
+    assert fan_out(scattered("X", PEOPLE[:6])).select("metric_value", "severity").rows() == [(6.0, "medium")]
+    required = RULES.fan_out.model_copy(update={"min_funded_share": 0.5})
+    assert fan_out_flags(classified(scattered("X", PEOPLE[:6])), REF.lazy(), rules=required).collect().height == 0
 
 
 def test_payroll_day_is_not_fan_out():

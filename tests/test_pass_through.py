@@ -134,3 +134,31 @@ def test_money_that_leaves_after_more_than_the_window_has_not_passed_through():
             txn("W", f"2026-06-{5 + 6 * i:02d} 10:00:01", "-40000", f"下家{i}", f"62{i}02", "转账"),  # 4 days on
         ]
     assert flags_of(signals(rows, as_of=AS_OF), "PASS_THROUGH").is_empty()
+
+
+def test_the_hops_of_a_cycle_are_the_cycle_not_pass_through():
+    from tests.rows import accounts
+
+    names = {"A": "张三", "B": "李四", "C": "王五"}
+    refs = accounts(*[(a, f"C{a}", name, "personal") for a, name in names.items()])
+    rows = [r for a in names for r in monthly(a, list(range(1, 9)), "100", day=28)]
+    for i, day in enumerate((3, 10, 17)):  # three rounds A -> B -> C -> A in June, each hop the next day
+        for hop, (src, dst) in enumerate((("A", "B"), ("B", "C"), ("C", "A"))):
+            at = f"2026-06-{day + hop:02d} 10:0{i}:00"
+            amount = 40000 - 200 * hop
+            rows += [
+                txn(src, at, f"-{amount}", names[dst], dst, "转账"),
+                txn(
+                    dst,
+                    at.replace(":00:00", ":05:00").replace(f"10:0{i}:00", f"10:0{i}:30"),
+                    str(amount),
+                    names[src],
+                    src,
+                    "转账",
+                ),
+            ]
+    result = signals(rows, as_of=AS_OF, accounts_ref=refs)
+    assert sorted(flags_of(result, "CYCLE")["account_id"].to_list()) == ["A", "B", "C"]
+    assert flags_of(result, "PASS_THROUGH").is_empty()
+    b_june = result["transactions"].filter((pl.col("account_id") == "B") & (pl.col("booked_on") >= date(2026, 6, 1)))
+    assert set(b_june.filter(pl.col("amount").abs() > 1000)["txn_class"]) == {"cycle_in", "cycle_out"}

@@ -209,9 +209,37 @@ def test_a_round_trip_leg_of_50000_is_neither_a_large_outflow_nor_income():
     assert flags_of(result, "ROUND_TRIP")["metric_value"].to_list() == [2.0]
     june = result["account_months"].filter(pl.col("month_on") == date(2026, 6, 1))
     assert june["clean_income"].to_list() == [Decimal("12000.00")]
-    legs = result["transactions"].filter(pl.col("txn_id").is_in(["L-11", "L-12"])).sort("txn_id")
-    assert legs["txn_class"].to_list() == ["round_trip_in", "round_trip_in"]
+    legs = result["transactions"].filter(pl.col("txn_id").is_in(["L-10", "L-11", "L-12", "L-13"])).sort("txn_id")
+    assert legs.select("txn_id", "txn_class").rows() == [
+        ("L-10", "round_trip_out"),
+        ("L-11", "round_trip_in"),
+        ("L-12", "round_trip_in"),
+        ("L-13", "round_trip_out"),
+    ]
     assert not flags_of(result, "INCOME_VOLATILE").height
+
+
+def test_round_trips_with_a_related_party_are_round_trips_not_heavy_related_transfers():
+    # four trips to and back from the spouse in May: 4 x 5,000 of the month's 22,000 outflow would be 91 %
+    rows = _related_month(0, "0", "2000")
+    for i in range(4):
+        rows += [
+            txn("R", f"2026-05-{10 + 3 * i:02d} 09:00:00", "-5000", "王芳", None, "转账"),
+            txn("R", f"2026-05-{11 + 3 * i:02d} 09:00:00", "5000", "王芳", None, "转账"),
+        ]
+    result = signals(rows, as_of=AS_OF, **REFS)
+    assert flags_of(result, "ROUND_TRIP")["metric_value"].to_list() == [4.0]
+    assert flags_of(result, "RELATED_TRANSFER_HEAVY").is_empty()
+    may = result["account_months"].filter(pl.col("month_on") == date(2026, 5, 1))
+    assert may.select("related_out", "related_in", "related_out_count").rows() == [
+        (Decimal("0.00"), Decimal("0.00"), 0)
+    ]
+    # a fifth transfer to the spouse that does not come back is a related transfer again
+    one_way = flags_of(
+        signals(rows + [txn("R", "2026-05-28 09:00:00", "-9000", "王芳", None, "转账")], as_of=AS_OF, **REFS),
+        "RELATED_TRANSFER_HEAVY",
+    )
+    assert one_way.height == 0  # one related transfer is under min_count: the trips do not count towards it
 
 
 def test_early_months_use_the_statement_income_and_short_statements_the_absolute_limit():
@@ -516,4 +544,23 @@ def test_an_extra_key_tells_two_flags_of_one_period_apart():
     assert flags["flag_id"].to_list() == [
         hashlib.sha256(f"LARGE_OUTFLOW|A|CNY|2026-06-01|2026-06-30|{p}".encode()).hexdigest()[:32]
         for p in ("a→b", "c→d")
+    ]
+
+
+def test_one_to_one_gives_a_leg_its_second_choice_when_its_first_went_to_a_better_pair():
+    from transforms.transfers import one_to_one
+
+    # out o1 fits i1 and i2; out o2 fits only i1. A single greedy pass by gap pairs o1-i1 and leaves o2 alone.
+    pairs = pl.DataFrame({"out_txn_id": ["o1", "o1", "o2"], "in_txn_id": ["i1", "i2", "i1"], "_gap": [1, 2, 3]}).lazy()
+    kept = one_to_one(pairs, order=["_gap", "out_txn_id", "in_txn_id"]).collect()
+    assert kept.rows() == [("o1", "i1", 1)]  # o1-i1 is first for both legs; o2 then has nothing left
+    pairs = pl.DataFrame({"out_txn_id": ["o1", "o1", "o2"], "in_txn_id": ["i1", "i2", "i2"], "_gap": [2, 1, 3]}).lazy()
+    kept = one_to_one(pairs, order=["_gap", "out_txn_id", "in_txn_id"]).collect()
+    assert kept.rows() == [("o1", "i2", 1)]
+    chain = pl.DataFrame(  # o2's first is i1 (taken by o1's better pair): o2 gets i2 in the next round
+        {"out_txn_id": ["o1", "o2", "o2", "o3"], "in_txn_id": ["i1", "i1", "i2", "i2"], "_gap": [1, 2, 3, 4]}
+    ).lazy()
+    assert one_to_one(chain, order=["_gap", "out_txn_id", "in_txn_id"]).collect().rows() == [
+        ("o1", "i1", 1),
+        ("o2", "i2", 3),
     ]

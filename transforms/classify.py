@@ -136,22 +136,24 @@ def classified_transactions(
 
 
 def mark_returned_money(transactions: pl.LazyFrame, returns: pl.LazyFrame) -> pl.LazyFrame:
-    """Money that only came back or passed through is not earned income: the inbound legs of round trips (either
-    direction), of cycles and of pass-through months.
+    """Money that only came back or passed through is neither earned income, spending nor a related transfer:
+    the legs of round trips (either direction), of cycles and of pass-through months.
 
-    `returns` has `txn_id` and `returned_class` (round_trip_in, cycle_in, pass_through_in); an earned-income row
-    listed there takes that class and leaves clean income. The first listed class wins for a row in several.
-    The outbound legs keep their class; `transforms.outflows.large_outflows` leaves them out (one fact, one flag).
-    """
+    `returns` has `txn_id` and `returned_class` (`round_trip_in/_out`, `cycle_in/_out`, `pass_through_in/_out`).
+    An inbound leg of class income or related_transfer_in and an outbound leg of class spend or
+    related_transfer_out take the listed class (an inbound leg leaves clean income); loans, fees, refunds and
+    own transfers keep theirs. The first listed class wins for a row in several."""
     listed = returns.unique("txn_id", keep="first", maintain_order=True)
-    is_return = pl.col("returned_class").is_not_null() & (pl.col("amount") > 0)
+    listed_in = pl.col("returned_class").is_not_null() & (pl.col("amount") > 0)
+    listed_out = pl.col("returned_class").is_not_null() & (pl.col("amount") < 0)
+    takes = (listed_in & (pl.col("is_clean_income") | txn_class_is("related_transfer_in"))) | (
+        listed_out & txn_class_is("spend", "related_transfer_out")
+    )
     return (
         transactions.join(listed, on="txn_id", how="left")
         .with_columns(
-            txn_class=pl.when(is_return & pl.col("is_clean_income"))
-            .then(pl.col("returned_class"))
-            .otherwise(pl.col("txn_class")),
-            is_clean_income=pl.col("is_clean_income") & ~is_return,
+            txn_class=pl.when(takes).then(pl.col("returned_class")).otherwise(pl.col("txn_class")),
+            is_clean_income=pl.col("is_clean_income") & ~listed_in,
         )
         .drop("returned_class")
     )

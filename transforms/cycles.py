@@ -31,7 +31,7 @@ a very dense graph can be missed). `chain_id` — a hash of the chain's sorted o
 (found from equal timestamps).
 
 A hop outflow belongs to at most one chain. Overlapping chains are chosen in rounds: in each round every
-chain that comes first (earliest start, then shorter, then chain_id) among all remaining chains sharing a
+chain that comes first (earliest start, then shorter, then tighter, then chain_id) among all remaining chains sharing a
 hop with it is kept, and the chains overlapping a kept chain are dropped; the rest go to the next round.
 A chain dropped for overlapping a chain that was itself not kept therefore still gets its turn.
 `SELECTION_ROUNDS` bounds the rounds (each keeps at least the first remaining chain).
@@ -63,8 +63,9 @@ SELECTION_ROUNDS = 4
 MAX_PATHS_PER_START = 16
 """Paths grown from one first hop, per length (closing ones first, then the earliest): the memory bound on a
 dense graph, where the paths reachable from one hop grow as `max_next_hops` to the power of the length."""
-CHAIN_ORDER = ["_first_at", "chain_length", "chain_id"]
-"""Which of two overlapping chains is kept: the earlier, then the shorter, then by id."""
+CHAIN_ORDER = ["_first_at", "chain_length", "_span", "chain_id"]
+"""Which of two overlapping chains is kept: the earlier, then the shorter, then the tighter (first to last hop),
+then by id. Of the chains that one hop closes in several ways, the tightest is the money going round."""
 
 
 def cycle_hops(
@@ -233,7 +234,10 @@ def _chains(hops: pl.LazyFrame, *, rules: CycleRules) -> pl.LazyFrame:
             .unique(["_start_txn", "_txn"], keep="first", maintain_order=True)
             .filter(pl.int_range(pl.len()).over("_start_txn") < MAX_PATHS_PER_START)
         ).cache()  # read twice: closed at the next length, and extended further
-    chains = pl.concat(closed).with_columns(chain_id=stable_id(pl.col("hop_txn").list.sort().list.join("|")))
+    chains = pl.concat(closed).with_columns(
+        chain_id=stable_id(pl.col("hop_txn").list.sort().list.join("|")),
+        _span=pl.col("hop_at").list.max() - pl.col("hop_at").list.min(),
+    )
     # one row per chain: rotations of one chain are found from equal timestamps
     return chains.sort(*CHAIN_ORDER, pl.col("hop_txn").list.first()).unique(
         "chain_id", keep="first", maintain_order=True

@@ -34,6 +34,8 @@ and the onward (or funding) rows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from liushui.config import FanInRules, FanOutRules
@@ -48,9 +50,21 @@ MERCHANT_PATTERN = (
 )
 """Counterparty names of merchants, institutions and payment platforms: paying or being paid by many of them
 is everyday life."""
-FAN_IN_CLASSES: tuple[TxnClass, ...] = ("income", "related_transfer_in", "round_trip_in", "cycle_in")
+FAN_IN_CLASSES: tuple[TxnClass, ...] = (
+    "income",
+    "related_transfer_in",
+    "round_trip_in",
+    "cycle_in",
+    "pass_through_in",
+)
 """Inflows that may be gathered money (not salary, loans, refunds or own transfers)."""
-FAN_OUT_CLASSES: tuple[TxnClass, ...] = ("spend", "related_transfer_out")
+FAN_OUT_CLASSES: tuple[TxnClass, ...] = (
+    "spend",
+    "related_transfer_out",
+    "round_trip_out",
+    "cycle_out",
+    "pass_through_out",
+)
 """Outflows that may be scattered money (not loan repayments, fees or own transfers)."""
 
 _KEY = ["account_id", "currency"]
@@ -152,6 +166,60 @@ def _with_evidence(windows: pl.LazyFrame, rows: pl.LazyFrame, other: pl.LazyFram
     )
 
 
+@dataclass(frozen=True)
+class _Wording:
+    """A fan rule's reason text: the gathering or scattering, then whether the money moved on."""
+
+    zh: str
+    """Format with window start, end, days, parties, total."""
+    en: str
+    """Format with days, window start, end, parties, total."""
+    moved_zh: str
+    """Format with share, days: the other side reached the rule's high share."""
+    moved_en: str
+    stayed_zh: str
+    """Format with share, days: it did not."""
+    stayed_en: str
+
+
+def _fan_flags(
+    rows: pl.LazyFrame,
+    windows: pl.LazyFrame,
+    other: pl.LazyFrame,
+    *,
+    rule: Rule,
+    rules: FanInRules | FanOutRules,
+    min_parties: int,
+    min_share: float,
+    high_share: float,
+    other_days: int,
+    limit_name: str,
+    wording: _Wording,
+) -> pl.LazyFrame:
+    """The flags of both fan rules: metric the distinct parties of the month's busiest window, threshold
+    `min_parties`; high at twice that or when the money moving the other way reaches `high_share`."""
+    moved = pl.col("_share") >= high_share
+    share, days = fmt_pct(pl.col("_share")), pl.lit(str(other_days))
+    window = [pl.col("_start_at").dt.date(), pl.col("_end_at").dt.date()]
+    counts = [pl.col("_parties"), fmt_num(pl.col("_total"))]
+    flagged = _with_evidence(windows, rows, other, min_share=min_share).with_columns(
+        **month_period(),
+        metric_value=pl.col("_parties").cast(pl.Float64),
+        threshold=pl.lit(float(min_parties)),
+        limit_name=pl.lit(limit_name),
+        severity=high_when((pl.col("_parties") >= 2 * min_parties) | moved),
+        reason_zh=pl.format(wording.zh, *window, pl.lit(str(rules.window_days)), *counts)
+        + pl.when(moved)
+        .then(pl.format(wording.moved_zh, share, days))
+        .otherwise(pl.format(wording.stayed_zh, share, days)),
+        reason_en=pl.format(wording.en, pl.lit(str(rules.window_days)), *window, *counts)
+        + pl.when(moved)
+        .then(pl.format(wording.moved_en, share, days))
+        .otherwise(pl.format(wording.stayed_en, share, days)),
+    )
+    return finish_flags(flagged, rule, rules)
+
+
 # --- FAN_IN ---
 FAN_IN = Rule(
     code="FAN_IN",
@@ -171,7 +239,8 @@ FAN_IN = Rule(
 
 def fan_in_flags(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: FanInRules) -> pl.LazyFrame:
     """FAN_IN (module docstring): metric the distinct senders of the month's busiest window, threshold
-    `min_senders`; high when twice that many; evidence the window's inflows and the onward outflows."""
+    `min_senders`; high when twice that many or when `high_onward_share` of it moved on; evidence the window's
+    inflows and the onward outflows."""
     rows = _party_rows(
         transactions,
         accounts,
@@ -186,35 +255,26 @@ def fan_in_flags(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: F
         start=pl.col("_start_at"),
         end=pl.col("_end_at") + pl.duration(days=rules.onward_days),
     )
-    flagged = _with_evidence(windows, rows, onward, min_share=rules.min_onward_share).with_columns(
-        **month_period(),
-        metric_value=pl.col("_parties").cast(pl.Float64),
-        threshold=pl.lit(float(rules.min_senders)),
-        limit_name=pl.lit("distinct_senders"),
-        severity=high_when(pl.col("_parties") >= 2 * rules.min_senders),
-        reason_zh=pl.format(
-            "{}至{}的{}天内有{}名不同转款人转入共{}，其中{}在{}天内转出：资金从多方集中到本账户后又转走。",
-            pl.col("_start_at").dt.date(),
-            pl.col("_end_at").dt.date(),
-            pl.lit(str(rules.window_days)),
-            pl.col("_parties"),
-            fmt_num(pl.col("_total")),
-            fmt_pct(pl.col("_share")),
-            pl.lit(str(rules.onward_days)),
-        ),
-        reason_en=pl.format(
-            "Within {} days ({} to {}) {} distinct senders paid in {}; {} of it left within {} days: money gathered "
-            "from many parties and passed on.",
-            pl.lit(str(rules.window_days)),
-            pl.col("_start_at").dt.date(),
-            pl.col("_end_at").dt.date(),
-            pl.col("_parties"),
-            fmt_num(pl.col("_total")),
-            fmt_pct(pl.col("_share")),
-            pl.lit(str(rules.onward_days)),
+    return _fan_flags(
+        rows,
+        windows,
+        onward,
+        rule=FAN_IN,
+        rules=rules,
+        min_parties=rules.min_senders,
+        min_share=rules.min_onward_share,
+        high_share=rules.high_onward_share,
+        other_days=rules.onward_days,
+        limit_name="distinct_senders",
+        wording=_Wording(
+            zh="{}至{}的{}天内有{}名不同转款人转入共{}",
+            en="Within {} days ({} to {}) {} distinct senders paid in {}",
+            moved_zh="，其中{}在{}天内转出：资金从多方集中到本账户后又转走。",
+            moved_en="; {} of it left within {} days: money gathered from many parties and passed on.",
+            stayed_zh="（{}在{}天内转出）：资金从多方集中到本账户。",
+            stayed_en=" ({} of it left within {} days): money gathered from many parties into this account.",
         ),
     )
-    return finish_flags(flagged, FAN_IN, rules)
 
 
 # --- FAN_OUT ---
@@ -235,7 +295,8 @@ FAN_OUT = Rule(
 
 def fan_out_flags(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: FanOutRules) -> pl.LazyFrame:
     """FAN_OUT (module docstring): metric the distinct receivers of the month's busiest window, threshold
-    `min_receivers`; high when twice that many; evidence the window's outflows and the funding inflows."""
+    `min_receivers`; high when twice that many or when `high_funded_share` of it had just come in; evidence the
+    window's outflows and the funding inflows."""
     rows = _party_rows(
         transactions,
         accounts,
@@ -252,32 +313,23 @@ def fan_out_flags(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: 
         start=pl.col("_start_at") - pl.duration(days=rules.funded_days),
         end=pl.col("_end_at"),
     )
-    flagged = _with_evidence(windows, rows, funding, min_share=rules.min_funded_share).with_columns(
-        **month_period(),
-        metric_value=pl.col("_parties").cast(pl.Float64),
-        threshold=pl.lit(float(rules.min_receivers)),
-        limit_name=pl.lit("distinct_receivers"),
-        severity=high_when(pl.col("_parties") >= 2 * rules.min_receivers),
-        reason_zh=pl.format(
-            "{}至{}的{}天内向{}名不同收款人转出共{}，其中{}来自此前{}天内的转入：资金转入后被拆分转给多方。",
-            pl.col("_start_at").dt.date(),
-            pl.col("_end_at").dt.date(),
-            pl.lit(str(rules.window_days)),
-            pl.col("_parties"),
-            fmt_num(pl.col("_total")),
-            fmt_pct(pl.col("_share")),
-            pl.lit(str(rules.funded_days)),
-        ),
-        reason_en=pl.format(
-            "Within {} days ({} to {}) paid {} distinct receivers {}; {} of it had come in within {} days before: "
-            "money split across many parties.",
-            pl.lit(str(rules.window_days)),
-            pl.col("_start_at").dt.date(),
-            pl.col("_end_at").dt.date(),
-            pl.col("_parties"),
-            fmt_num(pl.col("_total")),
-            fmt_pct(pl.col("_share")),
-            pl.lit(str(rules.funded_days)),
+    return _fan_flags(
+        rows,
+        windows,
+        funding,
+        rule=FAN_OUT,
+        rules=rules,
+        min_parties=rules.min_receivers,
+        min_share=rules.min_funded_share,
+        high_share=rules.high_funded_share,
+        other_days=rules.funded_days,
+        limit_name="distinct_receivers",
+        wording=_Wording(
+            zh="{}至{}的{}天内向{}名不同收款人转出共{}",
+            en="Within {} days ({} to {}) paid {} distinct receivers {}",
+            moved_zh="，其中{}来自此前{}天内的转入：资金转入后被拆分转给多方。",
+            moved_en="; {} of it had come in within {} days before: money split across many parties.",
+            stayed_zh="（{}来自此前{}天内的转入）：资金分散转给多方。",
+            stayed_en=" ({} of it had come in within {} days before): money scattered to many parties.",
         ),
     )
-    return finish_flags(flagged, FAN_OUT, rules)

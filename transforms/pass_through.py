@@ -2,7 +2,7 @@
 leaves again within days, and the balance never holds it.
 
 `pass_through_months`: one row per account x currency x month (of the arrival) that passed through, with
-`inflow` (the month's money in, own transfers and round-trip legs aside), `passed` (the part of it that left
+`inflow` (the month's money in, own transfers and round-trip and cycle legs aside), `passed` (the part of it that left
 within `max_days`), `passed_share`, `passed_inflows`, `median_balance` and the legs: `in_txn_ids` (the inflows
 of which at least half left within `max_days`) and `out_txn_ids` (the outflows that carried them away).
 
@@ -18,7 +18,8 @@ inflow nor outflow here (the money stays the customer's).
 
 Which inflows can pass through: not salary (earned money spent at once is still earned: rent and card payments
 on pay day), not loan disbursements (a loan paid straight to a seller is the loan's use; borrowing to repay is
-BORROW_TO_REPAY), not refunds or reversals, and no leg of a round trip (ROUND_TRIP's fact, left out altogether).
+BORROW_TO_REPAY), not refunds or reversals, and no leg of a round trip or a cycle (ROUND_TRIP's and CYCLE's
+fact, left out altogether).
 The others still count in the month's inflow, so a salary keeps an ordinary account away from the share.
 
 `pass_through_flags`: one PASS_THROUGH flag (`contracts.RISK_FLAGS`) per such month. Rule and defaults:
@@ -43,13 +44,12 @@ _PER_ACCOUNT = ["account_id", "currency"]
 _MONTH_KEY = ["account_id", "currency", "month_on"]
 
 
-def passed_inflows(transactions: pl.LazyFrame, round_trips: pl.LazyFrame, *, rules: PassThroughRules) -> pl.LazyFrame:
-    """One row per inflow (own transfers and round-trip legs aside): `txn_id, account_id, currency, month_on,
-    in_cents, can_pass` (its class can pass through), `passed_cents` (what left within `max_days`, carried by
-    `out_txn_ids`)."""
-    trip_legs = pl.concat([round_trips.select(txn_id="out_txn_id"), round_trips.select(txn_id="in_txn_id")]).unique()
+def passed_inflows(transactions: pl.LazyFrame, came_back: pl.LazyFrame, *, rules: PassThroughRules) -> pl.LazyFrame:
+    """One row per inflow (own transfers and the legs in `came_back` aside): `txn_id, account_id, currency,
+    month_on, in_cents, can_pass` (its class can pass through), `passed_cents` (what left within `max_days`,
+    carried by `out_txn_ids`)."""
     flows = transactions.filter(~txn_class_is(*_OWN_CLASSES) & (pl.col("amount") != 0)).join(
-        trip_legs, on="txn_id", how="anti"
+        came_back.select("txn_id"), on="txn_id", how="anti"
     )
     inflows = (
         flows.filter(pl.col("amount") > 0)
@@ -88,9 +88,10 @@ def passed_inflows(transactions: pl.LazyFrame, round_trips: pl.LazyFrame, *, rul
 
 
 def pass_through_months(
-    transactions: pl.LazyFrame, round_trips: pl.LazyFrame, *, rules: PassThroughRules
+    transactions: pl.LazyFrame, came_back: pl.LazyFrame, *, rules: PassThroughRules
 ) -> pl.LazyFrame:
-    """The months that passed through (`passed_share >= share_threshold`, at least `min_inflows` inflows of
+    """`came_back`: the `txn_id` of round-trip and cycle legs, left out (money that came back is that fact).
+    The months that passed through (`passed_share >= share_threshold`, at least `min_inflows` inflows of
     which half or more passed, at least `min_passed` of the currency passed, the median stated balance below
     `max_balance_share` of the inflow), with their legs."""
     is_leg = pl.col("can_pass") & (pl.col("passed_cents") * 2 >= pl.col("in_cents"))
@@ -98,7 +99,7 @@ def pass_through_months(
         median_balance=pl.col("balance_after").cast(pl.Float64).median()
     )
     return (
-        passed_inflows(transactions, round_trips, rules=rules)
+        passed_inflows(transactions, came_back, rules=rules)
         .group_by(_MONTH_KEY)
         .agg(
             inflow=pl.col("in_cents").sum().cast(pl.Float64) / 100,

@@ -242,23 +242,27 @@ def account_signals(
     # backfill for a past date sees exactly what was known then.
     known_then = pl.col("booked_on") <= as_of
     trips = checkpoint(round_trips(classified.filter(known_then), rules=rules.round_trip))
-    passing = checkpoint(pass_through_months(classified.filter(known_then), trips, rules=rules.pass_through))
+    cycle_outs = cross.links.filter(link_type_is("cycle")).select(txn_id="out_txn_id")
+    cycle_ins = cross.cycle_returns.select(txn_id="in_txn_id")
+    # Legs of money that came back (round trips, cycles) are that fact, not money passing through.
+    came_back = pl.concat(
+        [trips.select(txn_id="out_txn_id"), trips.select(txn_id="in_txn_id"), cycle_outs, cycle_ins]
+    ).unique()
+    passing = checkpoint(pass_through_months(classified.filter(known_then), came_back, rules=rules.pass_through))
     passed_in, passed_out = pass_through_legs(passing)
-    # One fact, one flag: money that came back or passed through is neither clean income nor a large outflow.
+    # One fact, one flag: money that came back or passed through is neither clean income, spending, a related
+    # transfer nor a large outflow.
     returned = pl.concat(
         [
             trips.select(txn_id="in_txn_id", returned_class=txn_class_value("round_trip_in")),
-            cross.cycle_returns.select(txn_id="in_txn_id", returned_class=txn_class_value("cycle_in")),
+            trips.select(txn_id="out_txn_id", returned_class=txn_class_value("round_trip_out")),
+            cycle_ins.with_columns(returned_class=txn_class_value("cycle_in")),
+            cycle_outs.with_columns(returned_class=txn_class_value("cycle_out")),
             passed_in.with_columns(returned_class=txn_class_value("pass_through_in")),
+            passed_out.with_columns(returned_class=txn_class_value("pass_through_out")),
         ]
     )
-    returned_out = pl.concat(
-        [
-            trips.select(txn_id="out_txn_id"),
-            cross.links.filter(link_type_is("cycle")).select(txn_id="out_txn_id"),
-            passed_out,
-        ]
-    )
+    returned_out = pl.concat([trips.select(txn_id="out_txn_id"), cycle_outs, passed_out])
     published_transactions = checkpoint(mark_returned_money(classified, returned))
     transactions = published_transactions.filter(known_then)
 

@@ -126,14 +126,37 @@ def link_type_value(link_type: LinkType) -> pl.Expr:
     return pl.lit(link_type)
 
 
+MATCH_ROUNDS = 8
+"""Rounds of mutual-first matching in `one_to_one` before a last greedy pass takes what is left."""
+
+
 def one_to_one(pairs: pl.LazyFrame, *, order: list[str]) -> pl.LazyFrame:
-    """Keep each outgoing and each incoming transaction in at most one pair: for every outflow its
-    first match in `order`, then for every inflow the first outflow that chose it."""
-    return (
-        pairs.sort(order)
-        .unique("out_txn_id", keep="first", maintain_order=True)
-        .unique("in_txn_id", keep="first", maintain_order=True)
+    """Keep each outgoing and each incoming transaction in at most one pair, best pairs by `order` first.
+
+    In rounds: a pair that comes first in `order` both for its outflow and for its inflow is kept, and every
+    other pair of its two legs is dropped; the rest go to the next round. The first remaining pair is always
+    kept, so a round never stalls, and legs whose first choice went to a better pair get their second choice
+    (alternating out-in-out-in legs with one party pair up in order, where a single pass kept every other
+    trip). After `MATCH_ROUNDS` a last pass keeps, for every outflow left, its first inflow not yet taken.
+    Materialised: the candidate pairs are few, and each round needs the previous one's result."""
+    remaining = pairs.sort(order).collect()
+    kept: list[pl.DataFrame] = []
+    for _ in range(MATCH_ROUNDS):
+        if remaining.is_empty():
+            break
+        first_for_out = pl.int_range(pl.len()).over("out_txn_id") == 0
+        first_for_in = pl.int_range(pl.len()).over("in_txn_id") == 0
+        chosen = remaining.filter(first_for_out & first_for_in)
+        kept.append(chosen)
+        remaining = remaining.join(chosen.select("out_txn_id"), on="out_txn_id", how="anti").join(
+            chosen.select("in_txn_id"), on="in_txn_id", how="anti"
+        )
+    kept.append(
+        remaining.unique("out_txn_id", keep="first", maintain_order=True).unique(
+            "in_txn_id", keep="first", maintain_order=True
+        )
     )
+    return pl.concat(kept).sort(order).lazy()
 
 
 def round_trips(transactions: pl.LazyFrame, *, rules: RoundTripRules) -> pl.LazyFrame:
