@@ -198,9 +198,9 @@ def test_no_database_is_a_clear_message(tmp_path, monkeypatch):
 def test_no_connection_is_held_after_rendering(db, monkeypatch):
     for page in ("Overview", "Account", "Run health"):
         app(db, monkeypatch, page=page)
-    # DuckDB refuses a read-write open in a process that still holds the file read-only: the nightly
-    # writer would be refused the same way by a dashboard that kept its connection.
-    duckdb.connect(str(db)).close()
+    # DuckDB refuses a connection with another configuration to a file this process still has open: a
+    # dashboard that kept its connection would keep its old version of the database open (and its disk space).
+    duckdb.connect(store._current_file(db), read_only=True, config={"threads": 1}).close()
 
 
 def test_a_database_held_by_the_writer_is_a_message_not_a_traceback(db, tmp_path, monkeypatch):
