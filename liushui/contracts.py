@@ -448,10 +448,17 @@ RISK_FLAGS = Table(
 
 ACCOUNT_RISK = Table(
     "account_risk",
-    "One row per account: risk score from the active flags, band, recovery status, trends, and what "
-    "would have to change.",
+    "One row per account: its customer, risk score from the active flags, band, recovery status, trends, and what "
+    "would have to change by when.",
     (
         ACCOUNT_ID,
+        text(
+            "customer_id",
+            "Customer owning the account (accounts.csv); the account id when the reference data does not name one. "
+            "A customer's accounts share it: group by it for the customer's view.",
+            nullable=False,
+        ),
+        text("holder_name", "Account holder name (accounts.csv); null when the reference data does not name one."),
         text("currency", "The account's main currency (the one judged).", nullable=False),
         col("as_of_on", pl.Date, "DATE", "As-of date the status refers to.", nullable=False),
         ratio(
@@ -486,8 +493,9 @@ ACCOUNT_RISK = Table(
             "remediation_zh",
             pl.List(pl.String),
             "VARCHAR[]",
-            "What would restore the account, one item "
-            "per active flag code, with the current value and the target (Chinese).",
+            "What would restore the account, one item per active flag code (the order of active_flags): the rule's "
+            "remediation with today's value and its month, the target, clean months so far and still needed, the "
+            "date it stops counting and the points it adds (Chinese).",
             False,
         ),
         Column("remediation_en", pl.List(pl.String), "VARCHAR[]", "The same in English.", False),
@@ -495,8 +503,18 @@ ACCOUNT_RISK = Table(
             "recovery_now",
             pl.List(pl.Float64),
             "DOUBLE[]",
-            "Per active flag code (the order of active_flags): today's value, the rule's figure in the last full "
-            "month; null when not known (the rule did not fire then and its figure is not a month column).",
+            "Per active flag code (the order of active_flags): today's value, the rule's figure on the latest window "
+            "it judges (account_months: the as-of month so far for rules judging a month's events or shares, else "
+            "the last full month; for other rules the metric of its flag in the last full month or later); null "
+            "when not known (the rule did not fire since and its figure is not a month column).",
+            False,
+        ),
+        Column(
+            "recovery_now_month_on",
+            pl.List(pl.Date),
+            "DATE[]",
+            "Per active code: the month (first day) today's value is measured in (the as-of month: so far); null "
+            "with the value.",
             False,
         ),
         Column(
@@ -521,6 +539,14 @@ ACCOUNT_RISK = Table(
             pl.List(pl.Date),
             "DATE[]",
             "Per active code: the first as-of date on which its last flag no longer counts (lookback_months later).",
+            False,
+        ),
+        Column(
+            "recovery_points",
+            pl.List(pl.Float64),
+            "DOUBLE[]",
+            "Per active code: the points it adds to the score (its weight, x high_multiplier when high; the score "
+            "is their sum, capped at 100).",
             False,
         ),
         col(

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from liushui.config import load_rules
-from liushui.contracts import ACCOUNT_MONTHS, RISK_FLAGS
+from liushui.contracts import ACCOUNT_MONTHS, ACCOUNTS_REF, RISK_FLAGS
 from transforms.risk import account_risk
 
 RULES = load_rules().account_risk
@@ -62,7 +62,7 @@ def months(account: str, incomes: list[str], burdens: list[float | None] | None 
     ]
 
 
-def risk(flags: list[dict], month_rows: list[dict]) -> dict[str, dict]:
+def risk(flags: list[dict], month_rows: list[dict], accounts: list[dict] | None = None) -> dict[str, dict]:
     flag_frame = RISK_FLAGS.conform(
         pl.DataFrame(flags, schema_overrides={"evidence_txn_ids": pl.List(pl.String)}) if flags else RISK_FLAGS.empty()
     )
@@ -73,7 +73,8 @@ def risk(flags: list[dict], month_rows: list[dict]) -> dict[str, dict]:
             "debt_burden_trailing": pl.Float64,
         },
     )
-    out = account_risk(flag_frame, month_frame.lazy(), rules=RULES, as_of=AS_OF).collect()
+    reference = ACCOUNTS_REF.conform(pl.DataFrame(accounts) if accounts else ACCOUNTS_REF.empty())
+    out = account_risk(flag_frame, month_frame.lazy(), accounts=reference, rules=RULES, as_of=AS_OF).collect()
     return {r["account_id"]: r for r in out.iter_rows(named=True)}
 
 
@@ -86,9 +87,13 @@ def test_recent_severe_flag_is_at_risk_with_score_band_and_remediation():
     assert json.loads(r["score_components_json"]) == {"ROUND_TRIP": 30.0}
     assert r["active_flags"] == ["ROUND_TRIP"]
     assert r["remediation_en"] == [
-        "fix it (now 3.00, threshold 2.00; 0 clean full months so far, 6 more needed; stops counting on 2027-04-01)"
+        "fix it (now 3.00 (2026-09), threshold 2.00; 0 clean full months so far, 6 more needed; "
+        "stops counting on 2027-04-01; adds 30.0 points)"
     ]
-    assert r["remediation_zh"] == ["整改（当前3.00，阈值2.00；已有0个完整月未再触发，还需6个月，2027-04-01起不再计入）"]
+    assert r["remediation_zh"] == [
+        "整改（当前3.00（2026-09），阈值2.00；已有0个完整月未再触发，还需6个月，2027-04-01起不再计入，计30.0分）"
+    ]
+    assert (r["recovery_now_month_on"], r["recovery_points"]) == ([date(2026, 9, 1)], [30.0])
     assert (r["recovery_now"], r["recovery_target"], r["recovery_clean_months"], r["recovery_months_needed"]) == (
         [3.0],
         [2.0],
@@ -143,7 +148,7 @@ def test_a_code_flagged_in_two_currencies_counts_once_and_shows_the_main_currenc
         r = risk(order, months("A", FLAT))["A"]  # the months are CNY, the main currency
         assert (r["active_flags"], r["active_flag_count"]) == (["LARGE_OUTFLOW"], 2)
         assert json.loads(r["score_components_json"]) == {"LARGE_OUTFLOW": 8.0}  # weight once, not per currency
-        assert r["remediation_en"][0].startswith("fix it (now 30000.00, threshold 24000.00;")
+        assert r["remediation_en"][0].startswith("fix it (now 30000.00 (2026-09), threshold 24000.00;")
 
 
 def test_trends_of_income_and_debt_burden():
@@ -185,15 +190,16 @@ def test_today_value_is_the_last_full_month_figure_not_the_value_at_the_last_fla
         "OVERDUE_PENALTY": (0.0, 2, 4, date(2027, 2, 1)),  # July's 4 events are not today's 0
         "OVERDRAWN": (0.0, 1, 5, date(2027, 3, 1)),
     }
-    assert "当前0.00" in r["remediation_zh"][0] and "now 0.00" in r["remediation_en"][0]
+    assert "当前0.00（2026-09）" in r["remediation_zh"][0] and "now 0.00 (2026-09)" in r["remediation_en"][0]
     assert r["clears_on"] == date(2027, 3, 1)
 
 
 def test_a_rule_without_a_month_figure_not_flagged_last_month_has_no_known_value_today():
     r = risk([flag("A", "ROUND_TRIP", date(2026, 6, 30))], months("A", FLAT))["A"]
     assert (r["recovery_now"], r["recovery_clean_months"], r["recovery_months_needed"]) == ([None], [3], [3])
-    assert "not flagged in the last full month" in r["remediation_en"][0]
-    assert "上一完整月未触发" in r["remediation_zh"][0]
+    assert "not flagged since the last full month" in r["remediation_en"][0]
+    assert "上一完整月以来未触发" in r["remediation_zh"][0]
+    assert r["recovery_now_month_on"] == [None]
 
 
 def test_a_statement_ending_before_the_last_full_month_has_insufficient_history_not_recovery():
@@ -208,3 +214,67 @@ def test_clean_months_count_covered_full_months_only():
     rows[5]["is_full_month"] = False  # August not fully covered: unknown, not clean
     r = risk([flag("A", "MULTI_LENDER", date(2026, 6, 30))], rows)["A"]
     assert (r["recovery_status"], r["months_since_severe"]) == ("at_risk", 2)  # July, September
+
+
+def test_the_customer_is_the_reference_owner_and_an_unknown_account_its_own_customer():
+    reference = [{"account_id": "A", "customer_id": "C1", "holder_name": "张三", "account_type": "personal"}]
+    result = risk([], months("A", FLAT) + months("B", FLAT), reference)
+    assert (result["A"]["customer_id"], result["A"]["holder_name"]) == ("C1", "张三")
+    assert (result["B"]["customer_id"], result["B"]["holder_name"]) == ("B", None)
+
+
+def _as_of_month(account: str, **figures: object) -> dict:
+    """October, the as-of month: partial (booked up to the as-of date)."""
+    return {
+        "account_id": account,
+        "currency": "CNY",
+        "month_on": date(2026, 10, 1),
+        "is_main_currency": True,
+        "is_full_month": False,
+        "clean_income": Decimal("2000"),
+        "debt_burden_trailing": None,
+        **figures,
+    }
+
+
+def test_today_value_of_a_rule_judging_the_as_of_month_is_that_month_so_far():
+    zero = {"penalty_count": 0, "failed_debit_count": 0, "collection_count": 0}
+    month_rows = _with_figures(months("A", FLAT, [0.6] * 7), **zero) + [
+        _as_of_month("A", penalty_count=1, failed_debit_count=1, collection_count=0)
+    ]
+    flags = [
+        flag("A", "OVERDUE_PENALTY", date(2026, 8, 31), metric=3.0, threshold=1.0),
+        flag("A", "DEBT_BURDEN_HIGH", date(2026, 8, 31), severity="medium", metric=0.7, threshold=0.5),
+    ]
+    r = risk(flags, month_rows)["A"]
+    assert r["active_flags"] == ["OVERDUE_PENALTY", "DEBT_BURDEN_HIGH"]  # 20 x 1.5 before 15
+    # overdue events are judged in October too: 2 so far today; the debt burden over full months: September's
+    assert r["recovery_now"] == [2.0, 0.6]
+    assert r["recovery_now_month_on"] == [date(2026, 10, 1), date(2026, 9, 1)]
+    assert r["recovery_points"] == [30.0, 15.0]
+    assert (r["recovery_clean_months"], r["recovery_months_needed"]) == ([1, 1], [5, 5])
+    assert r["recovery_clears_on"] == [date(2027, 3, 1), date(2027, 3, 1)]
+    assert r["remediation_en"] == [
+        "fix it (now 2.00 (2026-10 so far), threshold 1.00; 1 clean full months so far, 5 more needed; "
+        "stops counting on 2027-03-01; adds 30.0 points)",
+        "fix it (now 0.60 (2026-09), threshold 0.50; 1 clean full months so far, 5 more needed; "
+        "stops counting on 2027-03-01; adds 15.0 points)",
+    ]
+    assert r["remediation_zh"][0] == (
+        "整改（当前2.00（2026-10至今），阈值1.00；已有1个完整月未再触发，还需5个月，2027-03-01起不再计入，计30.0分）"
+    )
+    assert r["score"] == 45.0
+
+
+def test_a_statement_ending_before_the_as_of_month_gives_the_last_full_month_value():
+    month_rows = _with_figures(months("A", FLAT), related_out_share=0.2)
+    r = risk([flag("A", "RELATED_TRANSFER_HEAVY", date(2026, 7, 31), metric=0.9, threshold=0.5)], month_rows)["A"]
+    assert (r["recovery_now"], r["recovery_now_month_on"]) == ([0.2], [date(2026, 9, 1)])
+
+
+def test_points_of_a_medium_flag_are_its_weight_and_a_high_flag_times_the_multiplier():
+    sep = date(2026, 9, 30)
+    flags = [flag("A", "CYCLE", sep, severity="high"), flag("A", "LARGE_OUTFLOW", sep, severity="medium")]
+    r = risk(flags, months("A", FLAT))["A"]
+    assert dict(zip(r["active_flags"], r["recovery_points"], strict=True)) == {"CYCLE": 37.5, "LARGE_OUTFLOW": 8.0}
+    assert r["score"] == 45.5

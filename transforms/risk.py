@@ -14,14 +14,20 @@ From the account's flags and months as of the run's as-of date:
   that never had a severe flag is `watch` with active flags and `clean` without;
 - **trends**: least-squares slope of clean income (as % of its mean, per month) and of the trailing debt
   burden over the last 6 full months;
-- **remediation and recovery per cause**: for each active code, the latest flag's remediation (of flags of one
-  code ending together, the main currency's: a rule judged per currency can fire in two currencies in one month,
-  and the account's figures are its main currency's) with today's value, the target (the threshold), the clean
-  months so far, the months still needed and the date the flag stops counting. *Today's value* is the rule's
-  figure in the last full month (the as-of month is partial: shown, never judged): from `account_months`
-  (`CURRENT_VALUE`) for the rules whose metric is a month figure, else the metric of the code's flag in the
-  last full month, else unknown ("not flagged in the last full month"). The flag stops counting on the first
-  as-of date whose lookback no longer reaches its month: the month after `lookback_months` clean months.
+- **customer**: `customer_id` and `holder_name` from the reference accounts (an account missing from it is its
+  own customer, without a name), so that analysts find accounts by who owns them;
+- **remediation and recovery per cause** ("what must change, by when"): for each active code, the latest flag's
+  remediation (of flags of one code ending together, the main currency's: a rule judged per currency can fire in
+  two currencies in one month, and the account's figures are its main currency's) with today's value and the
+  month it is measured in, the target (the threshold), the clean months so far, the months still needed, the date
+  the flag stops counting and the points it adds to the score. *Today's value* is the rule's figure on the latest
+  window the rule judges, from `account_months` (`CURRENT_VALUE`) for the rules whose metric is a month figure:
+  the as-of month so far for the rules that judge it too (events and shares of a month: an overdue fee booked
+  this month counts today), else the last full month (a trailing ratio over full months is not known for a
+  partial month); an account whose statement ends earlier falls back to the last full month. For the other
+  rules it is the metric of the code's flag in the last full month or later, else unknown ("not flagged since
+  the last full month"). The flag stops counting on the first as-of date whose lookback no longer reaches its
+  month: the month after `lookback_months` clean months.
 """
 
 from __future__ import annotations
@@ -34,10 +40,13 @@ from liushui.config import AccountRiskRules
 from liushui.contracts import ACCOUNT_RISK
 from liushui.vocabularies import RecoveryStatus, StatementTrust
 from transforms.balances import OVERDRAWN
+from transforms.classify import account_owners
+from transforms.commingling import COMMINGLING
 from transforms.credit import BORROWING_FREQUENT, DEBT_BURDEN_HIGH, OVERDUE_PENALTY
 from transforms.flag_rows import fmt_num, severity
 from transforms.income import INCOME_VOLATILE
 from transforms.integrity import BALANCE_BREAK
+from transforms.transfers import RELATED_TRANSFER_HEAVY
 
 TREND_MONTHS = 6
 
@@ -49,8 +58,24 @@ CURRENT_VALUE: dict[str, pl.Expr] = {
     ),
     OVERDRAWN.code: pl.col("negative_balance_days").cast(pl.Float64),
     DEBT_BURDEN_HIGH.code: pl.col("debt_burden_trailing"),
+    RELATED_TRANSFER_HEAVY.code: pl.col("related_out_share"),
+    COMMINGLING.code: pl.col("business_in_share"),
 }
-"""Rules whose metric is a figure of one account month: today's value is that figure in the last full month."""
+"""Rules whose metric is a figure of one account month: today's value is that figure on the latest window the rule
+judges."""
+
+JUDGED_IN_AS_OF_MONTH: frozenset[str] = frozenset(
+    {
+        BORROWING_FREQUENT.code,
+        OVERDUE_PENALTY.code,
+        OVERDRAWN.code,
+        RELATED_TRANSFER_HEAVY.code,
+        COMMINGLING.code,
+    }
+)
+"""Codes of `CURRENT_VALUE` whose rule judges the as-of month too (a month's events or shares, so far): today's
+value is the as-of month's figure. The others judge full months only (a trailing ratio, a volatility over full
+months): the last full month's."""
 
 
 def _status(status: RecoveryStatus) -> pl.Expr:
@@ -89,19 +114,28 @@ def _trends(account_months: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _today_values(account_months: pl.LazyFrame, last_full_month_on: date) -> pl.LazyFrame:
-    """One row per account x code of `CURRENT_VALUE`: `_today`, the figure in the main currency's last full
-    month (codes whose columns the frame lacks are left out)."""
+def _today_values(account_months: pl.LazyFrame, as_of_month_on: date, last_full_month_on: date) -> pl.LazyFrame:
+    """One row per account x code of `CURRENT_VALUE`: `_today`, the figure on the latest window the rule judges
+    (the as-of month for `JUDGED_IN_AS_OF_MONTH`, when the statement reaches it, else the last full month) of
+    the main currency, and `_today_month`, that month (codes whose columns the frame lacks are left out)."""
     present = set(account_months.collect_schema().names())
     usable = {code: expr for code, expr in CURRENT_VALUE.items() if set(expr.meta.root_names()) <= present}
+    schema = {"account_id": pl.String, "flag_code": pl.String, "_today": pl.Float64, "_today_month": pl.Date}
     if not usable:
-        return pl.LazyFrame(schema={"account_id": pl.String, "flag_code": pl.String, "_today": pl.Float64})
+        return pl.LazyFrame(schema=schema)
+    latest = pl.col("month_on") == as_of_month_on
+    last_full = pl.col("is_full_month") & (pl.col("month_on") == last_full_month_on)
+    figures = (
+        account_months.filter(pl.col("is_main_currency") & (latest | last_full))
+        .select("account_id", "month_on", *(expr.cast(pl.Float64).alias(code) for code, expr in usable.items()))
+        .unpivot(index=["account_id", "month_on"], variable_name="flag_code", value_name="_today")
+    )
+    judged_now = pl.col("flag_code").is_in(sorted(JUDGED_IN_AS_OF_MONTH))
     return (
-        account_months.filter(
-            pl.col("is_main_currency") & pl.col("is_full_month") & (pl.col("month_on") == last_full_month_on)
-        )
-        .select("account_id", *(expr.cast(pl.Float64).alias(code) for code, expr in usable.items()))
-        .unpivot(index="account_id", variable_name="flag_code", value_name="_today")
+        figures.filter(pl.col("month_on").eq(last_full_month_on) | judged_now)
+        .sort("account_id", "flag_code", "month_on", descending=[False, False, True])
+        .unique(["account_id", "flag_code"], keep="first", maintain_order=True)
+        .select("account_id", "flag_code", "_today", _today_month=pl.col("month_on"))
     )
 
 
@@ -119,16 +153,23 @@ def _clean_months_after(
 
 
 def account_risk(
-    risk_flags: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: AccountRiskRules, as_of: date
+    risk_flags: pl.LazyFrame,
+    account_months: pl.LazyFrame,
+    *,
+    accounts: pl.LazyFrame,
+    rules: AccountRiskRules,
+    as_of: date,
 ) -> pl.LazyFrame:
+    """One row per account of `account_months`; `accounts` is the reference (`contracts.ACCOUNTS_REF`)."""
     as_of_month = as_of.replace(day=1)
     last_full_month_on = pl.select(pl.lit(as_of_month).dt.offset_by("-1mo")).item()
     last_full_month = pl.lit(last_full_month_on)
     active_since = pl.lit(as_of_month).dt.offset_by(f"-{rules.lookback_months}mo")
-    accounts = (
+    judged = (
         account_months.filter(pl.col("is_main_currency"))
         .select("account_id", "currency")
         .unique("account_id", keep="first")
+        .pipe(account_owners, accounts)
     )
     full_months = account_months.filter(pl.col("is_main_currency") & pl.col("is_full_month")).select(
         "account_id", "month_on"
@@ -150,7 +191,7 @@ def account_risk(
     weights = pl.DataFrame(
         {"flag_code": list(rules.weights), "_weight": [float(w) for w in rules.weights.values()]}
     ).lazy()
-    main_currency = accounts.select("account_id", _main_currency="currency")
+    main_currency = judged.select("account_id", _main_currency="currency")
     codes = (
         active.join(main_currency, on="account_id", how="left")
         .sort("period_end_on", (pl.col("currency") == pl.col("_main_currency")).fill_null(False), "flag_id")
@@ -166,15 +207,31 @@ def account_risk(
         )
     )
     clears_on = pl.col("_last_end").dt.month_start().dt.offset_by(f"{rules.lookback_months + 1}mo")
-    now = pl.col("recovery_now")
-    now_zh = pl.when(now.is_null()).then(pl.lit("上一完整月未触发")).otherwise(pl.lit("当前") + fmt_num(now))
+    now, now_month = pl.col("recovery_now"), pl.col("recovery_now_month_on")
+    month_text = now_month.dt.strftime("%Y-%m")
+    so_far = now_month == as_of_month
+    now_zh = (
+        pl.when(now.is_null())
+        .then(pl.lit("上一完整月以来未触发"))
+        .otherwise(
+            pl.format(
+                "当前{}（{}{}）", fmt_num(now), month_text, pl.when(so_far).then(pl.lit("至今")).otherwise(pl.lit(""))
+            )
+        )
+    )
     now_en = (
         pl.when(now.is_null())
-        .then(pl.lit("not flagged in the last full month"))
-        .otherwise(pl.lit("now ") + fmt_num(now))
+        .then(pl.lit("not flagged since the last full month"))
+        .otherwise(
+            pl.format(
+                "now {} ({}{})", fmt_num(now), month_text, pl.when(so_far).then(pl.lit(" so far")).otherwise(pl.lit(""))
+            )
+        )
     )
     per_code = (
-        codes.join(_today_values(account_months, last_full_month_on), on=["account_id", "flag_code"], how="left")
+        codes.join(
+            _today_values(account_months, as_of_month, last_full_month_on), on=["account_id", "flag_code"], how="left"
+        )
         .join(
             _clean_months_after(
                 codes,
@@ -188,46 +245,58 @@ def account_risk(
         )
         .join(weights, on="flag_code", how="left")
         .with_columns(
-            recovery_now=pl.coalesce("_today", pl.when(pl.col("_last_end") >= last_full_month).then(pl.col("_metric"))),
+            _flagged_lately=pl.col("_today").is_null() & (pl.col("_last_end") >= last_full_month),
+        )
+        .with_columns(
+            recovery_now=pl.coalesce("_today", pl.when(pl.col("_flagged_lately")).then(pl.col("_metric"))),
+            recovery_now_month_on=pl.coalesce(
+                pl.when(pl.col("_today").is_not_null()).then(pl.col("_today_month")),
+                pl.when(pl.col("_flagged_lately")).then(pl.col("_last_end").dt.month_start()),
+            ),
             recovery_target=pl.col("_threshold"),
             recovery_clean_months=pl.col("_clean").fill_null(0).cast(pl.Int64),
             recovery_clears_on=clears_on,
             recovery_months_needed=_months_between(clears_on, pl.lit(as_of_month)).clip(lower_bound=0).cast(pl.Int64),
-            _points=pl.col("_weight").fill_null(0.0)
+            recovery_points=pl.col("_weight").fill_null(0.0)
             * pl.when(pl.col("_high")).then(pl.lit(rules.high_multiplier)).otherwise(pl.lit(1.0)),
         )
         .with_columns(
             _fix_zh=pl.format(
-                "{}（{}，阈值{}；已有{}个完整月未再触发，还需{}个月，{}起不再计入）",
+                "{}（{}，阈值{}；已有{}个完整月未再触发，还需{}个月，{}起不再计入，计{}分）",
                 pl.col("_fix_zh"),
                 now_zh,
                 fmt_num(pl.col("recovery_target")),
                 pl.col("recovery_clean_months"),
                 pl.col("recovery_months_needed"),
                 pl.col("recovery_clears_on"),
+                pl.col("recovery_points").round(1),
             ),
             _fix_en=pl.format(
-                "{} ({}, threshold {}; {} clean full months so far, {} more needed; stops counting on {})",
+                "{} ({}, threshold {}; {} clean full months so far, {} more needed; stops counting on {}; "
+                "adds {} points)",
                 pl.col("_fix_en"),
                 now_en,
                 fmt_num(pl.col("recovery_target")),
                 pl.col("recovery_clean_months"),
                 pl.col("recovery_months_needed"),
                 pl.col("recovery_clears_on"),
+                pl.col("recovery_points").round(1),
             ),
         )
-        .sort("account_id", "_points", "flag_code", descending=[False, True, False])
+        .sort("account_id", "recovery_points", "flag_code", descending=[False, True, False])
     )
     summary = per_code.group_by("account_id", maintain_order=True).agg(
         active_flags=pl.col("flag_code"),
         active_flag_count=pl.col("_rows").sum().cast(pl.Int64),
-        score=pl.col("_points").sum().clip(upper_bound=100.0),
+        score=pl.col("recovery_points").sum().clip(upper_bound=100.0),
         score_components_json=pl.concat_str(
-            pl.lit('"') + pl.col("flag_code") + pl.lit('": ') + pl.col("_points").round(1).cast(pl.String)
+            pl.lit('"') + pl.col("flag_code") + pl.lit('": ') + pl.col("recovery_points").round(1).cast(pl.String)
         ).str.join(", "),
         remediation_zh=pl.col("_fix_zh"),
         remediation_en=pl.col("_fix_en"),
         recovery_now=pl.col("recovery_now"),
+        recovery_now_month_on=pl.col("recovery_now_month_on"),
+        recovery_points=pl.col("recovery_points"),
         recovery_target=pl.col("recovery_target"),
         recovery_clean_months=pl.col("recovery_clean_months"),
         recovery_months_needed=pl.col("recovery_months_needed"),
@@ -253,7 +322,7 @@ def account_risk(
     )
     empty_list = pl.lit([], dtype=pl.List(pl.String))
     return ACCOUNT_RISK.conform(
-        accounts.join(summary, on="account_id", how="left")
+        judged.join(summary, on="account_id", how="left")
         .join(severe_history, on="account_id", how="left")
         .join(history, on="account_id", how="left")
         .join(_trends(account_months), on="account_id", how="left")
@@ -262,6 +331,8 @@ def account_risk(
                 pl.col(c).fill_null(pl.lit([], dtype=dtype))
                 for c, dtype in (
                     ("recovery_now", pl.List(pl.Float64)),
+                    ("recovery_now_month_on", pl.List(pl.Date)),
+                    ("recovery_points", pl.List(pl.Float64)),
                     ("recovery_target", pl.List(pl.Float64)),
                     ("recovery_clean_months", pl.List(pl.Int64)),
                     ("recovery_months_needed", pl.List(pl.Int64)),

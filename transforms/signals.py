@@ -315,5 +315,7 @@ def account_signals(
         account_months=ACCOUNT_MONTHS.conform(months.sort(MONTH_KEY)),
         transfer_links=TRANSFER_LINKS.conform(links.sort("link_type", "link_id")),
         risk_flags=RISK_FLAGS.conform(flags),
-        account_risk=ACCOUNT_RISK.conform(account_risk(flags, months, rules=rules.account_risk, as_of=as_of)),
+        account_risk=ACCOUNT_RISK.conform(
+            account_risk(flags, months, accounts=accounts, rules=rules.account_risk, as_of=as_of)
+        ),
     )
