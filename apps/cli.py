@@ -386,15 +386,19 @@ def accounts(
         typer.Option(help="Only accounts with this flag code active.", callback=_one_of(FLAG_CODES, "flag code")),
     ] = None,
     min_score: Annotated[float | None, typer.Option(min=0, max=100, help="Only a score of at least this.")] = None,
-    customer: Annotated[str | None, typer.Option(help="Only the accounts of this customer_id.")] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="Only accounts whose customer id or holder name contains this (case-insensitive)."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Table format: at most this many accounts.")] = 100,
     output_format: ListFormat = "table",
     output: Output = None,
 ) -> None:
-    """The worklist: accounts riskiest first (score), with their customer, band, recovery status and active
-    flags; every filter given must hold. csv and json list every account that passes.
+    """The worklist: accounts riskiest first (score), with their customer and holder, band, recovery status and
+    active flags; every filter given must hold. csv and json list every account that passes.
 
     Example: liushui accounts --band high --band severe --recovery at_risk --code MULTI_LENDER
+    Example: liushui accounts --customer 张
     """
     con = _open(db)
     try:
@@ -404,7 +408,7 @@ def accounts(
             recovery_statuses=recovery or (),
             flag_code=code,
             min_score=min_score,
-            customer_id=customer,
+            customer=customer,
         )
     finally:
         con.close()
@@ -445,10 +449,19 @@ def account(
         f"debt burden {tables.display(burden) or '-'}",
         highlight=False,
     )
+    holder = f" ({risk['holder_name']})" if risk["holder_name"] else ""
+    console.print(
+        f"customer {risk['customer_id']}{holder}: liushui customer {risk['customer_id']}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
     active = ", ".join(f"{c} {NAME_ZH.get(c, '')}".strip() for c in risk["active_flags"])
     console.print(f"active flags: {active or 'none'}  points: {risk['score_components_json']}", highlight=False)
     for zh, en in zip(risk["remediation_zh"], risk["remediation_en"], strict=True):
         console.print(f"  • {en}\n    {zh}", highlight=False, markup=False)
+    if risk["active_flags"]:
+        _print_table(remediation_table(risk), title=f"account {account_id}: what must change, by when")
     months = months.select(
         "month_on",
         "currency",
@@ -480,6 +493,84 @@ def account(
         )
     )
     _print_table(flagged, title=f"account {account_id}: flags")
+
+
+def remediation_table(risk: dict[str, Any]) -> pl.DataFrame:
+    """One row per active cause of an account_risk row (its list columns side by side): today's value and the
+    month it is measured in, the target, clean months so far and still needed, the date it stops counting and
+    the points it adds."""
+    return pl.DataFrame(
+        {
+            "flag_code": risk["active_flags"],
+            "name_zh": [NAME_ZH.get(c, "") for c in risk["active_flags"]],
+            "now": risk["recovery_now"],
+            "now_month": [m.strftime("%Y-%m") if m else None for m in risk["recovery_now_month_on"]],
+            "target": risk["recovery_target"],
+            "clean_months": risk["recovery_clean_months"],
+            "months_needed": risk["recovery_months_needed"],
+            "stops_counting_on": risk["recovery_clears_on"],
+            "points": risk["recovery_points"],
+        },
+        schema={
+            "flag_code": pl.String,
+            "name_zh": pl.String,
+            "now": pl.Float64,
+            "now_month": pl.String,
+            "target": pl.Float64,
+            "clean_months": pl.Int64,
+            "months_needed": pl.Int64,
+            "stops_counting_on": pl.Date,
+            "points": pl.Float64,
+        },
+    )
+
+
+@app.command()
+def customer(
+    id_or_name: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="Customer id, or part of it or of a name.")],
+    db: Database = DEFAULT_DB,
+) -> None:
+    """One customer: every account (band, score, recovery, active flags, clean income) and the money moved between
+    them. The customer whose id is ID_OR_NAME, else the one customer whose id or holder name contains it
+    (case-insensitive); several matches are listed to choose from.
+
+    Example: liushui customer C1
+    """
+    con = _open(db)
+    try:
+        found = queries.customers(con, search=id_or_name)
+        exact = found.filter(pl.col("customer_id") == id_or_name)
+        chosen = exact if exact.height else found
+        if chosen.height == 1:
+            customer_id = chosen["customer_id"][0]
+            owned = queries.customer_accounts(con, customer_id)
+            moved = queries.customer_transfers(con, customer_id)
+    finally:
+        con.close()
+    if chosen.is_empty():
+        _fail(f"no customer id or holder name contains {id_or_name!r} in {db}")
+    if chosen.height > 1:
+        _print_table(chosen, title=f"customers matching {id_or_name}")
+        _fail(f"{chosen.height} customers match {id_or_name!r}: give one customer id")
+    row = chosen.row(0, named=True)
+    names = f" ({row['holder_names']})" if row["holder_names"] else ""
+    active = ", ".join(f"{c} {NAME_ZH.get(c, '')}".strip() for c in row["active_flags"])
+    console.print(
+        f"customer {customer_id}{names}: {row['accounts']} account(s), worst band {row['worst_band']}, "
+        f"highest score {tables.display(row['max_score'])}, {row['flagged_accounts']} with active flags: "
+        f"{active or 'none'}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    _print_table(owned.drop("remediation_en"), title=f"customer {customer_id}: accounts")
+    for account_id, fixes in zip(owned["account_id"], owned["remediation_en"], strict=True):
+        for fix in fixes:
+            console.print(f"  • {account_id}: {fix}", highlight=False, markup=False)
+    if moved.is_empty():
+        console.print("no transfers between its accounts", highlight=False)
+    else:
+        _print_table(moved, title=f"customer {customer_id}: transfers between its accounts")
 
 
 _round = tables.round_half_away

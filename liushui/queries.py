@@ -167,6 +167,14 @@ def account_choices(con: duckdb.DuckDBPyConnection, *, limit: int, include: str 
     )
 
 
+_CUSTOMER_MATCHES = (
+    "(contains(lower(r.customer_id), lower($1::VARCHAR)) OR contains(lower(coalesce(r.holder_name, '')), "
+    "lower($1::VARCHAR)))"
+)
+"""account_risk `r`'s customer id or holder name contains parameter $1, case-insensitive (a plain substring:
+`%` and `_` in the text are themselves, not patterns)."""
+
+
 def worklist(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -174,30 +182,79 @@ def worklist(
     recovery_statuses: Sequence[str] = (),
     flag_code: str | None = None,
     min_score: float | None = None,
-    customer_id: str | None = None,
+    customer: str | None = None,
 ) -> pl.DataFrame:
     """One row per account that passes every filter given (a band among `bands`, a recovery status among
-    `recovery_statuses`, `flag_code` among its active flags, a score of at least `min_score`, owned by
-    `customer_id`), riskiest first (score, then active flag rows, then account): its customer, score, band,
-    recovery status, active flag codes and rows, clean months since the last severe flag, the date no flag
-    active today counts any more, main currency and as-of date.
-
-    The customer is the transactions' `customer_id` (accounts.csv; the account id when the reference data does
-    not name one): no published table has holder names.
-    """
+    `recovery_statuses`, `flag_code` among its active flags, a score of at least `min_score`, a customer id or
+    holder name containing `customer`, case-insensitive), riskiest first (score, then active flag rows, then
+    account): its customer and holder, score, band, recovery status, active flag codes and rows, clean months
+    since the last severe flag, the date no flag active today counts any more, main currency and as-of date."""
     return _frame(
         con,
-        "WITH owner AS (SELECT account_id, min(customer_id) AS customer_id FROM transactions GROUP BY account_id) "
-        "SELECT r.account_id, coalesce(o.customer_id, r.account_id) AS customer_id, r.score, r.band, "
-        "r.recovery_status, r.active_flags, r.active_flag_count, r.months_since_severe, r.clears_on, r.currency, "
-        "r.as_of_on FROM account_risk r LEFT JOIN owner o USING (account_id) "
-        "WHERE (len($1::VARCHAR[]) = 0 OR list_contains($1::VARCHAR[], r.band)) "
-        "AND (len($2::VARCHAR[]) = 0 OR list_contains($2::VARCHAR[], r.recovery_status)) "
-        "AND ($3::VARCHAR IS NULL OR list_contains(r.active_flags, $3::VARCHAR)) "
-        "AND ($4::DOUBLE IS NULL OR r.score >= $4::DOUBLE) "
-        "AND ($5::VARCHAR IS NULL OR coalesce(o.customer_id, r.account_id) = $5::VARCHAR) "
+        "SELECT r.account_id, r.customer_id, r.holder_name, r.score, r.band, r.recovery_status, r.active_flags, "
+        "r.active_flag_count, r.months_since_severe, r.clears_on, r.currency, r.as_of_on FROM account_risk r "
+        "WHERE (len($2::VARCHAR[]) = 0 OR list_contains($2::VARCHAR[], r.band)) "
+        "AND (len($3::VARCHAR[]) = 0 OR list_contains($3::VARCHAR[], r.recovery_status)) "
+        "AND ($4::VARCHAR IS NULL OR list_contains(r.active_flags, $4::VARCHAR)) "
+        "AND ($5::DOUBLE IS NULL OR r.score >= $5::DOUBLE) "
+        f"AND ($1::VARCHAR IS NULL OR {_CUSTOMER_MATCHES}) "
         "ORDER BY r.score DESC, r.active_flag_count DESC, r.account_id",
-        [list(bands), list(recovery_statuses), flag_code, min_score, customer_id],
+        [customer, list(bands), list(recovery_statuses), flag_code, min_score],
+    )
+
+
+# Customers -----------------------------------------------------------------------------------------------
+def customers(con: duckdb.DuckDBPyConnection, *, search: str | None = None) -> pl.DataFrame:
+    """One row per customer (account_risk.customer_id) whose id or a holder name contains `search`
+    (case-insensitive; every customer when None), riskiest first: holder names, accounts, the worst band, the
+    highest score, accounts with an active flag, the active flag codes of any of its accounts (sorted)."""
+    return _frame(
+        con,
+        "WITH matched AS (SELECT DISTINCT r.customer_id FROM account_risk r "
+        f"WHERE $1::VARCHAR IS NULL OR {_CUSTOMER_MATCHES}) "
+        "SELECT r.customer_id, string_agg(DISTINCT r.holder_name, ', ' ORDER BY r.holder_name) AS holder_names, "
+        "count(*) AS accounts, "
+        "arg_max(r.band, list_position($2::VARCHAR[], r.band)) AS worst_band, max(r.score) AS max_score, "
+        "count(*) FILTER (WHERE len(r.active_flags) > 0) AS flagged_accounts, "
+        "list_sort(list_distinct(flatten(list(r.active_flags)))) AS active_flags "
+        "FROM account_risk r JOIN matched USING (customer_id) GROUP BY r.customer_id "
+        "ORDER BY max_score DESC, r.customer_id",
+        [search, list(BAND_ORDER)],
+    )
+
+
+def customer_accounts(con: duckdb.DuckDBPyConnection, customer_id: str) -> pl.DataFrame:
+    """One row per account of one customer, riskiest first: holder, main currency, score, band, recovery status,
+    active flags, clean months since the last severe flag, the date no active flag counts any more, clean income
+    of the last full month and summed over the last 6 full months (main currency), and the remediation (en)."""
+    return _frame(
+        con,
+        "WITH recent AS (SELECT account_id, currency, month_on, clean_income, row_number() OVER "
+        "(PARTITION BY account_id, currency ORDER BY month_on DESC) AS back FROM account_months "
+        "WHERE is_full_month AND is_main_currency) "
+        "SELECT r.account_id, r.holder_name, r.currency, r.score, r.band, r.recovery_status, r.active_flags, "
+        "r.months_since_severe, r.clears_on, r.clean_income_last, "
+        "(SELECT sum(m.clean_income) FROM recent m WHERE m.account_id = r.account_id AND m.currency = r.currency "
+        "AND m.back <= 6) AS clean_income_6m, r.remediation_en "
+        "FROM account_risk r WHERE r.customer_id = $1 ORDER BY r.score DESC, r.account_id",
+        [customer_id],
+    )
+
+
+def customer_transfers(con: duckdb.DuckDBPyConnection, customer_id: str) -> pl.DataFrame:
+    """One row per pair of one customer's accounts and currency that money moved between (outbound legs, the
+    other account resolved by `transactions.counterparty_account_id`): transfers, total moved (positive), first
+    and last booking date; most money first."""
+    return _frame(
+        con,
+        "WITH own AS (SELECT account_id FROM account_risk WHERE customer_id = $1) "
+        "SELECT t.account_id AS from_account_id, t.counterparty_account_id AS to_account_id, t.currency, "
+        "count(*) AS transfers, sum(-t.amount) AS amount, min(t.booked_on) AS first_on, max(t.booked_on) AS last_on "
+        "FROM transactions t "
+        "WHERE t.amount < 0 AND t.account_id IN (SELECT account_id FROM own) "
+        "AND t.counterparty_account_id IN (SELECT account_id FROM own) AND t.counterparty_account_id <> t.account_id "
+        "GROUP BY ALL ORDER BY amount DESC, from_account_id, to_account_id, t.currency",
+        [customer_id],
     )
 
 

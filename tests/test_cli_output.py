@@ -71,9 +71,14 @@ def _flag(flag_id: str, account_id: str, code: str, start: date, end: date, metr
     }
 
 
+HOLDERS = {A: ("C1", "张三"), B: ("C1", "张三"), C: ("C2", "李四_100%"), D: (D, None)}
+
+
 def _risk(account_id: str, score: float, band: str, recovery: str, active: list[str], clears: list[date]) -> dict:
     return {
         "account_id": account_id,
+        "customer_id": HOLDERS[account_id][0],
+        "holder_name": HOLDERS[account_id][1],
         "currency": "CNY",
         "as_of_on": AS_OF,
         "score": score,
@@ -96,7 +101,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frames = {
         "transactions": rows(
             contracts.TRANSACTIONS,
-            _txn(f"{A}-out", A, "C1", "2026-09-03 10:00:00", "-1234567.50"),
+            {**_txn(f"{A}-out", A, "C1", "2026-09-03 10:00:00", "-1234567.50"), "counterparty_account_id": B},
             _txn(f"{A}-in", A, "C1", "2026-09-05 11:00:00", "1234000.05"),
             _txn(f"{B}-out", B, "C1", "2026-03-02 09:30:00", "-20.00"),
             _txn(f"{C}-in", C, "C2", "2026-09-10 12:00:00", "8800.00"),
@@ -111,12 +116,35 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         "account_risk": rows(
             contracts.ACCOUNT_RISK,
-            _risk(A, 72.5, "high", "at_risk", ["ROUND_TRIP"], [date(2027, 4, 1)]),
+            {
+                **_risk(A, 72.5, "high", "at_risk", ["ROUND_TRIP"], [date(2027, 4, 1)]),
+                "clean_income_last": Decimal("2000.20"),
+                "recovery_now": [4.0],
+                "recovery_now_month_on": [date(2026, 9, 1)],
+                "recovery_target": [2.0],
+                "recovery_clean_months": [0],
+                "recovery_months_needed": [6],
+                "recovery_points": [30.0],
+            },
             _risk(B, 0.0, "low", "recovered", [], []),
             _risk(C, 55.0, "high", "recovering", ["MULTI_LENDER"], [date(2027, 4, 1)]),
             _risk(D, 30.0, "medium", "watch", [], []),
         ),
     }
+    frames["account_months"] = rows(
+        contracts.ACCOUNT_MONTHS,
+        *(
+            {
+                "account_id": A,
+                "currency": "CNY",
+                "month_on": month,
+                "is_full_month": True,
+                "is_main_currency": True,
+                "clean_income": Decimal(income),
+            }
+            for month, income in ((date(2026, 8, 1), "1000.10"), (date(2026, 9, 1), "2000.20"))
+        ),
+    )
     with store.writer(database) as con:
         store.publish(con, frames, affected_accounts=None)
     return database
@@ -329,6 +357,12 @@ def _accounts(db: Path, *filters: str) -> list[str]:
         (["--code", "CYCLE"], []),
         (["--min-score", "55"], [A, C]),
         (["--customer", "C1"], [A, B]),
+        (["--customer", "c1"], [A, B]),
+        (["--customer", "张"], [A, B]),
+        (["--customer", "李四_1"], [C]),
+        (["--customer", "_"], [C]),
+        (["--customer", "%"], [C]),
+        (["--customer", "李%四"], []),
         (["--customer", D], [D]),
         (["--customer", "C1' OR '1'='1"], []),
         (["--customer", "C1", "--band", "high", "--code", "ROUND_TRIP", "--min-score", "70"], [A]),
@@ -341,11 +375,11 @@ def test_worklist_filters_give_exactly_these_accounts_by_score(db, filters, expe
 def test_worklist_table_and_json(db, tmp_path):
     result = cli(db, "accounts", "--band", "high")
     assert result.stdout.splitlines() == [
-        "account_id           customer_id  score  band  recovery_status  active_flags  active_flag_count"
-        "  months_since_severe  clears_on   currency  as_of_on",
-        f"{A}  C1           72.50  high  at_risk          ROUND_TRIP                    1"
+        "account_id           customer_id  holder_name  score  band  recovery_status  active_flags  "
+        "active_flag_count  months_since_severe  clears_on   currency  as_of_on",
+        f"{A}  C1           张三         72.50  high  at_risk          ROUND_TRIP                    1"
         "                       2027-04-01  CNY       2026-10-15",
-        f"{C}  C2           55.00  high  recovering       MULTI_LENDER                  1"
+        f"{C}  C2           李四_100%    55.00  high  recovering       MULTI_LENDER                  1"
         "                       2027-04-01  CNY       2026-10-15",
     ]
     out = tmp_path / "w.json"
@@ -374,3 +408,49 @@ def test_terminal_report_shows_chinese_reasons_in_full_at_80_columns(db):
     assert "ROUND_TRIP 刷流水  2026-09-01 .. 2026-09-30" in text
     assert text.index("2026-09-01 .. 2026-09-30") < text.index("2026-02-01 .. 2026-02-28")  # newest first
     assert "-1,234,567.50 CNY" in text and f"{A}-out" in text
+
+
+# Customers ---------------------------------------------------------------------------------------------
+def test_customer_shows_every_account_and_the_money_between_them(db):
+    result = cli(db, "customer", "C1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "customer C1 (张三): 2 account(s), worst band high, highest score 72.50, 1 with active flags: "
+        "ROUND_TRIP 刷流水",
+        "account_id           holder_name  currency  score  band  recovery_status  active_flags  months_since_severe"
+        "  clears_on   clean_income_last  clean_income_6m",
+        f"{A}  张三         CNY       72.50  high  at_risk          ROUND_TRIP                         "
+        "2027-04-01           2,000.20         3,000.30",
+        f"{B}  张三         CNY        0.00  low   recovered",
+        f"  • {A}: fix it",
+        "from_account_id      to_account_id        currency  transfers        amount  first_on    last_on",
+        f"{A}  {B}  CNY               1  1,234,567.50  2026-09-03  2026-09-03",
+    ]
+
+
+@pytest.mark.parametrize(("given", "shown"), [("李四", "C2"), ("李四_100%", "C2"), (D, D), ("张三", "C1")])
+def test_customer_by_part_of_a_holder_name_or_its_id(db, given, shown):
+    result = cli(db, "customer", given)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"customer {shown}")
+
+
+def test_customer_that_matches_nothing_or_several_is_an_error_naming_them(db):
+    none = cli(db, "customer", "王五' OR '1'='1")
+    assert none.exit_code == 1 and "no customer id or holder name contains" in none.stderr
+    several = cli(db, "customer", "c")
+    assert several.exit_code == 1 and "2 customers match 'c'" in several.stderr
+    assert [line.split()[0] for line in several.stdout.splitlines()[1:]] == ["C1", "C2"]
+
+
+def test_account_view_names_the_customer_and_what_must_change_by_when(db):
+    result = cli(db, "account", A)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "customer C1 (张三): liushui customer C1" in lines
+    at = lines.index(
+        "flag_code   name_zh   now  now_month  target  clean_months  months_needed  stops_counting_on  points"
+    )
+    assert lines[at + 1] == (
+        "ROUND_TRIP  刷流水   4.00  2026-09      2.00             0              6  2027-04-01          30.00"
+    )
