@@ -209,6 +209,12 @@ CANONICAL_TRANSACTION = Table(
         text("counterparty_account", "Counterparty account number (对方账号)."),
         text("description", "Memo / 摘要 / 附言."),
         text("channel", "Channel (网银, ATM, POS, ...)."),
+        text(
+            "flow_tag",
+            "The export's own mark of a neutral row, neither income nor spending (Alipay/JD 不计收支, WeChat '/'), "
+            "as written; such a row is txn_class neutral and counts in no inflow, outflow or income total. "
+            "Null for every other row (and for canonical files).",
+        ),
         text("source_file", "File name the row came from.", nullable=False),
         count("source_row", "1-based data row number in the source file (header excluded)."),
         text("batch_id", "Ingest batch (one per run).", nullable=False),

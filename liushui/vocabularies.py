@@ -46,8 +46,11 @@ TxnClass = Literal[
     "pass_through_in",
     "pass_through_out",
     "spend",
+    "neutral",
 ]
-"""`transactions.txn_class`: what kind of money moved (`transforms.classify`). The `*_in` / `*_out` classes of
+"""`transactions.txn_class`: what kind of money moved (`transforms.classify`). `neutral`: a row its export marks
+as neither income nor spending (`flow_tag`: 不计收支, '/'), e.g. a move into a money-market fund or a
+refund the export already netted; it counts in no inflow, outflow or income total. The `*_in` / `*_out` classes of
 round trips, cycles and pass-through are the legs of money that came back or merely passed: inflows that
 looked earned or related and outflows that looked spent or related (`transforms.classify.mark_returned_money`)
 — one fact, one flag: they are neither income, spending nor related transfers."""

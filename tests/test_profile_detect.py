@@ -30,6 +30,11 @@ PROJECT_LAYOUTS = {
     "boc_debit.csv": "boc_debit",
     "alipay_gbk.csv": "alipay",
     "400-123456-838_hsbchk_debit.csv": "hsbchk_debit",
+    "6222600000005678_bocom_debit.csv": "bocom_debit",
+    "6225680000001111_cgb_credit.csv": "cgb_credit",
+    "4392260000002222_cmb_credit.csv": "cmb_credit",
+    "jd.csv": "jd",
+    "td_1234567.csv": "td",
 }
 REAL_LAYOUTS = {
     "icbc_debit.csv": "icbc_debit",
@@ -37,11 +42,11 @@ REAL_LAYOUTS = {
     "boc_debit.csv": "boc_debit",
     "alipay_gbk.csv": "alipay",
     "hsbchk_debit.csv": "hsbchk_debit",
-    "bocom_debit.csv": None,
-    "cgb_credit.csv": None,
-    "cmb_credit.csv": None,
-    "jd.csv": None,
-    "td.csv": None,
+    "bocom_debit.csv": "bocom_debit",
+    "cgb_credit.csv": "cgb_credit",
+    "cmb_credit.csv": "cmb_credit",
+    "jd.csv": "jd",
+    "td.csv": "td",
 }
 needs_real = pytest.mark.skipif(not SHARED_FIXTURES.is_dir(), reason=f"real samples not found at {SHARED_FIXTURES}")
 

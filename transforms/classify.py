@@ -86,14 +86,17 @@ def counterparty_relation(
 
 
 def transaction_class() -> pl.Expr:
-    """The class of a row, in priority order: loan events, refunds, own/related transfers, income, spend."""
+    """The class of a row, in priority order: neutral (the export's `flow_tag`), loan events, refunds,
+    own/related transfers, income, spend."""
     inflow = pl.col("amount") > 0
     own = pl.col("related_relation").is_in(["own_account", "self"])
     related = pl.col("related_relation").is_not_null()
     text = pl.col("description").fill_null("")
     value = txn_class_value
     return (
-        pl.when(loan_role_is("penalty"))
+        pl.when(pl.col("flow_tag").is_not_null())
+        .then(value("neutral"))
+        .when(loan_role_is("penalty"))
         .then(value("penalty_fee"))
         .when(loan_role_is("failed_debit"))
         .then(value("failed_debit"))
@@ -126,7 +129,10 @@ def transaction_class() -> pl.Expr:
 def classified_transactions(
     lender_classified: pl.LazyFrame, accounts: pl.LazyFrame, related_parties: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """Canonical + lender columns -> the published `transactions` shape (before round-trip marking)."""
+    """Canonical + lender columns -> the published `transactions` shape (before round-trip marking). A frame
+    without `flow_tag` (built before neutral rows existed) has none."""
+    if "flow_tag" not in lender_classified.collect_schema().names():
+        lender_classified = lender_classified.with_columns(flow_tag=pl.lit(None, pl.String))
     return (
         lender_classified.pipe(account_owners, accounts)
         .pipe(counterparty_relation, accounts, related_parties)

@@ -63,14 +63,16 @@ def coverage_months(transactions: pl.LazyFrame, *, as_of: date, min_covered_days
 
 
 def monthly_flows(transactions: pl.LazyFrame) -> pl.LazyFrame:
-    """Money per account x currency x month, by class. `transactions` is the classified table."""
-    inflow = pl.col("amount") > 0
+    """Money per account x currency x month, by class. `transactions` is the classified table; neutral rows
+    (`txn_class` neutral) count in neither inflow nor outflow."""
+    counted = ~txn_class_is("neutral")
+    inflow = counted & (pl.col("amount") > 0)
     related_out = txn_class_is(*RELATED_OUT_CLASSES)
     related_in = txn_class_is(*RELATED_IN_CLASSES)
     return transactions.group_by("account_id", "currency", pl.col("booked_on").dt.month_start().alias("month_on")).agg(
         txn_count=pl.len().cast(pl.Int64),
         inflow=_money_sum(inflow),
-        outflow=_money_sum(~inflow, -pl.col("amount")),
+        outflow=_money_sum(counted & (pl.col("amount") <= 0), -pl.col("amount")),
         clean_income=_money_sum(pl.col("is_clean_income")),
         related_in=_money_sum(related_in),
         related_out=_money_sum(related_out, -pl.col("amount")),

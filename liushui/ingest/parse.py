@@ -211,6 +211,7 @@ def parse_raw(
     latest = datetime.combine(latest_booking, datetime.max.time())
     lf = _normalised(raw).with_columns([_clean_text(c) for c in CANONICAL_INPUT_COLUMNS])
     plain = _all_plain(lf)
+    has_flow_tag = "flow_tag" in lf.collect_schema().names()  # a profile's neutral rows (canonical files: none)
     lf = lf.with_columns(
         *(_plain_money if plain["amount"] else _money)("amount"),
         *(_plain_money if plain["balance_after"] else _money)("balance_after"),
@@ -323,6 +324,7 @@ def parse_raw(
             counterparty_account=pl.col("counterparty_account"),
             description=pl.col("description"),
             channel=pl.col("channel"),
+            flow_tag=pl.col("flow_tag") if has_flow_tag else pl.lit(None, pl.String),
             source_file=pl.lit(source_file),
             source_row=pl.col("source_row"),
             batch_id=pl.lit(batch_id),

@@ -33,6 +33,8 @@ class CurrencyTotals:
     rows_in: int
     money_out: Decimal
     rows_out: int
+    rows_neutral: int = 0
+    """Rows the export marks neutral (`flow_tag`): counted in neither in nor out."""
 
     @property
     def net(self) -> Decimal:
@@ -116,14 +118,16 @@ def _without_prefix(reason: str, file_name: str, row: int) -> str:
 def _totals(good: pl.DataFrame) -> list[CurrencyTotals]:
     if good.is_empty():
         return []
+    counted = pl.col("flow_tag").is_null()
     amount = pl.col("amount")
     frame = (
         good.group_by("currency")
         .agg(
-            money_in=amount.filter(amount > 0).sum(),
-            rows_in=(amount > 0).sum(),
-            money_out=amount.filter(amount < 0).sum(),
-            rows_out=(amount < 0).sum(),
+            money_in=amount.filter(counted & (amount > 0)).sum(),
+            rows_in=(counted & (amount > 0)).sum(),
+            money_out=amount.filter(counted & (amount < 0)).sum(),
+            rows_out=(counted & (amount < 0)).sum(),
+            rows_neutral=(~counted).sum(),
         )
         .sort("currency")
     )
@@ -134,6 +138,7 @@ def _totals(good: pl.DataFrame) -> list[CurrencyTotals]:
             int(r["rows_in"]),
             Decimal(r["money_out"] or 0).quantize(Decimal("0.01")),
             int(r["rows_out"]),
+            int(r["rows_neutral"]),
         )
         for r in frame.iter_rows(named=True)
     ]
@@ -171,6 +176,7 @@ def render(report: CheckReport, *, first_rows: int = 5) -> list[str]:
                 f"  row {r['source_row']}: {r['account_id']} {r['booked_at']} {r['amount']} {r['currency']}{balance}"
                 + (f" | {counterparty}" if counterparty else "")
                 + (f" | {r['description']}" if r["description"] else "")
+                + (f" | neutral ({r['flow_tag']})" if r["flow_tag"] else "")
             )
     if report.quarantined:
         out.append("would be quarantined:")
@@ -182,7 +188,7 @@ def render(report: CheckReport, *, first_rows: int = 5) -> list[str]:
         for t in report.totals:
             out.append(
                 f"  {t.currency}: in {t.money_in} ({t.rows_in} rows), out {t.money_out} ({t.rows_out} rows), "
-                f"net {t.net}"
+                f"net {t.net}" + (f"; {t.rows_neutral} neutral row(s), in neither" if t.rows_neutral else "")
             )
     exit_code = report.exit_code
     result = {

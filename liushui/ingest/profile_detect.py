@@ -5,6 +5,7 @@ match no profile (`profile_read` says why such a file cannot be read)."""
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 
 from liushui.ingest.canonical import binary_kind
@@ -73,6 +74,10 @@ def _survey(path: Path, profiles: dict[str, Profile]) -> tuple[list[tuple[Profil
         lines = heads[enc]
         if not lines:
             continue
+        if not profile.spec.has_header:
+            if _first_row_fits(lines, profile):
+                found.append(((-len(profile.required_norm), 0, profile.name), profile, 0))
+            continue
         idx = find_header(lines, profile, profile.spec.header_search_lines)
         if idx is None or _canonical_header_by(lines, idx):
             continue
@@ -93,6 +98,15 @@ def _survey(path: Path, profiles: dict[str, Profile]) -> tuple[list[tuple[Profil
             found.append(((-len(profile.required_norm), idx, profile.name), profile, idx))
     found.sort(key=lambda kpi: kpi[0])
     return [(p, i) for _, p, i in found], misses
+
+
+def _first_row_fits(lines: list[str], profile: Profile) -> bool:
+    """A file without a header line is claimed by a profile whose `row_pattern` its first non-blank line
+    matches, when that line has as many cells as the profile's `column_names`."""
+    first = next((line for line in lines if line.strip()), None)
+    if first is None or not re.search(profile.spec.row_pattern or "", first):
+        return False
+    return len(split_cells(first, profile.spec.delimiter)) == len(profile.spec.column_names or ())
 
 
 def has_header(path: Path, signature: tuple[str, ...], limit: int = 60) -> bool:

@@ -21,6 +21,7 @@ from liushui.ingest.profile_cells import (
     abs_text,
     clean,
     datetime_text,
+    extract_value,
     is_zero,
     money_text,
 )
@@ -28,7 +29,8 @@ from liushui.ingest.profile_spec import AccountSpec, AmountSpec, Profile, Profil
 from liushui.ingest.profile_text import LayoutError, SplitExport, split_export
 
 VALUE_COLUMNS = CANONICAL_INPUT_COLUMNS
-OUTPUT_COLUMNS = (*VALUE_COLUMNS, "source_row", "source_line", "raw", "reject_code", "reject_reason")
+OUTPUT_COLUMNS = (*VALUE_COLUMNS, "flow_tag", "source_row", "source_line", "raw", "reject_code", "reject_reason")
+"""`flow_tag`: the direction value of a neutral row (neither income nor spending, e.g. 不计收支), else null."""
 
 _Reject = tuple[pl.Expr, str, pl.Expr]
 """A reader reject rule: (condition, reject_code, reject_reason); the first rule that holds wins."""
@@ -42,14 +44,14 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
     frame = _cell_frame(cols.split, spec)
 
     date_parsed, booked_at = _booked_at(cols, spec)
-    amount, tag, rejects = _amount(cols, spec.amount, profile.name)
+    amount, tag, flow_tag, rejects = _amount(cols, spec.amount, profile.name)
     currency = _currency(cols, spec)
     rejects += _currency_mismatches(cols, spec.amount, currency)
     file_account = _file_account(path, cols.split.preamble, spec.account_id)
     account = pl.coalesce([cols.cell(spec.account_id.column, "account_id"), pl.lit(file_account, pl.String)])
     cp_name, cp_account = _counterparty(cols, spec)
     description = _description(cols, spec, tag)
-    code, reason = _reject_code_and_reason(cols.width, rejects)
+    code, reason = _reject_code_and_reason(cols, spec, rejects)
 
     out = frame.with_columns(
         account_id=account,
@@ -62,6 +64,7 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
         counterparty_account=cp_account,
         description=description,
         channel=cols.cell(spec.columns.get("channel"), "channel"),
+        flow_tag=flow_tag,
         reject_code=code,
         reject_reason=reason,
         _date_ok=date_parsed.is_not_null(),
@@ -70,6 +73,7 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
         out = _without_trailing_junk(out, cols)
     return out.select(
         *[pl.col(c).cast(pl.String) for c in VALUE_COLUMNS],
+        flow_tag=pl.col("flow_tag").cast(pl.String),
         source_row=(pl.col("_i") + 1).cast(pl.Int64),
         source_line=pl.col("_line"),
         raw=pl.col("raw"),
@@ -95,13 +99,23 @@ class _Columns:
         profile entry in the error when the header lacks that column."""
         if not bank_name:
             return pl.lit(None, pl.String)
+        return pl.col(f"c{self.position(bank_name, key)}")
+
+    def written(self, bank_name: str | None, key: str) -> pl.Expr:
+        """The cell of `bank_name` cleaned but before its column's `cells.pattern` (e.g. the currency in
+        'CNY 123.18' when the pattern keeps the number)."""
+        if not bank_name:
+            return pl.lit(None, pl.String)
+        return pl.col(f"w{self.position(bank_name, key)}")
+
+    def position(self, bank_name: str, key: str) -> int:
         h = norm_header(bank_name)
         if h not in self._index:
             raise LayoutError(
                 f"{self.file_name}: profile '{self.profile_name}' maps {key} to column '{bank_name}', which is not "
                 f"in the header (line {self.split.header_line}: {', '.join(self.split.header)})"
             )
-        return pl.col(f"c{self._index[h]}")
+        return self._index[h]
 
 
 def _cell_frame(split: SplitExport, spec: ProfileSpec) -> pl.DataFrame:
@@ -118,7 +132,15 @@ def _cell_frame(split: SplitExport, spec: ProfileSpec) -> pl.DataFrame:
             "_line": pl.Series("_line", split.lines, dtype=pl.Int64),
         }
     ).with_row_index("_i")
-    return frame.with_columns(clean(pl.col(f"c{i}"), spec) for i in range(width))
+    specs = {norm_header(name): cell for name, cell in spec.cells.items()}
+    cells = [specs.get(h) for h in split.header]
+    frame = frame.with_columns(clean(pl.col(f"c{i}"), spec, cell).alias(f"w{i}") for i, cell in enumerate(cells))
+    return frame.with_columns(
+        extract_value(pl.col(f"w{i}"), cell.pattern).alias(f"c{i}")
+        if cell and cell.pattern
+        else pl.col(f"w{i}").alias(f"c{i}")
+        for i, cell in enumerate(cells)
+    )
 
 
 def _booked_at(cols: _Columns, spec: ProfileSpec) -> tuple[pl.Expr, pl.Expr]:
@@ -126,7 +148,7 @@ def _booked_at(cols: _Columns, spec: ProfileSpec) -> tuple[pl.Expr, pl.Expr]:
     one date/time cell, or a date cell and an optional time cell."""
     ba = spec.booked_at
     if ba.column:
-        date_src = cols.cell(ba.column, "booked_at")
+        date_src = pl.coalesce([cols.cell(ba.column, "booked_at"), cols.cell(ba.fallback_column, "booked_at")])
     else:
         date_src = pl.concat_str(
             [cols.cell(ba.date_column, "booked_at"), cols.cell(ba.time_column, "booked_at")],
@@ -136,18 +158,51 @@ def _booked_at(cols: _Columns, spec: ProfileSpec) -> tuple[pl.Expr, pl.Expr]:
         date_src = pl.when(date_src == "").then(None).otherwise(date_src)
     # an Excel date cell comes as YYYY-MM-DD HH:MM:SS whatever its display format
     formats = [*ba.formats, "%Y-%m-%d %H:%M:%S"] if cols.split.workbook else ba.formats
+    if ba.year_regex:
+        return datetime_text(date_src, formats, statement_month(cols, ba.year_regex))
     return datetime_text(date_src, formats)
 
 
-def _amount(cols: _Columns, am: AmountSpec, profile_name: str) -> tuple[pl.Expr, pl.Expr, list[_Reject]]:
-    """(signed amount text, direction tag for the description or null, reject rules) by the convention."""
+def statement_month(cols: _Columns, year_regex: str) -> tuple[int, int | None]:
+    """(year, month or None) of the statement, from the preamble: for dates written without a year."""
+    m = re.search(year_regex, cols.split.preamble, flags=re.MULTILINE)
+    if m is None:
+        raise LayoutError(
+            f"{cols.file_name}: profile '{cols.profile_name}' takes the year of its dates from the preamble, but "
+            f"booked_at.year_regex {year_regex!r} does not match it"
+        )
+    month = m.groupdict().get("month")
+    return int(m.group("year")), int(month) if month else None
+
+
+def _amount(cols: _Columns, am: AmountSpec, profile_name: str) -> tuple[pl.Expr, pl.Expr, pl.Expr, list[_Reject]]:
+    """(signed amount text, direction tag for the description or null, flow tag of a neutral row or null,
+    reject rules) by the convention; `flip_sign` then turns the sign (a credit card's purchases positive)."""
     no_tag = pl.lit(None, pl.String)
     if am.convention == "signed":
-        return money_text(cols.cell(am.column, "amount")), no_tag, []
-    if am.convention == "split":
+        amount, tag, flow_tag, rejects = money_text(cols.cell(am.column, "amount")), no_tag, no_tag, []
+    elif am.convention == "split":
         amount, ambiguous = _split_amount(cols, am)
-        return amount, no_tag, [ambiguous]
-    return _direction_amount(cols, am, profile_name)
+        tag, flow_tag, rejects = no_tag, no_tag, [ambiguous]
+    else:
+        amount, tag, flow_tag, rejects = _direction_amount(cols, am, profile_name)
+    if am.flip_sign:  # a neutral row keeps its amount as written
+        amount = pl.when(flow_tag.is_not_null()).then(amount).otherwise(flipped(amount))
+    return amount, tag, flow_tag, rejects
+
+
+def flipped(amount: pl.Expr) -> pl.Expr:
+    """The other sign of a normalised number text ('-5.00' -> '5.00', '5.00' -> '-5.00'); text that is
+    not a number stays as it is (the parser reports it)."""
+    number = amount.str.contains(r"^-?(?:\d|\.\d)")
+    negative = amount.str.starts_with("-")
+    return (
+        pl.when(number & negative)
+        .then(amount.str.strip_prefix("-"))
+        .when(number)
+        .then(pl.lit("-") + amount)
+        .otherwise(amount)
+    )
 
 
 def _split_amount(cols: _Columns, am: AmountSpec) -> tuple[pl.Expr, _Reject]:
@@ -171,23 +226,26 @@ def _split_amount(cols: _Columns, am: AmountSpec) -> tuple[pl.Expr, _Reject]:
     return amount, (~inc_off & ~exp_off, "ambiguous_amount", ambiguous)
 
 
-def _direction_amount(cols: _Columns, am: AmountSpec, profile_name: str) -> tuple[pl.Expr, pl.Expr, list[_Reject]]:
-    """An absolute amount and a direction column mapped to a sign (or to "reject"); some directions tag
-    the description."""
+def _direction_amount(
+    cols: _Columns, am: AmountSpec, profile_name: str
+) -> tuple[pl.Expr, pl.Expr, pl.Expr, list[_Reject]]:
+    """An absolute amount and a direction column whose value (exactly, by prefix or by regex) maps to a
+    sign, to "reject" or to "neutral"; some directions tag the description. The direction may be any
+    column, e.g. the memo of a card statement ('（退款）…' by prefix)."""
     value = cols.cell(am.column, "amount")
     direction = cols.cell(am.direction_column, "amount.direction_column")
-    signs = {k: str(v) for k, v in am.direction_map.items()}
-    sign = direction.replace_strict(signs, default=None, return_dtype=pl.String)
+    sign, key = _direction_sign(direction, am)
     absolute = abs_text(value)
     amount = (
         pl.when(absolute.is_null())
         .then(value)
         .when(sign == "-1")
         .then(pl.lit("-") + absolute)
-        .when(sign == "1")
+        .when(sign.is_in(["1", "neutral"]))
         .then(absolute)
         .otherwise(value)
     )
+    flow_tag = pl.when(sign == "neutral").then(direction).otherwise(None)
     written = pl.when(direction.is_null()).then(pl.lit("(empty)")).otherwise(pl.format("'{}'", direction))
     unknown = pl.format(
         "{} {} is not one of {}", pl.lit(am.direction_column), written, pl.lit(", ".join(am.direction_map))
@@ -197,8 +255,28 @@ def _direction_amount(cols: _Columns, am: AmountSpec, profile_name: str) -> tupl
     )
     tag = pl.lit(None, pl.String)
     if am.direction_tags:
-        tag = pl.when(direction.is_in(am.direction_tags)).then(pl.format("[{}]", direction)).otherwise(None)
-    return amount, tag, [(sign.is_null(), "bad_direction", unknown), (sign == "reject", "excluded_direction", excluded)]
+        tag = pl.when(key.is_in(am.direction_tags)).then(pl.format("[{}]", key)).otherwise(None)
+    rejects: list[_Reject] = [
+        (sign.is_null(), "bad_direction", unknown),
+        (sign == "reject", "excluded_direction", excluded),
+    ]
+    return amount, tag, flow_tag, rejects
+
+
+def _direction_sign(direction: pl.Expr, am: AmountSpec) -> tuple[pl.Expr, pl.Expr]:
+    """(the sign text '1' / '-1' / 'reject' / 'neutral' or null, the `direction_map` key that matched or
+    null) of a direction cell: exact match, the first key the cell starts with, or the first key (a regex)
+    found in it."""
+    if am.direction_match == "exact":
+        signs = {k: str(v) for k, v in am.direction_map.items()}
+        key = pl.when(direction.is_in(list(signs))).then(direction).otherwise(None)
+        return direction.replace_strict(signs, default=None, return_dtype=pl.String), key
+    sign, key = pl.lit(None, pl.String), pl.lit(None, pl.String)
+    for k, v in reversed(am.direction_map.items()):
+        hit = direction.str.starts_with(k) if am.direction_match == "prefix" else direction.str.contains(k)
+        sign = pl.when(hit).then(pl.lit(str(v))).otherwise(sign)
+        key = pl.when(hit).then(pl.lit(k)).otherwise(key)
+    return sign, key
 
 
 def _currency(cols: _Columns, spec: ProfileSpec) -> pl.Expr:
@@ -207,6 +285,9 @@ def _currency(cols: _Columns, spec: ProfileSpec) -> pl.Expr:
     cur = spec.currency
     aliases = DEFAULT_CURRENCY_ALIASES | cur.map
     raw_cur = cols.cell(cur.column, "currency")
+    if cur.pattern:
+        raw_cur = cols.written(cur.column, "currency").str.extract_groups(cur.pattern).struct.field("value")
+        raw_cur = pl.when(raw_cur.str.strip_chars() == "").then(None).otherwise(raw_cur.str.strip_chars())
     mapped = raw_cur.replace_strict(aliases, default=None, return_dtype=pl.String)
     return (
         pl.when(raw_cur.is_null())
@@ -307,19 +388,40 @@ def _description(cols: _Columns, spec: ProfileSpec, tag: pl.Expr) -> pl.Expr:
     return pl.when(desc == "").then(None).otherwise(desc)
 
 
-def _reject_code_and_reason(width: int, rejects: list[_Reject]) -> tuple[pl.Expr, pl.Expr]:
-    """(reject_code, reject_reason) of the first rule that holds, a ragged row first; null when none."""
+def _reject_code_and_reason(cols: _Columns, spec: ProfileSpec, rejects: list[_Reject]) -> tuple[pl.Expr, pl.Expr]:
+    """(reject_code, reject_reason) of the first rule that holds, a ragged row first; null when none.
+
+    With `short_rows: accept_optional` a row shorter than the header (its trailing empty cells left out) is
+    read when every cell it lacks is of a column the profile does not need (date, amount, direction)."""
+    width = cols.width
     ragged = pl.col("_n") != width
-    rules = [
-        (ragged, "ragged_row", pl.format("row has {} cells, header has {}", pl.col("_n"), pl.lit(width))),
-        *rejects,
-    ]
+    reason = pl.format("row has {} cells, header has {}", pl.col("_n"), pl.lit(width))
+    if spec.short_rows == "accept_optional":
+        needed = sorted({cols.position(c, "short_rows") for c in _needed_columns(spec)})
+        lacking = pl.lit(None, pl.String)
+        for i in reversed(needed):
+            lacking = pl.when(pl.col("_n") <= i).then(pl.lit(cols.split.header[i])).otherwise(lacking)
+        ragged = (pl.col("_n") > width) | lacking.is_not_null()
+        reason = (
+            pl.when(pl.col("_n") > width)
+            .then(reason)
+            .otherwise(pl.format("{}: the missing cells include '{}', which the profile needs", reason, lacking))
+        )
+    rules = [(ragged, "ragged_row", reason), *rejects]
     code = pl.lit(None, pl.String)
     reason = pl.lit(None, pl.String)
     for cond, c, r in reversed(rules):
         code = pl.when(cond).then(pl.lit(c)).otherwise(code)
         reason = pl.when(cond).then(r).otherwise(reason)
     return code, reason
+
+
+def _needed_columns(spec: ProfileSpec) -> list[str]:
+    """The columns a row cannot do without: its booking date and time and its amount and direction."""
+    ba, am = spec.booked_at, spec.amount
+    # split: either side may be empty (both empty: the parser reports the missing amount)
+    named = [ba.column, ba.date_column, am.column, am.direction_column]
+    return [c for c in named if c]
 
 
 def _without_trailing_junk(out: pl.DataFrame, cols: _Columns) -> pl.DataFrame:

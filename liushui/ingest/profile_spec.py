@@ -67,9 +67,16 @@ def _check_polars_regex(value: str | None, groups: tuple[str, ...] = ()) -> str 
 
 class BookedAtSpec(_Model):
     column: str | None = None
+    fallback_column: str | None = None
     date_column: str | None = None
     time_column: str | None = None
     formats: list[str] = Field(min_length=1)
+    year_regex: str | None = None
+
+    @field_validator("year_regex")
+    @classmethod
+    def _year_regex(cls, v: str | None) -> str | None:
+        return _check_regex(v, ("year",))
 
     @field_validator("formats")
     @classmethod
@@ -85,10 +92,14 @@ class BookedAtSpec(_Model):
             raise ValueError("give either 'column' (one date/time cell) or 'date_column' (+ 'time_column')")
         if self.time_column and not self.date_column:
             raise ValueError("'time_column' needs 'date_column'")
+        if self.fallback_column and not self.column:
+            raise ValueError("'fallback_column' needs 'column'")
         return self
 
 
-Sign = Literal[1, -1, "reject"]
+Sign = Literal[1, -1, "reject", "neutral"]
+"""What a direction value means: money in (1), out (-1), a row to quarantine, or a neutral row (neither
+income nor spending: the amount as written, the value published as `flow_tag`)."""
 
 
 class AmountSpec(_Model):
@@ -98,7 +109,9 @@ class AmountSpec(_Model):
     expense_column: str | None = None
     direction_column: str | None = None
     direction_map: dict[str, Sign] = Field(default_factory=dict)
+    direction_match: Literal["exact", "prefix", "regex"] = "exact"
     direction_tags: list[str] = Field(default_factory=list)
+    flip_sign: bool = False
 
     @model_validator(mode="after")
     def _by_convention(self) -> AmountSpec:
@@ -113,13 +126,35 @@ class AmountSpec(_Model):
         unknown_tags = [t for t in self.direction_tags if t not in self.direction_map]
         if unknown_tags:
             raise ValueError(f"direction_tags {unknown_tags} are not keys of direction_map")
+        if self.direction_match == "regex":
+            for key in self.direction_map:
+                _check_polars_regex(key)
         return self
 
 
 class CurrencySpec(_Model):
     column: str | None = None
+    pattern: str | None = None
     map: dict[str, str] = Field(default_factory=dict)
     default: str = "CNY"
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        return _check_polars_regex(v, ("value",))
+
+
+class CellSpec(_Model):
+    """How the cells of one bank column are cleaned before use (all optional)."""
+
+    strip: str | None = None
+    placeholders: list[str] | None = None
+    pattern: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        return _check_polars_regex(v, ("value",))
 
 
 class AccountSpec(_Model):
@@ -154,13 +189,17 @@ class ProfileSpec(_Model):
     encoding: Literal["auto", "utf-8", "utf-8-sig", "gb18030", "gbk", "utf-16"] = "auto"
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     sheet: str | Annotated[int, Field(ge=0)] = 0
-    header_signature: list[str] = Field(min_length=1)
+    header_signature: list[str] = Field(default_factory=list)
     header_exclude: list[str] = Field(default_factory=list)
     header_search_lines: Annotated[int, Field(ge=1, le=10_000)] = 60
+    column_names: list[str] | None = None
+    row_pattern: str | None = None
+    short_rows: Literal["reject", "accept_optional"] = "reject"
     footer_patterns: list[str] = Field(default_factory=list)
     trailing_junk_is_footer: bool = True
     placeholders: list[str] = Field(default_factory=lambda: ["-", "--", "/", "—", "N/A"])
     placeholder_pattern: str | None = r"^-{3,}$"
+    cells: dict[str, CellSpec] = Field(default_factory=dict)
     columns: dict[SimpleField, str] = Field(default_factory=dict)
     booked_at: BookedAtSpec
     amount: AmountSpec
@@ -177,15 +216,20 @@ class ProfileSpec(_Model):
             _check_regex(p)
         return v
 
+    @field_validator("row_pattern")
+    @classmethod
+    def _row_pattern(cls, v: str | None) -> str | None:
+        return _check_regex(v)
+
     @field_validator("placeholder_pattern")
     @classmethod
     def _placeholder(cls, v: str | None) -> str | None:
         return _check_polars_regex(v)
 
-    @field_validator("header_signature", "header_exclude")
+    @field_validator("header_signature", "header_exclude", "column_names")
     @classmethod
-    def _signature(cls, v: list[str]) -> list[str]:
-        norm = [norm_header(s) for s in v]
+    def _signature(cls, v: list[str] | None) -> list[str] | None:
+        norm = [norm_header(s) for s in v or []]
         if any(not s for s in norm):
             raise ValueError("header names must not be empty")
         return v
@@ -197,10 +241,33 @@ class ProfileSpec(_Model):
             raise ValueError(f"header_exclude names columns the profile needs: {', '.join(clash)}")
         return self
 
+    @model_validator(mode="after")
+    def _header_or_names(self) -> ProfileSpec:
+        if self.column_names is None:
+            if not self.header_signature:
+                raise ValueError("give a header_signature (or column_names for a file without a header line)")
+            if self.row_pattern:
+                raise ValueError("row_pattern is for files without a header line (column_names)")
+            return self
+        if self.header_signature or self.header_exclude:
+            raise ValueError("a file without a header line (column_names) has no header_signature / header_exclude")
+        if not self.row_pattern:
+            raise ValueError("column_names needs row_pattern: how detection recognises the file's first row")
+        names = {norm_header(c) for c in self.column_names}
+        unknown = sorted({norm_header(c) for c in self.mapped_columns()} - names)
+        if unknown:
+            raise ValueError(f"columns read but not in column_names: {', '.join(unknown)}")
+        return self
+
+    @property
+    def has_header(self) -> bool:
+        return self.column_names is None
+
     def mapped_columns(self) -> list[str]:
         """Every bank column the profile reads (a file without one of them cannot be read with it)."""
         ba, am = self.booked_at, self.amount
-        named = [ba.column, ba.date_column, ba.time_column, am.column, am.income_column, am.expense_column]
+        named = [ba.column, ba.fallback_column, ba.date_column, ba.time_column]
+        named += [am.column, am.income_column, am.expense_column]
         named += [am.direction_column, self.currency.column, self.account_id.column, *self.columns.values()]
         named += [self.counterparty_split.column if self.counterparty_split else None, *self.description_columns]
         return [c for c in named if c]
@@ -208,8 +275,9 @@ class ProfileSpec(_Model):
 
 def required_columns(spec: ProfileSpec) -> frozenset[str]:
     """The header names (normalised) a file must have for `spec` to claim it: its signature and every column
-    it reads."""
-    return frozenset(norm_header(c) for c in [*spec.header_signature, *spec.mapped_columns()])
+    it reads (a file without a header line: its `column_names`)."""
+    names = spec.column_names if spec.column_names is not None else [*spec.header_signature, *spec.mapped_columns()]
+    return frozenset(norm_header(c) for c in names)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

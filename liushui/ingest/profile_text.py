@@ -134,7 +134,7 @@ class SplitExport:
     """A bank export split into its header, the preamble above it and the data records (cells as text)."""
 
     header: list[str]  # normalised header names, trailing empty names dropped
-    header_line: int  # 1-based physical line of the header
+    header_line: int  # 1-based physical line of the header (0: the file has none, `column_names` name the cells)
     preamble: str
     cells: list[list[str]]  # one list per data record (trailing empty cells beyond the header dropped)
     n_cells: list[int]
@@ -147,21 +147,26 @@ def split_export(path: Path, profile: Profile) -> SplitExport:
     """Decode `path` and split it with `profile`; LayoutError when it has no header or no data rows."""
     spec = profile.spec
     stream = io.StringIO(_export_text(path, spec), newline="")
-    head_lines = _lines_through_header(stream, profile, path.name)
-    header_idx = len(head_lines) - 1
-    header = [norm_header(c) for c in split_cells(head_lines[header_idx], spec.delimiter)]
+    if spec.column_names is not None:  # no header line: the cells by position, data from line 1
+        header, header_line, preamble = [norm_header(c) for c in spec.column_names], 0, ""
+    else:
+        head_lines = _lines_through_header(stream, profile, path.name)
+        header = [norm_header(c) for c in split_cells(head_lines[-1], spec.delimiter)]
+        header_line, preamble = len(head_lines), "".join(head_lines[:-1])
     while header and not header[-1]:
         header.pop()
     records = _Records(len(header))
-    _read_records(stream, spec, records, header_line=header_idx + 1, name=path.name)
+    _read_records(stream, spec, records, header_line=header_line, name=path.name)
     if not records.cells:
+        if not header_line:
+            raise LayoutError(f"{path.name}: no data rows (profile '{profile.name}', a file without a header line)")
         raise LayoutError(
-            f"{path.name}: header found on line {header_idx + 1} (profile '{profile.name}') but no data rows follow"
+            f"{path.name}: header found on line {header_line} (profile '{profile.name}') but no data rows follow"
         )
     return SplitExport(
         header,
-        header_idx + 1,
-        "".join(head_lines[:header_idx]),
+        header_line,
+        preamble,
         records.cells,
         records.n_cells,
         records.raws,
