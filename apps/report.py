@@ -86,6 +86,8 @@ class FlagEntry:
 @dataclass(frozen=True)
 class AccountReport:
     account_id: str
+    customer_id: str
+    holder_name: str | None
     as_of_on: date
     currency: str
     score: float
@@ -164,6 +166,11 @@ def _headline(report: AccountReport) -> str:
     )
 
 
+def _customer(report: AccountReport) -> str:
+    holder = f" ({report.holder_name})" if report.holder_name else ""
+    return f"customer {report.customer_id}{holder}"
+
+
 def render_terminal(report: AccountReport, console: Console, *, evidence_per_flag: int = 5) -> None:
     """The report on a rich Console: headline, what would restore the account, months, then each flag (newest
     first) as a block — its line, its reasons in full (wrapped, never cut), its evidence — at any width."""
@@ -176,6 +183,7 @@ def render_terminal(report: AccountReport, console: Console, *, evidence_per_fla
 
     names_zh = {rule.code: rule.name_zh for rule in RULES}
     console.print(f"[bold]account {report.account_id}[/] as of {report.as_of_on} ({report.currency})", highlight=False)
+    console.print(_customer(report), highlight=False, markup=False)
     console.print(_headline(report), highlight=False, markup=False)
     active = ", ".join(f"{c} {names_zh.get(c, '')}".strip() for c in report.active_flags)
     console.print(f"active flags: {active or 'none'}", highlight=False, markup=False)
@@ -374,7 +382,8 @@ def render_html(report: AccountReport) -> str:
 </head>
 <body>
 <h1>Account 账户 {_e(report.account_id)} <span class="band band-{_e(report.band)}">{_e(report.band)}</span></h1>
-<p>As of 截至 {report.as_of_on} · main currency 主要币种 {_e(report.currency)}</p>
+<p>Customer 客户 {_e(report.customer_id)}{f" · holder 户名 {_e(report.holder_name)}" if report.holder_name else ""}
+· as of 截至 {report.as_of_on} · main currency 主要币种 {_e(report.currency)}</p>
 <table>
 <tr><th>risk score 风险分</th><td class="num">{report.score:.0f}</td><th>band 等级</th><td>{_e(report.band)}</td></tr>
 <tr><th>recovery 恢复状态</th><td>{_e(report.recovery_status)}</td><th>clean months since severe flag</th>

@@ -454,3 +454,15 @@ def test_account_view_names_the_customer_and_what_must_change_by_when(db):
     assert lines[at + 1] == (
         "ROUND_TRIP  刷流水   4.00  2026-09      2.00             0              6  2027-04-01          30.00"
     )
+
+
+def test_the_report_names_the_customer_in_the_terminal_and_in_html(db):
+    from apps.report import render_html
+
+    report = account_report(db, A)
+    console = Console(record=True, width=80, color_system=None)
+    render_terminal(report, console)
+    assert "customer C1 (张三)" in console.export_text().splitlines()
+    assert "<p>Customer 客户 C1 · holder 户名 张三\n· as of 截至 2026-10-15" in render_html(report)
+    assert "<p>Customer 客户 C2 · holder 户名 李四_100%\n" in render_html(account_report(db, C))
+    assert "<p>Customer 客户 " + D + "\n· as of" in render_html(account_report(db, D))
