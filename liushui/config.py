@@ -95,6 +95,10 @@ class LargeOutflowRules(RuleSection):
     """Per currency (ISO 4217); an unlisted currency takes the `FALLBACK_CURRENCY` row."""
     min_months: int = Field(ge=1)
     high_multiple: float = Field(gt=0)
+    recurring_months: int = Field(ge=2)
+    """A payment to a party paid a similar amount in this many months of the statement is a commitment."""
+    recurring_tolerance: float = Field(ge=0, lt=1)
+    """How close "a similar amount" is, as a share of the payment."""
 
     _limits_per_currency = field_validator("limits")(_per_currency)
 

@@ -153,3 +153,29 @@ def test_edge_at_the_share_threshold():
 def test_company_names(name: str, company: bool):
     matched = pl.Series([name]).str.contains(COMPANY_PATTERN)
     assert matched.to_list() == [company]
+
+
+def test_in_trading_months_the_receipts_are_not_income_and_supplier_payments_not_large_outflows():
+    from tests.rows import flags_of, monthly, signals
+
+    # a steady 10,000 salary; from June on the account also trades: 8 receipts of 20,000 and 3 supplier
+    # payments of 45,000 a month (each more than 3x the salary)
+    rows = monthly("A", list(range(1, 10)), "10000", day=10)
+    for month in (6, 7, 8):
+        for d in range(8):
+            rows.append(txn("A", f"2026-{month:02d}-{d + 1:02d} 10:00:00", "20000", BUYERS[d % 3], None, "货款"))
+        for d in range(3):
+            rows.append(txn("A", f"2026-{month:02d}-{d + 12:02d} 15:00:00", "-45000", SUPPLIERS[d % 2], None, "采购款"))
+    result = signals(rows, as_of=date(2026, 9, 20), accounts_ref=accounts(("A", "C1", "张三", "personal")))
+    assert flags_of(result, "COMMINGLING")["period_start_on"].to_list() == [date(2026, m, 1) for m in (6, 7, 8)]
+    assert flags_of(result, "INCOME_VOLATILE").is_empty()
+    assert flags_of(result, "LARGE_OUTFLOW").is_empty()
+    months = result["account_months"].filter(pl.col("month_on").is_between(date(2026, 5, 1), date(2026, 8, 1)))
+    assert months.sort("month_on")["clean_income"].to_list() == [Decimal("10000.00")] * 4
+    # a month with receipts but no supplier payments is not trading: the receipts are income as before
+    lone = monthly("A", list(range(1, 10)), "10000", day=10) + [
+        txn("A", f"2026-06-{d + 1:02d} 10:00:00", "20000", BUYERS[d % 3], None, "货款") for d in range(8)
+    ]
+    june = signals(lone, as_of=date(2026, 9, 20), accounts_ref=accounts(("A", "C1", "张三", "personal")))
+    june_income = june["account_months"].filter(pl.col("month_on") == date(2026, 6, 1))["clean_income"]
+    assert june_income.to_list() == [Decimal("170000.00")]

@@ -564,3 +564,33 @@ def test_one_to_one_gives_a_leg_its_second_choice_when_its_first_went_to_a_bette
         ("o1", "i1", 1),
         ("o2", "i2", 3),
     ]
+
+
+def _rent(amounts: list[str], landlord: str = "房东王五") -> list[dict]:
+    """A low income of 2,000 on the 1st; rent to one landlord on the 5th of months 3, 4, 5, ..."""
+    rows = monthly("L", [1, 2, 3, 4, 5, 6, 7, 8], "2000", day=1)
+    return rows + [
+        txn("L", f"2026-{3 + i:02d}-05 09:00:00", f"-{a}", landlord, "6222020000001111", "房租")
+        for i, a in enumerate(amounts)
+    ]
+
+
+def test_rent_paid_every_month_is_a_commitment_not_a_large_outflow():
+    # 4,500 is more than twice the 2,000 income, but the same landlord is paid about that every month
+    rows = _rent(["4500", "4500", "4600", "4500", "4450"])
+    assert flags_of(signals(rows, as_of=AS_OF), "LARGE_OUTFLOW").is_empty()
+
+
+def test_a_one_off_payment_beside_the_rent_is_still_large():
+    rows = _rent(["4500", "4500", "4500", "4500"]) + [txn("L", "2026-07-20 09:00:00", "-9000", "某人", "999", "转账")]
+    flags = flags_of(signals(rows, as_of=AS_OF), "LARGE_OUTFLOW")
+    assert flags.select("period_start_on", "metric_value").rows() == [(date(2026, 7, 1), 9000.0)]
+
+
+def test_payments_to_one_party_in_two_months_or_far_apart_in_amount_are_not_a_commitment():
+    # two months only: both are judged
+    twice = flags_of(signals(_rent(["4500", "4500"]), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert twice["period_start_on"].to_list() == [date(2026, 3, 1), date(2026, 4, 1)]
+    # three months, but 4,500 / 5,100 / 5,800 are more than 10 % apart: none is another's match twice
+    apart = flags_of(signals(_rent(["4500", "5100", "5800"]), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert apart["period_start_on"].to_list() == [date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)]

@@ -154,6 +154,44 @@ COMMINGLING = Rule(
 )
 
 
+def commingling_months(
+    transactions: pl.LazyFrame, month_features: pl.LazyFrame, *, rules: ComminglingRules
+) -> pl.LazyFrame:
+    """The account months COMMINGLING judges (main currency, enough business in, share and supplier payments):
+    the rows of `month_features` that meet the rule."""
+    return month_features.join(main_currency(transactions), on="account_id").filter(
+        (pl.col("currency") == pl.col("main_currency"))
+        & (pl.col("business_in_count") >= rules.min_business_in_count)
+        & (pl.col("business_in_share") >= rules.min_business_in_share)
+        & (pl.col("business_out_count") >= rules.min_business_out_count)
+    )
+
+
+def trade_money(
+    transactions: pl.LazyFrame, month_features: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: ComminglingRules
+) -> pl.LazyFrame:
+    """`txn_id, business_direction` of the business rows in the months COMMINGLING judges: in a month a personal
+    account trades through (sells to companies and pays suppliers), its receipts are turnover, not the holder's
+    income, and its supplier payments are the business's, not large personal outflows — one fact, one flag."""
+    months = commingling_months(transactions, month_features, rules=rules).select(_KEYS)
+    return (
+        business_rows(transactions, accounts)
+        .filter(pl.col("business_direction").is_not_null())
+        .join(months, on=_KEYS, how="semi")
+        .select("txn_id", "business_direction")
+    )
+
+
+def without_trade_income(transactions: pl.LazyFrame, trade: pl.LazyFrame) -> pl.LazyFrame:
+    """`transactions` with the inbound trade money of `trade_money` out of clean income (its class stays)."""
+    receipts = trade.filter(pl.col("business_direction") == "in").select("txn_id", _trade=pl.lit(True))
+    return (
+        transactions.join(receipts, on="txn_id", how="left")
+        .with_columns(is_clean_income=pl.col("is_clean_income") & pl.col("_trade").is_null())
+        .drop("_trade")
+    )
+
+
 def commingling_flags(
     transactions: pl.LazyFrame,
     month_features: pl.LazyFrame,
@@ -167,13 +205,7 @@ def commingling_flags(
     row of the month; the reason names the top counterparties."""
     business = business_rows(transactions, accounts).filter(pl.col("business_direction").is_not_null())
     flagged = (
-        month_features.join(main_currency(transactions), on="account_id")
-        .filter(
-            (pl.col("currency") == pl.col("main_currency"))
-            & (pl.col("business_in_count") >= rules.min_business_in_count)
-            & (pl.col("business_in_share") >= rules.min_business_in_share)
-            & (pl.col("business_out_count") >= rules.min_business_out_count)
-        )
+        commingling_months(transactions, month_features, rules=rules)
         .join(_top_counterparties(business), on=_KEYS, how="left")
         .with_columns(
             **month_period(),

@@ -18,7 +18,9 @@ amount_out, typical_income, limit_amount, limit_name`. The limit is
 Absolute amounts are per currency (`large_outflow.limits`); an unlisted currency takes the CNY row and the
 flag says so (`transforms.currency_limits`).
 
-Not money leaving, never judged: moves between the holder's own accounts, and the legs of money that came
+Not money leaving in a block, never judged: moves between the holder's own accounts; regular commitments —
+the same party paid a similar amount (within `recurring_tolerance`) in at least `recurring_months` months of
+the statement (rent, a mortgage, school fees); and the legs of money that came
 back or only passed through (`returned`: the outflows of round trips in either direction, of cycles and of
 pass-through months) — one fact, one flag: those are ROUND_TRIP, CYCLE and PASS_THROUGH.
 
@@ -33,6 +35,7 @@ import polars as pl
 from liushui.config import LargeOutflowRules
 from liushui.contracts import MONEY
 from transforms.classify import txn_class_is
+from transforms.counterparty import normalised_name, normalised_number
 from transforms.currency_limits import amount_for_currency, fallback_note_en, fallback_note_zh
 from transforms.flag_rows import Rule, finish_flags, fmt_num, high_when, month_period
 
@@ -68,12 +71,13 @@ def large_outflows(
     floor = amount_for_currency({c: limits.absolute_floor for c, limits in rules.limits.items()})
     no_base = amount_for_currency({c: limits.no_history_limit for c, limits in rules.limits.items()})
     relative = pl.col("typical_income").cast(pl.Float64) * rules.income_multiple
-    outflows = transactions.filter((pl.col("amount") < 0) & ~txn_class_is("own_transfer_out"))
+    outflows = transactions.filter((pl.col("amount") < 0) & ~txn_class_is("own_transfer_out")).with_columns(
+        month_on=pl.col("booked_on").dt.month_start(), amount_out=-pl.col("amount")
+    )
     if returned is not None:
         outflows = outflows.join(returned.select("txn_id"), on="txn_id", how="anti")
-    return (
-        outflows.with_columns(month_on=pl.col("booked_on").dt.month_start(), amount_out=-pl.col("amount"))
-        .join(base, on=["account_id", "currency", "month_on"], how="left")
+    over_limit = (
+        outflows.join(base, on=["account_id", "currency", "month_on"], how="left")
         .with_columns(
             limit_name=pl.when(pl.col("base_name").is_null())
             .then(pl.lit("no_history_absolute"))
@@ -106,6 +110,37 @@ def large_outflows(
             "limit_amount",
             "limit_name",
         )
+    )
+    return over_limit.join(_recurring(over_limit, outflows, rules=rules), on="txn_id", how="anti")
+
+
+def _party() -> pl.Expr:
+    """Who was paid: the resolved account, else the normalised name, else the normalised number."""
+    return pl.coalesce(
+        pl.col("counterparty_account_id"),
+        normalised_name(pl.col("counterparty_name")),
+        normalised_number(pl.col("counterparty_account")),
+    )
+
+
+def _recurring(candidates: pl.LazyFrame, outflows: pl.LazyFrame, *, rules: LargeOutflowRules) -> pl.LazyFrame:
+    """`txn_id` of the candidates that are a regular commitment: the same party was paid within
+    `recurring_tolerance` of the amount in at least `recurring_months` distinct months of the statement (rent,
+    a mortgage, school fees): a payment the budget already carries every month is not money leaving in a block.
+    Only the few candidates are joined with the party's other outflows."""
+    paid = outflows.select("txn_id", "account_id", "currency", "month_on", "amount_out", _party=_party()).filter(
+        pl.col("_party").is_not_null() & (pl.col("_party") != "")
+    )
+    peers = paid.select("account_id", "currency", "_party", _peer_month="month_on", _peer_amount="amount_out")
+    tolerance = pl.col("amount_out").cast(pl.Float64) * rules.recurring_tolerance
+    return (
+        paid.join(candidates.select("txn_id"), on="txn_id", how="semi")
+        .join(peers, on=["account_id", "currency", "_party"])
+        .filter((pl.col("_peer_amount") - pl.col("amount_out")).abs().cast(pl.Float64) <= tolerance)
+        .group_by("txn_id")
+        .agg(_months=pl.col("_peer_month").n_unique())
+        .filter(pl.col("_months") >= rules.recurring_months)
+        .select("txn_id")
     )
 
 

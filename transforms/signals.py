@@ -35,7 +35,7 @@ from liushui.contracts import (
 from liushui.vocabularies import LinkType
 from transforms.balances import balance_month_features, overdrawn_flags
 from transforms.classify import account_owners, classified_transactions, mark_returned_money, txn_class_value
-from transforms.commingling import commingling_flags, commingling_month_features
+from transforms.commingling import commingling_flags, commingling_month_features, trade_money, without_trade_income
 from transforms.counterparty import resolved_counterparties
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
 from transforms.cycles import CYCLE, cycle_flags, cycle_inbound_ids, cycle_links
@@ -262,9 +262,21 @@ def account_signals(
             passed_out.with_columns(returned_class=txn_class_value("pass_through_out")),
         ]
     )
-    returned_out = pl.concat([trips.select(txn_id="out_txn_id"), cycle_outs, passed_out])
-    published_transactions = checkpoint(mark_returned_money(classified, returned))
+    marked = mark_returned_money(classified, returned)
+    # One fact, one flag: in the months a personal account trades through (COMMINGLING), its receipts are
+    # turnover and its supplier payments the business's — neither clean income nor large personal outflows.
+    business = checkpoint(commingling_month_features(marked.filter(known_then), accounts))
+    trade = checkpoint(trade_money(marked.filter(known_then), business, accounts, rules=rules.commingling))
+    published_transactions = checkpoint(without_trade_income(marked, trade))
     transactions = published_transactions.filter(known_then)
+    returned_out = pl.concat(
+        [
+            trips.select(txn_id="out_txn_id"),
+            cycle_outs,
+            passed_out,
+            trade.filter(pl.col("business_direction") == "out").select("txn_id"),
+        ]
+    )
 
     months = checkpoint(
         account_months(transactions, as_of=as_of, min_covered_days=rules.coverage.min_covered_days_for_full_month).pipe(
@@ -273,7 +285,6 @@ def account_signals(
     )
     large = checkpoint(large_outflows(transactions, months, rules=rules.large_outflow, returned=returned_out))
     breaks = checkpoint(balance_breaks(transactions, rules=rules.statement_integrity))
-    business = checkpoint(commingling_month_features(transactions, accounts))
     months = credit_month_features(transactions, with_large_outflow_totals(months, large), rules=rules).pipe(
         lambda m: balance_month_features(transactions, m, rules=rules.overdrawn)
     )
