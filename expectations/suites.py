@@ -523,6 +523,16 @@ def _account_risk() -> tuple[list[Check], list[Derived]]:
             "blocking",
             "every active flag code has its remediation",
         ),
+        Check(
+            E.ExpectColumnPairValuesToBeEqual(column_A="active_flags_count", column_B="recovery_points_count"),
+            "blocking",
+            "every active flag code says the points it adds",
+        ),
+        Check(
+            E.ExpectColumnPairValuesToBeEqual(column_A="active_flags_count", column_B="recovery_now_month_on_count"),
+            "blocking",
+            "every active flag code says the month of today's value (null when unknown)",
+        ),
     ]
     return checks, []
 
