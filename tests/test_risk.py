@@ -278,3 +278,9 @@ def test_points_of_a_medium_flag_are_its_weight_and_a_high_flag_times_the_multip
     r = risk(flags, months("A", FLAT))["A"]
     assert dict(zip(r["active_flags"], r["recovery_points"], strict=True)) == {"CYCLE": 37.5, "LARGE_OUTFLOW": 8.0}
     assert r["score"] == 45.5
+
+
+def test_a_share_not_defined_in_the_as_of_month_so_far_is_the_last_full_month_value():
+    month_rows = _with_figures(months("A", FLAT), related_out_share=0.3) + [_as_of_month("A", related_out_share=None)]
+    r = risk([flag("A", "RELATED_TRANSFER_HEAVY", date(2026, 8, 31), metric=0.9, threshold=0.5)], month_rows)["A"]
+    assert (r["recovery_now"], r["recovery_now_month_on"]) == ([0.3], [date(2026, 9, 1)])

@@ -116,8 +116,9 @@ def _trends(account_months: pl.LazyFrame) -> pl.LazyFrame:
 
 def _today_values(account_months: pl.LazyFrame, as_of_month_on: date, last_full_month_on: date) -> pl.LazyFrame:
     """One row per account x code of `CURRENT_VALUE`: `_today`, the figure on the latest window the rule judges
-    (the as-of month for `JUDGED_IN_AS_OF_MONTH`, when the statement reaches it, else the last full month) of
-    the main currency, and `_today_month`, that month (codes whose columns the frame lacks are left out)."""
+    (the as-of month for `JUDGED_IN_AS_OF_MONTH` when the statement reaches it and the figure is defined there,
+    e.g. a share of an outflow, else the last full month) of the main currency, and `_today_month`, that month
+    (codes whose columns the frame lacks are left out)."""
     present = set(account_months.collect_schema().names())
     usable = {code: expr for code, expr in CURRENT_VALUE.items() if set(expr.meta.root_names()) <= present}
     schema = {"account_id": pl.String, "flag_code": pl.String, "_today": pl.Float64, "_today_month": pl.Date}
@@ -133,6 +134,7 @@ def _today_values(account_months: pl.LazyFrame, as_of_month_on: date, last_full_
     judged_now = pl.col("flag_code").is_in(sorted(JUDGED_IN_AS_OF_MONTH))
     return (
         figures.filter(pl.col("month_on").eq(last_full_month_on) | judged_now)
+        .drop_nulls("_today")
         .sort("account_id", "flag_code", "month_on", descending=[False, False, True])
         .unique(["account_id", "flag_code"], keep="first", maintain_order=True)
         .select("account_id", "flag_code", "_today", _today_month=pl.col("month_on"))
