@@ -111,3 +111,21 @@ def test_ambiguity_and_user_profiles(tmp_path):
 def test_missing_file_or_folder_is_an_error(tmp_path):
     assert check(str(tmp_path / "nope.csv")).exit_code == 1
     assert check(str(FIXTURES / "icbc_debit.csv"), "--profiles", str(tmp_path / "nope")).exit_code == 1
+
+
+def test_neutral_rows_are_shown_and_counted_apart_exit_0():
+    """JD: 不计收支 rows are neutral — marked in the rows shown, in neither total."""
+    result = check(str(FIXTURES / "jd.csv"), "--rows", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "file: jd.csv",
+        "layout: jd (shipped profile jd.yaml)",
+        "rows: 6 read, 6 parse, 0 would be quarantined",
+        "first 2 row(s) as parsed:",
+        "  row 1: jd_demo0001 2025-01-20 10:00:00 -12.00 CNY | 京东物流 | 京东外部商户 | 收发快递 | 交易成功",
+        "  row 2: jd_demo0001 2025-01-18 09:30:00 59.00 CNY | 京东平台商户 | 退款-示例降噪耳机 | 网购 | 退款成功 "
+        "| neutral (不计收支)",
+        "totals of the rows that parse:",
+        "  CNY: in 8.00 (1 rows), out -197.60 (3 rows), net -189.60; 2 neutral row(s), in neither",
+        "result: every row parses (exit 0)",
+    ]
