@@ -152,26 +152,24 @@ def remote_loads(site: Path) -> list[tuple[Path, str]]:
     """Every (file, URL) in the site's HTML and CSS that a browser would fetch from the network on opening
     it: src/href of script, link, img, iframe, source, embed, video, audio, object tags and CSS `url()` /
     `@import` (inline or in .css files; CSS comments aside). Plain anchors are not loads."""
+    return [(path, url) for path, url in _loaded_urls(site) if _REMOTE.match(url)]
+
+
+def local_references(site: Path) -> list[tuple[Path, Path]]:
+    """Every (file, referenced file) for the relative URLs the same tags and CSS load."""
+    return [
+        (path, (path.parent / url.split("?")[0].split("#")[0]).resolve())
+        for path, url in _loaded_urls(site)
+        if url and not _REMOTE.match(url) and not url.startswith(("data:", "#", "mailto:", "javascript:"))
+    ]
+
+
+def _loaded_urls(site: Path) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for path in sorted([*site.rglob("*.html"), *site.rglob("*.css")]):
         text = path.read_text(encoding="utf-8")
         urls = [m["url"] for m in _LOADING_TAG.finditer(text)] if path.suffix == ".html" else []
-        urls += _css_urls(text)
-        found += [(path, url) for url in urls if _REMOTE.match(url)]
-    return found
-
-
-def local_references(site: Path) -> list[tuple[Path, Path]]:
-    """Every (file, referenced file) for the relative URLs the site's HTML tags and CSS load."""
-    found: list[tuple[Path, Path]] = []
-    for path in sorted([*site.rglob("*.html"), *site.rglob("*.css")]):
-        text = path.read_text(encoding="utf-8")
-        urls = [m["url"] for m in _LOADING_TAG.finditer(text)] if path.suffix == ".html" else []
-        urls += _css_urls(text)
-        for url in urls:
-            if _REMOTE.match(url) or url.startswith(("data:", "#", "mailto:", "javascript:")) or not url:
-                continue
-            found.append((path, (path.parent / url.split("?")[0].split("#")[0]).resolve()))
+        found += [(path, url) for url in urls + _css_urls(text)]
     return found
 
 
@@ -208,7 +206,8 @@ def _rewrite_html(text: str, relative_root: str) -> str:
             gx_static = _GX_STATIC.match(match["url"])
             if gx_static is None:
                 return match[0]
-            # GX links its own favicon one folder too shallow from validation pages
+            # GX's own static files, at the page's real depth (its favicon link from validation pages
+            # is one folder too shallow)
             local = f"{relative_root}/{gx_static['path']}"
         if local == "":
             return ""
