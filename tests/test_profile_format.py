@@ -15,7 +15,7 @@ import yaml
 from liushui.contracts import ACCOUNTS_REF, RELATED_PARTIES_REF
 from liushui.ingest.inbox import read_files
 from liushui.ingest.profiles import LayoutError, Profile, ProfileError, detect_profile, read_profiled
-from tests.rows import canonical, txn
+from tests.rows import canonical, signals, txn
 from transforms.classify import classified_transactions
 from transforms.lenders import classify_lenders, load_lender_registry
 from transforms.months import monthly_flows
@@ -398,3 +398,23 @@ def test_fallback_column_needs_column():
             "header_signature: [日期]\namount: {convention: signed, column: 日期}\n"
             "booked_at: {date_column: 日期, fallback_column: x, formats: ['%Y']}"
         )
+
+
+def test_neutral_rows_through_the_signals_chain_stay_out_of_the_month():
+    """The whole per-account chain (derive_signals): a neutral 余额宝 move is published as class neutral with its
+    tag and leaves the month's inflow, outflow and clean income as the other rows make them."""
+    rows = [
+        txn("A", "2026-03-01 09:00:00", "5000.00", "示例科技", memo="代发工资") | {"flow_tag": None},
+        txn("A", "2026-03-02 09:00:00", "20000.00", "余额宝", memo="余额宝-转出到余额") | {"flow_tag": "不计收支"},
+        txn("A", "2026-03-04 09:00:00", "-45.00", "示例超市", memo="消费") | {"flow_tag": None},
+    ]
+    out = signals(rows, as_of=date(2026, 5, 15))
+    assert out["transactions"].sort("booked_at").select("txn_class", "flow_tag", "is_clean_income").rows() == [
+        ("salary", None, True),
+        ("neutral", "不计收支", False),
+        ("spend", None, False),
+    ]
+    month = out["account_months"].filter(pl.col("month_on") == date(2026, 3, 1))
+    assert month.select("txn_count", "inflow", "outflow", "clean_income").rows() == [
+        (3, Decimal("5000.00"), Decimal("45.00"), Decimal("5000.00"))
+    ]
