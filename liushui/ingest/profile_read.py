@@ -40,7 +40,7 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
     """Read a bank export with ``profile``: one output row per data line, all values canonical TEXT."""
     path = Path(path)
     spec = profile.spec
-    cols = _Columns(path.name, profile.name, split_export(path, profile))
+    cols = _Columns(path.name, spec, profile.name, split_export(path, profile))
     frame = _cell_frame(cols.split, spec)
 
     date_parsed, booked_at = _booked_at(cols, spec)
@@ -85,7 +85,7 @@ def read_profiled(path: Path, profile: Profile) -> pl.DataFrame:
 class _Columns:
     """The split export's cells, found by the bank's column names (cell frame columns ``c0``, ``c1`` ...)."""
 
-    def __init__(self, file_name: str, profile_name: str, split: SplitExport) -> None:
+    def __init__(self, file_name: str, spec: ProfileSpec, profile_name: str, split: SplitExport) -> None:
         self.file_name = file_name
         self.profile_name = profile_name
         self.split = split
@@ -93,6 +93,8 @@ class _Columns:
         self._index: dict[str, int] = {}
         for i, h in enumerate(split.header):
             self._index.setdefault(h, i)  # duplicated header names: the first column wins
+        with_pattern = {norm_header(name) for name, cell in spec.cells.items() if cell.pattern}
+        self.patterned = {i for i, h in enumerate(split.header) if h in with_pattern}
 
     def cell(self, bank_name: str | None, key: str) -> pl.Expr:
         """The cleaned cell of the column `bank_name` (null when the profile maps none); `key` names the
@@ -106,7 +108,8 @@ class _Columns:
         'CNY 123.18' when the pattern keeps the number)."""
         if not bank_name:
             return pl.lit(None, pl.String)
-        return pl.col(f"w{self.position(bank_name, key)}")
+        i = self.position(bank_name, key)
+        return pl.col(f"w{i}") if i in self.patterned else pl.col(f"c{i}")
 
     def position(self, bank_name: str, key: str) -> int:
         h = norm_header(bank_name)
@@ -134,12 +137,11 @@ def _cell_frame(split: SplitExport, spec: ProfileSpec) -> pl.DataFrame:
     ).with_row_index("_i")
     specs = {norm_header(name): cell for name, cell in spec.cells.items()}
     cells = [specs.get(h) for h in split.header]
-    frame = frame.with_columns(clean(pl.col(f"c{i}"), spec, cell).alias(f"w{i}") for i, cell in enumerate(cells))
-    return frame.with_columns(
-        extract_value(pl.col(f"w{i}"), cell.pattern).alias(f"c{i}")
-        if cell and cell.pattern
-        else pl.col(f"w{i}").alias(f"c{i}")
-        for i, cell in enumerate(cells)
+    frame = frame.with_columns(clean(pl.col(f"c{i}"), spec, cell) for i, cell in enumerate(cells))
+    # a column with a pattern keeps its cleaned cell as `w{i}` (`_Columns.written`), the value as `c{i}`
+    patterned = [(i, cell.pattern) for i, cell in enumerate(cells) if cell is not None and cell.pattern]
+    return frame.with_columns(pl.col(f"c{i}").alias(f"w{i}") for i, _ in patterned).with_columns(
+        extract_value(pl.col(f"w{i}"), pattern).alias(f"c{i}") for i, pattern in patterned
     )
 
 
