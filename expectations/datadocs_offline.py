@@ -226,6 +226,8 @@ def _rewrite_css(text: str, relative_root: str) -> str:
     def url(match: re.Match[str]) -> str:
         original = match["url"] or match["url2"]
         local = _local(original, relative_root)
-        return match[0] if not local else match[0].replace(original, local)
+        if local is None:
+            return match[0]
+        return match[0].replace(original, local) if local else "none"  # a dropped image: no background
 
     return _CSS_URL.sub(url, text)

@@ -37,11 +37,12 @@ def canonical(account_ids: list[str | None]) -> pl.DataFrame:
             "counterparty_account": [None] * n,
             "description": ["工资"] * n,
             "channel": [None] * n,
+            "flow_tag": [None] * n,
             "source_file": ["a.csv"] * n,
             "source_row": list(range(1, n + 1)),
             "batch_id": ["b1"] * n,
         },
-        schema_overrides={"counterparty_account": pl.String, "channel": pl.String},
+        schema_overrides={"counterparty_account": pl.String, "channel": pl.String, "flow_tag": pl.String},
     )
 
 
