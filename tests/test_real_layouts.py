@@ -101,6 +101,8 @@ SYNTHETIC = {
                 None,
             ),
             ("6225680000001111", datetime(2025, 1, 20), D("-1250.00"), "CNY", None, "（消费）示例航空", None),
+            # bought in yen, posted in yuan: the card account moved 入账金额 in 入账货币
+            ("6225680000001111", datetime(2025, 1, 15), D("-72.30"), "CNY", None, "（消费）EXAMPLE STORE TOKYO", None),
         ],
     ),
     "cmb_credit": (
