@@ -107,13 +107,13 @@ def run(rows: list[dict], *, as_of: date = date(2024, 7, 15), rules=RULES) -> Ru
     transactions = classified_transactions(
         classify_lenders(canonical, REGISTRY), ACCOUNTS_REF.empty().lazy(), RELATED_PARTIES_REF.empty().lazy()
     ).cache()
+    links = borrow_to_repay_links(transactions, rules=rules.borrow_to_repay).cache()
     months = (
         account_months(transactions, as_of=as_of, min_covered_days=rules.coverage.min_covered_days_for_full_month)
         .pipe(income_volatility, rules=rules.income_volatility)
-        .pipe(lambda m: credit_month_features(transactions, m, rules=rules))
+        .pipe(lambda m: credit_month_features(transactions, m, rules=rules, borrow_to_repay=links))
         .cache()
     )
-    links = borrow_to_repay_links(transactions, rules=rules.borrow_to_repay).cache()
     flags = credit_flags(transactions, months, links, rules=rules)
     collected = pl.collect_all(
         [transactions, months.sort("account_id", "currency", "month_on"), links.sort("out_txn_id"), flags]
@@ -606,7 +606,7 @@ def test_debt_burden_flags_above_the_ratio_over_full_months_only():
             ["r03", "r04", "r05"],
         ),
     ]
-    assert flags["reason_zh"][0] == "近3个完整月贷款还款16500.00，占净收入30000.00的55.0%，超过阈值50%。"
+    assert flags["reason_zh"][0] == "近3个完整月以收入偿还的贷款（借新还旧除外）16500.00，占净收入30000.00的55.0%，超过阈值50%。"
     assert flags["remediation_en"][0].startswith("Bring loan repayments below 50% of clean income")
 
 
@@ -620,3 +620,27 @@ def test_debt_burden_high_severity():
     assert flags.select("period_start_on", "metric_value", "severity").rows() == [
         (date(2024, 2, 1), pytest.approx(0.85), "high"),
     ]
+
+
+def test_a_repayment_a_new_loan_paid_for_is_borrow_to_repay_not_debt_service_out_of_income():
+    # salary 8,000 a month; a 14,200 loan in February is repaid in April with a new 14,200 loan from another
+    # lender (以贷养贷); a 3,000 installment is paid from income every month
+    rows = [salary(f"s{m}", f"2024-{m:02d}-05 09:00", "8000.00") for m in range(1, 8)]
+    rows += [repay(f"i{m}", f"2024-{m:02d}-20 09:00", "3000.00", "jd_jintiao") for m in range(1, 8)]
+    rows += [
+        borrow("d1", "2024-02-10 10:00", "14200.00", "ant_jiebei"),
+        borrow("d2", "2024-04-08 10:00", "14200.00", "webank_weilidai"),
+        repay("r1", "2024-04-09 10:00", "14608.82", "ant_jiebei"),
+    ]
+    got = run(rows, as_of=date(2024, 7, 15))
+    assert got.links.select("out_txn_id", "in_txn_id").rows() == [("d2", "r1")]
+    assert got.flagged("BORROW_TO_REPAY")["period_start_on"].to_list() == [date(2024, 4, 1)]
+    # April's trailing window (Feb-Apr): 3 x 3,000 serviced out of 3 x 8,000 = 0.375; the refinanced 14,608.82
+    # is published in loan_repaid but is not debt service
+    april = got.month("A1", "2024-04-01")
+    assert (april["loan_repaid"], april["debt_burden_trailing"]) == (Decimal("17608.82"), 0.375)
+    assert got.flagged("DEBT_BURDEN_HIGH").is_empty()
+    # installments of 4,500 (56 % of income) are a high debt burden whatever else happens
+    heavy = [r for r in rows if not r["txn_id"].startswith("i")]
+    heavy += [repay(f"i{m}", f"2024-{m:02d}-20 09:00", "4500.00", "jd_jintiao") for m in range(1, 8)]
+    assert run(heavy, as_of=date(2024, 7, 15)).flagged("DEBT_BURDEN_HIGH").height > 0

@@ -132,3 +132,17 @@ def test_a_business_account_paying_many_suppliers_is_not_fan_out():
 def test_four_receivers_is_the_edge_below_the_threshold():
     rows = [txn("X", "2026-03-01 09:00:00", "15000", "某人", "6200111", "转账")] + scattered("X", PEOPLE[:4])
     assert fan_out(rows).height == 0
+
+
+def test_gathered_money_is_fan_in_not_earned_income():
+    from datetime import date
+    from decimal import Decimal
+
+    from tests.rows import flags_of, monthly, signals
+
+    rows = monthly("X", list(range(1, 10)), "8000", day=10) + gathered("X", PEOPLE[:8], amount=4_000, day=20)
+    result = signals(rows, as_of=date(2026, 9, 25), accounts_ref=REF)
+    assert flags_of(result, "FAN_IN")["metric_value"].to_list() == [8.0]
+    march = result["account_months"].filter(pl.col("month_on") == date(2026, 3, 1))
+    assert march.select("inflow", "clean_income").rows() == [(Decimal("40000.00"), Decimal("8000.00"))]
+    assert flags_of(result, "INCOME_VOLATILE").is_empty()

@@ -182,9 +182,10 @@ def trade_money(
     )
 
 
-def without_trade_income(transactions: pl.LazyFrame, trade: pl.LazyFrame) -> pl.LazyFrame:
-    """`transactions` with the inbound trade money of `trade_money` out of clean income (its class stays)."""
-    receipts = trade.filter(pl.col("business_direction") == "in").select("txn_id", _trade=pl.lit(True))
+def without_trade_income(transactions: pl.LazyFrame, not_earned: pl.LazyFrame) -> pl.LazyFrame:
+    """`transactions` with the inflows among `not_earned` (`txn_id`: trade money of `trade_money`, gathered
+    money) out of clean income; their class stays."""
+    receipts = not_earned.select("txn_id").unique().with_columns(_trade=pl.lit(True))
     return (
         transactions.join(receipts, on="txn_id", how="left")
         .with_columns(is_clean_income=pl.col("is_clean_income") & pl.col("_trade").is_null())

@@ -135,10 +135,13 @@ def trailing_debt_service(account_months: pl.LazyFrame, *, rules: DebtBurdenRule
     `trailing_months` months ending at this month), `debt_burden_months` (full months in it),
     `debt_burden_repaid` and `debt_burden_income` (sums over those full months), and
     `debt_burden_trailing` (repaid / income; null when this month is not full or the income is below
-    `min_clean_income` per full month)."""
+    `min_clean_income` per full month). Repaid is debt service out of income: `loan_repaid` less
+    `_refinanced` (repayments a new loan paid for, BORROW_TO_REPAY's fact) when the frame has it."""
     n = rules.trailing_months
     full = pl.col("is_full_month")
     months_in_window = _trailing_sum(full.cast(pl.Int64), n)
+    refinanced = "_refinanced" in account_months.collect_schema().names()
+    serviced = pl.col("loan_repaid") - pl.col("_refinanced") if refinanced else pl.col("loan_repaid")
     return account_months.with_columns(
         debt_burden_months=pl.when(full).then(months_in_window),
         debt_burden_start_on=pl.when(full).then(
@@ -148,7 +151,7 @@ def trailing_debt_service(account_months: pl.LazyFrame, *, rules: DebtBurdenRule
             )
         ),
         debt_burden_repaid=pl.when(full).then(
-            _trailing_sum(pl.when(full).then(pl.col("loan_repaid")).otherwise(_ZERO), n).cast(MONEY)
+            _trailing_sum(pl.when(full).then(serviced).otherwise(_ZERO), n).cast(MONEY)
         ),
         debt_burden_income=pl.when(full).then(
             _trailing_sum(pl.when(full).then(pl.col("clean_income")).otherwise(_ZERO), n).cast(MONEY)
@@ -161,12 +164,20 @@ def trailing_debt_service(account_months: pl.LazyFrame, *, rules: DebtBurdenRule
     )
 
 
-def credit_month_features(transactions: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: Rules) -> pl.LazyFrame:
+def credit_month_features(
+    transactions: pl.LazyFrame,
+    account_months: pl.LazyFrame,
+    *,
+    rules: Rules,
+    borrow_to_repay: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
     """Add the credit columns to every account month (same rows, same order).
 
     `transactions` is the classified table (`txn_class`, `lender_id`); `account_months` needs
     `account_id, currency, month_on, is_full_month, inflow, clean_income, loan_disbursed, loan_repaid`.
     Counts are 0 (never null) in months without such rows; `loan_share_of_inflow` is null without inflow.
+    `borrow_to_repay` (its links): the repayments a new loan paid for are not debt service out of income
+    (one fact, one flag: BORROW_TO_REPAY), so the debt burden leaves them out.
     """
     windows = sorted({*rules.multi_lender.windows_days, rules.multi_lender.judged_window_days})
     counts = [
@@ -177,7 +188,7 @@ def credit_month_features(transactions: pl.LazyFrame, account_months: pl.LazyFra
         "failed_debit_count",
         "collection_count",
     ]
-    private = ["debt_burden_start_on", "debt_burden_months", "debt_burden_repaid", "debt_burden_income"]
+    private = ["debt_burden_start_on", "debt_burden_months", "debt_burden_repaid", "debt_burden_income", "_refinanced"]
     # Recomputed, never joined twice: a frame already conformed to the contract carries them as nulls.
     produced = [*counts, "penalty_amount", "loan_share_of_inflow", "debt_burden_trailing"]
     return (
@@ -191,8 +202,22 @@ def credit_month_features(transactions: pl.LazyFrame, account_months: pl.LazyFra
                 pl.col("loan_disbursed").cast(pl.Float64) / pl.col("inflow").cast(pl.Float64)
             ),
         )
+        .join(_refinanced(transactions, borrow_to_repay), on=_MONTH_KEY, how="left", maintain_order="left")
+        .with_columns(_refinanced=pl.col("_refinanced").fill_null(_ZERO))
         .pipe(trailing_debt_service, rules=rules.debt_burden)
-        .drop(private)
+        .drop(private, strict=False)
+    )
+
+
+def _refinanced(transactions: pl.LazyFrame, borrow_to_repay: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Per account month: the repayments (positive) that are the repaid side of a borrow-to-repay link."""
+    repaid = transactions.select(*_PER_ACCOUNT, "txn_id", "amount", month_on=pl.col("booked_on").dt.month_start())
+    if borrow_to_repay is None:
+        return repaid.head(0).group_by(_MONTH_KEY).agg(_refinanced=(-pl.col("amount")).sum().cast(MONEY))
+    return (
+        repaid.join(borrow_to_repay.select(txn_id="in_txn_id"), on="txn_id", how="semi")
+        .group_by(_MONTH_KEY)
+        .agg(_refinanced=(-pl.col("amount")).sum().cast(MONEY))
     )
 
 
@@ -663,11 +688,18 @@ DEBT_BURDEN_HIGH = Rule(
 
 
 def debt_burden_flags(
-    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: DebtBurdenRules
+    transactions: pl.LazyFrame,
+    months_with_credit: pl.LazyFrame,
+    *,
+    rules: DebtBurdenRules,
+    borrow_to_repay: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """DEBT_BURDEN_HIGH: loan repayments above `max_ratio` of clean income over the trailing full months."""
+    """DEBT_BURDEN_HIGH: loan repayments out of income (those a new loan paid for, `borrow_to_repay`, aside)
+    above `max_ratio` of clean income over the trailing full months; evidence the repayments counted."""
     flagged = (
         _judged(months_with_credit.drop("debt_burden_trailing"))
+        .join(_refinanced(transactions, borrow_to_repay), on=_MONTH_KEY, how="left", maintain_order="left")
+        .with_columns(_refinanced=pl.col("_refinanced").fill_null(_ZERO))
         .pipe(trailing_debt_service, rules=rules)
         .filter(pl.col("debt_burden_trailing") > rules.max_ratio)
         .with_columns(
@@ -678,7 +710,7 @@ def debt_burden_flags(
             limit_name=pl.lit(f"debt_service_ratio_{rules.trailing_months}m"),
             severity=high_when(pl.col("debt_burden_trailing") > rules.high_ratio),
             reason_zh=pl.format(
-                "近{}个完整月贷款还款{}，占净收入{}的{}，超过阈值{}。",
+                "近{}个完整月以收入偿还的贷款（借新还旧除外）{}，占净收入{}的{}，超过阈值{}。",
                 pl.col("debt_burden_months"),
                 fmt_num(pl.col("debt_burden_repaid")),
                 fmt_num(pl.col("debt_burden_income")),
@@ -686,7 +718,8 @@ def debt_burden_flags(
                 pl.lit(f"{rules.max_ratio:.0%}"),
             ),
             reason_en=pl.format(
-                "Loan repayments of {} over the last {} full months were {} of clean income ({}); the limit is {}.",
+                "Loan repayments out of income (refinanced ones aside) of {} over the last {} full months were {} of "
+                "clean income ({}); the limit is {}.",
                 fmt_num(pl.col("debt_burden_repaid")),
                 pl.col("debt_burden_months"),
                 fmt_pct(pl.col("debt_burden_trailing")),
@@ -696,8 +729,13 @@ def debt_burden_flags(
         )
     )
     repayment = txn_class_is("loan_repayment")
+    serviced = (
+        transactions
+        if borrow_to_repay is None
+        else transactions.join(borrow_to_repay.select(txn_id="in_txn_id"), on="txn_id", how="anti")
+    )
     return finish_flags(
-        evidence_in_months(flagged, transactions, repayment),
+        evidence_in_months(flagged, serviced, repayment),
         DEBT_BURDEN_HIGH,
         rules,
     )
@@ -715,6 +753,11 @@ def credit_flags(
             cash_loan_reliance_flags(transactions, months_with_credit, rules=rules.borrowing),
             borrow_to_repay_flags(transactions, months_with_credit, b2r_links, rules=rules.borrow_to_repay),
             overdue_penalty_flags(transactions, months_with_credit, rules=rules.overdue),
-            debt_burden_flags(transactions, months_with_credit, rules=rules.debt_burden),
+            debt_burden_flags(
+                transactions,
+                months_with_credit,
+                rules=rules.debt_burden,
+                borrow_to_repay=b2r_links.filter(link_type_is("borrow_to_repay")),
+            ),
         ]
     ).sort("account_id", "flag_code", "period_start_on", "period_end_on", "currency")

@@ -237,10 +237,10 @@ FAN_IN = Rule(
 )
 
 
-def fan_in_flags(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: FanInRules) -> pl.LazyFrame:
-    """FAN_IN (module docstring): metric the distinct senders of the month's busiest window, threshold
-    `min_senders`; high when twice that many or when `high_onward_share` of it moved on; evidence the window's
-    inflows and the onward outflows."""
+def _fan_in_parts(
+    transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: FanInRules
+) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
+    """The rows that may be gathered money, the month's busiest windows and the money that moved on."""
     rows = _party_rows(
         transactions,
         accounts,
@@ -255,6 +255,22 @@ def fan_in_flags(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: F
         start=pl.col("_start_at"),
         end=pl.col("_end_at") + pl.duration(days=rules.onward_days),
     )
+    return rows, windows, onward
+
+
+def gathered_inflows(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: FanInRules) -> pl.LazyFrame:
+    """`txn_id` of the inflows of every FAN_IN window: money gathered from many parties (红包, 借款 from ten
+    people in three days, collections) is that fact, not earned income."""
+    rows, windows, onward = _fan_in_parts(transactions, accounts, rules=rules)
+    flagged = _with_evidence(windows, rows, onward, min_share=rules.min_onward_share)
+    return flagged.select(txn_id="_window_ids").explode("txn_id").drop_nulls().unique()
+
+
+def fan_in_flags(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: FanInRules) -> pl.LazyFrame:
+    """FAN_IN (module docstring): metric the distinct senders of the month's busiest window, threshold
+    `min_senders`; high when twice that many or when `high_onward_share` of it moved on; evidence the window's
+    inflows and the onward outflows."""
+    rows, windows, onward = _fan_in_parts(transactions, accounts, rules=rules)
     return _fan_flags(
         rows,
         windows,

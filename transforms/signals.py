@@ -39,7 +39,7 @@ from transforms.commingling import commingling_flags, commingling_month_features
 from transforms.counterparty import resolved_counterparties
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
 from transforms.cycles import CYCLE, cycle_flags, cycle_inbound_ids, cycle_links
-from transforms.fan import fan_in_flags, fan_out_flags
+from transforms.fan import fan_in_flags, fan_out_flags, gathered_inflows
 from transforms.income import income_volatility, income_volatility_flags
 from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
 from transforms.lenders import classify_lenders
@@ -267,7 +267,9 @@ def account_signals(
     # turnover and its supplier payments the business's — neither clean income nor large personal outflows.
     business = checkpoint(commingling_month_features(marked.filter(known_then), accounts))
     trade = checkpoint(trade_money(marked.filter(known_then), business, accounts, rules=rules.commingling))
-    published_transactions = checkpoint(without_trade_income(marked, trade))
+    # ... and money gathered from many parties within days (FAN_IN) is not earned income either.
+    gathered = checkpoint(gathered_inflows(marked.filter(known_then), accounts, rules=rules.fan_in))
+    published_transactions = checkpoint(without_trade_income(marked, pl.concat([trade.select("txn_id"), gathered])))
     transactions = published_transactions.filter(known_then)
     returned_out = pl.concat(
         [
@@ -285,9 +287,10 @@ def account_signals(
     )
     large = checkpoint(large_outflows(transactions, months, rules=rules.large_outflow, returned=returned_out))
     breaks = checkpoint(balance_breaks(transactions, rules=rules.statement_integrity))
-    months = credit_month_features(transactions, with_large_outflow_totals(months, large), rules=rules).pipe(
-        lambda m: balance_month_features(transactions, m, rules=rules.overdrawn)
-    )
+    borrow_to_repay = checkpoint(borrow_to_repay_links(transactions, rules=rules.borrow_to_repay))
+    months = credit_month_features(
+        transactions, with_large_outflow_totals(months, large), rules=rules, borrow_to_repay=borrow_to_repay
+    ).pipe(lambda m: balance_month_features(transactions, m, rules=rules.overdrawn))
     months = _with_month_features(months, integrity_month_features(breaks), zero={"balance_breaks": pl.Int64})
     months = checkpoint(
         _with_month_features(
@@ -302,7 +305,6 @@ def account_signals(
         )
     )
 
-    borrow_to_repay = borrow_to_repay_links(transactions, rules=rules.borrow_to_repay)
     links = pl.concat([trips, borrow_to_repay, cross.links])
     flags = pl.concat(
         [
