@@ -52,10 +52,16 @@ class PublishBlocked(Exception):
     """A blocking expectation failed; nothing was published. The message lists the failures."""
 
 
-@flow(name="liushui-nightly", log_prints=False, validate_parameters=True)
+def new_run_id() -> str:
+    """A run id: the UTC start second and 8 random hex digits; also the Prefect flow run's name."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+@flow(name="liushui-nightly", flow_run_name=new_run_id, log_prints=False, validate_parameters=True)
 def nightly(settings: Settings) -> RunReport:
-    """One nightly run. Returns the report; the published state changes only on status `published`."""
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    """One nightly run. Returns the report; the published state changes only on status `published`.
+    The Prefect flow run is named by the run id, so the UI lists runs as `pipeline_runs` does."""
+    run_id = prefect_flow_run.name or new_run_id()
     started_at = datetime.now(UTC).replace(tzinfo=None)
     report = RunReport(run_id=run_id)
     inputs = Resolved.read(settings)

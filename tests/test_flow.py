@@ -78,6 +78,10 @@ def test_end_to_end_recall_and_precision_per_behaviour(prefect_harness, sample_d
     report = run(inbox, db, sample_dir / "reference")
     assert report.status == "published" and report.mode == "full"
     assert report.counts["rows_duplicate"] > 0  # the generator's overlapping re-export
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # the flow run is named by liushui's run id
+        assert report.run_id in {r.name for r in client.read_flow_runs()}
     con = store.reader(db)
     try:
         scores = score_database(sample_dir / "labels.csv", con)
