@@ -527,12 +527,14 @@ def remediation_table(risk: dict[str, Any]) -> pl.DataFrame:
 
 @app.command()
 def customer(
-    id_or_name: Annotated[str, typer.Argument(metavar="ID_OR_NAME", help="Customer id, or part of it or of a name.")],
+    id_or_name: Annotated[
+        str, typer.Argument(metavar="ID_OR_NAME", help="Customer id, part of it or of a holder name, or an account id.")
+    ],
     db: Database = DEFAULT_DB,
 ) -> None:
     """One customer: every account (band, score, recovery, active flags, clean income) and the money moved between
     them. The customer whose id is ID_OR_NAME, else the one customer whose id or holder name contains it
-    (case-insensitive); several matches are listed to choose from.
+    (case-insensitive) or who owns the account ID_OR_NAME; several matches are listed to choose from.
 
     Example: liushui customer C1
     """

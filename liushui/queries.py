@@ -206,12 +206,13 @@ def worklist(
 # Customers -----------------------------------------------------------------------------------------------
 def customers(con: duckdb.DuckDBPyConnection, *, search: str | None = None) -> pl.DataFrame:
     """One row per customer (account_risk.customer_id) whose id or a holder name contains `search`
-    (case-insensitive; every customer when None), riskiest first: holder names, accounts, the worst band, the
-    highest score, accounts with an active flag, the active flag codes of any of its accounts (sorted)."""
+    (case-insensitive), or who owns the account `search`; every customer when None; riskiest first: holder
+    names, accounts, the worst band, the highest score, accounts with an active flag, the active flag codes of
+    any of its accounts (sorted)."""
     return _frame(
         con,
         "WITH matched AS (SELECT DISTINCT r.customer_id FROM account_risk r "
-        f"WHERE $1::VARCHAR IS NULL OR {_CUSTOMER_MATCHES}) "
+        f"WHERE $1::VARCHAR IS NULL OR {_CUSTOMER_MATCHES} OR r.account_id = $1::VARCHAR) "
         "SELECT r.customer_id, string_agg(DISTINCT r.holder_name, ', ' ORDER BY r.holder_name) AS holder_names, "
         "count(*) AS accounts, "
         "arg_max(r.band, list_position($2::VARCHAR[], r.band)) AS worst_band, max(r.score) AS max_score, "

@@ -428,7 +428,7 @@ def test_customer_shows_every_account_and_the_money_between_them(db):
     ]
 
 
-@pytest.mark.parametrize(("given", "shown"), [("李四", "C2"), ("李四_100%", "C2"), (D, D), ("张三", "C1")])
+@pytest.mark.parametrize(("given", "shown"), [("李四", "C2"), ("李四_100%", "C2"), (D, D), ("张三", "C1"), (B, "C1")])
 def test_customer_by_part_of_a_holder_name_or_its_id(db, given, shown):
     result = cli(db, "customer", given)
     assert result.exit_code == 0, result.output
