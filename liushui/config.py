@@ -203,6 +203,20 @@ class CycleRules(RuleSection):
     """Fan-out bound: a path is extended by at most this many next hops (the earliest), which bounds memory."""
 
 
+class ScatterGatherRules(RuleSection):
+    """`scatter_gather` (transforms.scatter_gather): one account to another through several intermediaries."""
+
+    window_days: int = Field(ge=1)
+    min_intermediaries: int = Field(ge=2)
+    min_amount: float = Field(ge=0)
+    """Per transfer, in CNY (another currency through the rates table, else taken as it is)."""
+    max_loss: float = Field(ge=0, lt=1)
+    """An intermediary may pass on this much less than it received (its fee)."""
+    max_gain: float = Field(ge=0, lt=1)
+    max_lead_hours: int = Field(ge=0, le=72)
+    """An intermediary may pay on this long before the money it forwards arrived."""
+
+
 class FanInRules(RuleSection):
     """`fan_in` (transforms.fan): many distinct senders to one personal account in a short window."""
 
@@ -259,6 +273,7 @@ class Rules(_Strict):
     commingling: ComminglingRules
     statement_integrity: StatementIntegrityRules
     cycles: CycleRules
+    scatter_gather: ScatterGatherRules
     fan_in: FanInRules
     fan_out: FanOutRules
     account_risk: AccountRiskRules

@@ -606,7 +606,9 @@ def test_debt_burden_flags_above_the_ratio_over_full_months_only():
             ["r03", "r04", "r05"],
         ),
     ]
-    assert flags["reason_zh"][0] == "近3个完整月以收入偿还的贷款（借新还旧除外）16500.00，占净收入30000.00的55.0%，超过阈值50%。"
+    assert flags["reason_zh"][0] == (
+        "近3个完整月以收入偿还的贷款（借新还旧除外）16500.00，占净收入30000.00的55.0%，超过阈值50%。"
+    )
     assert flags["remediation_en"][0].startswith("Bring loan repayments below 50% of clean income")
 
 

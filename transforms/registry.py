@@ -36,6 +36,7 @@ from transforms.income import INCOME_VOLATILE
 from transforms.integrity import BALANCE_BREAK
 from transforms.outflows import LARGE_OUTFLOW
 from transforms.pass_through import PASS_THROUGH
+from transforms.scatter_gather import SCATTER_GATHER
 from transforms.transfers import RELATED_TRANSFER_HEAVY, ROUND_TRIP
 
 RULES: tuple[Rule, ...] = (
@@ -54,6 +55,7 @@ RULES: tuple[Rule, ...] = (
     COMMINGLING,
     BALANCE_BREAK,
     CYCLE,
+    SCATTER_GATHER,
     FAN_IN,
     FAN_OUT,
 )

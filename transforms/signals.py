@@ -47,6 +47,7 @@ from transforms.months import account_months
 from transforms.outflows import large_outflow_flags, large_outflows, with_large_outflow_totals
 from transforms.pass_through import pass_through_flags, pass_through_legs, pass_through_months
 from transforms.risk import account_risk
+from transforms.scatter_gather import SCATTER_GATHER, scatter_gather_flags
 from transforms.transfers import link_type_is, related_transfer_flags, round_trip_flags, round_trips, transfer_legs
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class CrossAccount:
 
 
 CROSS_LINK_TYPES: tuple[LinkType, ...] = ("cycle", "transfer_legs")
-CROSS_FLAG_CODES: tuple[str, ...] = (CYCLE.code,)
+CROSS_FLAG_CODES: tuple[str, ...] = (CYCLE.code, SCATTER_GATHER.code)
 """The published rows that `cross_account_signals` produces (TRANSFER_LINKS.link_type, RISK_FLAGS.flag_code)."""
 
 
@@ -171,9 +172,14 @@ def cross_account_signals(
     (`contracts.FX_RATES_REF`) compares amounts across currencies."""
     # Only the transfer graph: rows naming a counterparty account (transfer legs) or big enough to be a
     # cycle hop or its inbound leg; at 50M rows this is a fraction of the night.
+    # (min_amount is CNY: a row in another currency is kept whatever its figure, to be converted later)
     graph = canonical.filter(
         (pl.col("booked_at").dt.date() <= as_of)
-        & (pl.col("counterparty_account").is_not_null() | (pl.col("amount").abs() >= rules.cycles.min_amount))
+        & (
+            pl.col("counterparty_account").is_not_null()
+            | (pl.col("currency") != "CNY")
+            | (pl.col("amount").abs() >= min(rules.cycles.min_amount, rules.scatter_gather.min_amount))
+        )
     )
     fx = fx_rates if fx_rates is not None else FX_RATES_REF.empty().lazy()
     owned = checkpoint(resolved_counterparties(checkpoint(account_owners(graph, accounts)), accounts, fx))
@@ -182,7 +188,14 @@ def cross_account_signals(
     legs = transfer_legs(owned.with_columns(counterparty_account=pl.col("counterparty_account_id")))
     return CrossAccount(
         links=checkpoint(pl.concat([cycles, legs])),
-        flags=checkpoint(cycle_flags(cycles, owned, rules=rules.cycles)),
+        flags=checkpoint(
+            pl.concat(
+                [
+                    cycle_flags(cycles, owned, rules=rules.cycles),
+                    scatter_gather_flags(owned, accounts, fx, rules=rules.scatter_gather),
+                ]
+            )
+        ),
         cycle_returns=checkpoint(cycle_inbound_ids(cycles)),
         resolutions=checkpoint(
             owned.filter(pl.col("counterparty_account_id").is_not_null()).select(
