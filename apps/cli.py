@@ -47,7 +47,8 @@ DEFAULT_DB = DEFAULT_DATABASE
 Database = Annotated[Path, typer.Option("--db", help="DuckDB file.")]
 
 EXIT_ERROR = 1
-# 2: a wrong option or argument (click's own code for usage errors).
+EXIT_USAGE = 2
+"""A wrong option or argument (click's own code for usage errors), or a `reingest` file that is not known."""
 EXIT_NOTHING_LOADED = 3
 """Published, but at least one file of the night loaded no row (rejected, all rows quarantined, empty)."""
 EXIT_QUARANTINED = 4
@@ -129,18 +130,66 @@ def run(
         dask_local=dask_local,
         **({"lock_timeout_s": lock_timeout} if lock_timeout is not None else {}),
     )
+    _run_and_exit(settings)
+
+
+@app.command()
+def reingest(
+    file: Annotated[str, typer.Argument(help="The file to read again: its path, its file name or its sha256.")],
+    inbox: Annotated[Path, typer.Option(help="Folder of exports (CSV / Parquet).")] = DEFAULT_DATA_DIR / "inbox",
+    db: Database = DEFAULT_DB,
+    reference: Annotated[
+        Path | None, typer.Option(help="Folder with accounts.csv / related_parties.csv (optional).")
+    ] = None,
+    rules: Annotated[Path | None, typer.Option(help="Rules file (default config/rules.yaml).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Force this layout profile for the file.")] = None,
+    profiles: Annotated[
+        Path | None,
+        typer.Option(
+            "--profiles",
+            envvar="LIUSHUI_PROFILES",
+            help="Folder of your own layout profiles (YAML), merged with the shipped ones (same name: yours wins).",
+        ),
+    ] = None,
+) -> None:
+    """Read one known file of the inbox again with today's profiles and replace its rows (transactions,
+    quarantine, source_files and every signal), in one transaction; the run is recorded with mode reingest.
+    Exit 2: no such known file in the inbox; 3: it would load no row now (nothing changed).
+
+    Example: liushui reingest statement_march.csv --inbox data/inbox --profiles my_profiles
+    """
+    settings = _settings(
+        inbox,
+        db,
+        reference,
+        rules,
+        profile=profile,
+        reingest=str(Path(file).resolve()) if Path(file).is_file() else file,
+        **({"profiles_dir": _profiles_dir(profiles)} if profiles is not None else {}),
+    )
+    _run_and_exit(settings)
+
+
+def _run_and_exit(settings: Settings) -> NoReturn:
+    """Run the flow once, print its outcome and what was published, and exit with the run's code."""
     print(f"liushui: run on {settings.database}", file=sys.stderr, flush=True)
     try:
         # The lock before the expensive start-up (Prefect, the libraries): of two runs started together the
         # first to ask goes first, and a busy database is refused without starting anything.
         with run_lock(settings.database, timeout_s=settings.lock_timeout_s):
             from flows.nightly import PublishBlocked, run_nightly
+            from flows.tasks import ReingestError, ReingestRefused
 
-            logging.getLogger("prefect.flow_runs").addFilter(_NoTraceback((PublishBlocked, ConfigError, StoreError)))
+            reported = (PublishBlocked, ReingestError, ConfigError, StoreError)
+            logging.getLogger("prefect.flow_runs").addFilter(_NoTraceback(reported))
             try:
                 report = run_nightly(settings)
             except PublishBlocked as exc:
                 _fail(str(exc), EXIT_BLOCKED)
+            except ReingestRefused as exc:
+                _fail(str(exc), EXIT_NOTHING_LOADED)
+            except ReingestError as exc:
+                _fail(str(exc), EXIT_USAGE)
     except DatabaseBusy as exc:
         _fail(str(exc), EXIT_BUSY)
     except (ConfigError, StoreError) as exc:

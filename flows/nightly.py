@@ -32,11 +32,13 @@ from flows.tasks import (  # noqa: E402
     Table,
     cross_account_for_increment,
     derive_sharded,
+    find_reingest_target,
     ingest,
     load_history,
     publish,
     read_prior_state,
     record_stage_times,
+    refuse_empty_reingest,
     shard,
     validate,
 )
@@ -68,6 +70,10 @@ def nightly(settings: Settings) -> RunReport:
     fingerprint = config_fingerprint(settings.rules_path, settings.reference_dir)
     staging = settings.staging_dir / run_id
     with store.run_lock(settings.database, timeout_s=settings.lock_timeout_s), _removed_after(staging):
+        # A reingest that names no file it can read changes nothing, not even a dead run's leftovers.
+        target = (
+            find_reingest_target(settings.database, settings.inbox, settings.reingest) if settings.reingest else None
+        )
         # Holding the lock, no other run of this database is alive: a staging folder left is a dead run's.
         dead = crashes.dead_runs(settings.staging_dir)
         crashed_rows = crashes.crashed_run_rows(
@@ -80,7 +86,9 @@ def nightly(settings: Settings) -> RunReport:
         latest_booking = scope.latest_plausible_booking(as_of=settings.as_of, now_utc=datetime.now(UTC))
         with report.stage("ingest"):
             prior = read_prior_state(settings.database)
-            staged = ingest(settings, prior, run_id, staging / "inbox", latest_booking)
+            staged = ingest(settings, prior, run_id, staging / "inbox", latest_booking, target)
+            if target is not None:
+                refuse_empty_reingest(staged, target)
             newest = staged.scan().select(pl.col("booked_at").max()).collect().item()
         report.as_of = scope.as_of_date(
             explicit=settings.as_of,
@@ -88,10 +96,16 @@ def nightly(settings: Settings) -> RunReport:
             tonight_max=newest.date() if newest else None,
             today=started_at.date(),
         )
-        report.mode = scope.run_mode(
-            full_rebuild=settings.full_rebuild, last_run=prior.last_run, fingerprint=fingerprint, as_of=report.as_of
+        # A file read again is a full rebuild of the signals without its old rows: whichever accounts its old and
+        # new rows touch, and the transfers through them, end as a fresh build over the inbox would have them.
+        report.mode = (
+            "reingest"
+            if target is not None
+            else scope.run_mode(
+                full_rebuild=settings.full_rebuild, last_run=prior.last_run, fingerprint=fingerprint, as_of=report.as_of
+            )
         )
-        full = report.mode == "full"
+        full = report.mode in ("full", "reingest")
 
         frames: dict[str, Table] = {}
         affected: pl.Series | None = None
@@ -107,7 +121,7 @@ def nightly(settings: Settings) -> RunReport:
             elif not full:
                 affected = pl.Series("account_id", [], dtype=pl.String)
             history, history_rows = (
-                load_history(settings.database, affected, staging / "history") if recompute else (None, 0)
+                load_history(settings.database, affected, staging / "history", target) if recompute else (None, 0)
             )
             shards = scope.shard_count(
                 min_shards=settings.shards, shard_rows=settings.shard_rows, rows=staged.rows + history_rows
@@ -185,7 +199,8 @@ def nightly(settings: Settings) -> RunReport:
         no_accounts = pl.Series("account_id", [], dtype=pl.String)
         with report.stage("publish"):
             published = report.status == "published"
-            publish(settings.database, to_write, affected if published else no_accounts, report.as_of)
+            replaced = target.file_sha256 if target is not None and published else None
+            publish(settings.database, to_write, affected if published else no_accounts, report.as_of, replaced)
         record_stage_times(settings.database, report)
         docs_index = build_run_data_docs(validation.gx_results, settings.database, run_id)
         publish_run_artifacts(report, settings.database, docs_index)

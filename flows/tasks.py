@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from expectations.runner import Validation, validate_parts, validate_table  # noqa: E402
 from flows.run_report import RunReport  # noqa: E402
 from liushui import store  # noqa: E402
-from liushui.config import ConfigError, Rules, Settings, load_rules  # noqa: E402
+from liushui.config import ConfigError, Rules, Settings, file_sha256, load_rules  # noqa: E402
 from liushui.contracts import (  # noqa: E402
     CANONICAL_TRANSACTION,
     DQ_RESULTS,
@@ -64,14 +64,104 @@ def read_prior_state(database: Path) -> PriorState:
         con.close()
 
 
+class ReingestError(Exception):
+    """`reingest` names no file it can re-read (unknown, or no longer in the inbox); nothing was changed."""
+
+
+class ReingestRefused(ReingestError):
+    """The re-read file would load no row now (rejected whole, or every row quarantined): its published rows
+    are kept and nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ReingestTarget:
+    """A known file to read again: its content hash, its name as `source_files` and `transactions` record it,
+    the batch that published its rows (None: it was rejected whole, it has none) and its path in the inbox."""
+
+    file_sha256: str
+    file_name: str
+    batch_id: str | None
+    path: Path
+
+
+@task(name="find-reingest-target", cache_policy=NO_CACHE)
+def find_reingest_target(database: Path, inbox: Path, wanted: str) -> ReingestTarget:
+    """The known file that `wanted` names (a path, a file name or a sha256 of `source_files`), which must be in
+    the inbox under its recorded name with the content that was read (a changed file is a new file)."""
+    given = Path(wanted)
+    by_content = file_sha256(given) if given.is_file() else None
+    if not database.exists():
+        raise ReingestError(f"no database at {database}: there is no file to re-read yet (run `liushui run`)")
+    con = store.reader(database, memory_limit=store.RUN_READER_MEMORY_LIMIT)
+    try:
+        seen = con.execute(
+            "SELECT file_sha256, file_name, batch_id, status FROM source_files "
+            "WHERE file_sha256 IN (?, ?) OR file_name = ? ORDER BY seen_at",
+            [wanted.strip().lower(), by_content or "", given.name],
+        ).fetchall()
+    finally:
+        con.close()
+    if not seen:
+        raise ReingestError(
+            f"{wanted}: no file of that name or sha256 in source_files of {database}; "
+            "a file never read is read by `liushui run`"
+        )
+    targets: dict[str, ReingestTarget] = {}
+    for sha, name, batch_id, status in seen:  # oldest first: a file rejected once may have been read later
+        batch = batch_id if status != "rejected" else (targets[sha].batch_id if sha in targets else None)
+        targets[sha] = ReingestTarget(sha, name, batch, inbox / name)
+    present = [t for t in targets.values() if t.path.is_file() and file_sha256(t.path) == t.file_sha256]
+    if not present:
+        names = sorted({t.file_name for t in targets.values()})
+        if any((inbox / name).is_file() for name in names):
+            raise ReingestError(
+                f"{wanted}: {', '.join(names)} in the inbox {inbox} has changed since it was read; a changed file "
+                "is a new file (`liushui run` reads it)"
+            )
+        raise ReingestError(
+            f"{wanted}: {', '.join(names)} is no longer in the inbox {inbox}; put the file that was read back "
+            "to re-read it"
+        )
+    if len(present) > 1:
+        raise ReingestError(f"{wanted}: names several known files ({', '.join(t.file_name for t in present)})")
+    return present[0]
+
+
+def refuse_empty_reingest(staged: StagedNight, target: ReingestTarget) -> None:
+    """A re-read file that loads no row is refused (ReingestRefused) rather than replacing its rows by none."""
+    (row,) = staged.file_rows
+    if row["rows_ok"]:
+        return
+    if row["status"] == "rejected":
+        why = row["error"]
+    elif row["rows_rejected"]:
+        why = f"{target.file_name}: all {row['rows_rejected']} row(s) would be quarantined, the first: " + str(
+            staged.quarantine["reason"][0]
+        )
+    else:
+        why = f"{target.file_name}: no data rows"
+    raise ReingestRefused(
+        f"re-read with today's profiles, {why}; nothing was changed (the rows of {target.file_name} published "
+        f"before are kept). Check the profile: liushui profile check {target.path} --profiles DIR"
+    )
+
+
 @task(name="ingest", cache_policy=NO_CACHE, **IO_RETRIES)
-def ingest(settings: Settings, prior: PriorState, batch_id: str, directory: Path, latest_booking: date) -> StagedNight:
-    """Parse every new inbox file into Parquet in `directory`, one file in memory at a time."""
+def ingest(
+    settings: Settings,
+    prior: PriorState,
+    batch_id: str,
+    directory: Path,
+    latest_booking: date,
+    reingest: ReingestTarget | None = None,
+) -> StagedNight:
+    """Parse every new inbox file into Parquet in `directory`, one file in memory at a time; with `reingest`,
+    only that file, read again although it is known."""
     shutil.rmtree(directory, ignore_errors=True)  # a retry starts over
     return stage_files(
-        inbox_files(settings.inbox),
+        [reingest.path] if reingest else inbox_files(settings.inbox),
         directory=directory,
-        known_file_hashes=prior.file_hashes,
+        known_file_hashes=set() if reingest else prior.file_hashes,
         batch_id=batch_id,
         latest_booking=latest_booking,
         forced_profile=settings.profile,
@@ -97,9 +187,12 @@ def validate(frames: dict[str, Table], run_id: str, latest_booking: date) -> Val
 
 
 @task(name="load-history", cache_policy=NO_CACHE, **IO_RETRIES)
-def load_history(database: Path, accounts: pl.Series | None, directory: Path) -> tuple[Path | None, int]:
+def load_history(
+    database: Path, accounts: pl.Series | None, directory: Path, without: ReingestTarget | None = None
+) -> tuple[Path | None, int]:
     """Published canonical rows of the accounts to recompute (all accounts when None), streamed by DuckDB
-    into a Parquet file in `directory`; (file, rows), or (None, 0) when there is nothing."""
+    into a Parquet file in `directory`, less the rows of the file read again (`without`); (file, rows), or
+    (None, 0) when there is nothing."""
     if not database.exists() or (accounts is not None and accounts.is_empty()):
         return None, 0
     directory.mkdir(parents=True, exist_ok=True)
@@ -109,6 +202,12 @@ def load_history(database: Path, accounts: pl.Series | None, directory: Path) ->
         rows = store.export_history(con, accounts, path)
     finally:
         con.close()
+    if without is not None and without.batch_id is not None and rows:
+        # A file's rows are those its batch published under its name (one inbox holds one file of a name).
+        kept = directory / "history_kept.parquet"
+        its_rows = (pl.col("source_file") == without.file_name) & (pl.col("batch_id") == without.batch_id)
+        pl.scan_parquet(path).filter(~its_rows).sink_parquet(kept)
+        path, rows = kept, int(pl.scan_parquet(kept).select(pl.len()).collect().item())
     return (path, rows) if rows else (None, 0)
 
 
@@ -243,9 +342,11 @@ def derive_sharded(
 
 
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
-def publish(database: Path, frames: dict[str, Table], affected: pl.Series | None, as_of: date) -> None:
+def publish(
+    database: Path, frames: dict[str, Table], affected: pl.Series | None, as_of: date, replaced_file: str | None = None
+) -> None:
     with store.writer(database) as con:
-        store.publish(con, frames, affected_accounts=affected, as_of=as_of)
+        store.publish(con, frames, affected_accounts=affected, as_of=as_of, replaced_file=replaced_file)
 
 
 @task(name="record-stage-times", cache_policy=NO_CACHE, **IO_RETRIES)

@@ -326,6 +326,9 @@ class Settings(_Strict):
     wins); default: the LIUSHUI_PROFILES environment variable, else none. Not part of `config_fingerprint`:
     profiles only affect how new files are read, not the published history."""
     full_rebuild: bool = False
+    reingest: str | None = None
+    """Read this one known file of the inbox again (its path, its file name or its sha256 in `source_files`), with
+    today's profiles, and replace its rows: `liushui reingest` (docs/profiles.md). Only that file is read."""
     lock_timeout_s: float = 600.0
     """How long a run waits for another run holding the database before it gives up."""
     shards: int = Field(1, ge=1, le=1024)

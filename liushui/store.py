@@ -555,6 +555,7 @@ def publish(
     *,
     affected_accounts: pl.Series | None,
     as_of: date | None = None,
+    replaced_file: str | None = None,
 ) -> dict[str, dict[str, int]]:
     """Write every table in one transaction.
 
@@ -569,12 +570,21 @@ def publish(
     An incremental night may move the as-of date within its month (a later as-of month is a full run): the
     accounts it did not recompute are judged by month and stay as they were, but they are now as of `as_of`,
     as a full rebuild would say, so every `account_risk` row takes it.
+
+    `replaced_file` (a sha256) is a file read again (`liushui reingest`): its earlier `source_files` and
+    `quarantine` rows are deleted before the frames' rows are appended. Only with a full rebuild, whose
+    `transactions` frame holds the file's rows as read again and none of its old ones.
     """
+    if replaced_file is not None and affected_accounts is not None:
+        raise ValueError("replacing a file's rows needs a full rebuild (affected_accounts=None)")
     tables = {t.name: t for t in PUBLISHED_TABLES}
     written: dict[str, dict[str, int]] = {}
     con.execute("BEGIN TRANSACTION")
     try:
         _migrate(con, set(frames), full=affected_accounts is None)
+        if replaced_file is not None:
+            for file_table in ("quarantine", "source_files"):
+                con.execute(f'DELETE FROM "{file_table}" WHERE file_sha256 = ?', [replaced_file])
         if affected_accounts is not None:
             affected = pl.DataFrame({"account_id": affected_accounts.unique()}).to_arrow()  # noqa: F841
             con.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT account_id FROM affected")

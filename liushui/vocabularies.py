@@ -196,8 +196,8 @@ RunStatus = Literal["published", "nothing_new", "blocked_by_dq", "failed", "cras
 """`pipeline_runs.status`."""
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
-RunMode = Literal["full", "incremental"]
-"""`pipeline_runs.mode`."""
+RunMode = Literal["full", "incremental", "reingest"]
+"""`pipeline_runs.mode`; reingest: one known file read again (`liushui reingest`), the signals rebuilt in full."""
 RUN_MODES: tuple[RunMode, ...] = get_args(RunMode)
 
 
