@@ -142,6 +142,7 @@ def reingest(
         Path | None, typer.Option(help="Folder with accounts.csv / related_parties.csv (optional).")
     ] = None,
     rules: Annotated[Path | None, typer.Option(help="Rules file (default config/rules.yaml).")] = None,
+    as_of: Annotated[str | None, typer.Option(help="As-of date YYYY-MM-DD (default: latest booking).")] = None,
     profile: Annotated[str | None, typer.Option(help="Force this layout profile for the file.")] = None,
     profiles: Annotated[
         Path | None,
@@ -158,11 +159,16 @@ def reingest(
 
     Example: liushui reingest statement_march.csv --inbox data/inbox --profiles my_profiles
     """
+    try:
+        as_of_on = date.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        _fail(f"invalid parameter --as-of: {exc}")
     settings = _settings(
         inbox,
         db,
         reference,
         rules,
+        as_of=as_of_on,
         profile=profile,
         reingest=str(Path(file).resolve()) if Path(file).is_file() else file,
         **({"profiles_dir": _profiles_dir(profiles)} if profiles is not None else {}),

@@ -167,7 +167,8 @@ def test_cli_reingest_exit_codes(prefect_harness, tmp_path):
     assert_same_tables(snapshot(db), before)
 
     _write_profile(profiles, FIXED_FORMATS)
-    fixed = runner.invoke(app, ["reingest", str(inbox / "statement.csv"), *args])
+    fixed = runner.invoke(app, ["reingest", str(inbox / "statement.csv"), "--as-of", "2025-04-30", *args])
     assert fixed.exit_code == 0, fixed.output
     assert "reingest run" in fixed.output
     assert _rows(db, "SELECT count(*) FROM quarantine") == [(0,)]
+    assert _rows(db, "SELECT DISTINCT as_of_on::VARCHAR FROM account_risk") == [("2025-04-30",)]
