@@ -151,6 +151,8 @@ def scatter_gather_flags(
     of the pattern's first leg; metric the distinct intermediaries (the most of the month's patterns),
     threshold `min_intermediaries`; high at twice that; evidence every leg of the month's patterns."""
     patterns = scatter_gather_patterns(transactions, accounts, fx_rates, rules=rules)
+    # each pattern once for its source and once for its destination: (role, the account's end, the other end)
+    ends = (("source", "转出方", "destination"), ("destination", "归集方", "source"))
     sides = pl.concat(
         [
             patterns.select(
@@ -160,27 +162,14 @@ def scatter_gather_flags(
                 "last_at",
                 "total",
                 "evidence_txn_ids",
-                account_id="source",
-                currency="source_currency",
-                _other="destination",
-                _role_zh=pl.lit("转出方"),
-                _role_en=pl.lit("source"),
+                account_id=role,
+                currency=f"{role}_currency",
+                _other=other,
+                _role_zh=pl.lit(role_zh),
+                _role_en=pl.lit(role),
                 _total_currency="source_currency",
-            ),
-            patterns.select(
-                "month_on",
-                "intermediaries",
-                "first_at",
-                "last_at",
-                "total",
-                "evidence_txn_ids",
-                account_id="destination",
-                currency="destination_currency",
-                _other="source",
-                _role_zh=pl.lit("归集方"),
-                _role_en=pl.lit("destination"),
-                _total_currency="source_currency",
-            ),
+            )
+            for role, role_zh, other in ends
         ]
     )
     flagged = (
