@@ -27,7 +27,13 @@ from liushui.ingest.inbox import read_raw
 from liushui.ingest.parse import parse_raw
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench.ingest_formats: start -->", "<!-- bench.ingest_formats: end -->"
+
+
+def markers(n: int) -> tuple[str, str]:
+    """The start and end markers of the section of `n` rows: one section per row count."""
+    return f"<!-- bench.ingest_formats {n}: start -->", f"<!-- bench.ingest_formats {n}: end -->"
+
+
 FORMATS = ("unquoted CSV", "quoted CSV", "float Parquet")
 ROW_BY_ROW = "quoted CSV, row-by-row reader (before)"
 """The same quoted file through the csv-module reader that quoted files took before the native path."""
@@ -133,8 +139,9 @@ def measure(fmt: str, path: Path, repeat: int) -> Timing:
 
 def section(n: int, timings: list[Timing], command: str, load: tuple[float, float]) -> str:
     unquoted = next(t for t in timings if t.fmt == "unquoted CSV").total_s
+    start, end = markers(n)
     lines = [
-        START,
+        start,
         f"## Ingest by input format ({n:,} rows)",
         "",
         f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, Python "
@@ -159,15 +166,16 @@ def section(n: int, timings: list[Timing], command: str, load: tuple[float, floa
         "Quoted CSV is read by pyarrow.csv on one thread (`liushui/ingest/native_csv.py`: quotes and line breaks "
         "inside quotes handled natively, ragged rows quarantined with their line); unquoted CSV by Polars; float "
         "Parquet money is taken where exact at cents.",
-        END,
+        end,
     ]
     return "\n".join(lines) + "\n"
 
 
-def update_markdown(markdown: Path, text: str) -> None:
-    """Replace the section between the markers, or append it."""
+def update_markdown(markdown: Path, text: str, n: int) -> None:
+    """Replace the section of `n` rows between its markers, or append it."""
     old = markdown.read_text(encoding="utf-8") if markdown.exists() else ""
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?", flags=re.DOTALL)
+    start, end = markers(n)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", flags=re.DOTALL)
     if pattern.search(old):
         new = pattern.sub(lambda _: text, old, count=1)
     else:
@@ -198,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     command = f"python -m bench.ingest_formats --rows {args.rows}" + (
         f" --repeat {args.repeat}" if args.repeat != 3 else ""
     )
-    update_markdown(args.markdown, section(args.rows, timings, command, (load_start, load_end)))
+    update_markdown(args.markdown, section(args.rows, timings, command, (load_start, load_end)), args.rows)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -138,6 +139,15 @@ def measure_rows(
     return res
 
 
+def _kept_sections(markdown: Path) -> str:
+    """The sections other benchmarks own in the file (`bench.ingest_formats`, between their markers), kept."""
+    if not markdown.exists():
+        return ""
+    section = r"<!-- (bench\.[a-z_]+ \d+): start -->.*?<!-- \1: end -->\n?"
+    blocks = re.finditer(section, markdown.read_text(encoding="utf-8"), re.DOTALL)
+    return "".join("\n" + block.group(0) for block in blocks)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -219,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
         results["machine"] = machine()
         store.write_text(json.dumps(results, indent=1, ensure_ascii=False, default=str))
-    args.markdown.write_text(render(results))
+    args.markdown.write_text(render(results) + _kept_sections(args.markdown))
     print(f"bench: wrote {args.markdown}", file=sys.stderr)
     return 0
 
