@@ -48,6 +48,13 @@ VIEWS: dict[str, str] = {
         LEFT JOIN account_months m ON m.account_id = r.account_id AND m.currency = r.currency
          AND m.month_on = (SELECT max(month_on) FROM account_months x
                            WHERE x.account_id = r.account_id AND x.currency = r.currency AND x.is_full_month)""",
+    "v_customers": """
+        SELECT customer_id, any_value(holder_name) AS holder_name, count(*) AS account_count,
+               max(score) AS max_score, arg_max(band, score) AS worst_band,
+               count(*) FILTER (WHERE len(active_flags) > 0) AS accounts_with_active_flags,
+               list_sort(list_distinct(flatten(list(active_flags)))) AS active_flag_codes,
+               list_sort(list(account_id)) AS account_ids
+        FROM account_risk GROUP BY customer_id""",
     "v_risk_bands": """
         SELECT band, recovery_status, count(*) AS account_count FROM account_risk GROUP BY ALL""",
     "v_quarantine_by_file": """

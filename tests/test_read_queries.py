@@ -115,6 +115,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             contracts.ACCOUNT_RISK,
             {
                 "account_id": "A1",
+                "customer_id": "C1",
+                "holder_name": "张三",
                 "currency": "CNY",
                 "as_of_on": date(2026, 3, 15),
                 "score": 72.0,
@@ -128,7 +130,15 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "remediation_en": ["fix it"],
                 "rule_version": "risk-v1",
             },
-            {"account_id": "A2", "currency": "CNY", "as_of_on": date(2026, 3, 15), "score": 30.0, "band": "medium"},
+            {
+                "account_id": "A2",
+                "customer_id": "C1",
+                "holder_name": "张三",
+                "currency": "CNY",
+                "as_of_on": date(2026, 3, 15),
+                "score": 30.0,
+                "band": "medium",
+            },
         ),
         "account_months": rows(
             contracts.ACCOUNT_MONTHS,
@@ -337,3 +347,8 @@ def test_the_cli_rounds_the_shared_values_as_duckdb_did(value):
         (expected,) = duckdb.sql("SELECT round(?::DOUBLE, ?)", params=[value, digits]).fetchall()[0]
         rounded = _round(value, digits)
         assert (rounded, math.copysign(1, rounded)) == (expected, math.copysign(1, expected))
+
+
+def test_the_customers_view_sums_a_customer_up_over_their_accounts(con):
+    got = con.sql("SELECT * FROM v_customers").pl()
+    assert got.rows() == [("C1", "张三", 2, 72.0, "high", 1, ["LARGE_OUTFLOW", "ROUND_TRIP"], ["A1", "A2"])]
