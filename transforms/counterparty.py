@@ -201,6 +201,41 @@ def in_cny(
     )
 
 
+def batch_transfers(
+    transactions: pl.LazyFrame, accounts: pl.LazyFrame, fx_rates: pl.LazyFrame, *, min_amount: float
+) -> pl.LazyFrame:
+    """Outflows whose counterparty resolved to another account of the batch, of at least `min_amount` CNY
+    (another currency converted when the rates table has it, else taken as it is): `txn_id, currency,
+    from_account, from_customer, to_account, to_customer, at, amount` (positive) and `amount_cny` (null without
+    a rate). A receiving account the reference does not name is its own customer. `transactions` carry
+    `customer_id` and the resolved `counterparty_account_id`; the graph rules (cycles, scatter-gather) start here."""
+    owners = pl.concat(
+        [
+            accounts.select(to_account="account_id", to_customer="customer_id"),
+            transactions.select(to_account="account_id", to_customer="customer_id"),
+        ]
+    ).unique("to_account", keep="first", maintain_order=True)
+    outs = transactions.filter(
+        (pl.col("amount") < 0)
+        & pl.col("counterparty_account_id").is_not_null()
+        & (pl.col("counterparty_account_id") != pl.col("account_id"))
+    ).select(
+        "txn_id",
+        "currency",
+        from_account="account_id",
+        from_customer="customer_id",
+        to_account="counterparty_account_id",
+        at="booked_at",
+        amount=-pl.col("amount"),
+    )
+    return (
+        in_cny(outs, fx_rates, amount="amount", currency="currency", at="at", out="amount_cny")
+        .filter(pl.coalesce("amount_cny", pl.col("amount").cast(pl.Float64)) >= min_amount)
+        .join(owners, on="to_account", how="left")
+        .with_columns(to_customer=pl.coalesce("to_customer", "to_account"))
+    )
+
+
 def _legs(side: pl.LazyFrame, *, sign: int) -> pl.LazyFrame:
     """Outflows (sign -1) or inflows (+1) with the columns a leg pairing needs, prefixed `_o`/`_i`."""
     p = "_o" if sign < 0 else "_i"

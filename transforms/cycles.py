@@ -53,7 +53,7 @@ import polars as pl
 
 from liushui.config import CycleRules
 from liushui.contracts import TRANSFER_LINKS
-from transforms.counterparty import in_cny, mirrored_legs
+from transforms.counterparty import batch_transfers, mirrored_legs
 from transforms.flag_rows import Rule, finish_flags, fmt_num, month_period, severity
 from transforms.stable_ids import stable_id
 from transforms.transfers import link_id_expr, link_type_is, link_type_value
@@ -74,41 +74,12 @@ def cycle_hops(
     """One row per candidate hop: `txn_id, from_account, to_account, currency, at, amount` (positive),
     `amount_cny` (null without a rate). `transactions` carry `customer_id` and the resolved
     `counterparty_account_id`."""
-    transfers = transactions.filter(
-        (pl.col("amount") < 0)
-        & pl.col("counterparty_account_id").is_not_null()
-        & (pl.col("counterparty_account_id") != pl.col("account_id"))
-    ).select("txn_id", "account_id", "customer_id", "currency", "booked_at", "amount", "counterparty_account_id")
-    # min_amount is in CNY: a hop in another currency is converted when a rate is known, else taken as it is
-    outs = in_cny(
-        transfers.with_columns(_abs=-pl.col("amount")),
-        fx_rates,
-        amount="_abs",
-        currency="currency",
-        at="booked_at",
-        out="amount_cny",
-    ).filter(pl.coalesce("amount_cny", pl.col("_abs").cast(pl.Float64)) >= rules.min_amount)
-    owners = pl.concat(
-        [
-            accounts.select(_to="account_id", _to_customer="customer_id"),
-            transactions.select(_to="account_id", _to_customer="customer_id"),
-        ]
-    ).unique("_to", keep="first", maintain_order=True)
-    senders = outs.select(_to="account_id").unique()
+    transfers = batch_transfers(transactions, accounts, fx_rates, min_amount=rules.min_amount)
+    senders = transfers.select(to_account="from_account").unique()
     return (
-        outs.rename({"counterparty_account_id": "_to"})
-        .join(senders, on="_to", how="semi")
-        .join(owners, on="_to", how="left")
-        .filter(pl.coalesce("_to_customer", "_to") != pl.col("customer_id"))
-        .select(
-            "txn_id",
-            "currency",
-            "amount_cny",
-            from_account="account_id",
-            to_account="_to",
-            at="booked_at",
-            amount="_abs",
-        )
+        transfers.join(senders, on="to_account", how="semi")
+        .filter(pl.col("to_customer") != pl.col("from_customer"))
+        .select("txn_id", "currency", "amount_cny", "from_account", "to_account", "at", "amount")
     )
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import polars as pl
 
 from liushui.config import ScatterGatherRules
-from transforms.counterparty import in_cny
+from transforms.counterparty import batch_transfers
 from transforms.flag_rows import Rule, finish_flags, fmt_num, high_when, month_period
 
 SCATTER_GATHER = Rule(
@@ -46,45 +46,15 @@ SCATTER_GATHER = Rule(
 )
 
 
-def _transfers(
-    transactions: pl.LazyFrame, accounts: pl.LazyFrame, fx_rates: pl.LazyFrame, *, min_amount: float
-) -> pl.LazyFrame:
-    """Outflows resolved to another account of the batch: `txn_id, src, dst, src_customer, dst_customer,
-    currency, at, amount, amount_cny` (positive amounts)."""
-    owners = pl.concat(
-        [
-            accounts.select(_acct="account_id", _customer="customer_id"),
-            transactions.select(_acct="account_id", _customer="customer_id"),
-        ]
-    ).unique("_acct", keep="first", maintain_order=True)
-    outs = transactions.filter(
-        (pl.col("amount") < 0)
-        & pl.col("counterparty_account_id").is_not_null()
-        & (pl.col("counterparty_account_id") != pl.col("account_id"))
-    ).select(
-        "txn_id",
-        "currency",
-        src="account_id",
-        src_customer="customer_id",
-        dst="counterparty_account_id",
-        at="booked_at",
-        amount=-pl.col("amount"),
-    )
-    return (
-        in_cny(outs, fx_rates, amount="amount", currency="currency", at="at", out="amount_cny")
-        .filter(pl.coalesce("amount_cny", pl.col("amount").cast(pl.Float64)) >= min_amount)
-        .join(owners.rename({"_acct": "dst", "_customer": "dst_customer"}), on="dst", how="left")
-        .with_columns(dst_customer=pl.coalesce("dst_customer", "dst"), src_customer=pl.coalesce("src_customer", "src"))
-    )
-
-
 def scatter_gather_patterns(
     transactions: pl.LazyFrame, accounts: pl.LazyFrame, fx_rates: pl.LazyFrame, *, rules: ScatterGatherRules
 ) -> pl.LazyFrame:
     """One row per pattern: `source, destination, month_on, intermediaries` (count), `first_at, last_at`,
     `source_currency, destination_currency, total` (first legs, in the source's currency),
     `evidence_txn_ids`."""
-    legs = _transfers(transactions, accounts, fx_rates, min_amount=rules.min_amount)
+    legs = batch_transfers(transactions, accounts, fx_rates, min_amount=rules.min_amount).rename(
+        {"from_account": "src", "from_customer": "src_customer", "to_account": "dst", "to_customer": "dst_customer"}
+    )
     first = legs.select(
         a_txn="txn_id",
         source="src",
