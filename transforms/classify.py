@@ -163,3 +163,15 @@ def mark_returned_money(transactions: pl.LazyFrame, returns: pl.LazyFrame) -> pl
         )
         .drop("returned_class")
     )
+
+
+def not_earned(transactions: pl.LazyFrame, txn_ids: pl.LazyFrame) -> pl.LazyFrame:
+    """`transactions` with the rows in `txn_ids` (`txn_id`) out of clean income, their class unchanged: money
+    that is another rule's fact, not the holder's earnings — trade receipts of a month COMMINGLING judges
+    (`transforms.commingling.trade_money`), money gathered in a FAN_IN window (`transforms.fan.gathered_inflows`)."""
+    listed = txn_ids.select("txn_id").unique().with_columns(_listed=pl.lit(True))
+    return (
+        transactions.join(listed, on="txn_id", how="left")
+        .with_columns(is_clean_income=pl.col("is_clean_income") & pl.col("_listed").is_null())
+        .drop("_listed")
+    )

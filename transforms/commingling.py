@@ -182,17 +182,6 @@ def trade_money(
     )
 
 
-def without_trade_income(transactions: pl.LazyFrame, not_earned: pl.LazyFrame) -> pl.LazyFrame:
-    """`transactions` with the inflows among `not_earned` (`txn_id`: trade money of `trade_money`, gathered
-    money) out of clean income; their class stays."""
-    receipts = not_earned.select("txn_id").unique().with_columns(_trade=pl.lit(True))
-    return (
-        transactions.join(receipts, on="txn_id", how="left")
-        .with_columns(is_clean_income=pl.col("is_clean_income") & pl.col("_trade").is_null())
-        .drop("_trade")
-    )
-
-
 def commingling_flags(
     transactions: pl.LazyFrame,
     month_features: pl.LazyFrame,

@@ -34,8 +34,14 @@ from liushui.contracts import (
 )
 from liushui.vocabularies import LinkType
 from transforms.balances import balance_month_features, overdrawn_flags
-from transforms.classify import account_owners, classified_transactions, mark_returned_money, txn_class_value
-from transforms.commingling import commingling_flags, commingling_month_features, trade_money, without_trade_income
+from transforms.classify import (
+    account_owners,
+    classified_transactions,
+    mark_returned_money,
+    not_earned,
+    txn_class_value,
+)
+from transforms.commingling import commingling_flags, commingling_month_features, trade_money
 from transforms.counterparty import resolved_counterparties
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
 from transforms.cycles import CYCLE, cycle_flags, cycle_inbound_ids, cycle_links
@@ -282,7 +288,7 @@ def account_signals(
     trade = checkpoint(trade_money(marked.filter(known_then), business, accounts, rules=rules.commingling))
     # ... and money gathered from many parties within days (FAN_IN) is not earned income either.
     gathered = checkpoint(gathered_inflows(marked.filter(known_then), accounts, rules=rules.fan_in))
-    published_transactions = checkpoint(without_trade_income(marked, pl.concat([trade.select("txn_id"), gathered])))
+    published_transactions = checkpoint(not_earned(marked, pl.concat([trade.select("txn_id"), gathered])))
     transactions = published_transactions.filter(known_then)
     returned_out = pl.concat(
         [
