@@ -869,5 +869,52 @@ def profile_check(
     raise typer.Exit(report.exit_code)
 
 
+rules_app = typer.Typer(
+    help="Rule files: what a change of thresholds would do, before it is published.", no_args_is_help=True
+)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("diff")
+def rules_diff(
+    new: Annotated[Path, typer.Argument(metavar="NEW.yaml", help="The rules file to try.")],
+    db: Database = DEFAULT_DB,
+    rules: Annotated[
+        Path | None,
+        typer.Option("--rules", help="Compare with a recompute with this rules file (default: the published state)."),
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Reference folder (default: the one the last published run read).")
+    ] = None,
+    output_format: ListFormat = "table",
+    output: Output = None,
+) -> None:
+    """Recompute every signal of the published transactions with NEW.yaml, as of the last published run's date,
+    and show per flag code the flags now and with the new rules, added, removed, accounts newly flagged and no
+    longer flagged, then the accounts that change band, largest score change first. The database is opened
+    read-only and nothing is published. csv / json: one row per code, band change and changed flag (docs/cli.md).
+
+    Example: liushui rules diff my_rules.yaml --db data/warehouse/liushui.duckdb
+    """
+    from apps.rules_diff import RulesDiffError, diff_rules, write_diff
+
+    if db.exists():
+        use_prefect_home(db.resolve())  # the run's inputs are read through flows.tasks, which imports Prefect
+    try:
+        diff = diff_rules(db.resolve(), new, baseline_rules=rules, reference_dir=reference)
+    except (ConfigError, RulesDiffError, StoreError) as exc:
+        _fail(" ".join(str(exc).split()))  # one line: YAML's own messages span several
+    for note in diff.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    with _stdout_closed_ok():
+        try:
+            write_diff(diff, output_format, output)
+        except (tables.OutputError, OSError) as exc:
+            _fail(str(exc))
+    if output_format != "table" or output is not None:
+        err.print(diff.summary(), highlight=False, markup=False)
+    err.print(f"(recomputed in {diff.seconds:.1f} s)", highlight=False, markup=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
