@@ -203,6 +203,8 @@ def _run_and_exit(settings: Settings) -> NoReturn:
     console.print(f"[bold green]{report.status}[/] {report.message}", highlight=False)
     for problem in report.files_loading_nothing:
         err.print(f"[yellow]loaded nothing:[/] {problem}", highlight=False)
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     _print_published(settings.database)
     raise typer.Exit(run_exit_code(report.files_loading_nothing, report.counts.get("rows_quarantined", 0)))
 

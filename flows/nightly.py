@@ -47,6 +47,7 @@ from liushui.config import Settings, config_fingerprint  # noqa: E402
 from liushui.contracts import PIPELINE_RUNS  # noqa: E402
 from liushui.ingest.inbox import files_loading_nothing  # noqa: E402
 from liushui.ingest.staging import night_tables  # noqa: E402
+from liushui.reference import reference_warnings  # noqa: E402
 from transforms import scope  # noqa: E402
 
 
@@ -127,6 +128,15 @@ def nightly(settings: Settings) -> RunReport:
                 min_shards=settings.shards, shard_rows=settings.shard_rows, rows=staged.rows + history_rows
             )
             night = shard(staged, history, shards, staging / "shards")
+        if recompute and night.canonical:
+            judged = pl.scan_parquet(night.canonical).select(pl.col("currency").unique()).collect()
+            report.warnings = reference_warnings(
+                settings.reference_dir,
+                inputs.accounts,
+                inputs.related_parties,
+                inputs.fx_rates,
+                judged["currency"].to_list(),
+            )
         source_files, quarantine = night_tables(staged, night)
         frames["source_files"], frames["quarantine"] = source_files, quarantine
         report.rejected_files = source_files.filter(pl.col("status") == "rejected")["error"].to_list()

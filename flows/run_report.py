@@ -33,6 +33,9 @@ class RunReport:
     files_loading_nothing: list[str] = field(default_factory=list)
     """Files of the night that put no row into `transactions` ("name: why"): rejected whole, every row
     quarantined, or no data rows."""
+    warnings: list[str] = field(default_factory=list)
+    """What the run could not judge (`liushui.reference.reference_warnings`): published anyway, said in the
+    closing line, on stderr and in `pipeline_runs.warnings_json`."""
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -59,6 +62,7 @@ class RunReport:
             f"{c.get('rows_new', 0)} new transaction(s), {c.get('rows_duplicate', 0)} duplicate(s), "
             f"{c.get('rows_quarantined', 0)} quarantined"
             + (f"; nothing loaded from {len(self.files_loading_nothing)} file(s)" if self.files_loading_nothing else "")
+            + (f"; {len(self.warnings)} warning(s)" if self.warnings else "")
         )
 
 
@@ -118,5 +122,6 @@ def run_row(
         "stage_peak_rss_mb_json": json.dumps(report.stage_peak_rss_mb),
         "versions_json": versions,
         "config_sha256": fingerprint,
+        "warnings_json": json.dumps(report.warnings, ensure_ascii=False),
         "message": report.message,
     }

@@ -607,6 +607,11 @@ PIPELINE_RUNS = Table(
             "config_sha256", "Hash of rules config + reference data; a change forces a full recompute.", nullable=False
         ),
         text("message", "Summary or error message."),
+        text(
+            "warnings_json",
+            "What the run could not judge, as a JSON list of lines: reference data missing for some rules "
+            "(null for runs before this column).",
+        ),
     ),
     primary_key=("run_id",),
     account_scoped=False,

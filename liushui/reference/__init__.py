@@ -14,6 +14,7 @@ ships next to this module (`lenders.yaml`).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,3 +73,37 @@ def read_fx_rates(reference_dir: Path | None) -> pl.DataFrame:
         row = int(bad.arg_true()[0]) + 1
         raise ConfigError(f"{path}, row {row}: rate_to_cny must be a positive number and valid_from an ISO date")
     return FX_RATES_REF.conform(parsed).collect()
+
+
+def reference_warnings(
+    reference_dir: Path | None,
+    accounts: pl.DataFrame,
+    related_parties: pl.DataFrame,
+    fx_rates: pl.DataFrame,
+    currencies: Collection[str],
+) -> list[str]:
+    """What the run could not judge for lack of reference data, one line per missing input naming the rules it
+    weakens: a run without `--reference` (or with a file missing or empty) still publishes, but its results
+    differ from a run with it, and the analyst must be told. `currencies`: the currencies of the rows judged."""
+    where = f"{reference_dir}" if reference_dir is not None else "no --reference folder"
+    found: list[str] = []
+    if accounts.is_empty():
+        found.append(
+            f"accounts.csv missing or empty ({where}): every account is its own customer, so transfers between a "
+            "customer's accounts count as transfers to others (RELATED_TRANSFER_HEAVY, ROUND_TRIP, CYCLE); "
+            "counterparty numbers cannot be matched to accounts of the batch; no account is known as a credit card "
+            "(OVERDRAWN judges every negative balance) or a business account (COMMINGLING and FAN_IN judge every "
+            "account)"
+        )
+    if related_parties.is_empty():
+        found.append(
+            f"related_parties.csv missing or empty ({where}): no declared related party, so RELATED_TRANSFER_HEAVY "
+            "sees only the customer's own accounts"
+        )
+    foreign = sorted(set(currencies) - {"CNY"} - set(fx_rates["currency"].to_list()))
+    if foreign:
+        found.append(
+            f"fx_rates.csv has no rate for {', '.join(foreign)} ({where}): transfers that change currency into or out "
+            "of it are not compared (CYCLE, SCATTER_GATHER, mirrored transfer legs)"
+        )
+    return found
