@@ -24,7 +24,7 @@ from liushui.contracts import (
     TRANSFER_LINKS,
 )
 from transforms.classify import classified_transactions
-from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
+from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features, multi_lender_flags
 from transforms.income import income_volatility
 from transforms.lenders import classify_lenders, load_lender_registry
 from transforms.months import account_months
@@ -404,16 +404,31 @@ def test_multi_lender_flags_more_than_max_lenders_in_90_days_and_names_them():
     assert (a4["period_start_on"], a4["period_end_on"]) == (date(2024, 6, 1), date(2024, 6, 30))  # clipped to coverage
     assert a4["limit_name"] == "distinct_lenders_90d"
     assert a4["evidence_txn_ids"] == sorted(f"A4-{lender}" for lender in four)
+    # lenders by their registry names, never by their ids
     assert a4["reason_zh"] == (
-        "截至2024-06-30的近90天内有4家贷款机构发生借贷往来（ant_jiebei、jd_jintiao、"
-        "webank_weilidai、zhaolian_consumer），超过阈值3家。"
+        "截至2024-06-30的近90天内有4家贷款机构发生借贷往来（京东金条、借呗、微粒贷、招联消费金融），超过阈值3家。"
     )
     assert a4["reason_en"] == (
-        "4 distinct lenders had loan activity in the 90 days to 2024-06-30 (ant_jiebei, "
-        "jd_jintiao, webank_weilidai, zhaolian_consumer); the limit is 3."
+        "4 distinct lenders had loan activity in the 90 days to 2024-06-30 (Ant Jiebei, "
+        "JD Jintiao, WeBank Weilidai, Zhaolian Consumer Finance); the limit is 3."
     )
     assert a4["remediation_zh"].startswith("把借款集中到一到两家机构")
     assert flags.schema == RISK_FLAGS.polars_schema
+
+
+def test_a_lender_without_a_name_in_the_registry_is_named_by_its_id():
+    """Edge: the names come from the run's registry; a lender it does not name keeps its id in the reason."""
+    four = ["ant_jiebei", "webank_weilidai", "jd_jintiao", "zhaolian_consumer"]
+    rows = full_months("A4", "2024-06-01", "2024-06-30") + _repayments("A4", four)
+    result = run(rows)
+    only_jiebei = pl.LazyFrame({"lender_id": ["ant_jiebei"], "name_zh": ["借呗"], "name_en": ["Ant Jiebei"]})
+    flags = multi_lender_flags(
+        result.transactions.lazy(), result.months.lazy(), rules=RULES.multi_lender, lender_names=only_jiebei
+    ).collect()
+    assert flags["reason_en"].to_list() == [
+        "4 distinct lenders had loan activity in the 90 days to 2024-06-30 (Ant Jiebei, jd_jintiao, "
+        "webank_weilidai, zhaolian_consumer); the limit is 3."
+    ]
 
 
 def test_borrowing_frequent_flags_more_than_max_disbursements_in_a_month():
@@ -513,8 +528,10 @@ def test_borrow_to_repay_flags_the_month_of_the_repayment():
         ("A1", date(2024, 6, 1), 1.0, "medium", ["A1-d", "A1-r"]),
         ("A2", date(2024, 6, 1), 2.0, "high", ["A2-d1", "A2-d2", "A2-r1", "A2-r2"]),
     ]
-    assert flags["reason_zh"][0] == (
-        "本月1笔还款（共5000.00）来自7天内另一家机构的新借款（ant_jiebei→webank_weilidai），疑似以贷养贷。"
+    assert flags["reason_zh"][0] == "本月1笔还款（共5000.00）来自7天内另一家机构的新借款（借呗→微粒贷），疑似以贷养贷。"
+    assert flags["reason_en"][0] == (
+        "1 repayment(s) this month (5000.00 in total) were funded by another lender's loan disbursed within 7 days "
+        "(Ant Jiebei→WeBank Weilidai): borrowing to repay."
     )
 
 

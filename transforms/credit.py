@@ -15,6 +15,7 @@ judged. Rules and their reasoning: docs/rules_credit.md. Each rule is one sectio
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the stable `chash` namespace)
@@ -40,6 +41,7 @@ from transforms.flag_rows import (
     month_period,
     severity,
 )
+from transforms.lenders import load_lender_registry
 from transforms.transfers import link_id_expr, link_type_is, link_type_value, one_to_one
 
 LOAN_ACTIVITY_CLASSES: tuple[TxnClass, ...] = ("loan_disbursement", "loan_repayment", "penalty_fee", "failed_debit")
@@ -50,6 +52,32 @@ _PER_ACCOUNT = ["account_id", "currency"]
 _MONTH_KEY = ["account_id", "currency", "month_on"]
 _PERIOD_KEY = ["account_id", "currency", "period_start_on", "period_end_on"]
 _ZERO = pl.lit(0).cast(MONEY)
+
+
+@cache
+def shipped_lender_names() -> pl.DataFrame:
+    """`lender_id, name_zh, name_en` of the shipped lender registry (read once per process)."""
+    return load_lender_registry().select("lender_id", "name_zh", "name_en")
+
+
+def _with_lender_names(frame: pl.LazyFrame, names: pl.LazyFrame | None, *, lender: str, prefix: str) -> pl.LazyFrame:
+    """Add `{prefix}_zh` and `{prefix}_en`: the lender's name in the registry (花呗 / Ant Huabei), else its id (a
+    lender missing from `names` keeps a readable label). Reasons name lenders the way analysts and customers do;
+    the id stays in the data (`transactions.lender_id`)."""
+    names = names if names is not None else shipped_lender_names().lazy()
+    named = names.select(
+        pl.col("lender_id").alias(lender),
+        pl.col("name_zh").alias(f"_{prefix}_name_zh"),
+        pl.col("name_en").alias(f"_{prefix}_name_en"),
+    ).unique(lender, keep="first")
+    return (
+        frame.join(named, on=lender, how="left")
+        .with_columns(
+            pl.coalesce(f"_{prefix}_name_zh", lender).alias(f"{prefix}_zh"),
+            pl.coalesce(f"_{prefix}_name_en", lender).alias(f"{prefix}_en"),
+        )
+        .drop(f"_{prefix}_name_zh", f"_{prefix}_name_en")
+    )
 
 
 def _days_back(end: pl.Expr, days: int) -> pl.Expr:
@@ -302,7 +330,11 @@ MULTI_LENDER = Rule(
 
 
 def multi_lender_flags(
-    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, *, rules: MultiLenderRules
+    transactions: pl.LazyFrame,
+    months_with_credit: pl.LazyFrame,
+    *,
+    rules: MultiLenderRules,
+    lender_names: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """MULTI_LENDER (多头借贷): more than `max_lenders` distinct lenders active in the judged window."""
     days = rules.judged_window_days
@@ -324,8 +356,13 @@ def multi_lender_flags(
         flagged.select(_PERIOD_KEY)
         .join(lender_activity(transactions), on=_PER_ACCOUNT)
         .filter(pl.col("booked_on").is_between(pl.col("period_start_on"), pl.col("period_end_on")))
+        .pipe(_with_lender_names, lender_names, lender="lender_id", prefix="_lender")
         .group_by(_PERIOD_KEY)
-        .agg(evidence_txn_ids=pl.col("txn_id"), _lenders=pl.col("lender_id").unique().sort())
+        .agg(
+            evidence_txn_ids=pl.col("txn_id"),
+            _lenders_zh=pl.col("_lender_zh").unique().sort(),
+            _lenders_en=pl.col("_lender_en").unique().sort(),
+        )
     )
     return finish_flags(
         flagged.join(evidence, on=_PERIOD_KEY, how="left").with_columns(
@@ -336,7 +373,7 @@ def multi_lender_flags(
                 pl.col("period_end_on"),
                 pl.lit(days),
                 pl.col("metric_value").cast(pl.Int64),
-                pl.col("_lenders").list.join("、"),
+                pl.col("_lenders_zh").list.join("、"),
                 pl.lit(rules.max_lenders),
             ),
             reason_en=pl.format(
@@ -344,7 +381,7 @@ def multi_lender_flags(
                 pl.col("metric_value").cast(pl.Int64),
                 pl.lit(days),
                 pl.col("period_end_on"),
-                pl.col("_lenders").list.join(", "),
+                pl.col("_lenders_en").list.join(", "),
                 pl.lit(rules.max_lenders),
             ),
         ),
@@ -500,21 +537,31 @@ def borrow_to_repay_flags(
     links: pl.LazyFrame,
     *,
     rules: BorrowToRepayRules,
+    lender_names: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """BORROW_TO_REPAY (以贷养贷): a month (of the repayment) with at least one borrow-to-repay pair."""
+    """BORROW_TO_REPAY (以贷养贷): a month (of the repayment) with at least one borrow-to-repay pair. The reason
+    names each pair by the lenders' names (借呗→花呗)."""
     repayment_months = transactions.select(
-        in_txn_id="txn_id", currency="currency", month_on=pl.col("booked_on").dt.month_start()
+        in_txn_id="txn_id",
+        currency="currency",
+        month_on=pl.col("booked_on").dt.month_start(),
+        _lender_in="lender_id",
     )
+    lent_by = transactions.select(out_txn_id="txn_id", _lender_out="lender_id")
     judged = _judged(months_with_credit).select(*_MONTH_KEY)
     return finish_flags(
         links.filter(link_type_is("borrow_to_repay"))
         .join(repayment_months, on="in_txn_id")
+        .join(lent_by, on="out_txn_id", how="left")
         .join(judged, on=_MONTH_KEY)
+        .pipe(_with_lender_names, lender_names, lender="_lender_out", prefix="_out")
+        .pipe(_with_lender_names, lender_names, lender="_lender_in", prefix="_in")
         .group_by(_MONTH_KEY)
         .agg(
             count=pl.len(),
             total=pl.col("amount_in").sum(),
-            _pairs=pl.col("counterparty").unique().sort(),
+            _pairs_zh=pl.format("{}→{}", "_out_zh", "_in_zh").unique().sort(),
+            _pairs_en=pl.format("{}→{}", "_out_en", "_in_en").unique().sort(),
             evidence_txn_ids=pl.concat_list("out_txn_id", "in_txn_id").list.explode(
                 keep_nulls=False, empty_as_null=False
             ),
@@ -530,7 +577,7 @@ def borrow_to_repay_flags(
                 pl.col("count"),
                 fmt_num(pl.col("total")),
                 pl.lit(rules.max_days),
-                pl.col("_pairs").list.join("、"),
+                pl.col("_pairs_zh").list.join("、"),
             ),
             reason_en=pl.format(
                 "{} repayment(s) this month ({} in total) were funded by another lender's loan "
@@ -538,7 +585,7 @@ def borrow_to_repay_flags(
                 pl.col("count"),
                 fmt_num(pl.col("total")),
                 pl.lit(rules.max_days),
-                pl.col("_pairs").list.join(", "),
+                pl.col("_pairs_en").list.join(", "),
             ),
         ),
         BORROW_TO_REPAY,
@@ -742,16 +789,24 @@ def debt_burden_flags(
 
 
 def credit_flags(
-    transactions: pl.LazyFrame, months_with_credit: pl.LazyFrame, b2r_links: pl.LazyFrame, *, rules: Rules
+    transactions: pl.LazyFrame,
+    months_with_credit: pl.LazyFrame,
+    b2r_links: pl.LazyFrame,
+    *,
+    rules: Rules,
+    lender_names: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """All credit flags (`contracts.RISK_FLAGS`). `months_with_credit` is `credit_month_features`' output;
-    `b2r_links` the `borrow_to_repay_links` (other link types are ignored)."""
+    `b2r_links` the `borrow_to_repay_links` (other link types are ignored); `lender_names` the run's lender
+    registry (`lender_id, name_zh, name_en`; default the shipped one) for the reasons."""
     return pl.concat(
         [
-            multi_lender_flags(transactions, months_with_credit, rules=rules.multi_lender),
+            multi_lender_flags(transactions, months_with_credit, rules=rules.multi_lender, lender_names=lender_names),
             borrowing_frequent_flags(transactions, months_with_credit, rules=rules.borrowing),
             cash_loan_reliance_flags(transactions, months_with_credit, rules=rules.borrowing),
-            borrow_to_repay_flags(transactions, months_with_credit, b2r_links, rules=rules.borrow_to_repay),
+            borrow_to_repay_flags(
+                transactions, months_with_credit, b2r_links, rules=rules.borrow_to_repay, lender_names=lender_names
+            ),
             overdue_penalty_flags(transactions, months_with_credit, rules=rules.overdue),
             debt_burden_flags(
                 transactions,
