@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import duckdb
 import polars as pl
@@ -30,6 +30,9 @@ from liushui.contracts import RECOVERY_STATUSES, RISK_BANDS
 from liushui.runtime import configure_environment, use_prefect_home
 from liushui.store import DatabaseBusy, StoreError, reader, run_lock
 from transforms.registry import FLAG_CODES, RULES
+
+if TYPE_CHECKING:
+    from flows.run_report import RunReport
 
 configure_environment()
 
@@ -183,6 +186,14 @@ def _run_and_exit(settings: Settings) -> NoReturn:
         # The lock before the expensive start-up (Prefect, the libraries): of two runs started together the
         # first to ask goes first, and a busy database is refused without starting anything.
         with run_lock(settings.database, timeout_s=settings.lock_timeout_s):
+            from flows.noop import nothing_new_run
+            from flows.run_report import new_run_id
+
+            # A night with nothing to do is answered and recorded without starting Prefect (flows/noop.py).
+            quiet = nothing_new_run(settings, new_run_id())
+            if quiet is not None:
+                _finish(settings, quiet)
+
             from flows.nightly import PublishBlocked, run_nightly
             from flows.tasks import ReingestError, ReingestRefused
 
@@ -200,6 +211,11 @@ def _run_and_exit(settings: Settings) -> NoReturn:
         _fail(str(exc), EXIT_BUSY)
     except (ConfigError, StoreError) as exc:
         _fail(str(exc))
+    _finish(settings, report)
+
+
+def _finish(settings: Settings, report: RunReport) -> NoReturn:
+    """Print the run's closing line, its problems and warnings and what is published; exit with its code."""
     console.print(f"[bold green]{report.status}[/] {report.message}", highlight=False)
     for problem in report.files_loading_nothing:
         err.print(f"[yellow]loaded nothing:[/] {problem}", highlight=False)

@@ -7,7 +7,6 @@ The flow only reads, calls, validates and writes: the run's decisions are pure f
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from expectations.datadocs import data_docs_dir  # noqa: E402
 from expectations.runner import warm_up  # noqa: E402
 from flows import crashes  # noqa: E402
 from flows.artifacts import build_run_data_docs, publish_run_artifacts  # noqa: E402
-from flows.run_report import RunReport, library_versions, run_row  # noqa: E402
+from flows.run_report import RunReport, library_versions, new_run_id, run_row  # noqa: E402
 from flows.tasks import (  # noqa: E402
     Resolved,
     Table,
@@ -53,11 +52,6 @@ from transforms import scope  # noqa: E402
 
 class PublishBlocked(Exception):
     """A blocking expectation failed; nothing was published. The message lists the failures."""
-
-
-def new_run_id() -> str:
-    """A run id: the UTC start second and 8 random hex digits; also the Prefect flow run's name."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 @flow(name="liushui-nightly", flow_run_name=new_run_id, log_prints=False, validate_parameters=True)

@@ -9,6 +9,7 @@ import platform
 import resource
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from liushui.config import Settings
+
+
+def new_run_id() -> str:
+    """A run id: the UTC start second and 8 random hex digits; also the Prefect flow run's name."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 @dataclass
