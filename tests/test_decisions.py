@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from apps.cli import EXIT_USAGE, app
 from liushui import decisions, store
 from liushui.config import DEFAULT_RULES_PATH, Settings, config_fingerprint, load_rules
-from liushui.contracts import ACCOUNT_MONTHS, ACCOUNT_RISK, ACCOUNTS_REF, FLAG_DECISIONS, PIPELINE_RUNS, RISK_FLAGS
+from liushui.contracts import ACCOUNT_MONTHS, ACCOUNTS_REF, FLAG_DECISIONS, PIPELINE_RUNS, RISK_FLAGS
 from tests.test_publish_delta import frame, row
 from transforms.decisions import DECISION_COLUMNS, evidence_sha256, flags_with_decisions
 from transforms.risk import account_risk
@@ -288,6 +288,18 @@ def test_cli_unknown_flag_is_one_line_and_a_usage_error(db):
 
 
 # The real flow ----------------------------------------------------------------------------------------------
+ACCOUNT_ALONE_CODES = (
+    "INCOME_VOLATILE",
+    "LARGE_OUTFLOW",
+    "MULTI_LENDER",
+    "BORROWING_FREQUENT",
+    "OVERDUE_PENALTY",
+    "DEBT_BURDEN_HIGH",
+    "OVERDRAWN",
+    "BALANCE_BREAK",
+)
+
+
 def _table(db: Path, table: str) -> pl.DataFrame:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -310,12 +322,14 @@ def test_decisions_survive_nightly_runs_and_incremental_equals_full(prefect_harn
 
     con = store.reader(db)
     try:
-        # a flag that alone gives its code's points: the code's only active flag of its account
+        # a flag that alone gives its code's points (the code's only flag of its account), of a rule judged on the
+        # account alone: the held-back file (other accounts) cannot change its evidence
         candidates = con.execute(
             "SELECT f.flag_id, f.account_id, f.flag_code FROM risk_flags f JOIN account_risk r USING (account_id), "
-            "unnest(r.active_flags) AS a(code) WHERE a.code = f.flag_code "
+            "unnest(r.active_flags) AS a(code) WHERE a.code = f.flag_code AND f.flag_code IN (SELECT unnest(?)) "
             "AND (SELECT count(*) FROM risk_flags g WHERE g.account_id = f.account_id AND g.flag_code = f.flag_code) "
-            "= 1 ORDER BY r.score DESC, f.flag_id LIMIT 1"
+            "= 1 ORDER BY r.score DESC, f.flag_id LIMIT 1",
+            [list(ACCOUNT_ALONE_CODES)],
         ).fetchall()
     finally:
         con.close()
@@ -333,8 +347,25 @@ def test_decisions_survive_nightly_runs_and_incremental_equals_full(prefect_harn
     for name in incremental:
         assert incremental[name].equals(full[name]), name
     assert full["flag_decisions"].height == 1
-    after = full["account_risk"].filter(pl.col("account_id") == account_id)
-    flag_now = full["risk_flags"].filter(pl.col("flag_id") == flag_id)
-    if flag_now.select(evidence_sha256())["evidence_sha256"][0] == full["flag_decisions"]["evidence_sha256"][0]:
-        assert code not in json.loads(after["score_components_json"][0])
-    assert ACCOUNT_RISK.names == decided_risk.columns
+    assert full["account_risk"].filter(pl.col("account_id") == account_id).equals(decided_risk)
+    con = store.reader(db)
+    try:
+        assert decisions.decision_history(con)["status"].to_list() == [decisions.STATUS_DISMISSED]
+    finally:
+        con.close()
+
+
+def test_the_report_shows_the_decision(db):
+    from rich.console import Console
+
+    from apps.report import account_report, render_html, render_terminal
+
+    decisions.record(db, "F-RT-SEP", "dismiss", "王敏", "own card <b>")
+    report = account_report(db, "A")
+    dismissed = next(f for f in report.flags if f.flag_code == "ROUND_TRIP")
+    assert (dismissed.decision, dismissed.decided_by) == ("dismissed", "王敏")
+    console = Console(record=True, width=200)
+    render_terminal(report, console)
+    assert "dismissed by 王敏 at " in console.export_text()
+    page = render_html(report)
+    assert '<div class="decision">dismissed by 王敏 at ' in page and page.count('class="decision"') == 1
