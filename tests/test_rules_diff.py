@@ -124,6 +124,7 @@ def test_a_raised_threshold_removes_exactly_the_flags_below_it_and_publishes_not
     }
     assert removed, "the sample has MULTI_LENDER flags at the old threshold + 1"
     expected_bands = expected_band_changes(published_db, removed, shipped["account_risk"]["lookback_months"])
+    assert expected_bands, "some account drops a band when it loses MULTI_LENDER"
     before = database_state(published_db)
 
     result = runner.invoke(app, ["rules", "diff", str(new_rules), "--db", str(published_db), "--format", "json"])
