@@ -1018,6 +1018,8 @@ def decide_list(
         found = decision_history(con, account_id=account_id)
     finally:
         con.close()
+    if output_format == "table":  # csv and json add the flag's metric, fingerprint and the decision's id
+        found = found.drop("metric_value", "evidence_sha256", "decision_id")
     _write(found, output_format, output, title=f"decisions{f' on account {account_id}' if account_id else ''}")
 
 

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from apps.cli import EXIT_USAGE, app
+from apps.cli import EXIT_BUSY, EXIT_USAGE, app
 from liushui import decisions, store
 from liushui.config import DEFAULT_RULES_PATH, Settings, config_fingerprint, load_rules
 from liushui.contracts import ACCOUNT_MONTHS, ACCOUNTS_REF, FLAG_DECISIONS, PIPELINE_RUNS, RISK_FLAGS
@@ -369,3 +369,37 @@ def test_the_report_shows_the_decision(db):
     assert "dismissed by 王敏 at " in console.export_text()
     page = render_html(report)
     assert '<div class="decision">dismissed by 王敏 at ' in page and page.count('class="decision"') == 1
+
+
+def test_cli_decide_while_a_run_holds_the_database_is_busy(db):
+    import subprocess
+    import sys
+
+    hold = (
+        "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1] + '.lock'); lock.acquire(); "
+        "print('held', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        args = [
+            "decide",
+            "dismiss",
+            "F-RT-SEP",
+            "--by",
+            "王敏",
+            "--note",
+            "x",
+            "--db",
+            str(db),
+            "--lock-timeout",
+            "0.5",
+        ]
+        result = runner.invoke(app, args)
+    finally:
+        holder.communicate("")
+    assert result.exit_code == EXIT_BUSY, result.output
+    assert "another liushui run is using" in result.output and "Traceback" not in result.output
+    assert score(db)[0] == 50.0
