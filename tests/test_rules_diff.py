@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from apps.cli import EXIT_ERROR, app
-from apps.rules_diff import diff_rules, write_diff
+from apps.rules_diff import account_changes, changes_per_code, diff_rules, flag_changes, write_diff
 from liushui import store
 from liushui.config import DEFAULT_RULES_PATH
 
@@ -193,3 +193,85 @@ def test_a_database_without_a_published_run_is_an_error(tmp_path):
     result = runner.invoke(app, ["rules", "diff", str(DEFAULT_RULES_PATH), "--db", str(tmp_path / "none.duckdb")])
     assert result.exit_code == EXIT_ERROR
     assert "no database at" in result.stderr
+
+
+def flags(*rows: tuple[str, str, str, date, str, float]) -> pl.DataFrame:
+    """Flag rows (the columns the diff reads): flag_id, flag_code, account_id, period start, severity, metric; in CNY,
+    each period ending 2026-06-30, threshold 3."""
+    return pl.DataFrame(
+        [
+            {
+                "flag_id": flag_id,
+                "flag_code": code,
+                "account_id": account,
+                "currency": "CNY",
+                "period_start_on": start,
+                "period_end_on": date(2026, 6, 30),
+                "severity": severity,
+                "metric_value": metric,
+                "threshold": 3.0,
+            }
+            for flag_id, code, account, start, severity, metric in rows
+        ]
+    )
+
+
+def test_a_flag_whose_period_start_moved_is_matched_on_its_period_end_and_others_on_flag_id():
+    now = flags(
+        ("d1", "DEBT_BURDEN_HIGH", "A1", date(2026, 4, 1), "medium", 0.6),
+        ("m1", "MULTI_LENDER", "A1", date(2026, 4, 1), "medium", 4.0),
+    )
+    new = flags(
+        ("d2", "DEBT_BURDEN_HIGH", "A1", date(2026, 5, 1), "medium", 0.7),  # a shorter window: same month, new id
+        ("m1", "MULTI_LENDER", "A1", date(2026, 4, 1), "high", 6.0),
+        ("m2", "MULTI_LENDER", "A2", date(2026, 4, 1), "medium", 4.0),
+    )
+
+    changes = flag_changes(now, new)
+
+    assert changes.select("flag_code", "account_id", "flag_id_now", "flag_id_new", "compared_on", "change").rows() == [
+        ("DEBT_BURDEN_HIGH", "A1", "d1", "d2", "period_end", "kept"),
+        ("MULTI_LENDER", "A1", "m1", "m1", "flag_id", "severity"),
+        ("MULTI_LENDER", "A2", None, "m2", "flag_id", "added"),
+    ]
+    per_code = changes_per_code(changes).filter(pl.col("flag_code").is_in(["DEBT_BURDEN_HIGH", "MULTI_LENDER"]))
+    assert per_code.select(
+        "flag_code", "compared_on", "flags_now", "flags_new", "added", "removed", "severity_changed", "accounts_added"
+    ).sort("flag_code").rows() == [
+        ("DEBT_BURDEN_HIGH", "period_end", 1, 1, 0, 0, 0, 0),
+        ("MULTI_LENDER", "flag_id", 1, 2, 1, 0, 1, 1),
+    ]
+
+
+def test_a_flag_gone_is_removed_and_its_account_no_longer_flagged_by_the_code():
+    now = flags(("m1", "MULTI_LENDER", "A1", date(2026, 4, 1), "medium", 4.0))
+    changes = flag_changes(now, flags(("x", "MULTI_LENDER", "A9", date(2026, 4, 1), "medium", 5.0)).head(0))
+    assert changes.select("flag_id_now", "flag_id_new", "change").rows() == [("m1", None, "removed")]
+    row = changes_per_code(changes).filter(pl.col("flag_code") == "MULTI_LENDER").row(0, named=True)
+    assert (row["removed"], row["accounts_now"], row["accounts_new"], row["accounts_removed"]) == (1, 1, 0, 1)
+
+
+def test_accounts_changing_band_come_largest_score_change_first():
+    def risk(*rows: tuple[str, str, float]) -> pl.DataFrame:
+        return pl.DataFrame(
+            [{"account_id": a, "customer_id": "C" + a, "holder_name": None, "band": b, "score": s} for a, b, s in rows],
+            schema={
+                "account_id": pl.String,
+                "customer_id": pl.String,
+                "holder_name": pl.String,
+                "band": pl.String,
+                "score": pl.Float64,
+            },
+        )
+
+    accounts = account_changes(
+        risk(("A1", "medium", 32.0), ("A2", "low", 10.0), ("A3", "high", 50.0), ("A4", "low", 0.0)),
+        risk(("A1", "low", 12.0), ("A2", "low", 15.0), ("A3", "severe", 80.0), ("A4", "low", 0.0)),
+    )
+
+    assert accounts.select("account_id", "band_now", "band_new", "score_change", "band_steps").rows() == [
+        ("A3", "high", "severe", 30.0, 1),
+        ("A1", "medium", "low", -20.0, -1),
+        ("A2", "low", "low", 5.0, 0),
+        ("A4", "low", "low", 0.0, 0),
+    ]
