@@ -962,6 +962,14 @@ def _decide(
         markup=False,
         soft_wrap=True,
     )
+    if decision == "dismiss" and done.is_code_still_counted:
+        console.print(
+            f"{done.flag_code} still counts: another active flag of it is not dismissed "
+            f"(liushui account {done.account_id})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @decide_app.command("confirm")

@@ -87,6 +87,9 @@ class Recorded:
     band_before: str
     score_after: float
     band_after: str
+    is_code_still_counted: bool
+    """The flag's code still counts in the account's score (another flag of it that is active and not dismissed, or
+    the flag itself when confirmed)."""
 
 
 def record(
@@ -158,6 +161,7 @@ def record(
         band_before=before["band"][0] if before.height else "",
         score_after=float(rescored["score"][0]),
         band_after=rescored["band"][0],
+        is_code_still_counted=flag["flag_code"][0] in rescored["active_flags"][0],
     )
 
 

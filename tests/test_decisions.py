@@ -162,10 +162,19 @@ def test_another_flag_of_the_code_that_is_not_dismissed_keeps_the_points(tmp_pat
     db = tmp_path / "w.duckdb"
     august = flag("F-RT-AUG", "ROUND_TRIP", date(2026, 8, 31))
     publish_night(db, [august, ROUND_TRIP, MULTI_LENDER])
-    decisions.record(db, "F-RT-SEP", "dismiss", "王敏", "own card")
+    assert decisions.record(db, "F-RT-SEP", "dismiss", "王敏", "own card").is_code_still_counted
     assert score(db) == (50.0, "high", {"ROUND_TRIP": 30.0, "MULTI_LENDER": 20.0})
-    decisions.record(db, "F-RT-AUG", "dismiss", "王敏", "own card too")
+    result = runner.invoke(
+        app, ["decide", "dismiss", "F-RT-AUG", "--by", "王敏", "--note", "own card", "--db", str(db)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ROUND_TRIP still counts" not in result.output and "score 50 (high) -> 20 (medium)" in result.output
     assert score(db) == (20.0, "medium", {"MULTI_LENDER": 20.0})
+    result = runner.invoke(
+        app, ["decide", "confirm", "F-RT-AUG", "--by", "李强", "--note", "a friend's card", "--db", str(db)]
+    )
+    assert "score 20 (medium) -> 50 (high)" in result.output
+    assert score(db) == (50.0, "high", {"ROUND_TRIP": 30.0, "MULTI_LENDER": 20.0})
 
 
 def test_new_evidence_ends_the_dismissal(db):
@@ -335,7 +344,7 @@ def test_decisions_survive_nightly_runs_and_incremental_equals_full(prefect_harn
         con.close()
     (flag_id, account_id, code), *_ = candidates
     recorded = decisions.record(db, flag_id, "dismiss", "王敏", "checked: not what the rule thinks")
-    assert recorded.score_after < recorded.score_before
+    assert recorded.score_after < recorded.score_before and not recorded.is_code_still_counted
     decided_risk = _table(db, "account_risk").filter(pl.col("account_id") == account_id)
     assert code not in json.loads(decided_risk["score_components_json"][0])
 
