@@ -92,21 +92,25 @@ def flags_with_decisions(risk_flags: pl.LazyFrame, flag_decisions: pl.LazyFrame)
     )
 
 
+def _dismissed(risk_flags: pl.LazyFrame, flag_decisions: pl.LazyFrame) -> pl.LazyFrame:
+    """`flag_id` and `account_id` of the flags of `risk_flags` whose dismissal applies (only the flags decided on
+    are fingerprinted: a night's flags are many, its decided ones few)."""
+    decided = risk_flags.join(
+        FLAG_DECISIONS.conform(flag_decisions).select("flag_id").unique(), on="flag_id", how="semi"
+    )
+    return flags_with_decisions(decided, flag_decisions).filter("is_dismissed").select("flag_id", "account_id")
+
+
 def scoring_flags(risk_flags: pl.LazyFrame, flag_decisions: pl.LazyFrame) -> pl.LazyFrame:
     """The flags of `risk_flags` that count in `account_risk`: every one but those whose dismissal applies."""
-    dismissed = flags_with_decisions(risk_flags, flag_decisions).filter("is_dismissed").select("flag_id")
+    dismissed = _dismissed(risk_flags, flag_decisions).select("flag_id")
     return RISK_FLAGS.conform(risk_flags.join(dismissed, on="flag_id", how="anti", maintain_order="left"))
 
 
 def dismissed_accounts(risk_flags: pl.LazyFrame, flag_decisions: pl.LazyFrame) -> pl.LazyFrame:
     """One row per account (`account_id`) with a flag of `risk_flags` whose dismissal applies: the accounts whose
     `account_risk` differs from the one of all their flags."""
-    return (
-        flags_with_decisions(risk_flags, flag_decisions)
-        .filter("is_dismissed")
-        .select("account_id")
-        .unique(maintain_order=True)
-    )
+    return _dismissed(risk_flags, flag_decisions).select("account_id").unique(maintain_order=True)
 
 
 def decided_account_risk(
