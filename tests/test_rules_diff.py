@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -81,18 +82,22 @@ def test_the_table_format_shows_every_code_and_ends_with_the_summary(same_rules,
     assert lines[-1].endswith("Nothing published.")
 
 
+def active_since(db: Path, lookback_months: int) -> date:
+    """The first period end that counts in the score: the as-of month's first day, `lookback_months` earlier."""
+    [(as_of,)] = fetch(db, "SELECT DISTINCT as_of_on FROM account_risk")
+    month = as_of.month - 1 - lookback_months
+    return date(as_of.year + month // 12, month % 12 + 1, 1)
+
+
 def expected_band_changes(db: Path, removed: set[str], lookback_months: int) -> dict[str, tuple]:
     """From the published rows alone: an account whose active MULTI_LENDER flags are all removed loses that code's
     points (its score components say how many); its band is the highest whose lower bound the score reaches."""
     bands = yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))["account_risk"]["bands"]
-    [(as_of,)] = fetch(db, "SELECT DISTINCT as_of_on FROM account_risk")
-    month = as_of.month - 1 - lookback_months
-    active_since = date(as_of.year + month // 12, month % 12 + 1, 1)
     active = fetch(
         db,
         "SELECT account_id, list(flag_id) FROM risk_flags WHERE flag_code = 'MULTI_LENDER' AND period_end_on >= ? "
         "GROUP BY 1",
-        [active_since],
+        [active_since(db, lookback_months)],
     )
     losing = {account for account, ids in active if set(ids) <= removed}
     changes = {}
@@ -152,6 +157,27 @@ def test_a_raised_threshold_removes_exactly_the_flags_below_it_and_publishes_not
         assert found[account][2:] == pytest.approx((score, new_score))
     assert bands["score_change"].abs().to_list() == sorted(bands["score_change"].abs().to_list(), reverse=True)
     assert f"{len(removed)} removed" in result.stderr and "Nothing published." in result.stderr
+
+
+def test_a_dismissed_flag_stays_out_of_the_recomputed_score_as_in_a_run(published_db, tmp_path):
+    from liushui import decisions
+
+    db = tmp_path / "liushui.duckdb"
+    shutil.copyfile(published_db, db)
+    lookback = yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))["account_risk"]["lookback_months"]
+    [(flag_id,)] = fetch(
+        db,
+        "SELECT min(flag_id) FROM risk_flags WHERE period_end_on >= ? GROUP BY account_id, flag_code "
+        "HAVING count(*) = 1 ORDER BY 1 LIMIT 1",
+        [active_since(db, lookback)],
+    )
+    recorded = decisions.record(db, flag_id, "dismiss", "王敏", "the money came back from the holder's own card")
+    assert recorded.score_after < recorded.score_before
+
+    diff = diff_rules(db, DEFAULT_RULES_PATH)
+
+    assert diff.band_changes.is_empty() and diff.accounts["score_change"].abs().max() == 0
+    assert diff.per_code["added"].sum() == diff.per_code["removed"].sum() == 0
 
 
 def test_a_baseline_rules_file_recomputes_both_sides(published_db, tmp_path):
