@@ -27,6 +27,8 @@ from apps import tables
 from liushui import queries
 from liushui.config import DEFAULT_DATA_DIR, DEFAULT_DATABASE, ConfigError, Settings
 from liushui.contracts import RECOVERY_STATUSES, RISK_BANDS
+from liushui.decisions import account_flags as decided_flags
+from liushui.decisions import decision_text
 from liushui.runtime import configure_environment, use_prefect_home
 from liushui.store import DatabaseBusy, StoreError, reader, run_lock
 from transforms.registry import FLAG_CODES, RULES
@@ -509,7 +511,7 @@ def account(
         if risk is None:
             _fail(f"no account {account_id!r} in {db}")
         months = queries.account_months(con, account_id, main_currency_only=False)
-        flagged = queries.account_flags(con, account_id)
+        flagged = decided_flags(con, account_id)
     finally:
         con.close()
     since, trend, burden = risk["months_since_severe"], risk["clean_income_trend_pct"], risk["debt_burden_last"]
@@ -563,6 +565,10 @@ def account(
                 ids.list.head(5).list.join(" "),
                 pl.when(ids.list.len() > 5).then(pl.format(" … ({})", ids.list.len())).otherwise(pl.lit("")),
             ),
+            decision=decision_text(),
+            decided_by=pl.col("decided_by"),
+            decided_at=pl.col("decided_at").dt.strftime("%Y-%m-%d %H:%M"),
+            flag_id=pl.col("flag_id"),
         )
     )
     _print_table(flagged, title=f"account {account_id}: flags")
@@ -932,6 +938,115 @@ def rules_diff(
     if output_format != "table" or output is not None:
         err.print(diff.summary(), highlight=False, markup=False)
     err.print(f"(recomputed in {diff.seconds:.1f} s)", highlight=False, markup=False)
+
+
+decide_app = typer.Typer(
+    help="Analysts' decisions on flags: confirm or dismiss one (a dismissed flag stops scoring until its evidence "
+    "changes), list them (docs/decisions.md).",
+    no_args_is_help=True,
+)
+app.add_typer(decide_app, name="decide")
+FlagId = Annotated[str, typer.Argument(help="The flag's id (risk_flags.flag_id; `liushui account` lists them).")]
+By = Annotated[str, typer.Option("--by", help="Who decides (your name, as the audit trail should show it).")]
+Note = Annotated[str, typer.Option("--note", help="Why: what you checked.")]
+DecideRules = Annotated[
+    Path | None, typer.Option("--rules", help="The rules file of the last run, if it moved (same content).")
+]
+DecideReference = Annotated[
+    Path | None, typer.Option("--reference", help="The reference folder of the last run, if it moved (same content).")
+]
+DecideWait = Annotated[float, typer.Option("--lock-timeout", help="Seconds to wait for a run using the database.")]
+
+
+def _decide(
+    decision: str, flag_id: str, by: str, note: str, db: Path, rules: Path | None, reference: Path | None, wait: float
+) -> None:
+    from liushui.decisions import DecisionError, UnknownFlag, record
+
+    try:
+        done = record(db, flag_id, decision, by, note, rules_path=rules, reference_dir=reference, lock_timeout_s=wait)
+    except UnknownFlag as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except DatabaseBusy as exc:
+        _fail(str(exc), EXIT_BUSY)
+    except (DecisionError, ConfigError, StoreError) as exc:
+        _fail(str(exc))
+    verb = "dismissed" if decision == "dismiss" else "confirmed"
+    console.print(
+        f"{verb} {done.flag_id} ({done.flag_code}, account {done.account_id}) by {by.strip()} at "
+        f"{done.decided_at:%Y-%m-%d %H:%M:%S} UTC; score {done.score_before:.0f} ({done.band_before}) -> "
+        f"{done.score_after:.0f} ({done.band_after})",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    if decision == "dismiss" and done.is_code_still_counted:
+        console.print(
+            f"{done.flag_code} still counts: another active flag of it is not dismissed "
+            f"(liushui account {done.account_id})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@decide_app.command("confirm")
+def decide_confirm(
+    flag_id: FlagId,
+    by: By,
+    note: Note,
+    db: Database = DEFAULT_DB,
+    rules: DecideRules = None,
+    reference: DecideReference = None,
+    lock_timeout: DecideWait = 60.0,
+) -> None:
+    """Confirm a flag: recorded and shown, the score does not change.
+
+    Example: liushui decide confirm 3f2a... --by 王敏 --note "checked with the credit report"
+    """
+    _decide("confirm", flag_id, by, note, db, rules, reference, lock_timeout)
+
+
+@decide_app.command("dismiss")
+def decide_dismiss(
+    flag_id: FlagId,
+    by: By,
+    note: Note,
+    db: Database = DEFAULT_DB,
+    rules: DecideRules = None,
+    reference: DecideReference = None,
+    lock_timeout: DecideWait = 60.0,
+) -> None:
+    """Dismiss a flag: it stays published and shown, but no longer counts in its account's score (unless another
+    flag of its code does) until its evidence changes. The account is rescored at once.
+
+    Example: liushui decide dismiss 3f2a... --by 王敏 --note "the money came back from the holder's own card"
+    """
+    _decide("dismiss", flag_id, by, note, db, rules, reference, lock_timeout)
+
+
+@decide_app.command("list")
+def decide_list(
+    db: Database = DEFAULT_DB,
+    account_id: Annotated[str | None, typer.Option("--account", help="Only this account's decisions.")] = None,
+    output_format: ListFormat = "table",
+    output: Output = None,
+) -> None:
+    """Every decision, newest first: when, who, the decision, its status now (dismissed: not scored, confirmed,
+    evidence changed since dismissal, superseded, flag no longer raised), the flag and why.
+
+    Example: liushui decide list --account 6214830624453336
+    """
+    from liushui.decisions import decision_history
+
+    con = _open(db)
+    try:
+        found = decision_history(con, account_id=account_id)
+    finally:
+        con.close()
+    if output_format == "table":  # csv and json add the flag's metric, fingerprint and the decision's id
+        found = found.drop("metric_value", "evidence_sha256", "decision_id")
+    _write(found, output_format, output, title=f"decisions{f' on account {account_id}' if account_id else ''}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

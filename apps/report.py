@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from liushui import queries, store
+from liushui import decisions, queries, store
 
 if TYPE_CHECKING:  # pragma: no cover
     from _typeshed import DataclassInstance
@@ -81,6 +81,12 @@ class FlagEntry:
     evidence_txn_ids: list[str]
     evidence: list[EvidenceTransaction]
     """The evidence transactions found in `transactions`, in booking order."""
+    decision: str | None = None
+    """The flag's latest decision as shown (`liushui.decisions.decision_text`): dismissed, confirmed, or either with
+    "evidence changed since ..."; None without one."""
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    """When (UTC)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ def account_report(database: Path, account_id: str) -> AccountReport:
         if risk is None:
             raise AccountNotFound(f"no account {account_id!r} in {database} (account_risk has no row for it)")
         months = queries.account_months(con, account_id)
-        flags = queries.account_flags(con, account_id)
+        flags = decisions.account_flags(con, account_id).with_columns(decision=decisions.decision_text())
         evidence = queries.account_evidence(con, account_id)
     finally:
         con.close()
@@ -219,6 +225,8 @@ def render_terminal(report: AccountReport, console: Console, *, evidence_per_fla
                 style="bold",
             )
         )
+        if f.decision is not None:
+            console.print(Padding(Text(_decided(f), style="italic"), (0, 0, 0, 2)))
         console.print(Padding(Text(f"{f.reason_zh}\n{f.reason_en}"), (0, 0, 0, 2)))
         shown = [
             f"{t.booked_at:%Y-%m-%d %H:%M}  {_money(t.amount)} {t.currency}  {t.counterparty_name or ''}  {t.txn_id}"
@@ -228,6 +236,11 @@ def render_terminal(report: AccountReport, console: Console, *, evidence_per_fla
         evidence = "\n".join(shown + ([f"… {more} more"] if more > 0 else []))
         if evidence:
             console.print(Padding(Text(evidence, style="dim"), (0, 0, 0, 4)))
+
+
+def _decided(flag: FlagEntry) -> str:
+    when = f" at {flag.decided_at:%Y-%m-%d %H:%M} UTC" if flag.decided_at else ""
+    return f"{flag.decision} by {flag.decided_by}{when}"
 
 
 # HTML --------------------------------------------------------------------------------------------------
@@ -349,7 +362,9 @@ def render_html(report: AccountReport) -> str:
         f'<tr id="flag-{i}"><td><b>{_e(f.flag_code)}</b></td><td>{f.period_start_on} .. {f.period_end_on}</td>'
         f'<td class="sev-{_e(f.severity)}">{_e(f.severity)}</td>'
         f'<td class="num">{f.metric_value:.4g} / {f.threshold:.4g}<br>{_e(f.limit_name)}</td>'
-        f'<td>{_e(f.reason_en)}<div class="zh">{_e(f.reason_zh)}</div></td>'
+        f'<td>{_e(f.reason_en)}<div class="zh">{_e(f.reason_zh)}</div>'
+        + (f'<div class="decision">{_e(_decided(f))}</div>' if f.decision is not None else "")
+        + "</td>"
         f'<td>{_e(f.remediation_en)}<div class="zh">{_e(f.remediation_zh)}</div></td>'
         f"<td>{_e(f.rule_version)}</td></tr>"
         for i, f in enumerate(report.flags)

@@ -2,8 +2,9 @@
 
 The signals are recomputed on the published `transactions` (their canonical columns, as a full rebuild reads
 them) with the run's own code path: the run's inputs (`flows.tasks.Resolved`: the rules validated as the run
-validates them, the reference data, the lender registry) and `transforms.signals.derive_signals`, as of the
-as-of date of the last published run, so that the rules that made the published state reproduce it exactly.
+validates them, the reference data, the lender registry), `transforms.signals.derive_signals` and the analysts'
+dismissals in force (`liushui.decisions.rescored_account_risk`), as of the as-of date of the last published run,
+so that the rules that made the published state reproduce it exactly.
 The database is opened read-only; the recompute's scratch files live in a temporary folder that is removed
 afterwards. Nothing is published.
 
@@ -111,9 +112,11 @@ def run_inputs(rules: Path, reference_dir: Path | None) -> Resolved:
     return Resolved.read(Settings(rules_path=rules, reference_dir=reference_dir))
 
 
-def recomputed_outcome(canonical: Path, inputs: Resolved, *, as_of: date, scratch: Path) -> Outcome:
-    """Every signal of the canonical transactions at `canonical` (Parquet) with a run's `inputs`, as of `as_of`;
-    intermediate frames spill to `scratch`, as a run's do."""
+def recomputed_outcome(database: Path, canonical: Path, inputs: Resolved, *, as_of: date, scratch: Path) -> Outcome:
+    """Every signal of the canonical transactions at `canonical` (Parquet) with a run's `inputs`, as of `as_of`, and,
+    as the run does, the analysts' dismissals published in `database` taken out of `account_risk`
+    (`liushui.decisions`); intermediate frames spill to `scratch`, as a run's do."""
+    from liushui.decisions import rescored_account_risk
     from transforms.signals import derive_signals, spill_to
 
     signals = derive_signals(
@@ -126,8 +129,19 @@ def recomputed_outcome(canonical: Path, inputs: Resolved, *, as_of: date, scratc
         checkpoint=spill_to(scratch),
         fx_rates=inputs.fx_rates.lazy(),
     )
-    risk_flags, account_risk = pl.collect_all([signals.risk_flags, signals.account_risk])
-    return Outcome(risk_flags=risk_flags, account_risk=account_risk)
+    risk_flags, account_months, account_risk = pl.collect_all(
+        [signals.risk_flags, signals.account_months, signals.account_risk]
+    )
+    decided = rescored_account_risk(
+        database,
+        account_risk.lazy(),
+        risk_flags.lazy(),
+        account_months.lazy(),
+        accounts=inputs.accounts.lazy(),
+        rules=inputs.rules.account_risk,
+        as_of=as_of,
+    )
+    return Outcome(risk_flags=risk_flags, account_risk=account_risk if decided is None else decided.collect())
 
 
 def flag_changes(now: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
@@ -346,8 +360,9 @@ def diff_rules(
             assert published is not None
             now, notes = published, _baseline_notes(run, reference)
         else:
-            now, notes = recomputed_outcome(canonical, now_inputs, as_of=run.as_of, scratch=scratch / "now"), ()
-        new = recomputed_outcome(canonical, new_inputs, as_of=run.as_of, scratch=scratch / "new")
+            now = recomputed_outcome(database, canonical, now_inputs, as_of=run.as_of, scratch=scratch / "now")
+            notes = ()
+        new = recomputed_outcome(database, canonical, new_inputs, as_of=run.as_of, scratch=scratch / "new")
     flags = flag_changes(now.risk_flags, new.risk_flags)
     return RulesDiff(
         new_rules=new_rules,

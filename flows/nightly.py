@@ -29,6 +29,7 @@ from flows.run_report import RunReport, library_versions, new_run_id, run_row  #
 from flows.tasks import (  # noqa: E402
     Resolved,
     Table,
+    apply_flag_decisions,
     cross_account_for_increment,
     derive_sharded,
     find_reingest_target,
@@ -156,6 +157,9 @@ def nightly(settings: Settings) -> RunReport:
             with report.stage("derive_signals"):
                 parallel = settings.dask_address is not None or settings.dask_local
                 frames |= derive_sharded(night.canonical, inputs, report.as_of, staging, parallel=parallel, cross=cross)
+                frames["account_risk"] = apply_flag_decisions(
+                    settings.database, frames, inputs, report.as_of, staging / "decisions"
+                )
             with report.stage("validate_out"):
                 dq.append(
                     validate(

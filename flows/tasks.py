@@ -341,6 +341,34 @@ def derive_sharded(
     return {name: [r[name] for r in results] for name in results[0]}
 
 
+@task(name="apply-flag-decisions", cache_policy=NO_CACHE, **IO_RETRIES)
+def apply_flag_decisions(
+    database: Path, frames: dict[str, Table], inputs: Resolved, as_of: date, directory: Path
+) -> Table:
+    """The run's `account_risk` with the analysts' published decisions applied (liushui.decisions): the accounts
+    with a dismissed flag recomputed without it, into `directory`; the frame as it was when there is none."""
+    from liushui.decisions import rescored_account_risk
+
+    def scan(frame: Table) -> pl.LazyFrame:
+        return frame.lazy() if isinstance(frame, pl.DataFrame) else pl.scan_parquet(frame)
+
+    rescored = rescored_account_risk(
+        database,
+        scan(frames["account_risk"]),
+        scan(frames["risk_flags"]),
+        scan(frames["account_months"]),
+        accounts=inputs.accounts.lazy(),
+        rules=inputs.rules.account_risk,
+        as_of=as_of,
+    )
+    if rescored is None:
+        return frames["account_risk"]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "account_risk.parquet"
+    rescored.sink_parquet(path)
+    return path
+
+
 @task(name="publish", cache_policy=NO_CACHE, **IO_RETRIES)
 def publish(
     database: Path, frames: dict[str, Table], affected: pl.Series | None, as_of: date, replaced_file: str | None = None

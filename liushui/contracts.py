@@ -618,6 +618,48 @@ PIPELINE_RUNS = Table(
     append_only=True,
 )
 
+FLAG_DECISION_KINDS = ("confirm", "dismiss")
+"""`flag_decisions.decision` (transforms.decisions: what each does to the score)."""
+
+FLAG_DECISIONS = Table(
+    "flag_decisions",
+    "Analysts' decisions on flags (liushui decide): one row per decision, never changed or removed; a flag's latest "
+    "decision is the one in force. Carried forward by every publish (docs/decisions.md).",
+    (
+        text("decision_id", "Id of the decision (random).", nullable=False),
+        col("decided_at", TIMESTAMP, "TIMESTAMP", "When it was recorded (UTC).", nullable=False),
+        text("decided_by", "Who decided, as they gave their name (--by).", nullable=False),
+        text("note", "Why (--note).", nullable=False),
+        text(
+            "decision",
+            f"{one_of(FLAG_DECISION_KINDS)}: a dismissed flag does not count in account_risk while its evidence is "
+            "the one decided on; a confirmation changes no score.",
+            nullable=False,
+        ),
+        text("flag_id", "The flag decided on (risk_flags.flag_id).", nullable=False),
+        ACCOUNT_ID,
+        text("flag_code", "The flag's code when decided.", nullable=False),
+        ratio("metric_value", "The flag's metric when decided.", nullable=False),
+        Column(
+            "evidence_txn_ids",
+            pl.List(pl.String),
+            "VARCHAR[]",
+            "The flag's evidence transactions when decided.",
+            False,
+        ),
+        text(
+            "evidence_sha256",
+            "Fingerprint of the flag's evidence when decided: SHA-256 over the metric in millionths and the sorted "
+            "evidence ids (transforms.decisions); a flag whose fingerprint differs now has new evidence, and a "
+            "dismissal of it no longer applies.",
+            nullable=False,
+        ),
+    ),
+    primary_key=("decision_id",),
+    account_scoped=False,
+    append_only=True,
+)
+
 PUBLISHED_TABLES: tuple[Table, ...] = (
     TRANSACTIONS,
     QUARANTINE,
@@ -628,6 +670,7 @@ PUBLISHED_TABLES: tuple[Table, ...] = (
     ACCOUNT_RISK,
     DQ_RESULTS,
     PIPELINE_RUNS,
+    FLAG_DECISIONS,
 )
 
 # Reference inputs -----------------------------------------------------------------------------------
