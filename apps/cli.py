@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import duckdb
 import polars as pl
@@ -35,6 +35,9 @@ from transforms.registry import FLAG_CODES, RULES
 
 if TYPE_CHECKING:
     from flows.run_report import RunReport
+
+Lang = Literal["both", "zh", "en"]
+"""`report --lang`: the language(s) of reasons and remediation (`apps.report.Lang`)."""
 
 configure_environment()
 
@@ -663,11 +666,17 @@ def report(
     account_id: Annotated[str, typer.Argument(help="Account id.")],
     db: Database = DEFAULT_DB,
     html: Annotated[Path | None, typer.Option("--html", help="Also write a self-contained HTML page here.")] = None,
+    lang: Annotated[
+        Lang,
+        typer.Option(
+            "--lang", help="Reasons and remediation in zh (中文), en (English) or both; the HTML page has a switch."
+        ),
+    ] = "both",
 ) -> None:
     """One account's report: risk and recovery, monthly clean income / outflow / debt burden, flags with
     reasons and evidence, what would restore it. --html writes a page that opens offline.
 
-    Example: liushui report 6214830624453336 --html report.html
+    Example: liushui report 6214830624453336 --lang zh --html report.html
     """
     from apps.report import AccountNotFound, account_report, render_html, render_terminal
 
@@ -675,9 +684,9 @@ def report(
         result = account_report(db, account_id)
     except (AccountNotFound, StoreError) as exc:
         _fail(str(exc))
-    render_terminal(result, console)
+    render_terminal(result, console, lang=lang)
     if html is not None:
-        html.write_text(render_html(result), encoding="utf-8")
+        html.write_text(render_html(result, lang=lang), encoding="utf-8")
         console.print(f"wrote {html}", highlight=False)
 
 

@@ -15,12 +15,13 @@ Monthly figures are those of the account's main currency (the one its risk is ju
 from __future__ import annotations
 
 import html
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import polars as pl
 
@@ -115,6 +116,16 @@ class AccountReport:
 
 
 # Reading -----------------------------------------------------------------------------------------------
+Lang = Literal["both", "zh", "en"]
+"""Which language the reasons and remediation are shown in: both (中文 then English), 中文 or English."""
+LANGS: tuple[Lang, ...] = get_args(Lang)
+
+
+def _in(lang: Lang, zh: str, en: str, *, sep: str = "\n") -> str:
+    """A text pair in the asked language(s)."""
+    return {"zh": zh, "en": en}.get(lang, f"{zh}{sep}{en}")
+
+
 def _taken_by(cls: type[DataclassInstance], row: Mapping[str, Any]) -> dict[str, Any]:
     """The values of a query's row that the dataclass has fields for."""
     return {f.name: row[f.name] for f in fields(cls) if f.name in row}
@@ -177,41 +188,53 @@ def _customer(report: AccountReport) -> str:
     return f"customer {report.customer_id}{holder}"
 
 
-def render_terminal(report: AccountReport, console: Console, *, evidence_per_flag: int = 5) -> None:
+def render_terminal(
+    report: AccountReport, console: Console, *, evidence_per_flag: int = 5, lang: Lang = "both"
+) -> None:
     """The report on a rich Console: headline, what would restore the account, months, then each flag (newest
-    first) as a block — its line, its reasons in full (wrapped, never cut), its evidence — at any width."""
+    first) as a block — its line, its reasons in full (wrapped, never cut), its evidence — at any width.
+    `lang`: reasons, remediation and flag names in 中文, English or both."""
     from rich.padding import Padding
-    from rich.table import Table
     from rich.text import Text
 
-    from apps.tables import display
+    from apps.tables import display, write_table
     from transforms.registry import RULES
 
-    names_zh = {rule.code: rule.name_zh for rule in RULES}
+    names = {rule.code: rule.name_en if lang == "en" else rule.name_zh for rule in RULES}
     console.print(f"[bold]account {report.account_id}[/] as of {report.as_of_on} ({report.currency})", highlight=False)
     console.print(_customer(report), highlight=False, markup=False)
     console.print(_headline(report), highlight=False, markup=False)
-    active = ", ".join(f"{c} {names_zh.get(c, '')}".strip() for c in report.active_flags)
+    active = ", ".join(f"{c} {names.get(c, '')}".strip() for c in report.active_flags)
     console.print(f"active flags: {active or 'none'}", highlight=False, markup=False)
     if report.remediation_en:
         console.print("[bold]what would restore the account[/]", highlight=False)
         for en, zh in zip(report.remediation_en, report.remediation_zh, strict=True):
-            console.print(Padding(Text(f"• {en}\n  {zh}"), (0, 0, 0, 2)))
+            console.print(Padding(Text("• " + _in(lang, zh, en, sep="\n  ")), (0, 0, 0, 2)))
 
-    months = Table(title=f"months ({report.currency})")
-    for name in ("month", "full", "inflow", "outflow", "clean income", "loan repaid", "debt burden (trailing)"):
-        months.add_column(name, justify="left" if name in ("month", "full") else "right", no_wrap=name != "full")
-    for m in report.months:
-        months.add_row(
-            m.month_on.strftime("%Y-%m"),
-            "yes" if m.is_full_month else "partial",
-            _money(m.inflow),
-            _money(m.outflow),
-            _money(m.clean_income),
-            _money(m.loan_repaid),
-            _ratio(m.debt_burden_trailing),
-        )
-    console.print(months)
+    # the project's table format: in a terminal ids and money keep their width; else plain aligned columns, one
+    # line per month however narrow the console (soft wrap: never folded)
+    plain = io.StringIO()
+    write_table(
+        ("month", "coverage", "inflow", "outflow", "clean_income", "loan_repaid", "debt_burden_trailing"),
+        [
+            (
+                m.month_on.strftime("%Y-%m"),
+                "full" if m.is_full_month else "partial",
+                m.inflow,
+                m.outflow,
+                m.clean_income,
+                m.loan_repaid,
+                m.debt_burden_trailing,
+            )
+            for m in report.months
+        ],
+        plain,
+        terminal=console.is_terminal,
+        title=f"months ({report.currency})",
+        console=console,
+    )
+    if plain.getvalue():
+        console.print(plain.getvalue().rstrip("\n"), soft_wrap=True, markup=False, highlight=False)
 
     if not report.flags:
         console.print("no flags")
@@ -220,14 +243,14 @@ def render_terminal(report: AccountReport, console: Console, *, evidence_per_fla
     for f in sorted(report.flags, key=lambda f: (f.period_end_on, f.period_start_on), reverse=True):
         console.print(
             Text(
-                f"{f.flag_code} {names_zh.get(f.flag_code, '')}  {f.period_start_on} .. {f.period_end_on}  "
+                f"{f.flag_code} {names.get(f.flag_code, '')}  {f.period_start_on} .. {f.period_end_on}  "
                 f"{f.severity}  {display(f.metric_value)} / {display(f.threshold)} ({f.limit_name})",
                 style="bold",
             )
         )
         if f.decision is not None:
             console.print(Padding(Text(_decided(f), style="italic"), (0, 0, 0, 2)))
-        console.print(Padding(Text(f"{f.reason_zh}\n{f.reason_en}"), (0, 0, 0, 2)))
+        console.print(Padding(Text(_in(lang, f.reason_zh, f.reason_en)), (0, 0, 0, 2)))
         shown = [
             f"{t.booked_at:%Y-%m-%d %H:%M}  {_money(t.amount)} {t.currency}  {t.counterparty_name or ''}  {t.txn_id}"
             for t in f.evidence[:evidence_per_flag]
@@ -323,12 +346,27 @@ svg.chart{width:100%;height:auto}.axis{stroke:#57606a}.grid{stroke:#eaeef2}
 .tick{font-size:11px;fill:#57606a}.threshold{stroke:#cf222e;stroke-dasharray:6 4;stroke-width:1.5}
 .income{fill:#2da44e;background:#2da44e}.outflow{fill:#cf222e;background:#cf222e}
 .burden{fill:#8250df;background:#8250df}.partial{opacity:.35}.partial-key{background:#8c959f;opacity:.35}
-.zh{color:#57606a}details{margin:.3em 0}
+.zh,.footer{color:#57606a}details{margin:.3em 0}
+.lang{float:right;font-size:.85em}.lang label{margin:0 .6em 0 .2em}
+body:has(#lang-zh:checked) .en,body:has(#lang-en:checked) .zh{display:none}
 """
 
+_LANG_LABELS: dict[Lang, str] = {"both": "中文 + English", "zh": "中文", "en": "English"}
 
-def render_html(report: AccountReport) -> str:
-    """A self-contained HTML page of the report (utf-8, inline CSS and SVG, no external resource)."""
+
+def _lang_switch(lang: Lang) -> str:
+    """Radio buttons that show the reasons and remediation in one language or both (the CSS above)."""
+    return "".join(
+        f'<input type="radio" name="lang" id="lang-{code}"{" checked" if code == lang else ""}>'
+        f'<label for="lang-{code}">{label}</label>'
+        for code, label in _LANG_LABELS.items()
+    )
+
+
+def render_html(report: AccountReport, *, lang: Lang = "both") -> str:
+    """A self-contained HTML page of the report (utf-8, inline CSS and SVG, no external resource). Reasons and
+    remediation are in both languages; a 中文 / English / both switch on the page (CSS only, no script) shows
+    one of them, `lang` is the one it opens with."""
     labels = [m.month_on.strftime("%Y-%m") for m in report.months]
     partial = [not m.is_full_month for m in report.months]
     income = [float(m.clean_income) for m in report.months]
@@ -362,10 +400,10 @@ def render_html(report: AccountReport) -> str:
         f'<tr id="flag-{i}"><td><b>{_e(f.flag_code)}</b></td><td>{f.period_start_on} .. {f.period_end_on}</td>'
         f'<td class="sev-{_e(f.severity)}">{_e(f.severity)}</td>'
         f'<td class="num">{f.metric_value:.4g} / {f.threshold:.4g}<br>{_e(f.limit_name)}</td>'
-        f'<td>{_e(f.reason_en)}<div class="zh">{_e(f.reason_zh)}</div>'
+        f'<td><div class="en">{_e(f.reason_en)}</div><div class="zh">{_e(f.reason_zh)}</div>'
         + (f'<div class="decision">{_e(_decided(f))}</div>' if f.decision is not None else "")
         + "</td>"
-        f'<td>{_e(f.remediation_en)}<div class="zh">{_e(f.remediation_zh)}</div></td>'
+        f'<td><div class="en">{_e(f.remediation_en)}</div><div class="zh">{_e(f.remediation_zh)}</div></td>'
         f"<td>{_e(f.rule_version)}</td></tr>"
         for i, f in enumerate(report.flags)
     )
@@ -383,7 +421,7 @@ def render_html(report: AccountReport) -> str:
         for f in report.flags
     )
     remediation = "".join(
-        f'<li>{_e(en)}<div class="zh">{_e(zh)}</div></li>'
+        f'<li><div class="en">{_e(en)}</div><div class="zh">{_e(zh)}</div></li>'
         for en, zh in zip(report.remediation_en, report.remediation_zh, strict=True)
     )
     components = ", ".join(f"{_e(k)} {v:g}" for k, v in sorted(report.score_components.items()))
@@ -396,6 +434,7 @@ def render_html(report: AccountReport) -> str:
 <style>{_CSS}</style>
 </head>
 <body>
+<div class="lang">{_lang_switch(lang)}</div>
 <h1>Account 账户 {_e(report.account_id)} <span class="band band-{_e(report.band)}">{_e(report.band)}</span></h1>
 <p>Customer 客户 {_e(report.customer_id)}{f" · holder 户名 {_e(report.holder_name)}" if report.holder_name else ""}
 · as of 截至 {report.as_of_on} · main currency 主要币种 {_e(report.currency)}</p>
@@ -428,7 +467,7 @@ def render_html(report: AccountReport) -> str:
     }
 <h2>Evidence 证据交易</h2>
 {evidence or "<p>-</p>"}
-<p class="zh">liushui 流水 · generated from the published tables (read-only)</p>
+<p class="footer">liushui 流水 · generated from the published tables (read-only)</p>
 </body>
 </html>
 """

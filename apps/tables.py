@@ -117,12 +117,19 @@ def _plain_cell(value: object) -> str:
 
 # The table format ----------------------------------------------------------------------------------------
 def write_table(
-    names: Sequence[str], rows: Sequence[Sequence[object]], out: TextIO, *, terminal: bool, title: str
+    names: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    out: TextIO,
+    *,
+    terminal: bool,
+    title: str,
+    console: Console | None = None,
 ) -> None:
-    """`rows` as the `table` format: rich in a terminal, plain aligned columns otherwise."""
+    """`rows` as the `table` format: rich in a terminal (on `console`, else a console on `out`), plain aligned
+    columns otherwise."""
     kinds = [_kind(name, [row[i] for row in rows]) for i, name in enumerate(names)]
     if terminal:
-        _rich_table(names, kinds, rows, Console(file=out), title=title)
+        _rich_table(names, kinds, rows, console or Console(file=out), title=title)
         return
     cells = [[_plain_cell(v) for v in row] for row in rows]
     widths = [max([cell_len(name)] + [cell_len(row[i]) for row in cells]) for i, name in enumerate(names)]

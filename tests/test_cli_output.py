@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from apps import tables
 from apps.cli import app
-from apps.report import account_report, render_terminal
+from apps.report import account_report, render_html, render_terminal
 from liushui import contracts, store
 from tests.test_read_queries import rows
 
@@ -408,6 +408,50 @@ def test_terminal_report_shows_chinese_reasons_in_full_at_80_columns(db):
     assert "ROUND_TRIP 刷流水  2026-09-01 .. 2026-09-30" in text
     assert text.index("2026-09-01 .. 2026-09-30") < text.index("2026-02-01 .. 2026-02-28")  # newest first
     assert "-1,234,567.50 CNY" in text and f"{A}-out" in text
+
+
+@pytest.mark.parametrize(
+    ("lang", "shown", "hidden"),
+    [
+        ("en", ["ROUND_TRIP in the month", "ROUND_TRIP Round trips (inflated turnover)  2026-09-01"], [REASON_A]),
+        ("zh", [REASON_A, "ROUND_TRIP 刷流水  2026-09-01"], ["ROUND_TRIP in the month"]),
+        ("both", [REASON_A, "ROUND_TRIP in the month"], []),
+    ],
+)
+def test_terminal_report_in_one_language_or_both(db, lang, shown, hidden):
+    console = Console(record=True, width=80, color_system=None)
+    render_terminal(account_report(db, A), console, lang=lang)
+    text = console.export_text()
+    joined = "".join(text.split())
+    for part in shown:
+        assert "".join(part.split()) in joined, part
+    for part in hidden:
+        assert "".join(part.split()) not in joined, part
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_terminal_report_months_keep_money_whole_at_80_columns(db, terminal):
+    """The months table is the project's table format: whole amounts in a terminal and in a pipe."""
+    console = Console(record=True, width=80, color_system=None, force_terminal=terminal)
+    render_terminal(account_report(db, A), console)
+    text = console.export_text()
+    assert "2026-09" in text and "2,000.20" in text and "1,000.10" in text
+    assert "…" not in text
+
+
+def test_html_report_opens_in_the_asked_language_with_a_switch(db):
+    page = render_html(account_report(db, A), lang="zh")
+    assert '<input type="radio" name="lang" id="lang-zh" checked>' in page
+    assert '<input type="radio" name="lang" id="lang-en">' in page
+    assert f'<div class="en">ROUND_TRIP in the month</div><div class="zh">{REASON_A}</div>' in page
+    assert "body:has(#lang-zh:checked) .en" in page
+    assert '<input type="radio" name="lang" id="lang-both" checked>' in render_html(account_report(db, A))
+
+
+def test_report_language_is_checked(db):
+    result = cli(db, "report", A, "--lang", "fr")
+    assert result.exit_code == 2
+    assert "fr" in result.output
 
 
 # Customers ---------------------------------------------------------------------------------------------
