@@ -358,6 +358,7 @@ INCOME_STOPPED = Rule(
     "time at no less than {rules.fall_share:.0%} of the former amount.",
     default_weight=15,
     doc="docs/rules_core.md",
+    behaviour="income_stopped",
 )
 
 
