@@ -417,9 +417,11 @@ def test_customer_search_by_name_and_by_account(db, monkeypatch):
     )[0]
     at = app(db, monkeypatch, page="Customer")
     (riskiest,) = shown(at, "customer_id", "holder_names", "accounts")
-    assert list(riskiest["customer_id"]) == [
-        c for (c,) in sql(db, "SELECT customer_id FROM account_risk GROUP BY 1 ORDER BY max(score) DESC, 1")
-    ]
+    by_risk = [c for (c,) in sql(db, "SELECT customer_id FROM account_risk GROUP BY 1 ORDER BY max(score) DESC, 1")]
+    assert list(riskiest["customer_id"]) == by_risk
+    at.session_state["customer_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.run()
+    assert at.text_input(key="customer_search").value == by_risk[2] and at.subheader[0].value.startswith(by_risk[2])
     at.text_input(key="customer_search").set_value(holder).run()
     assert at.subheader[0].value == f"{customer} · {holder}"
     assert at.query_params["customer"] == holder
