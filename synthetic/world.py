@@ -226,7 +226,9 @@ class World:
 
     def _stop_salaries(self, srng: np.random.Generator) -> None:
         """income_stopped: on a few ordinary salaried accounts the salary stops for the last
-        `_INCOME_STOPPED_MONTHS` months (drawn from a generator of its own, so every other draw stays as it was).
+        `_INCOME_STOPPED_MONTHS` months. Drawn from a generator of its own, so every other account keeps its
+        behaviours and habits; the statement's per-row draws (how a number is masked, ...) of the accounts after it
+        in its part shift with the rows it no longer has.
         `salary_stop_month`: the first month without salary (the number of months where it never stops)."""
         candidates = np.flatnonzero(np.array([not b for b in self.beh]) & self.has_salary & ~self.is_business)
         count = min(candidates.size, max(2, round(_INCOME_STOPPED_SHARE * int((~self.is_business).sum()))))
