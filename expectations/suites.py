@@ -43,6 +43,9 @@ from liushui.vocabularies import (
     RUN_STATUSES,
     SEVERITIES,
     STATEMENT_TRUST_LEVELS,
+    STREAM_CADENCES,
+    STREAM_KINDS,
+    STREAM_STATUSES,
     TXN_CLASSES,
     DqLevel,
 )
@@ -413,6 +416,43 @@ def _account_months() -> tuple[list[Check], list[Derived]]:
     return checks, derived
 
 
+def _income_streams() -> tuple[list[Check], list[Derived]]:
+    E = _E()
+    derived = [
+        Derived(
+            "paid_beyond_expected",
+            pl.col("paid_periods") > pl.col("expected_periods"),
+            ("paid_periods", "expected_periods"),
+            "more periods paid than expected",
+        ),
+        Derived(
+            "last_before_first",
+            pl.col("last_seen_on") < pl.col("first_seen_on"),
+            ("first_seen_on", "last_seen_on"),
+            "the last payment before the first",
+        ),
+    ]
+    in_set = E.ExpectColumnValuesToBeInSet
+    checks = [
+        Check(in_set(column="status", value_set=list(STREAM_STATUSES)), "blocking", "published vocabulary"),
+        Check(in_set(column="cadence", value_set=list(STREAM_CADENCES)), "blocking", "published vocabulary"),
+        Check(in_set(column="kind", value_set=list(STREAM_KINDS)), "blocking", "published vocabulary"),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="payment_txn_ids_count", min_value=2),
+            "blocking",
+            "a stream is several payments, each named",
+        ),
+        Check(in_set(column="paid_beyond_expected", value_set=[False]), "blocking", "a share of expected periods"),
+        Check(in_set(column="last_before_first", value_set=[False]), "blocking", "first and last payment in order"),
+        Check(
+            E.ExpectColumnValuesToBeBetween(column="trailing_share", min_value=0, max_value=1),
+            "warning",
+            "a share of the account's clean income",
+        ),
+    ]
+    return checks, derived
+
+
 def _transfer_links() -> tuple[list[Check], list[Derived]]:
     E = _E()
     derived = [
@@ -669,6 +709,7 @@ _BUSINESS: dict[str, Callable[[], tuple[list[Check], list[Derived]]]] = {
     "quarantine": _quarantine,
     "source_files": _source_files,
     "account_months": _account_months,
+    "income_streams": _income_streams,
     "transfer_links": _transfer_links,
     "risk_flags": _risk_flags,
     "account_risk": _account_risk,

@@ -168,6 +168,7 @@ def nightly(settings: Settings) -> RunReport:
                             for k in (
                                 "transactions",
                                 "account_months",
+                                "income_streams",
                                 "transfer_links",
                                 "risk_flags",
                                 "account_risk",

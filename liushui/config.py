@@ -62,6 +62,32 @@ class IncomeVolatilityRules(RuleSection):
     swing_pct: float = Field(gt=0)
 
 
+class IncomeStreamRules(RuleSection):
+    """`income_streams`: recurring income sources (`contracts.INCOME_STREAMS`) and INCOME_STOPPED
+    (`transforms.income_streams`)."""
+
+    min_payments: int = Field(ge=2)
+    """A source is a stream with at least this many clean-income payments ..."""
+    min_months: int = Field(ge=2)
+    """... in at least this many distinct months."""
+    grace_days: int = Field(ge=0, le=31)
+    """A payment this many days after its expected date is still on time (weekends, holidays)."""
+    missed_for_stopped: int = Field(ge=1)
+    """Expected payments missing, each past its grace, that make a stream stopped."""
+    fall_share: float = Field(gt=0, lt=1)
+    """Fallen: the last period's amount or the recent periods' mean is below this share of the typical amount."""
+    fall_periods: int = Field(ge=1)
+    """The recent periods (months of a monthly stream, payments of another) whose mean is compared."""
+    share_window_months: int = Field(ge=1)
+    """Full months before the judged month over which a stream's share of clean income is measured."""
+    min_share: float = Field(gt=0, le=1)
+    """INCOME_STOPPED judges a stream that carried at least this share of the account's clean income."""
+    high_share: float = Field(gt=0, le=1)
+    """... severity high from this share."""
+    evidence_payments: int = Field(ge=1)
+    """The flag's evidence: the stream's last payments, this many."""
+
+
 FALLBACK_CURRENCY: Final = "CNY"
 """The row of a per-currency table that a currency not listed in it takes, as it is (the absolute limits do not
 convert through the optional reference `fx_rates.csv`); a flag judged on it says so in its reason."""
@@ -260,6 +286,7 @@ class AccountRiskRules(RuleSection):
 class Rules(_Strict):
     coverage: CoverageRules = CoverageRules()
     income_volatility: IncomeVolatilityRules
+    income_streams: IncomeStreamRules
     large_outflow: LargeOutflowRules
     related_transfers: RelatedTransferRules
     round_trip: RoundTripRules

@@ -35,6 +35,11 @@ from liushui.vocabularies import (
     SEVERITIES,
     STATEMENT_TRUST_LEVELS,
     STATEMENT_TRUST_MEANINGS,
+    STREAM_CADENCE_MEANINGS,
+    STREAM_CADENCES,
+    STREAM_KINDS,
+    STREAM_STATUS_MEANINGS,
+    STREAM_STATUSES,
     TXN_CLASSES,
     one_of,
 )
@@ -389,6 +394,94 @@ ACCOUNT_MONTHS = Table(
     primary_key=("account_id", "month_on", "currency"),
 )
 
+INCOME_STREAMS = Table(
+    "income_streams",
+    "One row per account, currency and income source paying clean income at least income_streams.min_payments "
+    "times in at least income_streams.min_months distinct months: cadence, regularity, amounts and status as of "
+    "the run's as-of date (transforms.income_streams).",
+    (
+        ACCOUNT_ID,
+        text("currency", "Currency of the payments and amounts.", nullable=False),
+        text(
+            "source_key",
+            "The source as compared: the payer's name (NFKC, lower case, without spaces, punctuation and company "
+            "suffixes such as 有限公司, (中国), 分公司), else the batch account it resolved to, else its number.",
+            nullable=False,
+        ),
+        text("source_name", "The payer's name as the latest payment shows it."),
+        text("counterparty_account_id", "The batch account the payments resolved to, when any did."),
+        text("kind", f"{one_of(STREAM_KINDS)} when most payments are of class salary; null otherwise."),
+        text("cadence", f"{one_of(STREAM_CADENCES, STREAM_CADENCE_MEANINGS)}.", nullable=False),
+        col(
+            "median_gap_days",
+            pl.Float64,
+            "DOUBLE",
+            "Median days between consecutive payment days.",
+            nullable=False,
+            unit="days",
+        ),
+        col(
+            "typical_day_of_month",
+            pl.Int64,
+            "BIGINT",
+            "Monthly streams: the median day of the month of the payments (a salary around the 10th: 10).",
+            unit="day",
+        ),
+        count(
+            "expected_periods",
+            "Periods (pay months of a monthly stream, cadence intervals of a weekly or biweekly one) from the first "
+            "payment's to the judged date's, the current one counted only when paid; 0 when irregular.",
+        ),
+        count("paid_periods", "Of those, periods with at least one payment."),
+        ratio("regularity_share", "paid_periods / expected_periods (null when irregular)."),
+        ratio("amount_cv", "Coefficient of variation (population) of the period amounts."),
+        col("first_seen_on", pl.Date, "DATE", "First payment (local date).", nullable=False),
+        col("last_seen_on", pl.Date, "DATE", "Last payment (local date).", nullable=False),
+        count("payments_count", "Clean-income payments from the source."),
+        money(
+            "typical_amount",
+            "Median period amount (a monthly stream's months summed; the lower median of an even count, exact) over "
+            "the judged periods (a monthly stream's partial as-of month is shown, never judged).",
+        ),
+        money("last_amount", "Amount of the last judged period (a monthly stream: its last full month's payments)."),
+        money("recent_amount", "Mean of the last income_streams.fall_periods judged period amounts."),
+        col(
+            "expected_next_on",
+            pl.Date,
+            "DATE",
+            "When the next payment is due: a monthly stream's typical day of the month after the last payment (the "
+            "month's last day when shorter), else the last payment + the cadence (irregular: + the median gap).",
+            nullable=False,
+        ),
+        col(
+            "judged_on",
+            pl.Date,
+            "DATE",
+            "The date the status is judged at: the as-of date, or the end of the account's statement when earlier "
+            "(months after it are unknown, not months without pay).",
+            nullable=False,
+        ),
+        count("missed_payments", "Expected payments after the last one whose date + income_streams.grace_days passed."),
+        ratio(
+            "trailing_share",
+            "The stream's share of the account's clean income in this currency over the income_streams."
+            "share_window_months full months before the judged month (null without clean income there).",
+        ),
+        col(
+            "is_replaced",
+            pl.Boolean,
+            "BOOLEAN",
+            "Another source took its place: the account's clean income in the full months of that window after the "
+            "last payment's month averages at least income_streams.fall_share of the months up to it (a new "
+            "employer); a stopped stream so replaced is not INCOME_STOPPED.",
+            nullable=False,
+        ),
+        text("status", f"{one_of(STREAM_STATUSES, STREAM_STATUS_MEANINGS)}.", nullable=False),
+        Column("payment_txn_ids", pl.List(pl.String), "VARCHAR[]", "The stream's payments (transactions).", False),
+    ),
+    primary_key=("account_id", "currency", "source_key"),
+)
+
 TRANSFER_LINKS = Table(
     "transfer_links",
     "Pairs or chains of transactions that belong together: round trips, both legs of a transfer inside "
@@ -665,6 +758,7 @@ PUBLISHED_TABLES: tuple[Table, ...] = (
     QUARANTINE,
     SOURCE_FILES,
     ACCOUNT_MONTHS,
+    INCOME_STREAMS,
     TRANSFER_LINKS,
     RISK_FLAGS,
     ACCOUNT_RISK,

@@ -415,3 +415,13 @@ def run_counts(counts_json: str | None) -> pl.DataFrame:
         {"count": list(counts), "value": [int(v) for v in counts.values()]},
         schema={"count": pl.String, "value": pl.Int64},
     )
+
+
+# Added for the dashboard -----------------------------------------------------------------------------------
+def customer_matches(con: duckdb.DuckDBPyConnection, search: str) -> pl.DataFrame:
+    """The `customers` rows for `search` as `liushui customer` resolves it: the one customer whose id is
+    `search` when there is one, else every customer whose id or holder name contains it or who owns the
+    account `search`."""
+    found = customers(con, search=search)
+    exact = found.filter(pl.col("customer_id") == search)
+    return exact if exact.height else found

@@ -187,6 +187,33 @@ STATEMENT_TRUST_MEANINGS: dict[StatementTrust, str] = {
 """`account_risk.statement_trust`."""
 STATEMENT_TRUST_LEVELS: tuple[StatementTrust, ...] = get_args(StatementTrust)
 
+# income_streams -------------------------------------------------------------------------------------
+StreamCadence = Literal["monthly", "biweekly", "weekly", "irregular"]
+STREAM_CADENCE_MEANINGS: dict[StreamCadence, str] = {
+    "monthly": "median gap between payment days of 26-35 days",
+    "biweekly": "12-17 days",
+    "weekly": "5-9 days",
+    "irregular": "any other gap: no payment is expected on a date",
+}
+"""`income_streams.cadence` (`transforms.income_streams`)."""
+STREAM_CADENCES: tuple[StreamCadence, ...] = get_args(StreamCadence)
+
+StreamStatus = Literal["active", "late", "fallen", "stopped"]
+STREAM_STATUS_MEANINGS: dict[StreamStatus, str] = {
+    "active": "paid on time, or the next payment is still within its grace",
+    "late": "the expected payment is missing and its grace has passed",
+    "fallen": "the last period's amount, or the recent periods' mean, is below the fall share of the typical amount",
+    "stopped": "at least the stopped number of expected payments is missing, each past its grace",
+}
+"""`income_streams.status` as of the run's as-of date (or the end of the account's statement when earlier); stopped
+is judged first, then fallen, then late (`income_streams` settings in config/rules.yaml)."""
+STREAM_STATUSES: tuple[StreamStatus, ...] = get_args(StreamStatus)
+
+StreamKind = Literal["salary"]
+"""`income_streams.kind`: salary when most payments are of class salary (代发工资, 工资, payroll ...); null when
+the statement does not say what the income is."""
+STREAM_KINDS: tuple[StreamKind, ...] = get_args(StreamKind)
+
 # dq_results and pipeline_runs -----------------------------------------------------------------------
 DqLevel = Literal["blocking", "warning"]
 """`dq_results.level`: a failed blocking expectation stops the publish, a warning is only recorded."""
@@ -220,3 +247,5 @@ _check_meanings(COUNTERPARTY_RESOLUTIONS, COUNTERPARTY_RESOLUTION_MEANINGS)
 _check_meanings(LINK_TYPES, LINK_TYPE_MEANINGS)
 _check_meanings(RECOVERY_STATUSES, RECOVERY_STATUS_MEANINGS)
 _check_meanings(STATEMENT_TRUST_LEVELS, STATEMENT_TRUST_MEANINGS)
+_check_meanings(STREAM_CADENCES, STREAM_CADENCE_MEANINGS)
+_check_meanings(STREAM_STATUSES, STREAM_STATUS_MEANINGS)

@@ -7,6 +7,8 @@ and sync are off) and stops the dashboard again.
     .venv/bin/python scripts/screenshot_dashboard.py --db data/warehouse/liushui.duckdb --out overview.png
     .venv/bin/python scripts/screenshot_dashboard.py --db ... --out account.png --account 6214830624453336
     .venv/bin/python scripts/screenshot_dashboard.py --db ... --out runs.png --page "Run health"
+    .venv/bin/python scripts/screenshot_dashboard.py --db ... --out worklist.png --page Worklist --lang zh
+    .venv/bin/python scripts/screenshot_dashboard.py --db ... --out customer.png --customer C0000002
 
 Needs Chromium (Debian: `apt-get install -y chromium`). Exit codes: 0 written; 1 the dashboard did not
 come up or Chromium failed; 2 Chromium is missing.
@@ -192,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, required=True, help="DuckDB file published by `liushui run`.")
     parser.add_argument("--out", type=Path, default=Path("dashboard.png"), help="PNG to write.")
-    parser.add_argument("--page", choices=("Overview", "Account", "Run health"), help="Page to open.")
+    parser.add_argument(
+        "--page", choices=("Overview", "Worklist", "Customer", "Account", "Run health"), help="Page to open."
+    )
     parser.add_argument("--account", help="Open the drill-down of this account.")
+    parser.add_argument("--customer", help="Open the customer page on this customer id, holder name or account.")
+    parser.add_argument("--lang", choices=("en", "zh"), help="The dashboard's language (default English).")
     parser.add_argument("--size", default="1400,1800", help="Window WIDTH,HEIGHT in pixels.")
     parser.add_argument("--full-page", action="store_true", help="Grow the window to the page's full height.")
     parser.add_argument("--timeout", type=float, default=90.0, help="Seconds to wait for the page to render.")
@@ -209,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     width, height = (int(v) for v in args.size.split(","))
-    query = {k: v for k, v in (("page", args.page), ("account", args.account)) if v}
+    asked = (("page", args.page), ("account", args.account), ("customer", args.customer), ("lang", args.lang))
+    query = {k: v for k, v in asked if v}
     port = free_port()
     url = f"http://127.0.0.1:{port}/" + (f"?{urlencode(query)}" if query else "")
 

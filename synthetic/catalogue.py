@@ -21,6 +21,7 @@ BEHAVIOURS: tuple[str, ...] = (
     "fan_in",
     "fan_out",
     "overdrawn",
+    "income_stopped",
 )
 NEW_BEHAVIOURS = frozenset({"pass_through", "fan_in", "fan_out", "overdrawn"})
 """Behaviours planted on a smaller share of accounts (they came later; the older quotas stay as they were)."""

@@ -53,10 +53,10 @@ def personal_base(part: Part) -> None:
 
 
 def _salary(part: Part, cells: _Cells) -> None:
-    """Salary (代发工资), stable with +-5% noise."""
+    """Salary (代发工资), stable with +-5% noise; none from an income_stopped account's stop month on."""
     w, rng, ev, c = part.w, part.rng, part.events, part.c
     aa, mm, S, ncell = cells.aa, cells.mm, cells.salary, cells.n
-    paid = w.has_salary[aa]
+    paid = w.has_salary[aa] & (mm < w.salary_stop_month[aa])
     pay = yuan(S * rng.uniform(0.95, 1.05, ncell))
     # Paid on the 10th-15th (a day either way), or on the 25th.
     day = w.salary_day[aa]
@@ -71,6 +71,8 @@ def _salary(part: Part, cells: _Cells) -> None:
         c("代发工资"),
         c("代发"),
     )
+    for a in part.accounts_with("income_stopped"):
+        part.label(a, "income_stopped", range(int(w.salary_stop_month[a]), w.months))
 
 
 def _side_income(part: Part, cells: _Cells) -> None:

@@ -37,6 +37,8 @@ from synthetic.names import company, company_pool, other_person, person, person_
 # and customers with two accounts.
 _BEHAVIOUR_SHARE = 0.04
 _NEW_BEHAVIOUR_SHARE = 0.03
+_INCOME_STOPPED_SHARE = 0.02
+_INCOME_STOPPED_MONTHS = 3
 # Ordinary variety (drawn from the world's second generator, so the older draws stay as they were): low pay,
 # a second currency, and how far an overdrawn account dips below zero.
 _LOW_INCOME_SHARE = 0.08
@@ -77,6 +79,7 @@ class World:
         self._assign_behaviours(rng)
         self._draw_budgets(rng)
         self._draw_variety(vrng)
+        self._stop_salaries(np.random.default_rng([seed, 6]))
         self._draw_counterparties(rng)
         self._draw_related_parties(rng)
         self._intern_codes()
@@ -143,7 +146,8 @@ class World:
         personal = [int(a) for a in rng.permutation(np.flatnonzero(~self.is_business))]
         pool = iter(personal)
         share = {b: _NEW_BEHAVIOUR_SHARE if b in NEW_BEHAVIOURS else _BEHAVIOUR_SHARE for b in BEHAVIOURS}
-        quota = {b: max(2, round(share[b] * len(personal))) for b in BEHAVIOURS if b != "cycle"}
+        # cycles are planted in groups below; income_stopped on ordinary salaried accounts (`_stop_salaries`)
+        quota = {b: max(2, round(share[b] * len(personal))) for b in BEHAVIOURS if b not in ("cycle", "income_stopped")}
         n_pairs = max(1, round(_PAIR_SHARE * sum(quota.values())))
         for k in range(n_pairs):
             first, second = _COMPATIBLE_PAIRS[k % len(_COMPATIBLE_PAIRS)]
@@ -219,6 +223,20 @@ class World:
         self.second_currency = np.where(second, vrng.integers(1, len(CURRENCIES), n), 0).astype(np.int8)
         overdrawn = np.array(["overdrawn" in b for b in self.beh])
         self.overdraw_cents = np.where(overdrawn, yuan(vrng.uniform(200, 3_000, n)), 0)
+
+    def _stop_salaries(self, srng: np.random.Generator) -> None:
+        """income_stopped: on a few ordinary salaried accounts the salary stops for the last
+        `_INCOME_STOPPED_MONTHS` months. Drawn from a generator of its own, so every other account keeps its
+        behaviours and habits; the statement's per-row draws (how a number is masked, ...) of the accounts after it
+        in its part shift with the rows it no longer has.
+        `salary_stop_month`: the first month without salary (the number of months where it never stops)."""
+        candidates = np.flatnonzero(np.array([not b for b in self.beh]) & self.has_salary & ~self.is_business)
+        count = min(candidates.size, max(2, round(_INCOME_STOPPED_SHARE * int((~self.is_business).sum()))))
+        stopped = np.sort(srng.choice(candidates, size=count, replace=False))
+        for a in stopped:
+            self.beh[int(a)].add("income_stopped")
+        self.salary_stop_month = np.full(self.n, self.months, np.int64)
+        self.salary_stop_month[stopped] = self.months - _INCOME_STOPPED_MONTHS
 
     def _draw_counterparties(self, rng: np.random.Generator) -> None:
         """Employer, side-income payer, utilities, credit card, and a landlord and a friend per account

@@ -1,7 +1,9 @@
 """The dashboard as a user sees it: Streamlit's AppTest against a database published by the real flow.
 
 What it shows must equal what DuckDB says (flags per code, bands, quarantine, runs, an account's flags and
-evidence); a missing database is a clear message; the app holds no connection after it has rendered.
+evidence, the worklist's accounts for a filter, a customer's accounts and transfers); the worklist's CSV is
+what `liushui accounts --format csv` writes; the 中文 switch changes the labels; a missing database is a clear
+message; the app holds no connection after it has rendered.
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import polars as pl
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
+from typer.testing import CliRunner
 
+from apps.cli import app as cli
 from apps.dashboard import APP, database_path, start, streamlit_command, streamlit_environment
 from liushui import store
 from liushui.config import Settings
+from transforms.registry import RULES
 
 # One file with rows the pipeline must quarantine (bad amount, impossible date) and one it must reject whole,
 # so the data-quality panels have something to show.
@@ -196,11 +203,18 @@ def test_no_database_is_a_clear_message(tmp_path, monkeypatch):
 
 
 def test_no_connection_is_held_after_rendering(db, monkeypatch):
-    for page in ("Overview", "Account", "Run health"):
+    for page in ("Overview", "Worklist", "Customer", "Account", "Run health"):
         app(db, monkeypatch, page=page)
     # DuckDB refuses a connection with another configuration to a file this process still has open: a
     # dashboard that kept its connection would keep its old version of the database open (and its disk space).
     duckdb.connect(store._current_file(db), read_only=True, config={"threads": 1}).close()
+
+
+def test_every_page_starts_with_its_header(db, monkeypatch):
+    # Streamlit draws a bare string at the top level of the script ("magic"): none may appear above the header.
+    for page in ("Overview", "Worklist", "Customer", "Account", "Run health"):
+        at = app(db, monkeypatch, page=page)
+        assert type(at.main[0]).__name__ == "Header", (page, at.main[0])
 
 
 def test_a_database_held_by_the_writer_is_a_message_not_a_traceback(db, tmp_path, monkeypatch):
@@ -252,3 +266,207 @@ def test_launch_serves_offline_on_localhost(db):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+WORKLIST_ORDER = "ORDER BY score DESC, active_flag_count DESC, account_id"
+"""The worklist's order (riskiest first), as `liushui accounts` lists it."""
+
+
+def worklist_ids(db: Path, where: str = "true", params: list | None = None) -> list[str]:
+    return [a for (a,) in sql(db, f"SELECT account_id FROM account_risk WHERE {where} {WORKLIST_ORDER}", params)]
+
+
+def common_active_code(db: Path) -> str:
+    """The flag code active on the most accounts."""
+    return sql(
+        db, "SELECT code FROM (SELECT unnest(active_flags) AS code FROM account_risk) GROUP BY 1 ORDER BY count(*) DESC"
+    )[0][0]
+
+
+def test_worklist_filters_change_the_rows(db, monkeypatch):
+    at = app(db, monkeypatch, page="Worklist")
+    (everything,) = shown(at, "account_id", "customer_id", "holder_name")
+    assert list(everything["account_id"]) == worklist_ids(db)
+
+    code = common_active_code(db)
+    at.multiselect(key="wl_band").set_value(["high", "severe"])
+    at.multiselect(key="wl_code").set_value([code]).run()
+    (filtered,) = shown(at, "account_id", "customer_id", "holder_name")
+    expected = worklist_ids(db, "band IN ('high', 'severe') AND list_contains(active_flags, ?)", [code])
+    assert list(filtered["account_id"]) == expected and 0 < len(expected) < len(everything)
+
+    # Several codes: an account with any of them active.
+    other = sql(
+        db,
+        "SELECT code FROM (SELECT unnest(active_flags) AS code FROM account_risk) WHERE code <> ? "
+        "GROUP BY 1 ORDER BY count(*) DESC",
+        [code],
+    )[0][0]
+    at.multiselect(key="wl_band").set_value([])
+    at.multiselect(key="wl_recovery").set_value(["at_risk", "watch"])
+    at.multiselect(key="wl_code").set_value([code, other])
+    at.number_input(key="wl_min_score").set_value(20).run()
+    (filtered,) = shown(at, "account_id", "customer_id", "holder_name")
+    expected = worklist_ids(
+        db,
+        "recovery_status IN ('at_risk', 'watch') AND list_has_any(active_flags, [?, ?]) AND score >= 20",
+        [code, other],
+    )
+    assert list(filtered["account_id"]) == expected and expected
+
+    at.multiselect(key="wl_recovery").set_value([])
+    at.multiselect(key="wl_code").set_value([])
+    at.number_input(key="wl_min_score").set_value(0)
+    name = sql(db, "SELECT holder_name FROM account_risk WHERE holder_name IS NOT NULL ORDER BY account_id")[0][0]
+    at.text_input(key="wl_customer").set_value(name[-1]).run()
+    (filtered,) = shown(at, "account_id", "customer_id", "holder_name")
+    assert list(filtered["account_id"]) == worklist_ids(db, "contains(holder_name, ?)", [name[-1]])
+    assert all(name[-1] in holder for holder in filtered["holder_name"])
+
+    at.text_input(key="wl_customer").set_value("no such customer").run()
+    assert not shown(at, "account_id") and "No account passes" in at.info[0].value
+
+
+def test_worklist_download_is_the_cli_csv(db, monkeypatch):
+    served: dict[str, bytes] = {}
+    load = MemoryMediaFileStorage.load_and_get_id
+
+    def remember(self, data, mimetype, kind, filename=None):
+        served[filename] = data
+        return load(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", remember)
+    code = common_active_code(db)
+    at = app(db, monkeypatch, page="Worklist")
+    at.multiselect(key="wl_band").set_value(["medium", "high"])
+    at.multiselect(key="wl_code").set_value([code]).run()
+    assert at.get("download_button")[0].proto.label == "Download CSV"
+
+    downloaded = served["worklist.csv"].decode()
+    expected = worklist_ids(db, "band IN ('medium', 'high') AND list_contains(active_flags, ?)", [code])
+    assert pl.read_csv(downloaded.encode(), schema_overrides={"account_id": pl.String})["account_id"].to_list() == (
+        expected
+    )
+    printed = CliRunner().invoke(
+        cli, ["accounts", "--band", "medium", "--band", "high", "--code", code, "--format", "csv", "--db", str(db)]
+    )
+    assert printed.exit_code == 0 and downloaded == printed.stdout
+
+
+def test_a_worklist_row_opens_its_account(db, monkeypatch):
+    at = app(db, monkeypatch, page="Worklist")
+    at.multiselect(key="wl_band").set_value(["medium"]).run()
+    second = worklist_ids(db, "band = 'medium'")[1]
+    # A click on a row is a selection in the table's state (AppTest cannot click inside a dataframe).
+    at.session_state["wl_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.radio(key="page").value == "Account" and at.selectbox(key="account").value == second
+    assert at.query_params["account"] == second
+
+
+def customer_with_transfers(db: Path) -> tuple[str, str]:
+    """The customer with the most accounts that moved money between them, and its holder name."""
+    return sql(
+        db,
+        "SELECT r.customer_id, any_value(r.holder_name) FROM account_risk r "
+        "JOIN transactions t ON t.account_id = r.account_id AND t.amount < 0 "
+        "JOIN account_risk o ON o.account_id = t.counterparty_account_id AND o.customer_id = r.customer_id "
+        "AND o.account_id <> r.account_id "
+        "GROUP BY 1 ORDER BY count(DISTINCT r.account_id) DESC, 1",
+    )[0]
+
+
+def test_customer_page_lists_exactly_its_accounts_and_transfers(db, monkeypatch):
+    customer, holder = customer_with_transfers(db)
+    at = app(db, monkeypatch, customer=customer)
+    assert at.radio(key="page").value == "Customer" and at.text_input(key="customer_search").value == customer
+    assert at.subheader[0].value == f"{customer} · {holder}"
+    (accounts,) = shown(at, "account_id", "holder_name", "currency", "score", "band")
+    expected = sql(
+        db,
+        "SELECT account_id, band FROM account_risk WHERE customer_id = ? ORDER BY score DESC, account_id",
+        [customer],
+    )
+    assert list(zip(accounts["account_id"], accounts["band"], strict=True)) == expected and len(expected) >= 2
+    assert {m.label: m.value for m in at.metric}["Accounts"] == str(len(expected))
+
+    (transfers,) = shown(at, "from_account_id", "to_account_id", "currency", "transfers")
+    moved = sql(
+        db,
+        "SELECT t.account_id, t.counterparty_account_id, count(*) FROM transactions t "
+        "JOIN account_risk r ON r.account_id = t.account_id "
+        "JOIN account_risk o ON o.account_id = t.counterparty_account_id "
+        "WHERE r.customer_id = ? AND o.customer_id = ? AND t.amount < 0 AND o.account_id <> r.account_id GROUP BY 1, 2",
+        [customer, customer],
+    )
+    assert set(zip(transfers["from_account_id"], transfers["to_account_id"], transfers["transfers"], strict=True)) == (
+        set(moved)
+    )
+
+    at.session_state["customer_accounts"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert at.radio(key="page").value == "Account" and at.selectbox(key="account").value == expected[0][0]
+
+
+def test_customer_search_by_name_and_by_account(db, monkeypatch):
+    customer, holder = sql(
+        db,
+        "SELECT any_value(customer_id), holder_name FROM account_risk WHERE holder_name IS NOT NULL GROUP BY 2 "
+        "HAVING count(DISTINCT customer_id) = 1 ORDER BY max(score) DESC, 2",
+    )[0]
+    at = app(db, monkeypatch, page="Customer")
+    (riskiest,) = shown(at, "customer_id", "holder_names", "accounts")
+    by_risk = [c for (c,) in sql(db, "SELECT customer_id FROM account_risk GROUP BY 1 ORDER BY max(score) DESC, 1")]
+    assert list(riskiest["customer_id"]) == by_risk
+    at.session_state["customer_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.run()
+    assert at.text_input(key="customer_search").value == by_risk[2] and at.subheader[0].value.startswith(by_risk[2])
+    at.text_input(key="customer_search").set_value(holder).run()
+    assert at.subheader[0].value == f"{customer} · {holder}"
+    assert at.query_params["customer"] == holder
+    (accounts,) = shown(at, "account_id", "holder_name")
+    assert set(accounts["account_id"]) == {
+        a for (a,) in sql(db, "SELECT account_id FROM account_risk WHERE customer_id = ?", [customer])
+    }
+
+    account = sql(db, "SELECT max(account_id) FROM account_risk WHERE customer_id = ?", [customer])[0][0]
+    at.text_input(key="customer_search").set_value(account).run()
+    assert at.subheader[0].value == f"{customer} · {holder}"
+
+    at.text_input(key="customer_search").set_value("C").run()  # every customer id contains it
+    assert "customers match" in at.caption[0].value
+    at.text_input(key="customer_search").set_value("no such customer").run()
+    assert "No customer id, holder name or account id matches" in at.warning[0].value
+
+
+def test_account_header_names_the_customer_and_opens_it(db, monkeypatch):
+    account = flagged_account(db)
+    customer, holder = sql(db, "SELECT customer_id, holder_name FROM account_risk WHERE account_id = ?", [account])[0]
+    at = app(db, monkeypatch, account=account)
+    assert f"**customer {customer}** · {holder or '-'}" in [m.value for m in at.markdown]
+    at.button(key="to_customer").click().run()
+    assert at.radio(key="page").value == "Customer" and at.text_input(key="customer_search").value == customer
+    assert at.subheader[0].value.startswith(customer)
+
+
+def test_the_language_switch_changes_the_labels(db, monkeypatch):
+    names_zh = {rule.code: rule.name_zh for rule in RULES}
+    code = common_active_code(db)
+    at = app(db, monkeypatch, page="Worklist")
+    options = at.multiselect(key="wl_code").options
+    assert f"{code} · {next(r.name_en for r in RULES if r.code == code)}" in options
+    assert shown(at, "account_id", "customer_id")
+
+    at.radio(key="language").set_value("zh").run()
+    assert at.query_params["lang"] == "zh"
+    assert f"{code} {names_zh[code]}" in at.multiselect(key="wl_code").options
+    assert at.multiselect(key="wl_band").label == "风险等级"
+    assert at.radio(key="page").options[1] == "工作清单" and at.radio(key="page").value == "Worklist"
+    (table,) = shown(at, "账号", "客户号", "户名")
+    first = sql(db, f"SELECT active_flags FROM account_risk {WORKLIST_ORDER}")[0][0]
+    assert table["有效风险标记"][0] == ", ".join(f"{c} {names_zh[c]}" for c in first)
+
+    again = app(db, monkeypatch, page="Customer", lang="zh")
+    assert again.text_input(key="customer_search").label == "客户号、户名或账号"
+    assert shown(again, "客户号", "户名", "账户数")

@@ -33,6 +33,7 @@ from transforms.cycles import CYCLE
 from transforms.fan import FAN_IN, FAN_OUT
 from transforms.flag_rows import Rule
 from transforms.income import INCOME_VOLATILE
+from transforms.income_streams import INCOME_STOPPED
 from transforms.integrity import BALANCE_BREAK
 from transforms.outflows import LARGE_OUTFLOW
 from transforms.pass_through import PASS_THROUGH
@@ -41,6 +42,7 @@ from transforms.transfers import RELATED_TRANSFER_HEAVY, ROUND_TRIP
 
 RULES: tuple[Rule, ...] = (
     INCOME_VOLATILE,
+    INCOME_STOPPED,
     LARGE_OUTFLOW,
     RELATED_TRANSFER_HEAVY,
     ROUND_TRIP,

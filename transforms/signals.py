@@ -26,6 +26,7 @@ from liushui.contracts import (
     ACCOUNT_MONTHS,
     ACCOUNT_RISK,
     FX_RATES_REF,
+    INCOME_STREAMS,
     MONEY,
     RISK_FLAGS,
     TRANSACTIONS,
@@ -47,6 +48,7 @@ from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_
 from transforms.cycles import CYCLE, cycle_flags, cycle_inbound_ids, cycle_links
 from transforms.fan import fan_in_flags, fan_out_flags, gathered_inflows
 from transforms.income import income_volatility, income_volatility_flags
+from transforms.income_streams import income_stopped_flags, income_streams
 from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
 from transforms.lenders import classify_lenders
 from transforms.months import account_months
@@ -86,6 +88,7 @@ def spill_to(directory: Path) -> Checkpoint:
 class Signals:
     transactions: pl.LazyFrame
     account_months: pl.LazyFrame
+    income_streams: pl.LazyFrame
     transfer_links: pl.LazyFrame
     risk_flags: pl.LazyFrame
     account_risk: pl.LazyFrame
@@ -324,10 +327,12 @@ def account_signals(
         )
     )
 
+    streams = checkpoint(income_streams(transactions, months, rules=rules.income_streams, as_of=as_of))
     links = pl.concat([trips, borrow_to_repay, cross.links])
     flags = pl.concat(
         [
             income_volatility_flags(months, transactions, rules=rules.income_volatility),
+            income_stopped_flags(streams, months, transactions, rules=rules.income_streams),
             large_outflow_flags(large, rules=rules.large_outflow),
             related_transfer_flags(months, transactions, rules=rules.related_transfers),
             round_trip_flags(links, transactions, rules=rules.round_trip),
@@ -351,6 +356,7 @@ def account_signals(
     return Signals(
         transactions=TRANSACTIONS.conform(published_transactions.sort("account_id", "booked_at", "txn_id")),
         account_months=ACCOUNT_MONTHS.conform(months.sort(MONTH_KEY)),
+        income_streams=INCOME_STREAMS.conform(streams),
         transfer_links=TRANSFER_LINKS.conform(links.sort("link_type", "link_id")),
         risk_flags=RISK_FLAGS.conform(flags),
         account_risk=ACCOUNT_RISK.conform(

@@ -1,8 +1,10 @@
-"""The liushui dashboard (Streamlit): overview, account drill-down and run health, read-only on DuckDB.
+"""The liushui dashboard (Streamlit): overview, worklist, customer, account drill-down and run health,
+read-only on DuckDB, in English or 中文 (a switch in the sidebar).
 
 Start it with `liushui dashboard --db PATH`, or `streamlit run apps/dashboard/app.py -- --db PATH`
-(or with the path in LIUSHUI_DB). The URL follows the page and the account, so
-it can be shared or bookmarked: `?page=Run+health`, `?account=6214830624453336` (opens the drill-down).
+(or with the path in LIUSHUI_DB). The URL follows the page, the account, the customer and the language, so
+it can be shared or bookmarked: `?page=Run+health`, `?account=6214830624453336` (opens the drill-down),
+`?customer=C0000002` (opens the customer), `&lang=zh`.
 
 DuckDB lets one process write a file only while no other process has it open, so every interaction opens
 the database read-only, runs its queries and closes it: the nightly writer is never kept waiting by a
@@ -12,10 +14,12 @@ so a publish shows on the next interaction and a page switch costs no query.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -25,14 +29,23 @@ import polars as pl
 import polars.selectors as cs
 import streamlit as st
 
+from apps import tables
 from apps.dashboard import database_path
+from apps.dashboard.texts import LANGUAGE_NAMES, LANGUAGES, flag_label, headers, say, with_flag_labels
 from liushui import queries
 from liushui.store import StoreError, reader
+from transforms.registry import FLAG_CODES
 
-PAGES = ("Overview", "Account", "Run health")
+PAGES = ("Overview", "Worklist", "Customer", "Account", "Run health")
 CACHE_TTL_S = 300
 READ_TIMEOUT_S = 5.0
 ACCOUNT_CHOICES = 1000
+# A bare string at the top level of a Streamlit script is drawn on the page ("magic"): these constants are
+# described in comments, not in docstrings.
+# The worklist shows at most this many accounts (the CSV download has every one that passes).
+WORKLIST_ROWS = 5000
+# The customer search lists at most this many customers.
+CUSTOMER_ROWS = 1000
 BAND_COLOURS = ("#4c9f70", "#e0b040", "#e07b39", "#c8423b")
 RECOVERY_MEANING = {
     "clean": "no flags in the lookback window",
@@ -41,6 +54,7 @@ RECOVERY_MEANING = {
     "recovering": "clean months since the last severe flag, not yet enough",
     "recovered": "enough clean months since the last severe flag",
 }
+# The account_months columns the drill-down charts and lists.
 MONTH_FIGURES = (
     "month_on",
     "currency",
@@ -55,7 +69,35 @@ MONTH_FIGURES = (
     "income_cv",
     "closing_balance",
 )
-"""The account_months columns the drill-down charts and lists."""
+# The `queries.worklist` columns the worklist table shows (as_of_on, one date for all, is in its caption); the
+# active flags, a long text with their names, come last so that the short columns fit on the screen.
+WORKLIST_COLUMNS = (
+    "account_id",
+    "customer_id",
+    "holder_name",
+    "score",
+    "band",
+    "recovery_status",
+    "active_flag_count",
+    "months_since_severe",
+    "clears_on",
+    "currency",
+    "active_flags",
+)
+# The `queries.customer_accounts` columns the customer page shows, in the same spirit.
+CUSTOMER_ACCOUNT_COLUMNS = (
+    "account_id",
+    "holder_name",
+    "currency",
+    "score",
+    "band",
+    "recovery_status",
+    "clean_income_last",
+    "clean_income_6m",
+    "months_since_severe",
+    "clears_on",
+    "active_flags",
+)
 
 
 class Overview(TypedDict):
@@ -76,6 +118,11 @@ class AccountData(TypedDict):
     """MONTH_FIGURES, money as DOUBLE (a chart cannot plot decimals)."""
     flags: pl.DataFrame
     evidence: pl.DataFrame
+
+
+class CustomerData(TypedDict):
+    accounts: pl.DataFrame
+    transfers: pl.DataFrame
 
 
 class RunDq(TypedDict):
@@ -137,6 +184,42 @@ def account_data(database: str, state: tuple[int, int], account_id: str) -> Acco
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def worklist_data(
+    database: str,
+    state: tuple[int, int],
+    bands: tuple[str, ...],
+    recovery_statuses: tuple[str, ...],
+    flag_codes: tuple[str, ...],
+    min_score: float | None,
+    customer: str | None,
+) -> pl.DataFrame:
+    """`liushui accounts` for these filters; with several flag codes, the accounts with any of them active."""
+    with _reading(database) as con:
+        found = queries.worklist(
+            con, bands=bands, recovery_statuses=recovery_statuses, min_score=min_score, customer=customer
+        )
+    if not flag_codes:
+        return found
+    return found.filter(pl.col("active_flags").list.eval(pl.element().is_in(list(flag_codes))).list.any())
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def customer_search(database: str, state: tuple[int, int], search: str | None) -> pl.DataFrame:
+    """The customers `liushui customer SEARCH` would choose from; every customer, riskiest first, without one."""
+    with _reading(database) as con:
+        return queries.customer_matches(con, search) if search else queries.customers(con)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def customer_data(database: str, state: tuple[int, int], customer_id: str) -> CustomerData:
+    with _reading(database) as con:
+        return {
+            "accounts": queries.customer_accounts(con, customer_id),
+            "transfers": queries.customer_transfers(con, customer_id),
+        }
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def runs_data(database: str, state: tuple[int, int]) -> pl.DataFrame:
     with _reading(database) as con:
         return queries.runs(con)
@@ -148,10 +231,51 @@ def run_dq_data(database: str, state: tuple[int, int], run_id: str) -> RunDq:
         return {"summary": queries.dq_summary(con, run_id), "failed": queries.dq_failed(con, run_id)}
 
 
-def table(frame: pl.DataFrame, *, max_rows: int = 15) -> None:
-    """A dataframe with dates as plain YYYY-MM-DD, tall enough for up to `max_rows` rows (then it scrolls)."""
+def table(frame: pl.DataFrame, *, max_rows: int = 15, select_key: str | None = None) -> int | None:
+    """A dataframe with dates as plain YYYY-MM-DD, tall enough for up to `max_rows` rows (then it scrolls).
+
+    With `select_key`, one row can be selected (a click on it): its position in `frame`, None when none is."""
     shown = frame.with_columns(pl.col(pl.Date).cast(pl.String))
-    st.dataframe(shown, hide_index=True, width="stretch", height=38 + 35 * min(max(len(shown), 1), max_rows))
+    height = 38 + 35 * min(max(len(shown), 1), max_rows)
+    if select_key is None:
+        st.dataframe(shown, hide_index=True, width="stretch", height=height)
+        return None
+    event = st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=height,
+        key=select_key,
+        on_select="rerun",
+        selection_mode="single-row",
+    )
+    rows = event.selection.rows
+    return rows[0] if rows else None
+
+
+def csv_text(frame: pl.DataFrame) -> str:
+    """The rows as the CLI's `--format csv` writes them (raw values, lists as JSON)."""
+    out = io.StringIO()
+    arrow = frame.to_arrow()
+    tables.write_batches(arrow.to_batches(), arrow.schema, "csv", out)
+    return out.getvalue()
+
+
+def go_to(page: str, *, account: str | None = None, customer: str | None = None) -> None:
+    """Open `page` (on `account` or `customer`) on the next run: `main` switches before any widget exists.
+    A button's callback needs nothing more; the script itself calls `st.rerun()` after it."""
+    st.session_state["go_to"] = {"page": page, "account": account, "customer": customer}
+
+
+def _follow_go_to() -> None:
+    target = st.session_state.pop("go_to", None)
+    if target is None:
+        return
+    st.session_state["page"] = target["page"]
+    if target["account"]:
+        st.query_params["account"] = st.session_state["account"] = target["account"]
+    if target["customer"]:
+        st.query_params["customer"] = st.session_state["customer_search"] = target["customer"]
 
 
 def _bar(
@@ -246,6 +370,97 @@ def overview_page(database: str, state: tuple[int, int]) -> None:
         table(data["file_problems"])
 
 
+def worklist_page(database: str, state: tuple[int, int], *, language: str) -> None:
+    t = partial(say, language=language)
+    st.header(t("Worklist"))
+    left, middle, right = st.columns([2, 3, 4])
+    bands = left.multiselect(t("Band"), queries.BAND_ORDER, key="wl_band")
+    statuses = middle.multiselect(t("Recovery status"), queries.RECOVERY_ORDER, key="wl_recovery")
+    codes = right.multiselect(
+        t("Active flag code (any of)"), FLAG_CODES, format_func=partial(flag_label, language=language), key="wl_code"
+    )
+    left, right = st.columns([2, 7])
+    min_score = left.number_input(t("Minimum score"), min_value=0, max_value=100, value=0, step=5, key="wl_min_score")
+    customer = right.text_input(t("Customer id or holder name contains"), key="wl_customer").strip()
+    found = worklist_data(
+        database,
+        state,
+        tuple(bands),
+        tuple(statuses),
+        tuple(codes),
+        float(min_score) if min_score else None,
+        customer or None,
+    )
+    if found.is_empty():
+        st.info(t("No account passes these filters."))
+        return
+    as_of = found.row(0, named=True)["as_of_on"]
+    st.caption(f"{len(found):,} {t('accounts')} · {t('As of')} {as_of} · {t('Select a row to open its account.')}")
+    st.download_button(t("Download CSV"), csv_text(found), file_name="worklist.csv", mime="text/csv", key="wl_download")
+    if len(found) > WORKLIST_ROWS:
+        st.caption(f"The first {WORKLIST_ROWS:,} are shown; the CSV has every one.")
+    listed = found.head(WORKLIST_ROWS)
+    shown = headers(with_flag_labels(listed.select(WORKLIST_COLUMNS), language), language)
+    picked = table(shown, max_rows=20, select_key="wl_table")
+    if picked is not None:
+        go_to("Account", account=listed["account_id"][picked])
+        st.rerun()
+
+
+def customer_page(database: str, state: tuple[int, int], *, language: str) -> None:
+    t = partial(say, language=language)
+    st.header(t("Customer"))
+    if "customer_search" not in st.session_state:
+        st.session_state["customer_search"] = st.query_params.get("customer", "")
+    search = st.text_input(t("Customer id, holder name or account id"), key="customer_search").strip()
+    if search:
+        st.query_params["customer"] = search
+    else:
+        st.query_params.pop("customer", None)
+    found = customer_search(database, state, search or None)
+    if found.is_empty():
+        st.warning(f"{t('No customer id, holder name or account id matches')} {search!r}.")
+        return
+    if found.height > 1:
+        if search:
+            st.caption(f"{found.height:,} {t('customers match; select one.')}")
+        else:
+            st.caption(t("The riskiest customers; search above, or select a row to open the customer."))
+        listed = found.head(CUSTOMER_ROWS)
+        picked = table(headers(with_flag_labels(listed, language), language), max_rows=20, select_key="customer_table")
+        if picked is not None:
+            go_to("Customer", customer=listed["customer_id"][picked])
+            st.rerun()
+        return
+
+    customer = found.row(0, named=True)
+    st.subheader(f"{customer['customer_id']} · {customer['holder_names'] or '-'}")
+    cols = st.columns(4)
+    cols[0].metric(t("Accounts"), customer["accounts"])
+    cols[1].metric(t("Worst band"), customer["worst_band"])
+    cols[2].metric(t("Highest score"), f"{customer['max_score']:g}")
+    cols[3].metric(t("Flagged accounts"), customer["flagged_accounts"])
+    active = ", ".join(flag_label(c, language) for c in customer["active_flags"])
+    st.markdown(f"**{t('Active flags')}**: {active or t('none')}")
+
+    data = customer_data(database, state, customer["customer_id"])
+    accounts = data["accounts"]
+    st.subheader(t("The customer's accounts"))
+    st.caption(t("Select an account to open it."))
+    picked = table(
+        headers(with_flag_labels(accounts.select(CUSTOMER_ACCOUNT_COLUMNS), language), language),
+        select_key="customer_accounts",
+    )
+    if picked is not None:
+        go_to("Account", account=accounts["account_id"][picked])
+        st.rerun()
+    st.subheader(t("Transfers between its own accounts"))
+    if data["transfers"].is_empty():
+        st.info(t("No transfers between its accounts."))
+    else:
+        table(headers(data["transfers"], language))
+
+
 def _choice_label(choices: pl.DataFrame) -> dict[str, str]:
     return {
         row["account_id"]: f"{row['account_id']} · score {row['score']:.0f} ({row['band']}) · {row['flags']} flags"
@@ -253,7 +468,7 @@ def _choice_label(choices: pl.DataFrame) -> dict[str, str]:
     }
 
 
-def account_page(database: str, state: tuple[int, int]) -> None:
+def account_page(database: str, state: tuple[int, int], *, language: str) -> None:
     st.header("Account drill-down")
     wanted = st.query_params.get("account")
     choices = account_choices(database, state, wanted)
@@ -275,6 +490,15 @@ def account_page(database: str, state: tuple[int, int]) -> None:
         st.warning(f"Account {account_id} has no risk row.")
         return
 
+    who, to_customer = st.columns([5, 1])
+    who.markdown(f"**{say('customer', language)} {risk['customer_id']}** · {risk['holder_name'] or '-'}")
+    to_customer.button(
+        say("Customer page", language),
+        on_click=go_to,
+        args=("Customer",),
+        kwargs={"customer": risk["customer_id"]},
+        key="to_customer",
+    )
     cols = st.columns(5)
     cols[0].metric("Score", f"{risk['score']:.0f}")
     cols[1].metric("Band", risk["band"])
@@ -458,16 +682,39 @@ def main() -> None:
             f"(`liushui run --inbox ... --db {database}`), or point the dashboard at one with `--db PATH`."
         )
         return
+    if "language" not in st.session_state:
+        st.session_state["language"] = st.query_params.get("lang") if st.query_params.get("lang") in LANGUAGES else "en"
+    language = st.sidebar.radio(
+        "Language · 语言", LANGUAGES, format_func=LANGUAGE_NAMES.__getitem__, key="language", horizontal=True
+    )
+    if language == "en":
+        st.query_params.pop("lang", None)
+    else:
+        st.query_params["lang"] = language
+    _follow_go_to()
     if "page" not in st.session_state:
         asked = st.query_params.get("page")
         st.session_state["page"] = (
-            asked if asked in PAGES else ("Account" if "account" in st.query_params else PAGES[0])
+            asked
+            if asked in PAGES
+            else "Account"
+            if "account" in st.query_params
+            else "Customer"
+            if "customer" in st.query_params
+            else PAGES[0]
         )
-    page = st.sidebar.radio("Page", PAGES, key="page")
+    page = st.sidebar.radio("Page", PAGES, format_func=partial(say, language=language), key="page")
     st.query_params["page"] = page
     state = database_state(database)
+    pages: dict[str, Callable[[str, tuple[int, int]], None]] = {
+        "Overview": overview_page,
+        "Worklist": partial(worklist_page, language=language),
+        "Customer": partial(customer_page, language=language),
+        "Account": partial(account_page, language=language),
+        "Run health": run_health_page,
+    }
     try:
-        {"Overview": overview_page, "Account": account_page, "Run health": run_health_page}[page](str(database), state)
+        pages[page](str(database), state)
     except (StoreError, duckdb.Error) as exc:
         st.error(f"Cannot read {database}: {exc}")
         st.button("Try again")
