@@ -29,7 +29,7 @@ from liushui.ingest.parse import parse_raw
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def markers(n: int) -> tuple[str, str]:
+def section_markers(n: int) -> tuple[str, str]:
     """The start and end markers of the section of `n` rows: one section per row count."""
     return f"<!-- bench.ingest_formats {n}: start -->", f"<!-- bench.ingest_formats {n}: end -->"
 
@@ -139,7 +139,7 @@ def measure(fmt: str, path: Path, repeat: int) -> Timing:
 
 def section(n: int, timings: list[Timing], command: str, load: tuple[float, float]) -> str:
     unquoted = next(t for t in timings if t.fmt == "unquoted CSV").total_s
-    start, end = markers(n)
+    start, end = section_markers(n)
     lines = [
         start,
         f"## Ingest by input format ({n:,} rows)",
@@ -176,10 +176,10 @@ def section(n: int, timings: list[Timing], command: str, load: tuple[float, floa
     return "\n".join(lines) + "\n"
 
 
-def update_markdown(markdown: Path, text: str, n: int) -> None:
-    """Replace the section of `n` rows between its markers, or append it."""
+def update_markdown(markdown: Path, text: str, n: int, *, markers: tuple[str, str] | None = None) -> None:
+    """Replace the section of `n` rows between its markers (this module's, unless given), or append it."""
     old = markdown.read_text(encoding="utf-8") if markdown.exists() else ""
-    start, end = markers(n)
+    start, end = markers or section_markers(n)
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", flags=re.DOTALL)
     if pattern.search(old):
         new = pattern.sub(lambda _: text, old, count=1)
