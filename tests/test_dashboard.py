@@ -172,6 +172,34 @@ def test_account_drill_down_shows_flags_evidence_and_remediation(db, monkeypatch
     assert len(at.get("vega_lite_chart")) == 2  # monthly flows, debt burden
 
 
+def test_a_flag_dismissed_on_the_account_page_is_recorded_and_rescored(db, tmp_path, monkeypatch):
+    """The decision form publishes through `liushui.decisions.record` (as `liushui decide`): the audit row, the
+    rescored account, and the flag still listed, now marked dismissed."""
+    copy = tmp_path / "liushui.duckdb"
+    shutil.copyfile(db, copy)
+    account = flagged_account(copy)
+    (flag_id,) = sql(
+        copy,
+        "SELECT flag_id FROM risk_flags WHERE account_id = ? AND flag_code = 'ROUND_TRIP' ORDER BY period_end_on DESC",
+        [account],
+    )[0]
+    at = app(copy, monkeypatch, page="Account", account=account)
+    at.text_input(key=f"by-{flag_id}").input("王芳")
+    at.text_input(key=f"note-{flag_id}").input("both legs are salary advances, checked with the employer")
+    at.radio(key=f"kind-{flag_id}").set_value("dismiss")
+    at.button(key=f"submit-{flag_id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == []
+    ((score,),) = sql(copy, "SELECT score FROM account_risk WHERE account_id = ?", [account])
+    (message,) = [s.value for s in at.success if "recorded" in s.value]
+    assert message.startswith("dismiss recorded; score ") and message.split("→ ")[1].startswith(f"{score:g} (")
+    assert sql(copy, "SELECT decision, decided_by, note FROM flag_decisions WHERE flag_id = ?", [flag_id]) == [
+        ("dismiss", "王芳", "both legs are salary advances, checked with the employer")
+    ]
+    at.run()
+    assert any("ROUND_TRIP" in e.label and e.label.endswith("· dismissed") for e in at.expander)
+
+
 def test_account_url_opens_the_drill_down(db, monkeypatch):
     account = flagged_account(db)
     at = app(db, monkeypatch, account=account)

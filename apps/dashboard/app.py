@@ -32,7 +32,7 @@ import streamlit as st
 from apps import tables
 from apps.dashboard import database_path
 from apps.dashboard.texts import LANGUAGE_NAMES, LANGUAGES, flag_label, headers, say, with_flag_labels
-from liushui import queries
+from liushui import decisions, queries
 from liushui.store import StoreError, reader
 from transforms.registry import FLAG_CODES
 
@@ -178,7 +178,13 @@ def account_data(database: str, state: tuple[int, int], account_id: str) -> Acco
         return {
             "risk": queries.account_risk(con, account_id),
             "months": months.with_columns(cs.decimal().cast(pl.Float64)),
-            "flags": queries.account_flags(con, account_id),
+            "flags": queries.account_flags(con, account_id).join(
+                decisions.account_flags(con, account_id).select(
+                    "flag_id", decision_text=decisions.decision_text(), decided_by="decided_by", decided_at="decided_at"
+                ),
+                on="flag_id",
+                how="left",
+            ),
             "evidence": queries.account_evidence(con, account_id),
         }
 
@@ -609,11 +615,39 @@ def account_page(database: str, state: tuple[int, int], *, language: str) -> Non
             f"{flag['flag_code']} · {flag['period_start_on']} – {flag['period_end_on']} · {flag['severity']}"
             f" · {flag['evidence_count']} evidence transactions"
         )
+        if flag["decision_text"] is not None:
+            title += f" · {flag['decision_text']}"
         with st.expander(title, expanded=flag["flag_id"] == opened):
             st.markdown(f"{flag['reason_en']}  \n{flag['reason_zh']}")
             st.markdown(f"*Remediation:* {flag['remediation_en']}  \n{flag['remediation_zh']}")
             rows = evidence.filter(pl.col("flag_id") == flag["flag_id"]).drop("flag_id")
             table(rows)
+            decision_form(database, flag)
+
+
+def decision_form(database: str, flag: dict[str, Any]) -> None:
+    """Confirm or dismiss one flag with a note (`liushui.decisions.record`, as `liushui decide` does): published at
+    once with the account rescored; a dismissed flag stays listed and stops scoring until its evidence changes."""
+    if flag["decision_text"] is not None:
+        when = f"{flag['decided_at']:%Y-%m-%d %H:%M} UTC"
+        st.caption(f"Decision: {flag['decision_text']} by {flag['decided_by']} at {when}")
+    with st.form(key=f"decide-{flag['flag_id']}", clear_on_submit=True, border=False):
+        by_col, note_col, kind_col = st.columns([1, 3, 1])
+        by = by_col.text_input("By", key=f"by-{flag['flag_id']}", placeholder="your name")
+        note = note_col.text_input("Why", key=f"note-{flag['flag_id']}", placeholder="what you checked")
+        kind = kind_col.radio("Decision", ("confirm", "dismiss"), key=f"kind-{flag['flag_id']}", horizontal=True)
+        if not st.form_submit_button("Record decision", key=f"submit-{flag['flag_id']}"):
+            return
+    try:
+        recorded = decisions.record(Path(database), flag["flag_id"], kind, by, note)
+    except (decisions.DecisionError, StoreError) as exc:
+        st.error(str(exc))
+        return
+    st.success(
+        f"{recorded.decision} recorded; score {recorded.score_before:g} ({recorded.band_before}) → "
+        f"{recorded.score_after:g} ({recorded.band_after})"
+    )
+    st.cache_data.clear()
 
 
 def run_health_page(database: str, state: tuple[int, int]) -> None:
