@@ -24,13 +24,13 @@ from rich.table import Table as RichTable
 from typer.core import TyperCommand
 
 from apps import tables
+from flows.decisions import account_flags as decided_flags
+from flows.decisions import decision_text
 from liushui import queries
 from liushui.config import DEFAULT_DATA_DIR, DEFAULT_DATABASE, ConfigError, Settings
 from liushui.contracts import RECOVERY_STATUSES, RISK_BANDS
-from liushui.decisions import account_flags as decided_flags
-from liushui.decisions import decision_text
 from liushui.runtime import configure_environment, use_prefect_home
-from liushui.store import DatabaseBusy, StoreError, reader, run_lock
+from liushui.store import DatabaseBusy, StoreError, previous_reader, reader, run_lock
 from transforms.registry import FLAG_CODES, RULES
 
 if TYPE_CHECKING:
@@ -468,6 +468,13 @@ def accounts(
         str | None,
         typer.Option(help="Only accounts whose customer id or holder name contains this (case-insensitive)."),
     ] = None,
+    changed: Annotated[
+        bool,
+        typer.Option(
+            "--changed",
+            help="Only accounts that changed in the last publish (new, score, band, recovery, flags), with the change.",
+        ),
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, help="Table format: at most this many accounts.")] = 100,
     output_format: ListFormat = "table",
     output: Output = None,
@@ -477,6 +484,7 @@ def accounts(
 
     Example: liushui accounts --band high --band severe --recovery at_risk --code MULTI_LENDER
     Example: liushui accounts --customer 张
+    Example: liushui accounts --changed    (what last night's run changed)
     """
     con = _open(db)
     try:
@@ -490,12 +498,25 @@ def accounts(
         )
     finally:
         con.close()
+    if changed:
+        found = queries.with_changes(found, _previous_risk_state(db)).filter(pl.col("change").is_not_null())
     cut = output_format == "table" and found.height > limit
     if output_format == "table":
         found = found.head(limit)
     _write(found, output_format, output, title=f"accounts ({found.height:,})")
     if cut:
         _cut_note(f"the first {limit:,} accounts", "--limit N for more, --format csv or json for every one")
+
+
+def _previous_risk_state(database: Path) -> pl.DataFrame | None:
+    """`queries.risk_state` of the version published before the current one (None: there is none)."""
+    previous = previous_reader(database)
+    if previous is None:
+        return None
+    try:
+        return queries.risk_state(previous)
+    finally:
+        previous.close()
 
 
 @app.command()
@@ -970,7 +991,7 @@ DecideWait = Annotated[float, typer.Option("--lock-timeout", help="Seconds to wa
 def _decide(
     decision: str, flag_id: str, by: str, note: str, db: Path, rules: Path | None, reference: Path | None, wait: float
 ) -> None:
-    from liushui.decisions import DecisionError, UnknownFlag, record
+    from flows.decisions import DecisionError, UnknownFlag, record
 
     try:
         done = record(db, flag_id, decision, by, note, rules_path=rules, reference_dir=reference, lock_timeout_s=wait)
@@ -1046,7 +1067,7 @@ def decide_list(
 
     Example: liushui decide list --account 6214830624453336
     """
-    from liushui.decisions import decision_history
+    from flows.decisions import decision_history
 
     con = _open(db)
     try:

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import polars as pl
 
-from liushui import decisions, queries, store
+from flows import decisions
+from liushui import queries, store
 
 if TYPE_CHECKING:  # pragma: no cover
     from _typeshed import DataclassInstance
@@ -83,7 +84,7 @@ class FlagEntry:
     evidence: list[EvidenceTransaction]
     """The evidence transactions found in `transactions`, in booking order."""
     decision: str | None = None
-    """The flag's latest decision as shown (`liushui.decisions.decision_text`): dismissed, confirmed, or either with
+    """The flag's latest decision as shown (`flows.decisions.decision_text`): dismissed, confirmed, or either with
     "evidence changed since ..."; None without one."""
     decided_by: str | None = None
     decided_at: datetime | None = None

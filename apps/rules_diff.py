@@ -3,7 +3,7 @@
 The signals are recomputed on the published `transactions` (their canonical columns, as a full rebuild reads
 them) with the run's own code path: the run's inputs (`flows.tasks.Resolved`: the rules validated as the run
 validates them, the reference data, the lender registry), `transforms.signals.derive_signals` and the analysts'
-dismissals in force (`liushui.decisions.rescored_account_risk`), as of the as-of date of the last published run,
+dismissals in force (`flows.decisions.rescored_account_risk`), as of the as-of date of the last published run,
 so that the rules that made the published state reproduce it exactly.
 The database is opened read-only; the recompute's scratch files live in a temporary folder that is removed
 afterwards. Nothing is published.
@@ -115,8 +115,8 @@ def run_inputs(rules: Path, reference_dir: Path | None) -> Resolved:
 def recomputed_outcome(database: Path, canonical: Path, inputs: Resolved, *, as_of: date, scratch: Path) -> Outcome:
     """Every signal of the canonical transactions at `canonical` (Parquet) with a run's `inputs`, as of `as_of`, and,
     as the run does, the analysts' dismissals published in `database` taken out of `account_risk`
-    (`liushui.decisions`); intermediate frames spill to `scratch`, as a run's do."""
-    from liushui.decisions import rescored_account_risk
+    (`flows.decisions`); intermediate frames spill to `scratch`, as a run's do."""
+    from flows.decisions import rescored_account_risk
     from transforms.signals import derive_signals, spill_to
 
     signals = derive_signals(

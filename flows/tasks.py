@@ -345,9 +345,9 @@ def derive_sharded(
 def apply_flag_decisions(
     database: Path, frames: dict[str, Table], inputs: Resolved, as_of: date, directory: Path
 ) -> Table:
-    """The run's `account_risk` with the analysts' published decisions applied (liushui.decisions): the accounts
+    """The run's `account_risk` with the analysts' published decisions applied (flows.decisions): the accounts
     with a dismissed flag recomputed without it, into `directory`; the frame as it was when there is none."""
-    from liushui.decisions import rescored_account_risk
+    from flows.decisions import rescored_account_risk
 
     def scan(frame: Table) -> pl.LazyFrame:
         return frame.lazy() if isinstance(frame, pl.DataFrame) else pl.scan_parquet(frame)

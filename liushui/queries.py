@@ -203,6 +203,60 @@ def worklist(
     )
 
 
+def risk_state(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """`account_id, score, band, recovery_status, active_flags` of every account: what `with_changes` compares."""
+    return _frame(con, "SELECT account_id, score, band, recovery_status, active_flags FROM account_risk")
+
+
+def with_changes(accounts: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:
+    """`accounts` (rows of `worklist`) with `change`: how each differs from `previous` (`risk_state` of the version
+    published before), "; "-joined — `new`, `score 30.00→55.50`, `band low→medium`, `recovery watch→at_risk`,
+    `+ROUND_TRIP` / `-INCOME_VOLATILE` (flag codes that became active / stopped counting); null when the account is
+    as it was. Without a previous state every account is `new`."""
+    before = (previous if previous is not None else risk_state_schema()).select(
+        "account_id",
+        _was=pl.lit(True),
+        _score=pl.col("score"),
+        _band=pl.col("band"),
+        _recovery=pl.col("recovery_status"),
+        _flags=pl.col("active_flags"),
+    )
+    joined = accounts.join(before, on="account_id", how="left")
+    flags, was = pl.col("active_flags").fill_null([]), pl.col("_flags").fill_null([])
+    gained, lost = flags.list.set_difference(was).list.sort(), was.list.set_difference(flags).list.sort()
+    score_moved = pl.col("score").round(2) != pl.col("_score").round(2)
+    parts = pl.concat_list(
+        pl.when(score_moved).then(pl.format("score {}→{}", pl.col("_score").round(2), pl.col("score").round(2))),
+        pl.when(pl.col("band") != pl.col("_band")).then(pl.format("band {}→{}", "_band", "band")),
+        pl.when(pl.col("recovery_status") != pl.col("_recovery")).then(
+            pl.format("recovery {}→{}", "_recovery", "recovery_status")
+        ),
+        pl.when(gained.list.len() > 0).then(pl.lit("+") + gained.list.join(" +")),
+        pl.when(lost.list.len() > 0).then(pl.lit("-") + lost.list.join(" -")),
+    ).list.drop_nulls()
+    change = (
+        pl.when(pl.col("_was").is_null())
+        .then(pl.lit("new"))
+        .when(parts.list.len() > 0)
+        .then(parts.list.join("; "))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    return joined.with_columns(change=change).drop("_was", "_score", "_band", "_recovery", "_flags")
+
+
+def risk_state_schema() -> pl.DataFrame:
+    """An empty `risk_state`."""
+    return pl.DataFrame(
+        schema={
+            "account_id": pl.String,
+            "score": pl.Float64,
+            "band": pl.String,
+            "recovery_status": pl.String,
+            "active_flags": pl.List(pl.String),
+        }
+    )
+
+
 # Customers -----------------------------------------------------------------------------------------------
 def customers(con: duckdb.DuckDBPyConnection, *, search: str | None = None) -> pl.DataFrame:
     """One row per customer (account_risk.customer_id) whose id or a holder name contains `search`

@@ -417,6 +417,21 @@ def reader(
     return _retry_on_lock(open_current, database, timeout_s=timeout_s, what="read-only")
 
 
+def previous_reader(database: Path) -> duckdb.DuckDBPyConnection | None:
+    """A locked-down read-only connection to the version published before the current one (the state before the
+    last publish: a night, a quiet night, a decision), for "what changed"; None when there is none (the first
+    publish, a database of a liushui before versions) or it was pruned meanwhile."""
+    current = current_version(database)
+    versions = _versions(database)
+    older = [n for n in versions if current is not None and n < current]
+    if not older:
+        return None
+    try:
+        return duckdb.connect(str(versions[max(older)]), read_only=True, config=dict(_LOCKED_DOWN))
+    except duckdb.IOException:
+        return None
+
+
 def known_file_hashes(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.sql("SELECT file_sha256 FROM source_files WHERE status <> 'rejected'").fetchall()
     return {r[0] for r in rows}

@@ -173,7 +173,7 @@ def test_account_drill_down_shows_flags_evidence_and_remediation(db, monkeypatch
 
 
 def test_a_flag_dismissed_on_the_account_page_is_recorded_and_rescored(db, tmp_path, monkeypatch):
-    """The decision form publishes through `liushui.decisions.record` (as `liushui decide`): the audit row, the
+    """The decision form publishes through `flows.decisions.record` (as `liushui decide`): the audit row, the
     rescored account, and the flag still listed, now marked dismissed."""
     copy = tmp_path / "liushui.duckdb"
     shutil.copyfile(db, copy)
@@ -198,6 +198,36 @@ def test_a_flag_dismissed_on_the_account_page_is_recorded_and_rescored(db, tmp_p
     ]
     at.run()
     assert any("ROUND_TRIP" in e.label and e.label.endswith("· dismissed") for e in at.expander)
+
+
+def test_worklist_changed_shows_what_the_last_publish_changed(db, tmp_path, monkeypatch):
+    """A decision is a publish: afterwards, "changed in the last publish" lists exactly the accounts whose score,
+    band, recovery or active flags differ from the version before, with the change."""
+    from flows import decisions
+
+    copy = tmp_path / "liushui.duckdb"
+    shutil.copyfile(db, copy)
+    account = flagged_account(copy)
+    (flag_id,) = sql(
+        copy,
+        "SELECT flag_id FROM risk_flags WHERE account_id = ? AND flag_code = 'ROUND_TRIP' ORDER BY period_end_on DESC",
+        [account],
+    )[0]
+    state = "SELECT account_id, score, band, recovery_status, array_to_string(active_flags, ' ') FROM account_risk"
+    before = set(sql(copy, state))
+    recorded = decisions.record(copy, flag_id, "dismiss", "王芳", "checked")
+    after = set(sql(copy, state))
+    expected = sorted({row[0] for row in after - before})
+    assert (recorded.score_after != recorded.score_before) == (expected == [account])
+
+    at = app(copy, monkeypatch, page="Worklist")
+    at.checkbox(key="wl_changed").check().run()
+    if not expected:
+        assert [i.value for i in at.info] == ["No account passes these filters."]
+        return
+    (changed,) = shown(at, "account_id", "customer_id", "holder_name")
+    assert list(changed["account_id"]) == expected
+    assert changed["change"][0].startswith(f"score {float(recorded.score_before)}→{float(recorded.score_after)}")
 
 
 def test_account_url_opens_the_drill_down(db, monkeypatch):

@@ -21,7 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from apps.cli import EXIT_BUSY, EXIT_USAGE, app
-from liushui import decisions, store
+from flows import decisions
+from liushui import store
 from liushui.config import DEFAULT_RULES_PATH, Settings, config_fingerprint, load_rules
 from liushui.contracts import ACCOUNT_MONTHS, ACCOUNTS_REF, FLAG_DECISIONS, PIPELINE_RUNS, RISK_FLAGS
 from tests.test_publish_delta import frame, row

@@ -160,7 +160,7 @@ def test_a_raised_threshold_removes_exactly_the_flags_below_it_and_publishes_not
 
 
 def test_a_dismissed_flag_stays_out_of_the_recomputed_score_as_in_a_run(published_db, tmp_path):
-    from liushui import decisions
+    from flows import decisions
 
     db = tmp_path / "liushui.duckdb"
     shutil.copyfile(published_db, db)

@@ -32,8 +32,9 @@ import streamlit as st
 from apps import tables
 from apps.dashboard import database_path
 from apps.dashboard.texts import LANGUAGE_NAMES, LANGUAGES, flag_label, headers, say, with_flag_labels
-from liushui import decisions, queries
-from liushui.store import StoreError, reader
+from flows import decisions
+from liushui import queries
+from liushui.store import StoreError, previous_reader, reader
 from transforms.registry import FLAG_CODES
 
 PAGES = ("Overview", "Worklist", "Customer", "Account", "Run health")
@@ -198,12 +199,22 @@ def worklist_data(
     flag_codes: tuple[str, ...],
     min_score: float | None,
     customer: str | None,
+    changed: bool = False,
 ) -> pl.DataFrame:
-    """`liushui accounts` for these filters; with several flag codes, the accounts with any of them active."""
+    """`liushui accounts` for these filters; with several flag codes, the accounts with any of them active; with
+    `changed`, only the accounts the last publish changed, with the change (`liushui accounts --changed`)."""
     with _reading(database) as con:
         found = queries.worklist(
             con, bands=bands, recovery_statuses=recovery_statuses, min_score=min_score, customer=customer
         )
+    if changed:
+        previous = previous_reader(Path(database))
+        try:
+            before = queries.risk_state(previous) if previous is not None else None
+        finally:
+            if previous is not None:
+                previous.close()
+        found = queries.with_changes(found, before).filter(pl.col("change").is_not_null())
     if not flag_codes:
         return found
     return found.filter(pl.col("active_flags").list.eval(pl.element().is_in(list(flag_codes))).list.any())
@@ -385,9 +396,10 @@ def worklist_page(database: str, state: tuple[int, int], *, language: str) -> No
     codes = right.multiselect(
         t("Active flag code (any of)"), FLAG_CODES, format_func=partial(flag_label, language=language), key="wl_code"
     )
-    left, right = st.columns([2, 7])
+    left, middle, right = st.columns([2, 5, 2])
     min_score = left.number_input(t("Minimum score"), min_value=0, max_value=100, value=0, step=5, key="wl_min_score")
-    customer = right.text_input(t("Customer id or holder name contains"), key="wl_customer").strip()
+    customer = middle.text_input(t("Customer id or holder name contains"), key="wl_customer").strip()
+    changed = right.checkbox(t("Changed in the last publish"), key="wl_changed")
     found = worklist_data(
         database,
         state,
@@ -396,6 +408,7 @@ def worklist_page(database: str, state: tuple[int, int], *, language: str) -> No
         tuple(codes),
         float(min_score) if min_score else None,
         customer or None,
+        changed,
     )
     if found.is_empty():
         st.info(t("No account passes these filters."))
@@ -406,7 +419,8 @@ def worklist_page(database: str, state: tuple[int, int], *, language: str) -> No
     if len(found) > WORKLIST_ROWS:
         st.caption(f"The first {WORKLIST_ROWS:,} are shown; the CSV has every one.")
     listed = found.head(WORKLIST_ROWS)
-    shown = headers(with_flag_labels(listed.select(WORKLIST_COLUMNS), language), language)
+    columns = (*WORKLIST_COLUMNS, "change") if changed else WORKLIST_COLUMNS
+    shown = headers(with_flag_labels(listed.select(columns), language), language)
     picked = table(shown, max_rows=20, select_key="wl_table")
     if picked is not None:
         go_to("Account", account=listed["account_id"][picked])
@@ -626,7 +640,7 @@ def account_page(database: str, state: tuple[int, int], *, language: str) -> Non
 
 
 def decision_form(database: str, flag: dict[str, Any]) -> None:
-    """Confirm or dismiss one flag with a note (`liushui.decisions.record`, as `liushui decide` does): published at
+    """Confirm or dismiss one flag with a note (`flows.decisions.record`, as `liushui decide` does): published at
     once with the account rescored; a dismissed flag stays listed and stops scoring until its evidence changes."""
     if flag["decision_text"] is not None:
         when = f"{flag['decided_at']:%Y-%m-%d %H:%M} UTC"
