@@ -4,7 +4,7 @@ the sources that are no stream (irregular small transfers, two payments)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import polars as pl
@@ -282,6 +282,40 @@ def test_a_statement_ending_early_is_judged_at_its_end_not_at_the_as_of_date():
     [row] = streams_of(result, "A")
     assert (row["judged_on"], row["missed_payments"], row["status"]) == (date(2026, 5, 31), 0, "active")
     assert flags_of(result, "INCOME_STOPPED").is_empty()
+
+
+def test_weekly_platform_pay_that_stops_is_a_stopped_weekly_stream_and_flagged():
+    fridays = [date(2026, 5, 1) + timedelta(days=7 * k) for k in range(17)]  # to 21 August
+    rows = [
+        txn("A", f"{d.isoformat()} 10:00:00", "1200", "北京某某配送服务有限公司", None, "骑手结算") for d in fridays
+    ]
+    result = signals(rows + spending_until("A", AS_OF), as_of=AS_OF)
+    [row] = streams_of(result, "A")
+    assert {k: row[k] for k in ("source_key", "kind", "cadence", "median_gap_days", "typical_day_of_month")} == {
+        "source_key": "北京某某配送服务",
+        "kind": None,
+        "cadence": "weekly",
+        "median_gap_days": 7.0,
+        "typical_day_of_month": None,
+    }
+    # weeks counted from 1 May: 19 whole weeks to 15 September, 17 paid; due 28 August and 4 September, both
+    # past their grace on 15 September (11 September is still within it)
+    assert (row["expected_periods"], row["paid_periods"], row["expected_next_on"], row["missed_payments"]) == (
+        19,
+        17,
+        date(2026, 8, 28),
+        2,
+    )
+    assert (row["status"], row["trailing_share"]) == ("stopped", 1.0)  # May to August: the months covered
+    flags = flags_of(result, "INCOME_STOPPED")
+    assert flags.select("period_start_on", "period_end_on", "evidence_txn_ids").to_dicts() == [
+        {
+            "period_start_on": date(2026, 8, 7),
+            "period_end_on": date(2026, 8, 28),
+            "evidence_txn_ids": ["A-15", "A-16", "A-17"],
+        }
+    ]
+    assert "（每周）" in flags["reason_zh"].item()
 
 
 # --- two sources ----------------------------------------------------------------------------------------
