@@ -254,14 +254,19 @@ def table(frame: pl.DataFrame, *, max_rows: int = 15, select_key: str | None = N
     With `select_key`, one row can be selected (a click on it): its position in `frame`, None when none is."""
     shown = frame.with_columns(pl.col(pl.Date).cast(pl.String))
     height = 38 + 35 * min(max(len(shown), 1), max_rows)
+    # money (exact DECIMAL) with its two decimals, as the CLI and the report show it: 7800.00, not 7800
+    money = {
+        name: st.column_config.NumberColumn(format="%.2f") for name, dtype in shown.schema.items() if dtype.is_decimal()
+    }
     if select_key is None:
-        st.dataframe(shown, hide_index=True, width="stretch", height=height)
+        st.dataframe(shown, hide_index=True, width="stretch", height=height, column_config=money)
         return None
     event = st.dataframe(
         shown,
         hide_index=True,
         width="stretch",
         height=height,
+        column_config=money,
         key=select_key,
         on_select="rerun",
         selection_mode="single-row",
