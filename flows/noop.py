@@ -21,29 +21,18 @@ work) and the validation of an empty night (no rows to judge; the last run's `dq
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import polars as pl
 
-from flows.run_report import RunReport, run_row
+from flows.run_report import RunReport, library_versions, run_row
 from liushui import store
 from liushui.config import Settings, config_fingerprint, file_sha256, load_rules
 from liushui.contracts import PIPELINE_RUNS
 from liushui.ingest.inbox import inbox_files
 from transforms import scope
-
-DISTRIBUTIONS = {
-    "polars": "polars",
-    "duckdb": "duckdb",
-    "pyarrow": "pyarrow",
-    "prefect": "prefect",
-    "great_expectations": "great-expectations",
-}
 
 
 @dataclass(frozen=True)
@@ -101,7 +90,8 @@ def nothing_new_run(settings: Settings, run_id: str) -> RunReport | None:
     )
     report.message = report.summary()
     report.stage_seconds["check_inbox"] = round(time.perf_counter() - started, 3)
-    row = run_row(report, settings, started_at, night.fingerprint, library_versions(settings.rules_path))
+    versions = library_versions(load_rules(settings.rules_path).versions())
+    row = run_row(report, settings, started_at, night.fingerprint, versions)
     with store.writer(settings.database) as con:
         store.publish(
             con,
@@ -110,18 +100,3 @@ def nothing_new_run(settings: Settings, run_id: str) -> RunReport | None:
             as_of=night.as_of,
         )
     return report
-
-
-def library_versions(rules_path: Path) -> str:
-    """`pipeline_runs.versions_json` as the flow writes it, from the installed distributions' metadata (the
-    flow's values; importing Prefect and Great Expectations to ask them would cost seconds)."""
-    import platform
-
-    versions: dict[str, object] = {"python": platform.python_version()}
-    for name, distribution in DISTRIBUTIONS.items():
-        try:
-            versions[name] = version(distribution)
-        except PackageNotFoundError:
-            versions[name] = None
-    versions["rules"] = load_rules(rules_path).versions()
-    return json.dumps(versions, sort_keys=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -91,25 +92,27 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def library_versions(rules_versions: dict[str, str]) -> str:
-    import duckdb
-    import great_expectations
-    import polars
-    import prefect
-    import pyarrow
+DISTRIBUTIONS = {
+    "polars": "polars",
+    "duckdb": "duckdb",
+    "pyarrow": "pyarrow",
+    "prefect": "prefect",
+    "great_expectations": "great-expectations",
+}
+"""`pipeline_runs.versions_json` keys and the installed distributions they are read from."""
 
-    return json.dumps(
-        {
-            "python": platform.python_version(),
-            "polars": polars.__version__,
-            "duckdb": duckdb.__version__,
-            "pyarrow": pyarrow.__version__,
-            "prefect": prefect.__version__,
-            "great_expectations": great_expectations.__version__,
-            "rules": rules_versions,
-        },
-        sort_keys=True,
-    )
+
+def library_versions(rules_versions: dict[str, str]) -> str:
+    """`pipeline_runs.versions_json`: Python, the libraries (from the installed distributions' metadata, so that a
+    quiet night need not import Prefect and Great Expectations to ask them) and the rules."""
+    versions: dict[str, object] = {"python": platform.python_version()}
+    for name, distribution in DISTRIBUTIONS.items():
+        try:
+            versions[name] = version(distribution)
+        except PackageNotFoundError:
+            versions[name] = None
+    versions["rules"] = rules_versions
+    return json.dumps(versions, sort_keys=True)
 
 
 def run_row(
