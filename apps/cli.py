@@ -30,7 +30,7 @@ from liushui import queries
 from liushui.config import DEFAULT_DATA_DIR, DEFAULT_DATABASE, ConfigError, Settings
 from liushui.contracts import RECOVERY_STATUSES, RISK_BANDS
 from liushui.runtime import configure_environment, use_prefect_home
-from liushui.store import DatabaseBusy, StoreError, previous_reader, reader, run_lock
+from liushui.store import DatabaseBusy, StoreError, reader, run_lock
 from transforms.registry import FLAG_CODES, RULES
 
 if TYPE_CHECKING:
@@ -499,24 +499,13 @@ def accounts(
     finally:
         con.close()
     if changed:
-        found = queries.with_changes(found, _previous_risk_state(db)).filter(pl.col("change").is_not_null())
+        found = queries.with_changes(found, queries.previous_risk_state(db)).filter(pl.col("change").is_not_null())
     cut = output_format == "table" and found.height > limit
     if output_format == "table":
         found = found.head(limit)
     _write(found, output_format, output, title=f"accounts ({found.height:,})")
     if cut:
         _cut_note(f"the first {limit:,} accounts", "--limit N for more, --format csv or json for every one")
-
-
-def _previous_risk_state(database: Path) -> pl.DataFrame | None:
-    """`queries.risk_state` of the version published before the current one (None: there is none)."""
-    previous = previous_reader(database)
-    if previous is None:
-        return None
-    try:
-        return queries.risk_state(previous)
-    finally:
-        previous.close()
 
 
 @app.command()

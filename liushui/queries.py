@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from liushui import store
 from liushui.contracts import (
     ACCOUNT_MONTHS,
     ACCOUNT_RISK,
@@ -206,6 +208,17 @@ def worklist(
 def risk_state(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """`account_id, score, band, recovery_status, active_flags` of every account: what `with_changes` compares."""
     return _frame(con, "SELECT account_id, score, band, recovery_status, active_flags FROM account_risk")
+
+
+def previous_risk_state(database: Path) -> pl.DataFrame | None:
+    """`risk_state` of the version published before the current one (`store.previous_reader`); None without one."""
+    previous = store.previous_reader(database)
+    if previous is None:
+        return None
+    try:
+        return risk_state(previous)
+    finally:
+        previous.close()
 
 
 def with_changes(accounts: pl.DataFrame, previous: pl.DataFrame | None) -> pl.DataFrame:

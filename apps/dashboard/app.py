@@ -34,7 +34,7 @@ from apps.dashboard import database_path
 from apps.dashboard.texts import LANGUAGE_NAMES, LANGUAGES, flag_label, headers, say, with_flag_labels
 from flows import decisions
 from liushui import queries
-from liushui.store import StoreError, previous_reader, reader
+from liushui.store import StoreError, reader
 from transforms.registry import FLAG_CODES
 
 PAGES = ("Overview", "Worklist", "Customer", "Account", "Run health")
@@ -208,13 +208,9 @@ def worklist_data(
             con, bands=bands, recovery_statuses=recovery_statuses, min_score=min_score, customer=customer
         )
     if changed:
-        previous = previous_reader(Path(database))
-        try:
-            before = queries.risk_state(previous) if previous is not None else None
-        finally:
-            if previous is not None:
-                previous.close()
-        found = queries.with_changes(found, before).filter(pl.col("change").is_not_null())
+        found = queries.with_changes(found, queries.previous_risk_state(Path(database))).filter(
+            pl.col("change").is_not_null()
+        )
     if not flag_codes:
         return found
     return found.filter(pl.col("active_flags").list.eval(pl.element().is_in(list(flag_codes))).list.any())
