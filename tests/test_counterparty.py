@@ -9,7 +9,7 @@ import polars as pl
 from liushui.contracts import FX_RATES_REF
 from tests.rows import accounts, canonical, txn
 from transforms.classify import account_owners
-from transforms.counterparty import in_cny, mirrored_legs, resolved_counterparties
+from transforms.counterparty import in_cny, mirrored_legs, party_keys, resolved_counterparties
 
 REF = accounts(
     ("A", "CA", "张三", "personal"),
@@ -152,3 +152,50 @@ def test_rate_applies_from_its_valid_from_date():
     )
     out = in_cny(frame.lazy(), rates.lazy(), amount="amount", currency="currency", at="at", out="cny").collect()
     assert out.sort("at", "currency")["cny"].to_list() == [700.0, 100.0, None, 720.0]
+
+
+def test_party_keys_make_one_party_of_every_form_a_statement_names_it_by():
+    rows = [
+        ("李四", "6222020000001234", None),
+        ("李四", "6222****1234", None),  # fits the full number of the same name
+        ("李四", None, None),  # the name alone: the numbered party
+        ("王五", "6217****5678", None),
+        ("王五", "尾号5678", None),  # another masked form of the same name, no full number known
+        ("赵六", "6222****1234", None),  # the same visible digits as 李四's, another name: another party
+        ("钱七", "6228480000009012", "C"),  # resolved: the account
+        ("钱七", "6228****9012", None),
+        (None, "尾号3456", None),  # a masked number without a name: only itself
+        (None, None, None),
+    ]
+    frame = pl.LazyFrame(
+        [
+            {
+                "txn_id": f"t{i}",
+                "account_id": "A",
+                "counterparty_name": n,
+                "counterparty_account": a,
+                "counterparty_account_id": r,
+            }
+            for i, (n, a, r) in enumerate(rows)
+        ],
+        schema={
+            "txn_id": pl.String,
+            "account_id": pl.String,
+            "counterparty_name": pl.String,
+            "counterparty_account": pl.String,
+            "counterparty_account_id": pl.String,
+        },
+    )
+    keys = party_keys(frame, within=["account_id"]).sort("txn_id").collect()["party_key"].to_list()
+    assert keys == [
+        "num:6222020000001234",
+        "num:6222020000001234",
+        "num:6222020000001234",
+        "masked:王五:678",
+        "masked:王五:678",
+        "masked:赵六:234",
+        "acct:C",
+        "acct:C",
+        "num:尾号3456",
+        None,
+    ]

@@ -146,3 +146,53 @@ def test_gathered_money_is_fan_in_not_earned_income():
     march = result["account_months"].filter(pl.col("month_on") == date(2026, 3, 1))
     assert march.select("inflow", "clean_income").rows() == [(Decimal("40000.00"), Decimal("8000.00"))]
     assert flags_of(result, "INCOME_VOLATILE").is_empty()
+
+
+def funded(rows: list[dict]) -> list[dict]:
+    return [txn("X", "2026-03-01 09:00:00", "30000", "某人", "6200111", "转账"), *rows]
+
+
+def paid(forms: list[tuple[str | None, str | None]]) -> list[dict]:
+    """One 3,000 payment per (name, number) form, an hour apart, on 2026-03-02."""
+    return [
+        txn("X", f"2026-03-02 {9 + i:02d}:00:00", "-3000", name, number, "转账")
+        for i, (name, number) in enumerate(forms)
+    ]
+
+
+def test_three_receivers_each_named_in_two_forms_are_three_receivers_not_fan_out():
+    forms = [
+        ("李四", "6222020000001234"),
+        ("李 四", "6222****1234"),  # masked, the name spaced: the full number's party
+        ("王五", "6217****5678"),
+        ("王五", "尾号5678"),  # two masked forms of one name: one party
+        ("ＺＨＡＯ Liu", "6228480000009012"),
+        ("zhaoliu", None),  # the name alone (full-width and case aside): the numbered party
+    ]
+    assert fan_out(funded(paid(forms))).height == 0
+    with_two_more = forms + [("孙八", "6222020000003456"), ("周九", None)]
+    assert fan_out(funded(paid(with_two_more)))["metric_value"].to_list() == [5.0]
+
+
+def test_five_truly_distinct_receivers_in_mixed_forms_are_fan_out():
+    forms = [
+        ("李四", "6222****1234"),
+        ("王五", "尾号5678"),
+        ("赵六", None),
+        ("钱七", "6228480000009012"),
+        ("孙八", "6222****3456"),
+    ]
+    assert fan_out(funded(paid(forms))).select("metric_value", "severity").rows() == [(5.0, "high")]
+
+
+def test_two_people_sharing_the_last_digits_under_different_names_are_two_receivers():
+    forms = [("李四", "6222****1234"), ("王五", "6222****1234"), ("赵六", "尾号1234"), ("钱七", "6222020000001234")]
+    forms += [("孙八", "6217****1234")]
+    assert fan_out(funded(paid(forms)))["metric_value"].to_list() == [5.0]
+
+
+def test_senders_named_in_two_forms_are_counted_once_for_fan_in():
+    forms = [("李四", "6222020000001234"), ("李四", "尾号1234"), ("王五", None), ("王五", "6217000000005678")]
+    forms += [("赵六", "6222****9012"), ("赵六", "6222****9012")]
+    rows = [txn("X", f"2026-03-02 {9 + i:02d}:00:00", "3000", n, a, "转账") for i, (n, a) in enumerate(forms)]
+    assert fan_in(rows).height == 0

@@ -60,6 +60,83 @@ def normalised_number(number: pl.Expr) -> pl.Expr:
     return number.str.normalize("NFKC").str.to_uppercase().str.replace_all(r"[\s\-_]", "")
 
 
+def party_keys(rows: pl.LazyFrame, *, within: list[str]) -> pl.LazyFrame:
+    """`rows` (`txn_id`, `counterparty_account_id`, `counterparty_account`, `counterparty_name` and the columns of
+    `within`) plus `party_key`: the party on the other side of each row, so that one party named in several forms
+    within `within` (one account's statement) is one key. Most confident first:
+
+    1. `acct:<id>` — the resolved account of the batch;
+    2. `num:<number>` — a full (unmasked) number, normalised;
+    3. a masked number (`6222****1234`, `尾号1234`) with a name: the key of a row of the same name whose full
+       number fits its visible digits (prefix and trailing digits; several fit: the first key), else
+       `masked:<name>:<last 3 digits>`, which every masked form of that name ending alike shares; a masked
+       number without a name is its own `num:` key;
+    4. a name only: the key of a numbered row (1-3) of the same name (several: the first key), else
+       `name:<name>`.
+
+    Names compare normalised (`normalised_name`: width, case, spaces, punctuation) and exactly: a fuzzy match
+    would merge 张伟 and 张玮, two people. Two full numbers of one name stay two parties (two cards, or two
+    people of one name); two people whose masked numbers end alike but whose names differ stay two. A row
+    naming nobody has a null key."""
+    number = normalised_number(pl.col("counterparty_account"))
+    name = normalised_name(pl.col("counterparty_name"))
+    suffix = pl.coalesce(number.str.extract(MASK_PATTERN, 2), number.str.extract(TAIL_PATTERN, 1))
+    keyed = rows.with_columns(
+        _pk_name=pl.when(name != "").then(name),
+        _pk_number=pl.when(number != "").then(number),
+        _pk_prefix=pl.coalesce(number.str.extract(MASK_PATTERN, 1), pl.lit("")),
+        _pk_suffix=suffix,
+    ).with_columns(
+        _pk_direct=pl.when(pl.col("counterparty_account_id").is_not_null())
+        .then(pl.lit("acct:") + pl.col("counterparty_account_id"))
+        .when(pl.col("_pk_number").is_not_null() & pl.col("_pk_suffix").is_null())
+        .then(pl.lit("num:") + pl.col("_pk_number"))
+    )
+    anchors = (
+        keyed.filter(pl.col("_pk_direct").is_not_null() & pl.col("_pk_name").is_not_null())
+        .select(*within, "_pk_name", _pk_full="_pk_number", _pk_anchor="_pk_direct")
+        .unique()
+    )
+    masked = keyed.filter(
+        pl.col("_pk_direct").is_null() & pl.col("_pk_suffix").is_not_null() & pl.col("_pk_name").is_not_null()
+    ).select("txn_id", *within, "_pk_name", "_pk_prefix", "_pk_suffix")
+    fitted = (
+        masked.join(anchors, on=[*within, "_pk_name"])
+        .filter(
+            pl.col("_pk_full").str.ends_with(pl.col("_pk_suffix"))
+            & pl.col("_pk_full").str.starts_with(pl.col("_pk_prefix"))
+        )
+        .group_by("txn_id")
+        .agg(_pk_fit=pl.col("_pk_anchor").min())
+    )
+    numbered = keyed.join(fitted, on="txn_id", how="left").with_columns(
+        _pk_key=pl.coalesce(
+            "_pk_direct",
+            "_pk_fit",
+            pl.when(pl.col("_pk_suffix").is_not_null() & pl.col("_pk_name").is_not_null()).then(
+                pl.format("masked:{}:{}", pl.col("_pk_name"), pl.col("_pk_suffix").str.slice(-3))
+            ),
+            pl.when(pl.col("_pk_number").is_not_null()).then(pl.lit("num:") + pl.col("_pk_number")),
+        )
+    )
+    by_name = (
+        numbered.filter(pl.col("_pk_key").is_not_null() & pl.col("_pk_name").is_not_null())
+        .group_by(*within, "_pk_name")
+        .agg(_pk_named=pl.col("_pk_key").min())
+    )
+    return (
+        numbered.join(by_name, on=[*within, "_pk_name"], how="left", nulls_equal=False)
+        .with_columns(
+            party_key=pl.coalesce(
+                "_pk_key",
+                "_pk_named",
+                pl.when(pl.col("_pk_name").is_not_null()).then(pl.lit("name:") + pl.col("_pk_name")),
+            )
+        )
+        .drop("_pk_name", "_pk_number", "_pk_prefix", "_pk_suffix", "_pk_direct", "_pk_fit", "_pk_key", "_pk_named")
+    )
+
+
 def resolution_value(method: CounterpartyResolution) -> pl.Expr:
     return pl.lit(method)
 

@@ -11,8 +11,10 @@ window's first outflow.
 Computed per account from its own statement (the counterparty's account, when resolved, only tells parties
 apart), so the rules run shard by shard and are not cross-account patterns.
 
-A *party* is the resolved counterparty account (`counterparty_account_id`), else the counterparty's number,
-else its normalised name; a row with none of them counts for nobody.
+A *party* is `transforms.counterparty.party_keys` over the account's candidate rows: the resolved account,
+else the number (a masked number fitting a full number, or another masked form, of the same name is that
+party), else the name (one named both ways is the numbered party); a row naming nobody counts for nobody. So a
+receiver shown once as 6222****1234, once in full and once by name alone is one receiver, not three.
 
 What is normal and does not count (precision):
 
@@ -41,7 +43,7 @@ import polars as pl
 from liushui.config import FanInRules, FanOutRules
 from liushui.vocabularies import TxnClass
 from transforms.classify import SALARY_PATTERN, txn_class_is
-from transforms.counterparty import normalised_name, normalised_number
+from transforms.counterparty import party_keys
 from transforms.flag_rows import Rule, finish_flags, fmt_num, fmt_pct, high_when, month_period
 
 MERCHANT_PATTERN = (
@@ -90,14 +92,9 @@ def _party_rows(
         )
         .join(business, on="account_id", how="anti")
         .join(business.select(counterparty_account_id="account_id"), on="counterparty_account_id", how="anti")
-        .with_columns(
-            _party=pl.coalesce(
-                pl.col("counterparty_account_id"),
-                normalised_number(pl.col("counterparty_account")),
-                normalised_name(pl.col("counterparty_name")),
-            )
-        )
-        .filter(pl.col("_party").is_not_null() & (pl.col("_party") != ""))
+        .pipe(party_keys, within=["account_id"])
+        .filter(pl.col("party_key").is_not_null())
+        .rename({"party_key": "_party"})
         .select(*_KEY, "txn_id", "booked_at", "_party", _amount=pl.col("amount").abs().cast(pl.Float64))
     )
 
