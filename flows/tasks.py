@@ -315,6 +315,7 @@ def derive_shard(
         rules=inputs.rules,
         as_of=as_of,
         checkpoint=spill_to(staging / "checkpoints"),
+        fx_rates=inputs.fx_rates.lazy(),
     ).sink(staging / "tables")
 
 

@@ -269,6 +269,22 @@ class FanOutRules(RuleSection):
     """From this share on, money that arrived was split on: severity high."""
 
 
+class GatherScatterRules(RuleSection):
+    """`gather_scatter` (transforms.gather_scatter): a personal account gathering from many senders and paying
+    most of it on to many other receivers within days."""
+
+    gather_days: int = Field(ge=1)
+    min_senders: int = Field(ge=2)
+    scatter_days: int = Field(ge=0)
+    """Outflows count from the gather window's first inflow to this many days after its last."""
+    min_receivers: int = Field(ge=2)
+    min_amount: float = Field(ge=0)
+    """Per row, in CNY (another currency through the rates table, else taken as it is)."""
+    min_share_out: float = Field(gt=0, le=1)
+    """Share of the gathered money paid on to the receivers."""
+    high_share_out: float = Field(gt=0, le=1)
+
+
 class AccountRiskRules(RuleSection):
     """`account_risk`: the score, band and recovery status of every account (`transforms.risk`)."""
 
@@ -303,6 +319,7 @@ class Rules(_Strict):
     scatter_gather: ScatterGatherRules
     fan_in: FanInRules
     fan_out: FanOutRules
+    gather_scatter: GatherScatterRules
     account_risk: AccountRiskRules
 
     def versions(self) -> dict[str, str]:

@@ -78,10 +78,12 @@ def _business_accounts(accounts: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _party_rows(
+def fanned_rows(
     transactions: pl.LazyFrame, accounts: pl.LazyFrame, condition: pl.Expr, *, min_amount: float
 ) -> pl.LazyFrame:
-    """The rows of personal (or unknown) accounts that may be fanned money, with their `_party`."""
+    """The rows meeting `condition` of personal (or unknown) accounts that may be fanned money (module
+    docstring: what does not count), one row each: `account_id, currency, txn_id, booked_at, _party` (its
+    `party_keys` among these rows), `_amount` (absolute, float: a ratio's base) and `_is_inflow`."""
     business = _business_accounts(accounts)
     return (
         transactions.filter(
@@ -95,7 +97,14 @@ def _party_rows(
         .pipe(party_keys, within=["account_id"])
         .filter(pl.col("party_key").is_not_null())
         .rename({"party_key": "_party"})
-        .select(*_KEY, "txn_id", "booked_at", "_party", _amount=pl.col("amount").abs().cast(pl.Float64))
+        .select(
+            *_KEY,
+            "txn_id",
+            "booked_at",
+            "_party",
+            _amount=pl.col("amount").abs().cast(pl.Float64),
+            _is_inflow=pl.col("amount") > 0,
+        )
     )
 
 
@@ -238,7 +247,7 @@ def _fan_in_parts(
     transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: FanInRules
 ) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.LazyFrame]:
     """The rows that may be gathered money, the month's busiest windows and the money that moved on."""
-    rows = _party_rows(
+    rows = fanned_rows(
         transactions,
         accounts,
         (pl.col("amount") > 0) & txn_class_is(*FAN_IN_CLASSES),
@@ -310,7 +319,7 @@ def fan_out_flags(transactions: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: 
     """FAN_OUT (module docstring): metric the distinct receivers of the month's busiest window, threshold
     `min_receivers`; high when twice that many or when `high_funded_share` of it had just come in; evidence the
     window's outflows and the funding inflows."""
-    rows = _party_rows(
+    rows = fanned_rows(
         transactions,
         accounts,
         (pl.col("amount") < 0)

@@ -32,6 +32,7 @@ from transforms.credit import (
 from transforms.cycles import CYCLE
 from transforms.fan import FAN_IN, FAN_OUT
 from transforms.flag_rows import Rule
+from transforms.gather_scatter import GATHER_SCATTER
 from transforms.income import INCOME_VOLATILE
 from transforms.income_streams import INCOME_STOPPED
 from transforms.integrity import BALANCE_BREAK
@@ -60,6 +61,7 @@ RULES: tuple[Rule, ...] = (
     SCATTER_GATHER,
     FAN_IN,
     FAN_OUT,
+    GATHER_SCATTER,
 )
 
 FLAG_CODES: tuple[str, ...] = tuple(rule.code for rule in RULES)

@@ -47,6 +47,7 @@ from transforms.counterparty import resolved_counterparties
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
 from transforms.cycles import CYCLE, cycle_flags, cycle_inbound_ids, cycle_links
 from transforms.fan import fan_in_flags, fan_out_flags, gathered_inflows
+from transforms.gather_scatter import gather_scatter_flags, hub_inflows, without_hub_fans
 from transforms.income import income_volatility, income_volatility_flags
 from transforms.income_streams import income_stopped_flags, income_streams
 from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
@@ -238,6 +239,7 @@ def derive_signals(
         rules=rules,
         as_of=as_of,
         checkpoint=checkpoint,
+        fx_rates=fx_rates,
     )
 
 
@@ -251,9 +253,11 @@ def account_signals(
     rules: Rules,
     as_of: date,
     checkpoint: Checkpoint = in_memory,
+    fx_rates: pl.LazyFrame | None = None,
 ) -> Signals:
     """The per-account signals of the accounts in `canonical` (all of them, or one shard), with the
-    cross-account patterns computed beforehand on the whole batch."""
+    cross-account patterns computed beforehand on the whole batch; `fx_rates` (`contracts.FX_RATES_REF`)
+    compares a hub's outflows in another currency with what it gathered."""
     classified = checkpoint(
         classified_transactions(classify_lenders(canonical, lender_registry), accounts, related_parties).join(
             cross.resolutions, on="txn_id", how="left"
@@ -289,9 +293,14 @@ def account_signals(
     # turnover and its supplier payments the business's — neither clean income nor large personal outflows.
     business = checkpoint(commingling_month_features(marked.filter(known_then), accounts))
     trade = checkpoint(trade_money(marked.filter(known_then), business, accounts, rules=rules.commingling))
-    # ... and money gathered from many parties within days (FAN_IN) is not earned income either.
+    # ... and money gathered from many parties within days (FAN_IN, or a hub's, GATHER_SCATTER) is not earned
+    # income either.
     gathered = checkpoint(gathered_inflows(marked.filter(known_then), accounts, rules=rules.fan_in))
-    published_transactions = checkpoint(not_earned(marked, pl.concat([trade.select("txn_id"), gathered])))
+    fx = fx_rates if fx_rates is not None else FX_RATES_REF.empty().lazy()
+    hubs = checkpoint(gather_scatter_flags(marked.filter(known_then), accounts, fx, rules=rules.gather_scatter))
+    published_transactions = checkpoint(
+        not_earned(marked, pl.concat([trade.select("txn_id"), gathered, hub_inflows(hubs, marked)]))
+    )
     transactions = published_transactions.filter(known_then)
     returned_out = pl.concat(
         [
@@ -347,8 +356,17 @@ def account_signals(
             overdrawn_flags(transactions, months, accounts, rules=rules.overdrawn),
             integrity_flags(breaks, rules=rules.statement_integrity),
             commingling_flags(transactions, business, accounts, rules=rules.commingling),
-            fan_in_flags(transactions, accounts, rules=rules.fan_in),
-            fan_out_flags(transactions, accounts, rules=rules.fan_out),
+            # one fact, one flag: a hub's gathering and scattering are its GATHER_SCATTER flag
+            without_hub_fans(
+                pl.concat(
+                    [
+                        fan_in_flags(transactions, accounts, rules=rules.fan_in),
+                        fan_out_flags(transactions, accounts, rules=rules.fan_out),
+                    ]
+                ),
+                hubs,
+            ),
+            hubs,
             cross.flags,
         ]
     ).sort("account_id", "flag_code", "period_start_on", "period_end_on", "currency")
