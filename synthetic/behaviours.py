@@ -1,6 +1,6 @@
 """The planted behaviours that need no lender: income_volatile, large_outflow, round_trip, commingling,
-balance_break, related_transfer_heavy, pass_through, fan_in, fan_out and overdrawn (its labels come from the
-balances, `synthetic.statement`); and an ordinary second currency (购汇 and spending abroad). Each adds a
+balance_break, related_transfer_heavy, pass_through, fan_in, fan_out, gather_scatter and overdrawn (its labels come
+from the balances, `synthetic.statement`); and an ordinary second currency (购汇 and spending abroad). Each adds a
 handful of rows to the accounts it is planted on and labels the months it planted (see `synthetic.generate`
 for what a label month means)."""
 
@@ -11,6 +11,7 @@ import numpy as np
 from synthetic.catalogue import (
     FAN_MEMOS,
     FOREIGN_MERCHANTS,
+    HUB_MEMOS,
     INCOME_MEMOS,
     OVERDRAWN_MEMOS,
     PASS_THROUGH_MEMOS,
@@ -206,9 +207,11 @@ def plant_related_transfer_heavy(part: Part) -> None:
 
 
 # -- the later variety (drawn with the part's second generator) -----------------------------------------
-def _strangers(part: Part, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(name codes, card codes) of `k` distinct persons who are neither holders nor anyone's related party."""
-    w, rng = part.w, part.vrng
+def _strangers(part: Part, k: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(name codes, card codes) of `k` distinct persons who are neither holders nor anyone's related party
+    (drawn with `rng`, by default the part's second generator)."""
+    w = part.w
+    rng = rng if rng is not None else part.vrng
     names: list[str] = []
     while len(names) < k:
         name = other_person(rng, w.holder_names)
@@ -272,6 +275,46 @@ def plant_fan_in(part: Part) -> None:
 def plant_fan_out(part: Part) -> None:
     """One personal account pays >= 6 distinct receivers within 3 days."""
     _fan(part, "fan_out", -1)
+
+
+def plant_gather_scatter(part: Part) -> None:
+    """A collecting hub, 1-2 times: 5-9 strangers pay the account 1,000-30,000 each (irregular sums) within 3
+    days; 1-5 days after the last of them 75-97 % of it leaves for 4-7 other strangers, split otherwise (one or
+    two of them paid twice); about one time in four it leaves in USD (购汇 first). The statement shows the
+    cards masked, as 尾号, or not at all at its usual shares (`synthetic.statement`), so a receiver paid twice may
+    appear in two forms. Drawn with a generator of its own (per part): the other behaviours' draws stay."""
+    w, c = part.w, part.c
+    rng = np.random.default_rng([w.seed, 7, part.a0])
+    memos = np.array([c(x) for x in HUB_MEMOS], np.int32)
+    chan = c("手机银行")
+    for a in part.accounts_with("gather_scatter"):
+        chosen = sorted(int(m) for m in rng.choice(np.arange(1, w.months), size=int(rng.integers(1, 3)), replace=False))
+        for m in chosen:
+            k_in = int(rng.integers(5, 10))
+            day0 = int(rng.integers(0, int(w.month_len[m]) - 9))
+            t_in = np.sort(part.ts(m, day0 + rng.integers(0, 3, k_in), tod(rng, k_in, 8, 22)))
+            cents = yuan(np.clip(rng.lognormal(np.log(6_000), 0.7, k_in), 1_000, 30_000))
+            cents = np.where(rng.random(k_in) < 0.3, round_to(cents, 100_00), cents)  # some round, most not
+            senders = _strangers(part, k_in, rng)
+            part.events.add(a, t_in, cents, senders[0], senders[1], memos[rng.integers(0, memos.size, k_in)], chan)
+            k_out = int(rng.integers(4, 8))
+            who = np.r_[np.arange(k_out), rng.choice(k_out, size=int(rng.integers(1, 3)), replace=False)]
+            total = cents.sum() * rng.uniform(0.75, 0.97)
+            split = total * rng.dirichlet(np.full(who.size, 2.0))
+            last = int(t_in[-1])
+            t_out = (last // DAY + rng.integers(1, 5, who.size)) * DAY + tod(rng, who.size, 9, 21)
+            t_out = np.maximum(t_out, last + DAY)  # 1 to 4.5 days after the last inflow
+            receivers = _strangers(part, k_out, rng)
+            if rng.random() < 0.25:
+                rate = float(RATE_TO_CNY[1])
+                foreign = yuan(split / 100 / rate)
+                t_buy = int(t_out.min()) - HOUR
+                part.events.add(a, t_buy, -int(np.rint(foreign.sum() * rate)), 0, 0, c("购汇"), chan)
+                part.events.add(a, t_buy + 1, int(foreign.sum()), 0, 0, c("购汇"), chan, cur=1)
+                part.events.add(a, t_out, -foreign, receivers[0][who], receivers[1][who], c("转账"), chan, cur=1)
+            else:
+                part.events.add(a, t_out, -yuan(split / 100), receivers[0][who], receivers[1][who], c("转账"), chan)
+        part.label(a, "gather_scatter", chosen)
 
 
 def plant_overdrawn(part: Part) -> None:

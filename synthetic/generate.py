@@ -19,7 +19,7 @@ Label months per behaviour: income_volatile every month from the 3rd on; large_o
 related_transfer_heavy, overdue, debt_burden_high, commingling, balance_break the months planted;
 multi_lender every month whose 90 days ending on its last day hold disbursements (放款) from >= 4
 distinct lenders (computed from the rows); borrow_to_repay the months of each pair's repayment leg;
-cycle the months of each participant's legs; pass_through, fan_in and fan_out the months planted;
+cycle the months of each participant's legs; pass_through, fan_in, fan_out and gather_scatter the months planted;
 overdrawn the months in which the account's main-currency balance is below zero; income_stopped the last 3 months,
 in which an ordinary salaried account's salary no longer arrives.
 

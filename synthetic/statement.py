@@ -15,6 +15,7 @@ from synthetic.behaviours import (
     plant_commingling,
     plant_fan_in,
     plant_fan_out,
+    plant_gather_scatter,
     plant_income_volatile,
     plant_large_outflow,
     plant_overdrawn,
@@ -60,6 +61,7 @@ def part_frame(world: World, part_no: int, a0: int, a1: int) -> pl.DataFrame:
     plant_pass_through(part)
     plant_fan_in(part)
     plant_fan_out(part)
+    plant_gather_scatter(part)
     plant_overdrawn(part)
     plant_second_currency(part)
     plant_related_transfer_heavy(part)  # last: it sizes itself on the month's other outflows

@@ -39,6 +39,7 @@ _BEHAVIOUR_SHARE = 0.04
 _NEW_BEHAVIOUR_SHARE = 0.03
 _INCOME_STOPPED_SHARE = 0.02
 _INCOME_STOPPED_MONTHS = 3
+_GATHER_SCATTER_SHARE = 0.02
 # Ordinary variety (drawn from the world's second generator, so the older draws stay as they were): low pay,
 # a second currency, and how far an overdrawn account dips below zero.
 _LOW_INCOME_SHARE = 0.08
@@ -80,6 +81,7 @@ class World:
         self._draw_budgets(rng)
         self._draw_variety(vrng)
         self._stop_salaries(np.random.default_rng([seed, 6]))
+        self._choose_hubs(np.random.default_rng([seed, 7]))
         self._draw_counterparties(rng)
         self._draw_related_parties(rng)
         self._intern_codes()
@@ -146,8 +148,10 @@ class World:
         personal = [int(a) for a in rng.permutation(np.flatnonzero(~self.is_business))]
         pool = iter(personal)
         share = {b: _NEW_BEHAVIOUR_SHARE if b in NEW_BEHAVIOURS else _BEHAVIOUR_SHARE for b in BEHAVIOURS}
-        # cycles are planted in groups below; income_stopped on ordinary salaried accounts (`_stop_salaries`)
-        quota = {b: max(2, round(share[b] * len(personal))) for b in BEHAVIOURS if b not in ("cycle", "income_stopped")}
+        # cycles are planted in groups below; income_stopped on ordinary salaried accounts (`_stop_salaries`),
+        # gather_scatter on ordinary accounts (`_choose_hubs`)
+        later = ("cycle", "income_stopped", "gather_scatter")
+        quota = {b: max(2, round(share[b] * len(personal))) for b in BEHAVIOURS if b not in later}
         n_pairs = max(1, round(_PAIR_SHARE * sum(quota.values())))
         for k in range(n_pairs):
             first, second = _COMPATIBLE_PAIRS[k % len(_COMPATIBLE_PAIRS)]
@@ -237,6 +241,15 @@ class World:
             self.beh[int(a)].add("income_stopped")
         self.salary_stop_month = np.full(self.n, self.months, np.int64)
         self.salary_stop_month[stopped] = self.months - _INCOME_STOPPED_MONTHS
+
+    def _choose_hubs(self, hrng: np.random.Generator) -> None:
+        """gather_scatter: a few ordinary personal accounts become collecting hubs (`synthetic.behaviours`).
+        Chosen with a generator of their own after every other behaviour, so no other account changes what
+        is planted on it."""
+        candidates = np.flatnonzero(np.array([not b for b in self.beh]) & ~self.is_business)
+        count = min(candidates.size, max(2, round(_GATHER_SCATTER_SHARE * int((~self.is_business).sum()))))
+        for a in np.sort(hrng.choice(candidates, size=count, replace=False)):
+            self.beh[int(a)].add("gather_scatter")
 
     def _draw_counterparties(self, rng: np.random.Generator) -> None:
         """Employer, side-income payer, utilities, credit card, and a landlord and a friend per account

@@ -588,3 +588,26 @@ def test_ordinary_accounts_include_low_pay_and_a_second_currency(txns, labels):
     foreign = ordinary.filter(pl.col("currency") != "CNY")
     assert foreign["account_id"].n_unique() >= 1
     assert set(foreign["description"]) == {"购汇", "境外消费"}
+
+
+def test_gather_scatter_hubs_gather_from_five_and_pay_most_on_to_four_others(txns, labels):
+    hubs = _labelled(labels, "gather_scatter")
+    assert hubs
+    assert not set(hubs) & set(labels.filter(pl.col("behaviour") != "gather_scatter")["account_id"])
+    for account, labelled in hubs.items():
+        mine = txns.filter((pl.col("account_id") == account) & (pl.col("channel") == "手机银行"))
+        ins = mine.filter((pl.col("amount") >= 1_000) & pl.col("counterparty_name").is_not_null()).sort("booked_at")
+        windows = ins.rolling("booked_at", period="3d").agg(
+            senders=pl.col("counterparty_name").unique(), gathered=pl.col("cny").sum()
+        )
+        busy = ins.with_columns(windows["senders"], windows["gathered"]).filter(pl.col("senders").list.len() >= 5)
+        assert set(busy["month_on"]) == labelled
+        for row in busy.unique("month_on", keep="last").iter_rows(named=True):
+            after = mine.filter(
+                (pl.col("amount") < 0)
+                & (pl.col("booked_at") > row["booked_at"])
+                & (pl.col("booked_at") <= row["booked_at"] + pl.duration(days=5))
+                & ~pl.col("counterparty_name").is_in(row["senders"])
+            )
+            assert after["counterparty_name"].n_unique() >= 4
+            assert -after["cny"].sum() >= 0.74 * row["gathered"]
