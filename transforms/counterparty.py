@@ -24,6 +24,9 @@ its own account.
 `mirrored_legs`: the pairs of rows that are the two legs of one transfer, each resolved to the other's
 account — the inbound leg of a cycle hop (`transforms.cycles`).
 
+`party_keys`: who the other side of a row is as one party across the forms a statement names it by (the
+resolved account, a full number, its masked forms, the name alone) — what the fan and hub rules count.
+
 `in_cny`: an amount in the reference currency through `fx_rates` (`liushui.contracts.FX_RATES_REF`), for
 comparing amounts across currencies; null without a rate.
 """
