@@ -153,12 +153,15 @@ class PassThroughRules(RuleSection):
     min_passed: dict[str, float]
     """Noise floor per currency (ISO 4217): the money that passed through a month; an unlisted currency takes the
     `FALLBACK_CURRENCY` amount."""
+    min_leg: dict[str, float]
+    """Per currency: an inflow below this never passes through (interest, a refund, a red packet); it counts in
+    the month's inflow but does not take the outflows that carry the money which arrived before it."""
     min_inflows: int = Field(ge=1)
     """Inflows of the month of which at least half left within `max_days`."""
     max_balance_share: float = Field(gt=0)
     """The month's median stated balance stays below this share of its inflow (money does not stay)."""
 
-    _min_passed_per_currency = field_validator("min_passed")(_per_currency)
+    _min_passed_per_currency = field_validator("min_passed", "min_leg")(_per_currency)
 
 
 class MultiLenderRules(RuleSection):

@@ -345,7 +345,8 @@ ACCOUNT_MONTHS = Table(
         count("income_history_months", "Full months before this one in the window (the base of typical_income)."),
         money(
             "typical_income",
-            "Median clean income of the previous full months in the window (the base for large-outflow limits).",
+            "Mean clean income of the previous full months in the window, the best month left out (the base for "
+            "large-outflow limits).",
             nullable=True,
         ),
         ratio("related_out_share", "related_out / outflow."),

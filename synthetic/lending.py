@@ -1,6 +1,6 @@
 """Lenders on the statements: disbursements (放款), repayments and instalment loans, and the behaviours
 planted through them: multi_lender (and its labels, computed from the disbursements), borrow_to_repay,
-overdue and debt_burden_high."""
+overdue and debt_burden_high (planted, and labelled wherever the repayments of the others carry it)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from synthetic.part import Part
 
 MULTI_LENDER_WINDOW_DAYS = 90
 MULTI_LENDER_MIN_LENDERS = 4
+DEBT_BURDEN_MONTHS = 3
+DEBT_BURDEN_MAX_RATIO = 0.5
 
 
 def disburse(part: Part, a: int, lender: int, t: int, cents: int) -> None:
@@ -26,9 +28,14 @@ def disburse(part: Part, a: int, lender: int, t: int, cents: int) -> None:
     part.disbursements.append((a, t // DAY, lender))
 
 
-def repay(part: Part, a: int, lender: int, t: ArrayLike, cents: ArrayLike) -> None:
-    """Account `a` repays `lender`: one row per time in `t`, `cents` each (one amount or one per row)."""
+def repay(part: Part, a: int, lender: int, t: ArrayLike, cents: ArrayLike, *, refinanced: bool = False) -> None:
+    """Account `a` repays `lender`: one row per time in `t`, `cents` each (one amount or one per row).
+    `refinanced`: paid off with another lender's loan (以贷养贷), not out of income (`label_debt_burden`)."""
     w = part.w
+    if not refinanced:
+        times, amounts = np.broadcast_arrays(np.atleast_1d(t), np.atleast_1d(cents))
+        months = np.searchsorted(w.month_start_day, times // DAY, side="right") - 1
+        part.repaid.extend(zip([a] * months.size, months.tolist(), amounts.tolist(), strict=True))
     part.events.add(
         a,
         t,
@@ -110,7 +117,7 @@ def plant_borrow_to_repay(part: Part) -> None:
             disburse(part, a, new, t, new_amount)
             payoff = int(np.rint(owed * rng.uniform(1.005, 1.03)))
             t_pay = t + int(rng.integers(1, 8)) * DAY + int(rng.integers(-HOUR, HOUR))
-            repay(part, a, old, t_pay, payoff)
+            repay(part, a, old, t_pay, payoff, refinanced=True)
             repaid_months.append(part.month_of(t_pay))
             owed = new_amount
         months = np.arange(p2 + 1, M)
@@ -181,3 +188,31 @@ def plant_debt_burden_high(part: Part) -> None:
             disburse(part, a, int(lender), int(part.ts(c0 - 1, rng.integers(0, 20), tod(rng, 1)[0])), principal)
             repay(part, a, int(lender), part.ts(months, int(rng.integers(4, 25)), tod(rng, k)), repaid)
         part.label(a, "debt_burden_high", months)
+
+
+def label_debt_burden(part: Part) -> None:
+    """The debt burden is a fact of the account, whichever behaviour put the loans there: five platforms' instalments
+    (multi_lender) or a loan in arrears beside them can take more than half the income. Label month M of any
+    account when its repayments out of income (not the refinanced payoffs) over the 3 months ending at M exceed
+    50 % of its income (salary and side income) over those months; planted debt_burden_high keeps its own labels."""
+    w = part.w
+    if not part.repaid:
+        return
+    rows = np.array(part.repaid, dtype=np.int64)
+    for a in np.unique(rows[:, 0]):
+        if "debt_burden_high" in w.beh[a]:
+            continue
+        i = int(a) - part.a0
+        mine = rows[rows[:, 0] == a]
+        inside = (mine[:, 1] >= 0) & (mine[:, 1] < w.months)
+        repaid = np.bincount(mine[inside, 1], weights=mine[inside, 2], minlength=w.months)
+        income = (part.salary_cents[i] + part.side_cents[i]).astype(np.float64)
+        window = np.ones(DEBT_BURDEN_MONTHS)
+        repaid_3 = np.convolve(repaid, window)[: w.months]
+        income_3 = np.convolve(income, window)[: w.months]
+        months = [
+            m
+            for m in range(DEBT_BURDEN_MONTHS - 1, w.months)
+            if income_3[m] > 0 and repaid_3[m] > DEBT_BURDEN_MAX_RATIO * income_3[m]
+        ]
+        part.label(int(a), "debt_burden_high", months)

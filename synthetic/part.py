@@ -29,6 +29,7 @@ class Part:
         self.a0, self.a1 = a0, a1
         self.events = Events()
         self.disbursements: list[tuple[int, int, int]] = []  # (account, epoch day, lender)
+        self.repaid: list[tuple[int, int, int]] = []  # (account, month, cents): repayments out of income
         self.salary_cents = np.zeros((a1 - a0, world.months), np.int64)
         self.side_cents = np.zeros((a1 - a0, world.months), np.int64)
         self.c = world.strings.code

@@ -29,6 +29,7 @@ from synthetic.draws import DAY, yuan
 from synthetic.events import Events, money_series
 from synthetic.everyday import business_base, personal_base
 from synthetic.lending import (
+    label_debt_burden,
     label_multi_lender,
     plant_borrow_to_repay,
     plant_debt_burden_high,
@@ -66,6 +67,7 @@ def part_frame(world: World, part_no: int, a0: int, a1: int) -> pl.DataFrame:
     plant_second_currency(part)
     plant_related_transfer_heavy(part)  # last: it sizes itself on the month's other outflows
     label_multi_lender(part)
+    label_debt_burden(part)
     return _transactions(part)
 
 

@@ -164,6 +164,24 @@ def test_salary_that_stopped_three_months_before_as_of_is_stopped_and_flagged():
     assert "INCOME_STOPPED" in result["account_risk"]["active_flags"].item()
 
 
+def test_a_stop_is_not_also_volatile_income():
+    """One fact, one flag: August's window (March..August: 4 x 10,000, then 0, 0) has a CV of 0.71, above 0.5 —
+    the stop, which INCOME_STOPPED already flags; judged without the stop flag, INCOME_VOLATILE would fire."""
+    from liushui.config import load_rules
+    from transforms.income import income_volatility_flags
+
+    rows = monthly("A", list(range(1, 7)), "10000") + spending_until("A", AS_OF)
+    result = signals(rows, as_of=AS_OF)
+    assert flags_of(result, "INCOME_VOLATILE").is_empty()
+    months, txns = result["account_months"].lazy(), result["transactions"].lazy()
+    rules = load_rules().income_volatility
+    unexplained = income_volatility_flags(months, txns, rules=rules).collect()
+    expected = [(date(2026, 8, 31), pytest.approx(0.7071, abs=1e-4))]
+    assert unexplained.select("period_end_on", "metric_value").rows() == expected
+    explained = income_volatility_flags(months, txns, rules=rules, stopped=flags_of(result, "INCOME_STOPPED").lazy())
+    assert explained.collect().is_empty()
+
+
 def test_salary_that_falls_to_half_is_fallen_and_flagged():
     rows = monthly("A", list(range(1, 6)), "10000") + monthly("A", [6, 7, 8], "5000") + spending_until("A", AS_OF)
     result = signals(rows, as_of=AS_OF)

@@ -120,6 +120,28 @@ def test_passed_share_exactly_at_the_threshold_is_flagged():
     assert flags_of(signals(month("15001"), as_of=AS_OF), "PASS_THROUGH").is_empty()
 
 
+def _with_small_inflow_between(amount: str) -> list[dict]:
+    """The conduit of `_conduit`, with a small transfer in (`amount`) between each inflow and its forward, as real
+    statements have them: interest, a red packet, a friend paying back a meal."""
+    rows = _conduit()
+    for i in range(4):
+        rows.append(txn("P", f"2026-06-{3 + 5 * i:02d} 15:00:00", amount, f"朋友{i}", None, "转账"))
+    return rows
+
+
+def test_a_small_inflow_between_the_money_and_its_forward_does_not_hide_the_passing():
+    # 4 x 490 arrive after each 40,000 and before its forward; below min_leg (1,000 CNY) they cannot take it
+    flags = flags_of(signals(_with_small_inflow_between("490"), as_of=AS_OF), "PASS_THROUGH")
+    assert flags.height == 1
+    assert flags["metric_value"].to_list() == [(4 * 39900) / (4 * 40000 + 8000 + 4 * 490)]
+
+
+def test_an_inflow_at_min_leg_can_pass_through_and_takes_the_forward():
+    # at 1,000 each the small inflow is the latest money before the forward: it carries 1,000 of it, and the
+    # 40,000 before it passes nothing (newest money leaves first) — no month passed
+    assert flags_of(signals(_with_small_inflow_between("1000"), as_of=AS_OF), "PASS_THROUGH").is_empty()
+
+
 def test_too_few_inflows_or_too_little_money_is_not_pass_through():
     assert flags_of(signals(_conduit(n=2), as_of=AS_OF), "PASS_THROUGH").is_empty()  # min_inflows 3
     small = _conduit(n=4, each="6000", forwarded="6000")  # 24,000 passed < min_passed 30,000 CNY

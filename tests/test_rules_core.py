@@ -158,6 +158,31 @@ def test_the_noise_floor_keeps_small_outflows_of_a_tiny_income_unflagged():
     assert flags.select("threshold", "limit_name").rows() == [(2000.0, "absolute_floor")]
 
 
+def _lump_earner(outflow: str) -> list[dict]:
+    """A freelancer paid in lumps: 30,000 in Jan and Apr, 12,000 in Mar and May, nothing in Feb; a card bill in June."""
+    pay = {1: "30000", 3: "12000", 4: "30000", 5: "12000"}
+    rows = [txn("F", f"2026-{m:02d}-12 09:00:00", a, "某设计公司", None, "设计费") for m, a in pay.items()]
+    rows += [txn("F", f"2026-{m:02d}-01 08:00:00", "-50", "超市", None, "消费") for m in range(1, 9)]
+    return [*rows, txn("F", "2026-06-20 09:00:00", f"-{outflow}", "某人", "999", "转账")]
+
+
+def test_a_lump_earners_base_is_the_mean_of_the_months_without_the_best():
+    # previous months Jan..May: 30,000, 0, 12,000, 30,000, 12,000 -> the best (30,000) left out: 54,000 / 4 =
+    # 13,500, a limit of 27,000 (the median, 12,000, would say 24,000; with a zero more, nearly nothing)
+    assert flags_of(signals(_lump_earner("26999.99"), as_of=AS_OF), "LARGE_OUTFLOW").is_empty()
+    flags = flags_of(signals(_lump_earner("27000"), as_of=AS_OF), "LARGE_OUTFLOW")
+    assert flags.select("threshold", "limit_name").rows() == [(27000.0, "relative_to_income")]
+
+
+def test_a_windfall_does_not_raise_the_base():
+    # a steady 8,000 with one 200,000 inheritance in March: the best month is left out, the base stays 8,000
+    rows = monthly("W", [1, 2, 3, 4, 5, 6, 7, 8], "8000", day=1)
+    rows += [txn("W", "2026-03-05 09:00:00", "200000", "某公司", None, "劳务费")]
+    rows += [txn("W", "2026-06-20 09:00:00", "-16000", "某人", "999", "转账")]
+    flags = flags_of(signals(rows, as_of=AS_OF), "LARGE_OUTFLOW")
+    assert flags.select("metric_value", "threshold", "limit_name").rows() == [(16000.0, 16000.0, "relative_to_income")]
+
+
 def test_an_account_without_clean_income_is_judged_on_the_absolute_limit():
     rows = [txn("N", f"2026-{m:02d}-01 09:00:00", "6000", "张三", "N2", "转账") for m in range(1, 9)] + [
         txn("N", "2026-06-15 09:00:00", "-6000", "商场", "999", "消费"),

@@ -57,7 +57,16 @@ def large_outflows(
     trailing = (pl.col("income_history_months") >= rules.min_months) & pl.col("typical_income").is_not_null()
     statement = pl.col("_statement_months") >= rules.min_months
     base = account_months.with_columns(
-        _statement_income=full_income.cast(pl.Float64).median().over(per_account).round(2).cast(MONEY),
+        # as the trailing base (`transforms.income`): the mean of the full months, the best one left out
+        _statement_income=pl.when(full_income.count().over(per_account) >= 2)
+        .then(
+            (full_income.sum().over(per_account) - full_income.max().over(per_account))
+            / (full_income.count().over(per_account) - 1)
+        )
+        .otherwise(full_income.sum().over(per_account))
+        .cast(pl.Float64)
+        .round(2)
+        .cast(MONEY),
         _statement_months=full_income.count().over(per_account),
     ).select(
         *per_account,

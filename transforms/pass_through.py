@@ -18,8 +18,10 @@ inflow nor outflow here (the money stays the customer's).
 
 Which inflows can pass through: not salary (earned money spent at once is still earned: rent and card payments
 on pay day), not loan disbursements (a loan paid straight to a seller is the loan's use; borrowing to repay is
-BORROW_TO_REPAY), not refunds or reversals, and no leg of a round trip or a cycle (ROUND_TRIP's and CYCLE's
-fact, left out altogether).
+BORROW_TO_REPAY), not refunds or reversals, not an inflow below `min_leg` of its currency (interest, a red packet,
+a friend's 490 between the 33,800 that arrived and the 32,575 that left: real statements are full of them, and
+as the latest inflow it would otherwise take the outflow and hide the money passing), and no leg of a round trip
+or a cycle (ROUND_TRIP's and CYCLE's fact, left out altogether).
 The others still count in the month's inflow, so a salary keeps an ordinary account away from the share.
 
 `pass_through_flags`: one PASS_THROUGH flag (`contracts.RISK_FLAGS`) per such month. Rule and defaults:
@@ -59,7 +61,8 @@ def passed_inflows(transactions: pl.LazyFrame, came_back: pl.LazyFrame, *, rules
             month_on=pl.col("booked_on").dt.month_start(),
             in_at=pl.col("booked_at"),
             in_cents=money_cents(pl.col("amount")),
-            can_pass=~txn_class_is(*_NEVER_PASSING),
+            can_pass=~txn_class_is(*_NEVER_PASSING)
+            & (pl.col("amount").abs().cast(pl.Float64) >= amount_for_currency(rules.min_leg)),
         )
         .sort("in_at", "txn_id")
     )

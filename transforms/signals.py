@@ -338,10 +338,11 @@ def account_signals(
 
     streams = checkpoint(income_streams(transactions, months, rules=rules.income_streams, as_of=as_of))
     links = pl.concat([trips, borrow_to_repay, cross.links])
+    stopped = checkpoint(income_stopped_flags(streams, months, transactions, rules=rules.income_streams))
     flags = pl.concat(
         [
-            income_volatility_flags(months, transactions, rules=rules.income_volatility),
-            income_stopped_flags(streams, months, transactions, rules=rules.income_streams),
+            income_volatility_flags(months, transactions, rules=rules.income_volatility, stopped=stopped),
+            stopped,
             large_outflow_flags(large, rules=rules.large_outflow),
             related_transfer_flags(months, transactions, rules=rules.related_transfers),
             round_trip_flags(links, transactions, rules=rules.round_trip),
