@@ -34,7 +34,7 @@ from liushui.contracts import (
     Table,
 )
 from liushui.vocabularies import LinkType
-from transforms.balances import balance_month_features, overdrawn_flags
+from transforms.balances import balance_month_features, overdrawn_flags, window_dressing_flags
 from transforms.classify import (
     account_owners,
     classified_transactions,
@@ -345,6 +345,7 @@ def account_signals(
                 lender_names=lender_registry.lazy().select("lender_id", "name_zh", "name_en"),
             ),
             overdrawn_flags(transactions, months, accounts, rules=rules.overdrawn),
+            window_dressing_flags(transactions, months, accounts, rules=rules.window_dressing),
             integrity_flags(breaks, rules=rules.statement_integrity),
             commingling_flags(transactions, business, accounts, rules=rules.commingling),
             fan_in_flags(transactions, accounts, rules=rules.fan_in),
