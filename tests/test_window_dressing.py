@@ -11,10 +11,10 @@ import polars as pl
 from liushui.config import load_rules
 from liushui.contracts import RELATED_PARTIES_REF
 from tests.rows import accounts, canonical, txn
-from transforms.balances import balance_month_features, window_dressing_flags
+from transforms.balances import balance_month_features, dressed_month_ends, window_dressing_flags
 from transforms.classify import classified_transactions
 from transforms.lenders import classify_lenders, load_lender_registry
-from transforms.months import account_months
+from transforms.months import account_months, main_currency
 
 AS_OF = date(2026, 9, 20)
 RULES = load_rules()
@@ -53,7 +53,8 @@ def run(rows: list[dict], *, accounts_ref: pl.DataFrame | None = None) -> dict[s
     months = account_months(
         transactions, as_of=AS_OF, min_covered_days=RULES.coverage.min_covered_days_for_full_month
     ).pipe(lambda m: balance_month_features(transactions, m, rules=RULES.overdrawn))
-    flags = window_dressing_flags(transactions, months, ref, rules=RULES.window_dressing)
+    dressed = dressed_month_ends(transactions, main_currency(transactions), ref, rules=RULES.window_dressing)
+    flags = window_dressing_flags(dressed, rules=RULES.window_dressing)
     months_df, flags_df = pl.collect_all([months, flags])
     return {"account_months": months_df, "risk_flags": flags_df.sort("account_id", "period_start_on")}
 
@@ -197,3 +198,19 @@ def test_the_daily_balance_figures_carry_the_last_stated_balance_over_days_witho
         Decimal("4000.00"),
         Decimal("5000.00"),
     )
+
+
+def test_through_the_whole_chain_parked_money_is_neither_income_nor_a_large_outflow_one_fact_one_flag():
+    from tests.rows import flags_of, signals
+
+    salary_moves = [(f"2026-{m:02d}-10 09:00", "8000.00", "上海某某科技有限公司", "代发工资") for m in range(3, 10)] + [
+        (f"2026-{m:02d}-12 19:00", "-8000.00", "某某超市", "消费") for m in range(3, 10)
+    ]
+    parked = dressed(date(2026, 4, 30), "80000.00") + dressed(date(2026, 5, 31), "60000.00")
+    parked[3] = (parked[3][0], parked[3][1], "王五", "转账")  # May's money leaves to someone else
+    moves = sorted(salary_moves + parked)
+    result = signals(statement("A", "5000.00", moves), as_of=AS_OF)
+    assert flags_of(result, "WINDOW_DRESSING")["period_start_on"].to_list() == [date(2026, 4, 1), date(2026, 5, 1)]
+    assert flags_of(result, "LARGE_OUTFLOW").is_empty() and flags_of(result, "INCOME_VOLATILE").is_empty()
+    pushes = result["transactions"].filter(pl.col("amount") >= 60000)
+    assert pushes.height == 2 and not pushes["is_clean_income"].any()

@@ -198,15 +198,15 @@ def _lower_median(values: pl.Expr) -> pl.Expr:
 
 
 def dressed_month_ends(
-    transactions: pl.LazyFrame, months: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: WindowDressingRules
+    transactions: pl.LazyFrame, main_currencies: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: WindowDressingRules
 ) -> pl.LazyFrame:
     """One row per month end of a debit account's main currency whose balance was pushed up for it and drained after
-    it (before the recurrence test): `month_end_on, month_end_balance, usual_balance, rise, pushed, drained,
-    push_txn_ids, drain_txn_ids`. The measures: docs/rules_credit.md (WINDOW_DRESSING)."""
+    it, of the accounts with at least `min_month_ends` such month ends: `month_end_on, month_end_balance,
+    usual_balance, rise, pushed, drained, push_txn_ids, drain_txn_ids, dressed_month_ends` (the account's count).
+    `main_currencies`: `account_id, main_currency` (`transforms.months.main_currency`). The measures:
+    docs/rules_credit.md (WINDOW_DRESSING)."""
     debit = (
-        months.filter(pl.col("is_main_currency"))
-        .select(_PER_ACCOUNT)
-        .unique()
+        main_currencies.select("account_id", currency="main_currency")
         .join(is_credit_card(accounts), on="account_id", how="left")
         .filter(~pl.col("is_credit_card").fill_null(False))
         .select(_PER_ACCOUNT)
@@ -283,6 +283,8 @@ def dressed_month_ends(
         measured.join(push, on=_END_KEY)
         .join(drain, on=_END_KEY)
         .filter(pl.col("pushed").cast(pl.Float64) >= rules.min_push_share * pl.col("rise").cast(pl.Float64))
+        .with_columns(dressed_month_ends=pl.len().over(_PER_ACCOUNT).cast(pl.Int64))
+        .filter(pl.col("dressed_month_ends") >= rules.min_month_ends)
         .select(
             *_END_KEY,
             "month_end_balance",
@@ -292,27 +294,31 @@ def dressed_month_ends(
             "drained",
             "push_txn_ids",
             "drain_txn_ids",
+            "dressed_month_ends",
         )
     )
 
 
-def window_dressing_flags(
-    transactions: pl.LazyFrame, months: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: WindowDressingRules
-) -> pl.LazyFrame:
-    """WINDOW_DRESSING: one flag per month whose end a debit account dressed (`dressed_month_ends`), when the
-    statement shows at least `min_month_ends` of them. Evidence: the push inflows and the drain outflows."""
-    dressed = dressed_month_ends(transactions, months, accounts, rules=rules).with_columns(
-        _count=pl.len().over(_PER_ACCOUNT),
+def dressing_legs(dressed: pl.LazyFrame, legs: str) -> pl.LazyFrame:
+    """`txn_id` of the push (`legs` "push") or drain ("drain") rows of `dressed_month_ends`: money parked on the
+    account for a month end is that fact — neither earned income nor a large outflow."""
+    return dressed.select(txn_id=f"{legs}_txn_ids").explode("txn_id").drop_nulls().unique()
+
+
+def window_dressing_flags(dressed: pl.LazyFrame, *, rules: WindowDressingRules) -> pl.LazyFrame:
+    """WINDOW_DRESSING: one flag per month whose end a debit account dressed (`dressed_month_ends`, which keeps
+    the accounts with at least `min_month_ends` of them). Evidence: the push inflows and the drain outflows."""
+    dressed = dressed.with_columns(
         _quarter_end=pl.col("month_end_on").dt.month().is_in([3, 6, 9, 12]),
         month_on=pl.col("month_end_on").dt.month_start(),
     )
-    count = pl.col("_count")
+    count = pl.col("dressed_month_ends")
     usual = pl.col("usual_balance").cast(pl.Float64)
     multiple = fmt_num(pl.col("month_end_balance").cast(pl.Float64) / usual, 1)
     share = fmt_pct(pl.col("drained").cast(pl.Float64) / pl.col("rise").cast(pl.Float64))
     end_zh = pl.when(pl.col("_quarter_end")).then(pl.lit("季末")).otherwise(pl.lit("月末"))
     end_en = pl.when(pl.col("_quarter_end")).then(pl.lit("quarter end")).otherwise(pl.lit("month end"))
-    flagged = dressed.filter(count >= rules.min_month_ends).with_columns(
+    flagged = dressed.with_columns(
         **month_period(),
         metric_value=count.cast(pl.Float64),
         threshold=pl.lit(float(rules.min_month_ends)),

@@ -34,7 +34,13 @@ from liushui.contracts import (
     Table,
 )
 from liushui.vocabularies import LinkType
-from transforms.balances import balance_month_features, overdrawn_flags, window_dressing_flags
+from transforms.balances import (
+    balance_month_features,
+    dressed_month_ends,
+    dressing_legs,
+    overdrawn_flags,
+    window_dressing_flags,
+)
 from transforms.classify import (
     account_owners,
     classified_transactions,
@@ -51,7 +57,7 @@ from transforms.income import income_volatility, income_volatility_flags
 from transforms.income_streams import income_stopped_flags, income_streams
 from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
 from transforms.lenders import classify_lenders
-from transforms.months import account_months
+from transforms.months import account_months, main_currency
 from transforms.outflows import large_outflow_flags, large_outflows, with_large_outflow_totals
 from transforms.pass_through import pass_through_flags, pass_through_legs, pass_through_months
 from transforms.risk import account_risk
@@ -291,7 +297,18 @@ def account_signals(
     trade = checkpoint(trade_money(marked.filter(known_then), business, accounts, rules=rules.commingling))
     # ... and money gathered from many parties within days (FAN_IN) is not earned income either.
     gathered = checkpoint(gathered_inflows(marked.filter(known_then), accounts, rules=rules.fan_in))
-    published_transactions = checkpoint(not_earned(marked, pl.concat([trade.select("txn_id"), gathered])))
+    # ... nor is money parked on the account for its month ends (WINDOW_DRESSING), nor is its leaving spending.
+    dressed = checkpoint(
+        dressed_month_ends(
+            marked.filter(known_then),
+            main_currency(marked.filter(known_then)),
+            accounts,
+            rules=rules.window_dressing,
+        )
+    )
+    published_transactions = checkpoint(
+        not_earned(marked, pl.concat([trade.select("txn_id"), gathered, dressing_legs(dressed, "push")]))
+    )
     transactions = published_transactions.filter(known_then)
     returned_out = pl.concat(
         [
@@ -299,6 +316,7 @@ def account_signals(
             cycle_outs,
             passed_out,
             trade.filter(pl.col("business_direction") == "out").select("txn_id"),
+            dressing_legs(dressed, "drain"),
         ]
     )
 
@@ -345,7 +363,7 @@ def account_signals(
                 lender_names=lender_registry.lazy().select("lender_id", "name_zh", "name_en"),
             ),
             overdrawn_flags(transactions, months, accounts, rules=rules.overdrawn),
-            window_dressing_flags(transactions, months, accounts, rules=rules.window_dressing),
+            window_dressing_flags(dressed, rules=rules.window_dressing),
             integrity_flags(breaks, rules=rules.statement_integrity),
             commingling_flags(transactions, business, accounts, rules=rules.commingling),
             fan_in_flags(transactions, accounts, rules=rules.fan_in),
