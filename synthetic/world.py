@@ -39,6 +39,8 @@ _BEHAVIOUR_SHARE = 0.04
 _NEW_BEHAVIOUR_SHARE = 0.03
 _INCOME_STOPPED_SHARE = 0.02
 _INCOME_STOPPED_MONTHS = 3
+_WINDOW_DRESSING_SHARE = 0.02
+_MONTH_END_PAY_SHARE = 0.15
 # Ordinary variety (drawn from the world's second generator, so the older draws stay as they were): low pay,
 # a second currency, and how far an overdrawn account dips below zero.
 _LOW_INCOME_SHARE = 0.08
@@ -80,6 +82,7 @@ class World:
         self._draw_budgets(rng)
         self._draw_variety(vrng)
         self._stop_salaries(np.random.default_rng([seed, 6]))
+        self._dress_month_ends(np.random.default_rng([seed, 7]))
         self._draw_counterparties(rng)
         self._draw_related_parties(rng)
         self._intern_codes()
@@ -147,7 +150,11 @@ class World:
         pool = iter(personal)
         share = {b: _NEW_BEHAVIOUR_SHARE if b in NEW_BEHAVIOURS else _BEHAVIOUR_SHARE for b in BEHAVIOURS}
         # cycles are planted in groups below; income_stopped on ordinary salaried accounts (`_stop_salaries`)
-        quota = {b: max(2, round(share[b] * len(personal))) for b in BEHAVIOURS if b not in ("cycle", "income_stopped")}
+        quota = {
+            b: max(2, round(share[b] * len(personal)))
+            for b in BEHAVIOURS
+            if b not in ("cycle", "income_stopped", "window_dressing")
+        }
         n_pairs = max(1, round(_PAIR_SHARE * sum(quota.values())))
         for k in range(n_pairs):
             first, second = _COMPATIBLE_PAIRS[k % len(_COMPATIBLE_PAIRS)]
@@ -237,6 +244,18 @@ class World:
             self.beh[int(a)].add("income_stopped")
         self.salary_stop_month = np.full(self.n, self.months, np.int64)
         self.salary_stop_month[stopped] = self.months - _INCOME_STOPPED_MONTHS
+
+    def _dress_month_ends(self, drng: np.random.Generator) -> None:
+        """window_dressing on a few ordinary personal accounts (what it plants: `synthetic.behaviours`), and its
+        look-alike on others: salary paid on the month's last day (月末发薪), spent over the next weeks. Drawn from
+        a generator of its own after everything else, so every other account keeps its behaviours and habits."""
+        ordinary = np.flatnonzero(np.array([not b for b in self.beh]) & ~self.is_business)
+        count = min(ordinary.size, max(2, round(_WINDOW_DRESSING_SHARE * int((~self.is_business).sum()))))
+        for a in drng.choice(ordinary, size=count, replace=False):
+            self.beh[int(a)].add("window_dressing")
+        still_ordinary = np.array([not b for b in self.beh]) & self.has_salary & ~self.is_business
+        month_end_pay = still_ordinary & (drng.random(self.n) < _MONTH_END_PAY_SHARE)
+        self.salary_day = np.where(month_end_pay, 31, self.salary_day)  # day 31 is clipped to the month's last
 
     def _draw_counterparties(self, rng: np.random.Generator) -> None:
         """Employer, side-income payer, utilities, credit card, and a landlord and a friend per account
