@@ -278,8 +278,16 @@ def account_signals(
     ).unique()
     passing = checkpoint(pass_through_months(classified.filter(known_then), came_back, rules=rules.pass_through))
     passed_in, passed_out = pass_through_legs(passing)
-    # One fact, one flag: money that came back or passed through is neither clean income, spending, a related
-    # transfer nor a large outflow.
+    dressed = checkpoint(
+        dressed_month_ends(
+            classified.filter(known_then),
+            main_currency(classified.filter(known_then)),
+            accounts,
+            rules=rules.window_dressing,
+        )
+    )
+    # One fact, one flag: money that came back, passed through or was parked over month ends is neither clean income,
+    # spending, a related transfer nor a large outflow.
     returned = pl.concat(
         [
             trips.select(txn_id="in_txn_id", returned_class=txn_class_value("round_trip_in")),
@@ -288,6 +296,8 @@ def account_signals(
             cycle_outs.with_columns(returned_class=txn_class_value("cycle_out")),
             passed_in.with_columns(returned_class=txn_class_value("pass_through_in")),
             passed_out.with_columns(returned_class=txn_class_value("pass_through_out")),
+            dressing_legs(dressed, "push").with_columns(returned_class=txn_class_value("window_dressing_in")),
+            dressing_legs(dressed, "drain").with_columns(returned_class=txn_class_value("window_dressing_out")),
         ]
     )
     marked = mark_returned_money(classified, returned)
@@ -297,18 +307,7 @@ def account_signals(
     trade = checkpoint(trade_money(marked.filter(known_then), business, accounts, rules=rules.commingling))
     # ... and money gathered from many parties within days (FAN_IN) is not earned income either.
     gathered = checkpoint(gathered_inflows(marked.filter(known_then), accounts, rules=rules.fan_in))
-    # ... nor is money parked on the account for its month ends (WINDOW_DRESSING), nor is its leaving spending.
-    dressed = checkpoint(
-        dressed_month_ends(
-            marked.filter(known_then),
-            main_currency(marked.filter(known_then)),
-            accounts,
-            rules=rules.window_dressing,
-        )
-    )
-    published_transactions = checkpoint(
-        not_earned(marked, pl.concat([trade.select("txn_id"), gathered, dressing_legs(dressed, "push")]))
-    )
+    published_transactions = checkpoint(not_earned(marked, pl.concat([trade.select("txn_id"), gathered])))
     transactions = published_transactions.filter(known_then)
     returned_out = pl.concat(
         [
