@@ -199,6 +199,40 @@ class OverdrawnRules(RuleSection):
     """A day ending below this (in the account's currency) is a low-balance day (`account_months.low_balance_days`)."""
 
 
+class WindowDressingRules(RuleSection):
+    """`window_dressing` (WINDOW_DRESSING, 冲时点, `transforms.balances`): a debit account's balance pushed up
+    around month ends and drained days later, at several month ends of the statement."""
+
+    days_before_end: int = Field(ge=1, le=10)
+    """The window around a month end: the month's last this many days (the month end included) ..."""
+    days_after_end: int = Field(ge=0, le=10)
+    """... and the next month's first this many days; its days are left out of the usual balance."""
+    baseline_days: int = Field(ge=5, le=45)
+    """The usual balance: the lower median ending balance of the days within this many days of the month end, the
+    window left out; every one of them must be known (inside the coverage)."""
+    balance_multiple: float = Field(gt=1)
+    """The month end's ending balance is at least this multiple of the usual balance ..."""
+    min_push: dict[str, float]
+    """... and at least this much above it (a negative usual balance counts as zero): the noise floor per currency
+    (ISO 4217); an unlisted currency takes the `FALLBACK_CURRENCY` amount."""
+    push_days: int = Field(ge=1, le=10)
+    """The push: inflows (salary aside) booked within this many days up to the month end ..."""
+    min_push_share: float = Field(gt=0, le=1)
+    """... bring at least this share of the rise (month-end balance - usual balance)."""
+    drain_days: int = Field(ge=1, le=15)
+    """The drain: within this many days after the month end the balance falls ..."""
+    min_drained_share: float = Field(gt=0, le=1)
+    """... by at least this share of the rise."""
+    min_leg_share: float = Field(gt=0, le=1)
+    """A push inflow or a drain outflow is evidence (and counts) when it is at least this share of the rise."""
+    min_month_ends: int = Field(ge=1)
+    """Flag only an account whose statement shows at least this many dressed month ends (a habit)."""
+    high_month_ends: int = Field(ge=1)
+    """... severity high from this many, or when the dressed month end is a quarter end."""
+
+    _min_push_per_currency = field_validator("min_push")(_per_currency)
+
+
 class DebtBurdenRules(RuleSection):
     trailing_months: int = Field(ge=1)
     max_ratio: float = Field(gt=0)
@@ -315,6 +349,7 @@ class Rules(_Strict):
     borrow_to_repay: BorrowToRepayRules
     overdue: OverdueRules
     overdrawn: OverdrawnRules
+    window_dressing: WindowDressingRules
     debt_burden: DebtBurdenRules
     commingling: ComminglingRules
     statement_integrity: StatementIntegrityRules

@@ -378,6 +378,17 @@ ACCOUNT_MONTHS = Table(
             "Mean of the days' ending balances (carried over days without one); null without a stated balance.",
             nullable=True,
         ),
+        money(
+            "min_daily_balance",
+            "Lowest ending balance of the month's days (carried over days without one); null without a stated balance.",
+            nullable=True,
+        ),
+        money(
+            "max_daily_balance",
+            "Highest ending balance of the month's days (carried over days without one); null without a stated "
+            "balance.",
+            nullable=True,
+        ),
         ratio(
             "debt_burden_trailing",
             "Loan repayments / clean income over the trailing full months "

@@ -45,15 +45,18 @@ TxnClass = Literal[
     "cycle_out",
     "pass_through_in",
     "pass_through_out",
+    "window_dressing_in",
+    "window_dressing_out",
     "spend",
     "neutral",
 ]
 """`transactions.txn_class`: what kind of money moved (`transforms.classify`). `neutral`: a row its export marks
 as neither income nor spending (`flow_tag`: 不计收支, '/'), e.g. a move into a money-market fund or a
 refund the export already netted; it counts in no inflow, outflow or income total. The `*_in` / `*_out` classes of
-round trips, cycles and pass-through are the legs of money that came back or merely passed: inflows that
-looked earned or related and outflows that looked spent or related (`transforms.classify.mark_returned_money`)
-— one fact, one flag: they are neither income, spending nor related transfers."""
+round trips, cycles, pass-through and window dressing (money parked over month ends, WINDOW_DRESSING) are the legs
+of money that came back, merely passed or was parked: inflows that looked earned or related and outflows that
+looked spent or related (`transforms.classify.mark_returned_money`) — one fact, one flag: they are neither
+income, spending nor related transfers."""
 TXN_CLASSES: tuple[TxnClass, ...] = get_args(TxnClass)
 
 CounterpartyResolution = Literal["account_id", "account_number", "masked_number", "mirrored_leg", "holder_name"]

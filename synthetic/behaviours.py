@@ -1,14 +1,16 @@
 """The planted behaviours that need no lender: income_volatile, large_outflow, round_trip, commingling,
-balance_break, related_transfer_heavy, pass_through, fan_in, fan_out, gather_scatter and overdrawn (its labels come
-from the balances, `synthetic.statement`); and an ordinary second currency (购汇 and spending abroad). Each adds a
-handful of rows to the accounts it is planted on and labels the months it planted (see `synthetic.generate`
-for what a label month means)."""
+balance_break, related_transfer_heavy, pass_through, fan_in, fan_out, gather_scatter, overdrawn (its labels come
+from the balances, `synthetic.statement`) and window_dressing; and an ordinary second currency (购汇 and spending
+abroad). Each adds a handful of rows to the accounts it is planted on and labels the months it planted (see
+`synthetic.generate` for what a label month means)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from synthetic.catalogue import (
+    DRESSING_IN_MEMOS,
+    DRESSING_OUT_MEMOS,
     FAN_MEMOS,
     FOREIGN_MERCHANTS,
     HUB_MEMOS,
@@ -338,6 +340,48 @@ def plant_overdrawn(part: Part) -> None:
             memos[rng.integers(0, 3, k)],
             c("网银"),
         )
+
+
+def plant_window_dressing(part: Part) -> None:
+    """冲时点: at 3-5 month ends, money from a family member, a friend or a company lending it short (过桥, 借款)
+    arrives 1-3 days before the month end and leaves 1-5 days after it — back to the same party, or (a third of
+    the time) to another, in one or two transfers of together 95-100 % of it. The sum is 3-6 times what the
+    account holds at the time (at least 50,000). Drawn with a generator of its own (the older draws stay)."""
+    w, c = part.w, part.c
+    accounts = part.accounts_with("window_dressing")
+    if not accounts:
+        return
+    rng = np.random.default_rng([w.seed, 7, part.a0])
+    in_memos = np.array([c(x) for x in DRESSING_IN_MEMOS], np.int32)
+    out_memos = np.array([c(x) for x in DRESSING_OUT_MEMOS], np.int32)
+    ev = part.events.arrays()
+    for a in accounts:
+        mine = (ev["acct"] == a) & (ev["cur"] == 0)
+        order = np.argsort(ev["ts"][mine], kind="stable")
+        ts, running = ev["ts"][mine][order], np.cumsum(ev["cents"][mine][order])
+        opening = max(int(yuan(w.salary[a] * w.opening_share[a])[0]), int(w.floor_cents[a] - running.min(initial=0)))
+        parties = [tuple(w.friend[a])] + [tuple(w.family[a, k]) for k in range(int(w.n_family[a]))]
+        parties += [tuple(w.client_pool[int(i)]) for i in rng.choice(len(w.client_pool), size=2, replace=False)]
+        chosen = np.sort(
+            rng.choice(np.arange(1, w.months - 1), size=min(int(rng.integers(3, 6)), w.months - 2), replace=False)
+        )
+        for m in chosen.tolist():
+            end_day = int(w.month_start_day[m + 1]) - 1
+            before = int(np.searchsorted(ts, end_day * DAY, side="right")) - 1
+            held = opening + (int(running[before]) if before >= 0 else 0)
+            cents = int(round_to(max(50_000 * 100, held * rng.uniform(3, 6)), 1000_00)[0])
+            source = parties[int(rng.integers(0, len(parties)))]
+            back_to = source if rng.random() < 2 / 3 else parties[int(rng.integers(0, len(parties)))]
+            t_in = (end_day - int(rng.integers(1, 4))) * DAY + int(tod(rng, 1, 9, 18)[0])
+            part.events.add(a, t_in, cents, source[0], source[1], in_memos[rng.integers(0, in_memos.size)], c("网银"))
+            total = int(round_to(cents * rng.uniform(0.95, 1.0), 100_00)[0])
+            first = total if rng.random() < 0.7 else int(round_to(total * rng.uniform(0.4, 0.7), 100_00)[0])
+            pieces = [first] if first == total else [first, total - first]
+            for piece in pieces:
+                t_out = (end_day + int(rng.integers(1, 6))) * DAY + int(tod(rng, 1, 9, 18)[0])
+                memo = out_memos[rng.integers(0, out_memos.size)]
+                part.events.add(a, t_out, -piece, back_to[0], back_to[1], memo, c("网银"))
+        part.label(a, "window_dressing", chosen)
 
 
 def plant_second_currency(part: Part) -> None:

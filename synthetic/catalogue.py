@@ -23,6 +23,7 @@ BEHAVIOURS: tuple[str, ...] = (
     "overdrawn",
     "income_stopped",
     "gather_scatter",
+    "window_dressing",
 )
 NEW_BEHAVIOURS = frozenset({"pass_through", "fan_in", "fan_out", "overdrawn"})
 """Behaviours planted on a smaller share of accounts (they came later; the older quotas stay as they were)."""
@@ -193,3 +194,5 @@ PASS_THROUGH_MEMOS = ("转账", "往来款", "货款")
 FAN_MEMOS = ("转账", "红包", "货款", "借款")
 HUB_MEMOS = ("转账", "货款", "往来款", "代付", "借款")
 OVERDRAWN_MEMOS = ("装修款", "学费", "医疗费")
+DRESSING_IN_MEMOS = ("转账", "借款", "往来款", "周转")
+DRESSING_OUT_MEMOS = ("还款", "转账", "往来款", "归还借款")

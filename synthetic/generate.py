@@ -21,7 +21,8 @@ multi_lender every month whose 90 days ending on its last day hold disbursements
 distinct lenders (computed from the rows); borrow_to_repay the months of each pair's repayment leg;
 cycle the months of each participant's legs; pass_through, fan_in, fan_out and gather_scatter the months planted;
 overdrawn the months in which the account's main-currency balance is below zero; income_stopped the last 3 months,
-in which an ordinary salaried account's salary no longer arrives.
+in which an ordinary salaried account's salary no longer arrives; window_dressing the months whose end was dressed
+(the money leaves in the first days of the next).
 
 Money is generated as integer cents (int64) and only ever formatted / converted to Decimal(18,2); the
 bulk of the rows (merchant spending, salary, bills, family transfers) is drawn with numpy per chunk,

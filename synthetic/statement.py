@@ -23,6 +23,7 @@ from synthetic.behaviours import (
     plant_related_transfer_heavy,
     plant_round_trip,
     plant_second_currency,
+    plant_window_dressing,
 )
 from synthetic.catalogue import CURRENCIES, PERSON_BINS
 from synthetic.draws import DAY, yuan
@@ -64,6 +65,7 @@ def part_frame(world: World, part_no: int, a0: int, a1: int) -> pl.DataFrame:
     plant_fan_out(part)
     plant_gather_scatter(part)
     plant_overdrawn(part)
+    plant_window_dressing(part)
     plant_second_currency(part)
     plant_related_transfer_heavy(part)  # last: it sizes itself on the month's other outflows
     label_multi_lender(part)

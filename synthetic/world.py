@@ -40,6 +40,8 @@ _NEW_BEHAVIOUR_SHARE = 0.03
 _INCOME_STOPPED_SHARE = 0.02
 _INCOME_STOPPED_MONTHS = 3
 _GATHER_SCATTER_SHARE = 0.02
+_WINDOW_DRESSING_SHARE = 0.02
+_MONTH_END_PAY_SHARE = 0.15
 # Ordinary variety (drawn from the world's second generator, so the older draws stay as they were): low pay,
 # a second currency, and how far an overdrawn account dips below zero.
 _LOW_INCOME_SHARE = 0.08
@@ -82,6 +84,7 @@ class World:
         self._draw_variety(vrng)
         self._stop_salaries(np.random.default_rng([seed, 6]))
         self._choose_hubs(np.random.default_rng([seed, 7]))
+        self._dress_month_ends(np.random.default_rng([seed, 8]))
         self._draw_counterparties(rng)
         self._draw_related_parties(rng)
         self._intern_codes()
@@ -149,8 +152,8 @@ class World:
         pool = iter(personal)
         share = {b: _NEW_BEHAVIOUR_SHARE if b in NEW_BEHAVIOURS else _BEHAVIOUR_SHARE for b in BEHAVIOURS}
         # cycles are planted in groups below; income_stopped on ordinary salaried accounts (`_stop_salaries`),
-        # gather_scatter on ordinary accounts (`_choose_hubs`)
-        later = ("cycle", "income_stopped", "gather_scatter")
+        # gather_scatter and window_dressing on ordinary accounts (`_choose_hubs`, `_dress_month_ends`)
+        later = ("cycle", "income_stopped", "gather_scatter", "window_dressing")
         quota = {b: max(2, round(share[b] * len(personal))) for b in BEHAVIOURS if b not in later}
         n_pairs = max(1, round(_PAIR_SHARE * sum(quota.values())))
         for k in range(n_pairs):
@@ -250,6 +253,18 @@ class World:
         count = min(candidates.size, max(2, round(_GATHER_SCATTER_SHARE * int((~self.is_business).sum()))))
         for a in np.sort(hrng.choice(candidates, size=count, replace=False)):
             self.beh[int(a)].add("gather_scatter")
+
+    def _dress_month_ends(self, drng: np.random.Generator) -> None:
+        """window_dressing on a few ordinary personal accounts (what it plants: `synthetic.behaviours`), and its
+        look-alike on others: salary paid on the month's last day (月末发薪), spent over the next weeks. Drawn from
+        a generator of its own after everything else, so every other account keeps its behaviours and habits."""
+        ordinary = np.flatnonzero(np.array([not b for b in self.beh]) & ~self.is_business)
+        count = min(ordinary.size, max(2, round(_WINDOW_DRESSING_SHARE * int((~self.is_business).sum()))))
+        for a in drng.choice(ordinary, size=count, replace=False):
+            self.beh[int(a)].add("window_dressing")
+        still_ordinary = np.array([not b for b in self.beh]) & self.has_salary & ~self.is_business
+        month_end_pay = still_ordinary & (drng.random(self.n) < _MONTH_END_PAY_SHARE)
+        self.salary_day = np.where(month_end_pay, 31, self.salary_day)  # day 31 is clipped to the month's last
 
     def _draw_counterparties(self, rng: np.random.Generator) -> None:
         """Employer, side-income payer, utilities, credit card, and a landlord and a friend per account

@@ -3,7 +3,7 @@ statements carry (masked or missing counterparty numbers, quoted CSV, second cur
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -383,8 +383,9 @@ def test_related_transfer_heavy(sample, txns, labels):
         hot = mine.filter(pl.col("share") >= 0.6)
         assert set(hot["month_on"]) == labelled
         assert (hot["related_count"] >= 4).all()
-    # Round trips often go to a related party and come back: those months show a high gross share too.
-    others = pl.Series([*heavy, *_labelled(labels, "round_trip")]).implode()
+    # Round trips and window dressing often go to a related party and come back: those months show a high gross
+    # share too (in one or two transfers, below RELATED_TRANSFER_HEAVY's count).
+    others = pl.Series([*heavy, *_labelled(labels, "round_trip"), *_labelled(labels, "window_dressing")]).implode()
     assert share.filter(~pl.col("account_id").is_in(others))["share"].max() < 0.5
 
 
@@ -611,3 +612,32 @@ def test_gather_scatter_hubs_gather_from_five_and_pay_most_on_to_four_others(txn
             )
             assert after["counterparty_name"].n_unique() >= 4
             assert -after["cny"].sum() >= 0.74 * row["gathered"]
+
+
+def test_window_dressing_parks_money_over_month_ends_and_ordinary_pay_arrives_on_the_last_day(txns, labels):
+    dressed = _labelled(labels, "window_dressing")
+    assert dressed
+    day = pl.col("booked_at").dt.date()
+    for account, labelled in dressed.items():
+        assert len(labelled) >= 3
+        mine = txns.filter((pl.col("account_id") == account) & (pl.col("currency") == "CNY"))
+        for month_on in labelled:
+            end = pl.Series([month_on]).dt.month_end()[0]
+            pushed = mine.filter(
+                (pl.col("amount") >= 50_000) & day.is_between(end - timedelta(days=3), end - timedelta(days=1))
+            )
+            assert pushed.height == 1, (account, end)
+            left = mine.filter(
+                (pl.col("amount") <= -0.2 * float(pushed["amount"][0]))
+                & day.is_between(end + timedelta(days=1), end + timedelta(days=5))
+            )
+            assert 0.95 * float(pushed["amount"][0]) <= -float(left["amount"].sum()) <= float(pushed["amount"][0])
+            held = mine.filter(day <= end - timedelta(days=4))["balance_after"].tail(1)
+            assert float(pushed["amount"][0]) >= 2 * float(held[0])  # the month end holds >= 3 x what it did
+    ordinary = txns.filter(
+        (pl.col("account_type") == "personal")
+        & ~pl.col("account_id").is_in(labels["account_id"].implode())
+        & (pl.col("description") == "代发工资")
+    )
+    on_last_day = ordinary.group_by("account_id").agg((day == day.dt.month_end()).all().alias("last_day"))
+    assert on_last_day["last_day"].any() and not on_last_day["last_day"].all()

@@ -7,8 +7,10 @@ stated balance, the last one before it, carried — and `stated_txn_id`, the row
 how Plaid counts "days with a negative balance": an account overdrawn on the 4th and topped up on the 10th
 was overdrawn for six days, not one.
 
-`balance_month_features` adds to each account month (same rows) `negative_balance_days`, `low_balance_days`
-and `avg_daily_balance`. `overdrawn_flags` turns the negative days of debit accounts into OVERDRAWN flags.
+`balance_month_features` adds to each account month (same rows) `negative_balance_days`, `low_balance_days`,
+`avg_daily_balance`, `min_daily_balance` and `max_daily_balance`. `overdrawn_flags` turns the negative days of
+debit accounts into OVERDRAWN flags; `window_dressing_flags` finds balances pushed up around month ends and
+drained days later (WINDOW_DRESSING, 冲时点).
 
 A negative balance is not an overdue payment (that is OVERDUE_PENALTY, `transforms.credit`, which needs a
 penalty, a failed debit or collection): on a debit account it is an overdraft; on a credit-card statement it is
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from liushui.config import OverdrawnRules
-from liushui.contracts import money_mean
+from liushui.config import OverdrawnRules, WindowDressingRules
+from liushui.contracts import MONEY, money_mean
 from liushui.vocabularies import AccountType
-from transforms.flag_rows import Rule, finish_flags, fmt_num, high_when, month_period
+from transforms.classify import txn_class_is
+from transforms.currency_limits import amount_for_currency
+from transforms.flag_rows import Rule, finish_flags, fmt_num, fmt_pct, high_when, month_period
 
 _PER_ACCOUNT = ["account_id", "currency"]
 _MONTH_KEY = ["account_id", "currency", "month_on"]
@@ -81,9 +85,15 @@ def daily_balances(transactions: pl.LazyFrame) -> pl.LazyFrame:
 def balance_month_features(
     transactions: pl.LazyFrame, account_months: pl.LazyFrame, *, rules: OverdrawnRules
 ) -> pl.LazyFrame:
-    """Add `negative_balance_days`, `low_balance_days` (0 when no day is known) and `avg_daily_balance` (null
-    then) to every account month (same rows, same order)."""
-    produced = ["negative_balance_days", "low_balance_days", "avg_daily_balance"]
+    """Add `negative_balance_days`, `low_balance_days` (0 when no day is known) and `avg_daily_balance`,
+    `min_daily_balance`, `max_daily_balance` (null then) to every account month (same rows, same order)."""
+    produced = [
+        "negative_balance_days",
+        "low_balance_days",
+        "avg_daily_balance",
+        "min_daily_balance",
+        "max_daily_balance",
+    ]
     per_month = (
         daily_balances(transactions)
         .group_by(*_PER_ACCOUNT, month_on=pl.col("day_on").dt.month_start())
@@ -91,6 +101,8 @@ def balance_month_features(
             negative_balance_days=(pl.col("balance") < 0).sum().cast(pl.Int64),
             low_balance_days=(pl.col("balance").cast(pl.Float64) < rules.low_balance_limit).sum().cast(pl.Int64),
             avg_daily_balance=money_mean(pl.col("balance")),
+            min_daily_balance=pl.col("balance").min(),
+            max_daily_balance=pl.col("balance").max(),
         )
     )
     return (
@@ -158,3 +170,193 @@ def overdrawn_flags(
         )
     )
     return finish_flags(flagged, OVERDRAWN, rules)
+
+
+# --- WINDOW_DRESSING (冲时点 / 月末冲存款) ---
+WINDOW_DRESSING = Rule(
+    code="WINDOW_DRESSING",
+    name_zh="冲时点",
+    name_en="Month-end window dressing",
+    section="window_dressing",
+    config_model=WindowDressingRules,
+    remediation_zh="说明月末前转入、月初转出的资金来源与去向（借款合同、往来协议）；月末余额不再被临时推高："
+    "流水中少于{rules.min_month_ends}个月末如此。",
+    remediation_en="Explain where the money that arrives before month ends comes from and where it goes days later (a "
+    "loan agreement, a trade contract); month-end balances no longer pushed up for the day: fewer than "
+    "{rules.min_month_ends} such month ends in the statement.",
+    default_weight=15,
+    doc="docs/rules_credit.md",
+    behaviour="window_dressing",
+)
+
+_END_KEY = [*_PER_ACCOUNT, "month_end_on"]
+
+
+def _lower_median(values: pl.Expr) -> pl.Expr:
+    """The lower median, exact (a value of the group: money stays Decimal)."""
+    return values.sort().get((values.len() - 1) // 2)
+
+
+def dressed_month_ends(
+    transactions: pl.LazyFrame, main_currencies: pl.LazyFrame, accounts: pl.LazyFrame, *, rules: WindowDressingRules
+) -> pl.LazyFrame:
+    """One row per month end of a debit account's main currency whose balance was pushed up for it and drained after
+    it, of the accounts with at least `min_month_ends` such month ends: `month_end_on, month_end_balance,
+    usual_balance, rise, pushed, drained, push_txn_ids, drain_txn_ids, dressed_month_ends` (the account's count).
+    `main_currencies`: `account_id, main_currency` (`transforms.months.main_currency`). The measures:
+    docs/rules_credit.md (WINDOW_DRESSING)."""
+    debit = (
+        main_currencies.select("account_id", currency="main_currency")
+        .join(is_credit_card(accounts), on="account_id", how="left")
+        .filter(~pl.col("is_credit_card").fill_null(False))
+        .select(_PER_ACCOUNT)
+    )
+    days = daily_balances(transactions).join(debit, on=_PER_ACCOUNT, how="semi")
+    floor = amount_for_currency(rules.min_push)
+    # Only month ends ending at the noise floor at all are looked at closely (a negative usual counts as zero).
+    ends = days.filter(
+        (pl.col("day_on") == pl.col("day_on").dt.month_end()) & (pl.col("balance").cast(pl.Float64) >= floor)
+    ).select(*_PER_ACCOUNT, month_end_on="day_on", month_end_balance="balance")
+    offset = (pl.col("day_on") - pl.col("month_end_on")).dt.total_days()
+    in_window = offset.is_between(-(rules.days_before_end - 1), rules.days_after_end)
+    in_base = (offset.abs() <= rules.baseline_days) & ~in_window
+    in_drain = offset.is_between(1, rules.drain_days)
+    base_days = 2 * rules.baseline_days + 1 - (rules.days_before_end + rules.days_after_end)
+    zero = pl.lit(0).cast(MONEY)
+    reach = max(rules.baseline_days, rules.drain_days)
+    measured = (
+        ends.with_columns(
+            day_on=pl.date_ranges(
+                pl.col("month_end_on") - pl.duration(days=rules.baseline_days),
+                pl.col("month_end_on") + pl.duration(days=reach),
+            )
+        )
+        .explode("day_on")
+        .join(days.select(*_PER_ACCOUNT, "day_on", "balance"), on=[*_PER_ACCOUNT, "day_on"])
+        .group_by(*_END_KEY, "month_end_balance")
+        .agg(
+            _base_known=in_base.sum(),
+            _drain_known=in_drain.sum(),
+            usual_balance=_lower_median(pl.col("balance").filter(in_base)),
+            _lowest_after=pl.col("balance").filter(in_drain).min(),
+        )
+        .filter((pl.col("_base_known") == base_days) & (pl.col("_drain_known") == rules.drain_days))
+        .with_columns(
+            rise=pl.col("month_end_balance") - pl.max_horizontal("usual_balance", zero),
+            drained=pl.col("month_end_balance") - pl.col("_lowest_after"),
+        )
+        .filter(
+            (
+                pl.col("month_end_balance").cast(pl.Float64)
+                >= rules.balance_multiple * pl.col("usual_balance").cast(pl.Float64)
+            )
+            & (pl.col("rise").cast(pl.Float64) >= floor)
+            & (pl.col("drained").cast(pl.Float64) >= rules.min_drained_share * pl.col("rise").cast(pl.Float64))
+        )
+    )
+    is_leg = pl.col("amount").abs().cast(pl.Float64) >= rules.min_leg_share * pl.col("rise").cast(pl.Float64)
+    legs = measured.select(*_END_KEY, "rise").join(
+        transactions.select(*_PER_ACCOUNT, "txn_id", "booked_on", "amount", "txn_class"), on=_PER_ACCOUNT
+    )
+    push = (
+        legs.filter(
+            (pl.col("amount") > 0)
+            & ~txn_class_is("salary")  # pay swept to savings on payday is not a balance put there for the day
+            & (pl.col("booked_on") > pl.col("month_end_on") - pl.duration(days=rules.push_days))
+            & (pl.col("booked_on") <= pl.col("month_end_on"))
+            & is_leg
+        )
+        .group_by(_END_KEY)
+        .agg(pushed=pl.col("amount").sum(), push_txn_ids=pl.col("txn_id"))
+    )
+    drain = (
+        legs.filter(
+            (pl.col("amount") < 0)
+            & (pl.col("booked_on") > pl.col("month_end_on"))
+            & (pl.col("booked_on") <= pl.col("month_end_on") + pl.duration(days=rules.drain_days))
+            & is_leg
+        )
+        .group_by(_END_KEY)
+        .agg(drain_txn_ids=pl.col("txn_id"))
+    )
+    return (
+        measured.join(push, on=_END_KEY)
+        .join(drain, on=_END_KEY)
+        .filter(pl.col("pushed").cast(pl.Float64) >= rules.min_push_share * pl.col("rise").cast(pl.Float64))
+        .with_columns(dressed_month_ends=pl.len().over(_PER_ACCOUNT).cast(pl.Int64))
+        .filter(pl.col("dressed_month_ends") >= rules.min_month_ends)
+        .select(
+            *_END_KEY,
+            "month_end_balance",
+            "usual_balance",
+            "rise",
+            "pushed",
+            "drained",
+            "push_txn_ids",
+            "drain_txn_ids",
+            "dressed_month_ends",
+        )
+    )
+
+
+def dressing_legs(dressed: pl.LazyFrame, legs: str) -> pl.LazyFrame:
+    """`txn_id` of the push (`legs` "push") or drain ("drain") rows of `dressed_month_ends`: money parked on the
+    account for a month end is that fact — neither earned income nor a large outflow."""
+    return dressed.select(txn_id=f"{legs}_txn_ids").explode("txn_id").drop_nulls().unique()
+
+
+def window_dressing_flags(dressed: pl.LazyFrame, *, rules: WindowDressingRules) -> pl.LazyFrame:
+    """WINDOW_DRESSING: one flag per month whose end a debit account dressed (`dressed_month_ends`, which keeps
+    the accounts with at least `min_month_ends` of them). Evidence: the push inflows and the drain outflows."""
+    dressed = dressed.with_columns(
+        _quarter_end=pl.col("month_end_on").dt.month().is_in([3, 6, 9, 12]),
+        month_on=pl.col("month_end_on").dt.month_start(),
+    )
+    count = pl.col("dressed_month_ends")
+    usual = pl.col("usual_balance").cast(pl.Float64)
+    multiple = fmt_num(pl.col("month_end_balance").cast(pl.Float64) / usual, 1)
+    share = fmt_pct(pl.col("drained").cast(pl.Float64) / pl.col("rise").cast(pl.Float64))
+    end_zh = pl.when(pl.col("_quarter_end")).then(pl.lit("季末")).otherwise(pl.lit("月末"))
+    end_en = pl.when(pl.col("_quarter_end")).then(pl.lit("quarter end")).otherwise(pl.lit("month end"))
+    flagged = dressed.with_columns(
+        **month_period(),
+        metric_value=count.cast(pl.Float64),
+        threshold=pl.lit(float(rules.min_month_ends)),
+        limit_name=pl.lit("dressed_month_ends"),
+        severity=high_when((count >= rules.high_month_ends) | pl.col("_quarter_end")),
+        reason_zh=pl.format(
+            "{}{}余额被临时推高：日终余额{}{}，平时约{}；此前{}天内转入{}，其后{}天内回落{}（推高部分的{}）；"
+            "本流水共{}个月末如此（阈值{}个）。",
+            pl.col("month_end_on").dt.strftime("%Y-%m-%d"),
+            end_zh,
+            fmt_num(pl.col("month_end_balance")),
+            pl.when(usual > 0).then(pl.format("（平时的{}倍）", multiple)).otherwise(pl.lit("")),
+            fmt_num(pl.col("usual_balance")),
+            pl.lit(rules.push_days),
+            fmt_num(pl.col("pushed")),
+            pl.lit(rules.drain_days),
+            fmt_num(pl.col("drained")),
+            share,
+            count,
+            pl.lit(rules.min_month_ends),
+        ),
+        reason_en=pl.format(
+            "Balance pushed up for the {} {}: it ended the day at {}{}, usually about {}; {} came in within {} days "
+            "before and the balance fell {} ({} of the rise) within {} days after; {} month ends of the statement "
+            "look like this (threshold {}).",
+            end_en,
+            pl.col("month_end_on").dt.strftime("%Y-%m-%d"),
+            fmt_num(pl.col("month_end_balance")),
+            pl.when(usual > 0).then(pl.format(" ({} x usual)", multiple)).otherwise(pl.lit("")),
+            fmt_num(pl.col("usual_balance")),
+            fmt_num(pl.col("pushed")),
+            pl.lit(rules.push_days),
+            fmt_num(pl.col("drained")),
+            share,
+            pl.lit(rules.drain_days),
+            count,
+            pl.lit(rules.min_month_ends),
+        ),
+        evidence_txn_ids=pl.concat_list("push_txn_ids", "drain_txn_ids").list.unique(),
+    )
+    return finish_flags(flagged, WINDOW_DRESSING, rules)

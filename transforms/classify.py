@@ -142,10 +142,11 @@ def classified_transactions(
 
 
 def mark_returned_money(transactions: pl.LazyFrame, returns: pl.LazyFrame) -> pl.LazyFrame:
-    """Money that only came back or passed through is neither earned income, spending nor a related transfer:
-    the legs of round trips (either direction), of cycles and of pass-through months.
+    """Money that only came back, passed through or was parked is neither earned income, spending nor a related
+    transfer: the legs of round trips (either direction), of cycles, of pass-through months and of dressed month ends.
 
-    `returns` has `txn_id` and `returned_class` (`round_trip_in/_out`, `cycle_in/_out`, `pass_through_in/_out`).
+    `returns` has `txn_id` and `returned_class` (`round_trip_in/_out`, `cycle_in/_out`, `pass_through_in/_out`,
+    `window_dressing_in/_out`).
     An inbound leg of class income or related_transfer_in and an outbound leg of class spend or
     related_transfer_out take the listed class (an inbound leg leaves clean income); loans, fees, refunds and
     own transfers keep theirs. The first listed class wins for a row in several."""

@@ -58,6 +58,7 @@ FAN_IN_CLASSES: tuple[TxnClass, ...] = (
     "round_trip_in",
     "cycle_in",
     "pass_through_in",
+    "window_dressing_in",
 )
 """Inflows that may be gathered money (not salary, loans, refunds or own transfers)."""
 FAN_OUT_CLASSES: tuple[TxnClass, ...] = (
@@ -66,6 +67,7 @@ FAN_OUT_CLASSES: tuple[TxnClass, ...] = (
     "round_trip_out",
     "cycle_out",
     "pass_through_out",
+    "window_dressing_out",
 )
 """Outflows that may be scattered money (not loan repayments, fees or own transfers)."""
 

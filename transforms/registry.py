@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from transforms.balances import OVERDRAWN
+from transforms.balances import OVERDRAWN, WINDOW_DRESSING
 from transforms.commingling import COMMINGLING
 from transforms.credit import (
     BORROW_TO_REPAY,
@@ -54,6 +54,7 @@ RULES: tuple[Rule, ...] = (
     BORROW_TO_REPAY,
     OVERDUE_PENALTY,
     OVERDRAWN,
+    WINDOW_DRESSING,
     DEBT_BURDEN_HIGH,
     COMMINGLING,
     BALANCE_BREAK,

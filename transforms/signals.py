@@ -34,7 +34,13 @@ from liushui.contracts import (
     Table,
 )
 from liushui.vocabularies import LinkType
-from transforms.balances import balance_month_features, overdrawn_flags
+from transforms.balances import (
+    balance_month_features,
+    dressed_month_ends,
+    dressing_legs,
+    overdrawn_flags,
+    window_dressing_flags,
+)
 from transforms.classify import (
     account_owners,
     classified_transactions,
@@ -52,7 +58,7 @@ from transforms.income import income_volatility, income_volatility_flags
 from transforms.income_streams import income_stopped_flags, income_streams
 from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
 from transforms.lenders import classify_lenders
-from transforms.months import account_months
+from transforms.months import account_months, main_currency
 from transforms.outflows import large_outflow_flags, large_outflows, with_large_outflow_totals
 from transforms.pass_through import pass_through_flags, pass_through_legs, pass_through_months
 from transforms.risk import account_risk
@@ -276,8 +282,16 @@ def account_signals(
     ).unique()
     passing = checkpoint(pass_through_months(classified.filter(known_then), came_back, rules=rules.pass_through))
     passed_in, passed_out = pass_through_legs(passing)
-    # One fact, one flag: money that came back or passed through is neither clean income, spending, a related
-    # transfer nor a large outflow.
+    dressed = checkpoint(
+        dressed_month_ends(
+            classified.filter(known_then),
+            main_currency(classified.filter(known_then)),
+            accounts,
+            rules=rules.window_dressing,
+        )
+    )
+    # One fact, one flag: money that came back, passed through or was parked over month ends is neither clean income,
+    # spending, a related transfer nor a large outflow.
     returned = pl.concat(
         [
             trips.select(txn_id="in_txn_id", returned_class=txn_class_value("round_trip_in")),
@@ -286,6 +300,8 @@ def account_signals(
             cycle_outs.with_columns(returned_class=txn_class_value("cycle_out")),
             passed_in.with_columns(returned_class=txn_class_value("pass_through_in")),
             passed_out.with_columns(returned_class=txn_class_value("pass_through_out")),
+            dressing_legs(dressed, "push").with_columns(returned_class=txn_class_value("window_dressing_in")),
+            dressing_legs(dressed, "drain").with_columns(returned_class=txn_class_value("window_dressing_out")),
         ]
     )
     marked = mark_returned_money(classified, returned)
@@ -308,6 +324,7 @@ def account_signals(
             cycle_outs,
             passed_out,
             trade.filter(pl.col("business_direction") == "out").select("txn_id"),
+            dressing_legs(dressed, "drain"),
         ]
     )
 
@@ -355,6 +372,7 @@ def account_signals(
                 lender_names=lender_registry.lazy().select("lender_id", "name_zh", "name_en"),
             ),
             overdrawn_flags(transactions, months, accounts, rules=rules.overdrawn),
+            window_dressing_flags(dressed, rules=rules.window_dressing),
             integrity_flags(breaks, rules=rules.statement_integrity),
             commingling_flags(transactions, business, accounts, rules=rules.commingling),
             # one fact, one flag: a hub's gathering and scattering are its GATHER_SCATTER flag
