@@ -326,6 +326,7 @@ MULTI_LENDER = Rule(
     default_weight=20,
     doc="docs/rules_credit.md",
     behaviour="multi_lender",
+    episodic=True,
 )
 
 
@@ -450,6 +451,7 @@ CASH_LOAN_RELIANCE = Rule(
     remediation_en="Rely less on cash loans: most of the money coming in should be salary or business income.",
     default_weight=12,
     doc="docs/rules_credit.md",
+    episodic=True,
 )
 
 
@@ -731,6 +733,7 @@ DEBT_BURDEN_HIGH = Rule(
     default_weight=15,
     doc="docs/rules_credit.md",
     behaviour="debt_burden_high",
+    episodic=True,
 )
 
 

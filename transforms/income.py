@@ -90,6 +90,7 @@ INCOME_VOLATILE = Rule(
     default_weight=10,
     doc="docs/rules_core.md",
     behaviour="income_volatile",
+    episodic=True,
 )
 
 
