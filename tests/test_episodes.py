@@ -37,7 +37,11 @@ def _month(account: str, month: int, cv: float, severity: str, evidence: list[st
 
 
 def _finish(rows: list[dict], rule=INCOME_VOLATILE) -> pl.DataFrame:
-    return finish_flags(pl.LazyFrame(rows), rule, SETTINGS).sort("account_id", "period_start_on", "period_end_on").collect()
+    return (
+        finish_flags(pl.LazyFrame(rows), rule, SETTINGS)
+        .sort("account_id", "period_start_on", "period_end_on")
+        .collect()
+    )
 
 
 def _episode_id(code: str, account: str, currency: str, first_month_on: date) -> str:
@@ -98,7 +102,11 @@ def test_a_month_that_did_not_fire_ends_the_episode():
 
 def test_a_month_without_evidence_publishes_nothing_and_ends_the_episode():
     flags = _finish(
-        [_month("A", 3, 0.6, "medium", ["A-1"]), _month("A", 4, 0.9, "high", []), _month("A", 5, 0.7, "medium", ["A-3"])]
+        [
+            _month("A", 3, 0.6, "medium", ["A-1"]),
+            _month("A", 4, 0.9, "high", []),
+            _month("A", 5, 0.7, "medium", ["A-3"]),
+        ]
     )
     assert flags.select("period_end_on", "metric_value", "severity").rows() == [
         (date(2026, 3, 31), 0.6, "medium"),

@@ -8,7 +8,9 @@
 BORROWING_FREQUENT, CASH_LOAN_RELIANCE, BORROW_TO_REPAY, OVERDUE_PENALTY, DEBT_BURDEN_HIGH).
 
 Everything is per account *and currency* (the grain of `account_months`); only main-currency months are
-judged. Rules and their reasoning: docs/rules_credit.md. Each rule is one section below: its `Rule` record
+judged. MULTI_LENDER, CASH_LOAN_RELIANCE and DEBT_BURDEN_HIGH judge trailing windows: each publishes one flag per
+episode of consecutive firing months (`Rule.episodic`); the others one per month. Rules and their reasoning:
+docs/rules_credit.md. Each rule is one section below: its `Rule` record
 (code, names, section of config/rules.yaml, remediation, default weight) and its function.
 """
 

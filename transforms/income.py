@@ -7,8 +7,9 @@ clean income over those months; null when fewer than `min_months` or the mean is
 `typical_income` (median clean income of the *previous* full months in the window: the base the
 large-outflow rule compares against, so a month is never its own base).
 
-`income_volatility_flags`: one INCOME_VOLATILE flag (`contracts.RISK_FLAGS`) per main-currency account month
-whose trailing CV is above the threshold. Rule and defaults: docs/rules_core.md.
+`income_volatility_flags`: one INCOME_VOLATILE flag (`contracts.RISK_FLAGS`) per episode of consecutive
+main-currency account months whose trailing CV is above the threshold (`transforms.flag_rows.episodes`). Rule and
+defaults: docs/rules_core.md.
 """
 
 from __future__ import annotations
