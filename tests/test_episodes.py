@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from datetime import date
+from decimal import Decimal
 
 import polars as pl
 
 from liushui.config import load_rules
-from liushui.contracts import RISK_FLAGS
+from liushui.contracts import ACCOUNT_MONTHS, ACCOUNTS_REF, RISK_FLAGS
 from tests.rows import flags_of, signals, txn
 from transforms.flag_rows import finish_flags
 from transforms.income import INCOME_VOLATILE
 from transforms.registry import RULES
+from transforms.risk import account_risk
 
 SETTINGS = load_rules().income_volatility
 
@@ -172,3 +174,43 @@ def test_an_episode_that_grows_on_a_later_night_keeps_its_flag_id():
     assert "连续 6 个月（2026-04 至 2026-09）" in after["reason_zh"][0]
     assert set(before["evidence_txn_ids"][0]) < set(after["evidence_txn_ids"][0])
     assert RISK_FLAGS.conform(after).collect().height == 1
+
+
+# --- what an episode means for account_risk -----------------------------------------------------------
+def test_an_episode_is_one_active_flag_and_its_clean_months_start_after_its_last_month():
+    """A volatile stretch that was high in April and medium to August: one active flag scoring as high (the episode
+    is one condition, its worst month its severity), and September the only clean month — the months the rule
+    still fired after April are not clean months."""
+    flags = finish_flags(
+        pl.LazyFrame(
+            [
+                _month("A", 4, 0.9, "high", ["A-1"]),
+                *(_month("A", m, 0.6, "medium", [f"A-{m}"]) for m in (5, 6, 7, 8)),
+            ]
+        ),
+        INCOME_VOLATILE,
+        SETTINGS,
+    )
+    months = pl.LazyFrame(
+        {
+            "account_id": ["A"] * 9,
+            "currency": ["CNY"] * 9,
+            "month_on": [date(2026, m, 1) for m in range(1, 10)],
+            "is_main_currency": [True] * 9,
+            "is_full_month": [True] * 9,
+            "clean_income": [Decimal("8000.00")] * 9,
+            "income_cv": [None, None, None, 0.9, 0.6, 0.6, 0.6, 0.6, 0.4],
+            "debt_burden_trailing": [None] * 9,
+        },
+        schema_overrides={
+            "clean_income": ACCOUNT_MONTHS.polars_schema["clean_income"],
+            "debt_burden_trailing": pl.Float64,
+        },
+    )
+    rules = load_rules().account_risk
+    out = account_risk(flags, months, accounts=ACCOUNTS_REF.empty().lazy(), rules=rules, as_of=date(2026, 10, 15))
+    row = out.collect().row(0, named=True)
+    weight = rules.weights["INCOME_VOLATILE"] * rules.high_multiplier
+    assert (row["active_flags"], row["active_flag_count"], row["score"]) == (["INCOME_VOLATILE"], 1, weight)
+    assert (row["months_since_severe"], row["recovery_status"]) == (1, "at_risk")
+    assert (row["recovery_now"], row["recovery_clean_months"]) == ([0.4], [1])
