@@ -582,7 +582,7 @@ ACCOUNT_RISK = Table(
         text("band", f"{one_of(RISK_BANDS)} (config account_risk.bands).", nullable=False),
         text("score_components_json", "Points per active flag code (JSON object).", nullable=False),
         Column("active_flags", pl.List(pl.String), "VARCHAR[]", "Flag codes active in the lookback window.", False),
-        count("active_flag_count", "Active flag rows in the lookback window."),
+        count("active_flag_count", "Active flag rows in the lookback window (an episode is one)."),
         text("statement_trust", f"{one_of(STATEMENT_TRUST_LEVELS, STATEMENT_TRUST_MEANINGS)}.", nullable=False),
         text("recovery_status", f"{one_of(RECOVERY_STATUSES, RECOVERY_STATUS_MEANINGS)}.", nullable=False),
         col("last_severe_on", pl.Date, "DATE", "End of the last period with a severe (high) flag."),
