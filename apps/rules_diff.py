@@ -16,7 +16,9 @@ What is compared (`RulesDiff`):
 - flags: one row per flag of either side, matched by `flag_id`. A setting that moves a period's start (a window
   length) changes the ids of a code's flags without changing what they judge: for such a code (a flag of the same
   account, currency and period end on both sides under two ids) the flags are matched on account, code, currency
-  and period end instead, and `compared_on` says so;
+  and period end instead, and `compared_on` says so. An episode's id is its first month's, so a window length
+  leaves it; a setting that makes an episode start in another month (a threshold) moves it, and the episodes
+  ending in the same month are matched;
 - per flag code: flags now and with the new rules, added, removed, severity changed, accounts newly flagged and
   no longer flagged;
 - accounts: score and band now and with the new rules; the ones changing band, largest score change first.

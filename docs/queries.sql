@@ -18,9 +18,14 @@ ORDER BY lenders DESC, t.account_id;
 
 -- name: income_became_volatile
 -- Whose income became volatile: INCOME_VOLATILE in the last 3 months but never before that?
+-- A flag is an episode of consecutive months: its first month is the first month of its period whose income_cv
+-- (account_months) is above the flag's threshold.
 WITH now AS (SELECT max(as_of_on) AS as_of_on FROM account_risk),
-     volatile AS (SELECT account_id, min(period_end_on) AS first_flagged_on, max(metric_value) AS max_cv
-                  FROM risk_flags WHERE flag_code = 'INCOME_VOLATILE' GROUP BY account_id)
+     volatile AS (SELECT f.account_id, last_day(min(m.month_on)) AS first_flagged_on, max(f.metric_value) AS max_cv
+                  FROM risk_flags f
+                  JOIN account_months m ON m.account_id = f.account_id AND m.currency = f.currency
+                   AND m.month_on BETWEEN f.period_start_on AND f.period_end_on AND m.income_cv > f.threshold
+                  WHERE f.flag_code = 'INCOME_VOLATILE' GROUP BY f.account_id)
 SELECT v.account_id, v.first_flagged_on, round(v.max_cv, 2) AS max_cv
 FROM volatile v, now
 WHERE v.first_flagged_on >= date_trunc('month', now.as_of_on) - INTERVAL 3 MONTH

@@ -522,7 +522,9 @@ RISK_FLAGS = Table(
     (
         text(
             "flag_id",
-            "Stable id: hash of the flag code and the key the rule is judged on (account, currency, period).",
+            "Stable id: hash of the flag code and the key the rule is judged on (account, currency, period; for a "
+            "rule that publishes episodes, account, currency and the episode's first month, so that the id stays "
+            "when the episode grows).",
             nullable=False,
         ),
         ACCOUNT_ID,
@@ -541,9 +543,21 @@ RISK_FLAGS = Table(
             "e.g. INCOME_VOLATILE, MULTI_LENDER (多头借贷), BORROW_TO_REPAY (以贷养贷).",
             nullable=False,
         ),
-        col("period_start_on", pl.Date, "DATE", "First day of the judged period.", nullable=False),
-        col("period_end_on", pl.Date, "DATE", "Last day of the judged period.", nullable=False),
-        ratio("metric_value", "Value of the metric the rule judged.", nullable=False),
+        col(
+            "period_start_on",
+            pl.Date,
+            "DATE",
+            "First day of the judged period (of an episode: of its first month's trailing window).",
+            nullable=False,
+        ),
+        col(
+            "period_end_on",
+            pl.Date,
+            "DATE",
+            "Last day of the judged period (of an episode: of its last month).",
+            nullable=False,
+        ),
+        ratio("metric_value", "Value of the metric the rule judged (of an episode: its peak month's).", nullable=False),
         ratio("threshold", "Threshold the metric crossed.", nullable=False),
         text("limit_name", "Which limit fired (e.g. relative_to_income, absolute_floor).", nullable=False),
         text("severity", f"{one_of(SEVERITIES)}.", nullable=False),
@@ -580,7 +594,7 @@ ACCOUNT_RISK = Table(
         text("band", f"{one_of(RISK_BANDS)} (config account_risk.bands).", nullable=False),
         text("score_components_json", "Points per active flag code (JSON object).", nullable=False),
         Column("active_flags", pl.List(pl.String), "VARCHAR[]", "Flag codes active in the lookback window.", False),
-        count("active_flag_count", "Active flag rows in the lookback window."),
+        count("active_flag_count", "Active flag rows in the lookback window (an episode is one)."),
         text("statement_trust", f"{one_of(STATEMENT_TRUST_LEVELS, STATEMENT_TRUST_MEANINGS)}.", nullable=False),
         text("recovery_status", f"{one_of(RECOVERY_STATUSES, RECOVERY_STATUS_MEANINGS)}.", nullable=False),
         col("last_severe_on", pl.Date, "DATE", "End of the last period with a severe (high) flag."),

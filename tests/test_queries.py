@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from liushui import store
-from liushui.config import PROJECT_ROOT
+from liushui.config import PROJECT_ROOT, load_rules
 
 QUERIES = PROJECT_ROOT / "docs" / "queries.sql"
 
@@ -81,14 +81,21 @@ def test_debt_burden_over_half(published_db):
 def test_income_became_volatile_means_first_flagged_in_the_last_three_months(published_db):
     con = store.reader(published_db)
     try:
-        flags = con.sql("SELECT account_id, period_end_on FROM risk_flags WHERE flag_code = 'INCOME_VOLATILE'").pl()
+        flagged = con.sql("SELECT DISTINCT account_id FROM risk_flags WHERE flag_code = 'INCOME_VOLATILE'").pl()
+        months = con.sql("SELECT account_id, month_on, income_cv FROM account_months WHERE is_main_currency").pl()
         as_of = con.execute("SELECT max(as_of_on) FROM account_risk").fetchone()[0]
     finally:
         con.close()
     since = as_of.replace(day=1)
     since = since.replace(year=since.year - (since.month <= 3), month=(since.month - 4) % 12 + 1)
-    first = flags.group_by("account_id").agg(pl.col("period_end_on").min())
-    expected = set(first.filter(pl.col("period_end_on") >= since)["account_id"])
+    # a flag is an episode of months: the account was first flagged in its first month above the threshold
+    first = (
+        months.join(flagged, on="account_id", how="semi")
+        .filter(pl.col("income_cv") > load_rules().income_volatility.cv_threshold)
+        .group_by("account_id")
+        .agg(pl.col("month_on").min())
+    )
+    expected = set(first.filter(pl.col("month_on").dt.month_end() >= since)["account_id"])
     assert set(answer(published_db, "income_became_volatile")["account_id"]) == expected
 
 

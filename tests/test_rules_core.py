@@ -87,19 +87,24 @@ def _volatile(incomes: list[str]) -> list[dict]:
 def test_volatile_income_is_flagged_with_exact_cv():
     incomes = ["1000", "20000", "500", "9000", "100", "30000", "2000", "50"]
     result = signals(_volatile(incomes), as_of=AS_OF)
-    flags = flags_of(result, "INCOME_VOLATILE")
+    months = result["account_months"].filter(pl.col("income_cv").is_not_null())
     # judged from the 4th full month (min_months 4) to August; September is partial
-    ends = [d.month for d in flags["period_end_on"].to_list()]
-    assert ends == [4, 5, 6, 7, 8]
+    assert [d.month for d in months["month_on"].to_list()] == [4, 5, 6, 7, 8]
     window = [float(x) + (1.0 if i == 0 else 0.0) for i, x in enumerate(incomes[:4])]  # Jan has the 1.00 interest
     expected = statistics.pstdev(window) / statistics.mean(window)
-    assert flags["metric_value"][0] == pytest.approx(expected, rel=1e-9)
-    assert flags["threshold"].to_list() == [0.5] * 5
-    assert flags["severity"][0] == "high"
-    assert flags["period_start_on"].to_list()[:2] == [date(2026, 1, 1), date(2026, 1, 1)]
-    assert flags["period_start_on"].to_list()[-1] == date(2026, 3, 1)  # 6-month window ending in August
+    assert months["income_cv"][0] == pytest.approx(expected, rel=1e-9)
+    assert (months["income_cv"] > 0.5).all()
+    # April to August fire: one episode, from April's window (clipped to January) to August, at the peak month
+    flags = flags_of(result, "INCOME_VOLATILE")
+    assert flags.select("period_start_on", "period_end_on").rows() == [(date(2026, 1, 1), date(2026, 8, 31))]
+    peak = months.sort("income_cv", "month_on", descending=[True, False]).row(0, named=True)
+    assert flags["metric_value"].to_list() == [peak["income_cv"]]
+    assert flags["threshold"].to_list() == [0.5]
+    assert flags["severity"].to_list() == ["high"]
     assert "coefficient of variation of" in flags["reason_en"][0] and "变异系数" in flags["reason_zh"][0]
-    assert len(flags["evidence_txn_ids"][0]) == 5  # the income rows of Jan..Apr (incl. the interest)
+    peak_month = peak["month_on"].strftime("%Y-%m")
+    assert flags["reason_zh"][0].endswith(f"；连续 5 个月（2026-04 至 2026-08），峰值月 {peak_month}。")
+    assert len(flags["evidence_txn_ids"][0]) == 9  # the income rows of Jan..Aug (incl. the interest)
 
 
 def test_stable_income_is_not_flagged():

@@ -8,7 +8,9 @@
 BORROWING_FREQUENT, CASH_LOAN_RELIANCE, BORROW_TO_REPAY, OVERDUE_PENALTY, DEBT_BURDEN_HIGH).
 
 Everything is per account *and currency* (the grain of `account_months`); only main-currency months are
-judged. Rules and their reasoning: docs/rules_credit.md. Each rule is one section below: its `Rule` record
+judged. MULTI_LENDER, CASH_LOAN_RELIANCE and DEBT_BURDEN_HIGH judge trailing windows: each publishes one flag per
+episode of consecutive firing months (`Rule.episodic`); the others one per month. Rules and their reasoning:
+docs/rules_credit.md. Each rule is one section below: its `Rule` record
 (code, names, section of config/rules.yaml, remediation, default weight) and its function.
 """
 
@@ -326,6 +328,7 @@ MULTI_LENDER = Rule(
     default_weight=20,
     doc="docs/rules_credit.md",
     behaviour="multi_lender",
+    episodic=True,
 )
 
 
@@ -450,6 +453,7 @@ CASH_LOAN_RELIANCE = Rule(
     remediation_en="Rely less on cash loans: most of the money coming in should be salary or business income.",
     default_weight=12,
     doc="docs/rules_credit.md",
+    episodic=True,
 )
 
 
@@ -731,6 +735,7 @@ DEBT_BURDEN_HIGH = Rule(
     default_weight=15,
     doc="docs/rules_credit.md",
     behaviour="debt_burden_high",
+    episodic=True,
 )
 
 

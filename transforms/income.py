@@ -11,9 +11,10 @@ median: a freelancer paid in lumps (30,000 one month, nothing the next two) has 
 inheritance) would raise the base and hide the large outflows that follow it. Leaving out the best month does
 both: a steady salary gives its own level, a lump earner the money they live on, a windfall is dropped.
 
-`income_volatility_flags`: one INCOME_VOLATILE flag (`contracts.RISK_FLAGS`) per main-currency account month
-whose trailing CV is above the threshold, unless the window holds a stop or fall that INCOME_STOPPED flags
-(one fact, one flag). Rule and defaults: docs/rules_core.md.
+`income_volatility_flags`: one INCOME_VOLATILE flag (`contracts.RISK_FLAGS`) per episode of consecutive
+main-currency account months whose trailing CV is above the threshold (`transforms.flag_rows.episodes`), leaving
+out the months whose window holds a stop or fall that INCOME_STOPPED flags (one fact, one flag). Rule and
+defaults: docs/rules_core.md.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ INCOME_VOLATILE = Rule(
     default_weight=10,
     doc="docs/rules_core.md",
     behaviour="income_volatile",
+    episodic=True,
 )
 
 

@@ -2,12 +2,16 @@
 
 From the account's flags and months as of the run's as-of date:
 
-- **active flags**: flags whose period ends within `lookback_months` full months before the as-of month;
+- **active flags**: flags whose period ends within `lookback_months` full months before the as-of month. An
+  episode (`transforms.flag_rows.episodes`: a trailing-window rule's consecutive firing months, one flag) ends
+  with its last month, so it is active exactly while its latest month would have been; it is one flag of
+  `active_flag_count`, and its severity is its worst month's, so an ongoing episode that was high counts as high;
 - **score** (0-100): per active flag code its weight from config, x `high_multiplier` when any active flag
   of that code is high; summed and capped at 100; the components are kept;
 - **band**: the highest band whose lower bound the score reaches;
 - **recovery**: clean months since the last severe flag — full, covered months of the main currency after the
-  month its period ends, up to the last full month (a month outside the statement is unknown, never clean):
+  month its period ends, up to the last full month (a month outside the statement is unknown, never clean; a
+  month in which an episode with a high month still fired is not clean either: the episode ends after it):
   fewer than `recovering_after_clean_months` -> at_risk, fewer than `recovered_after_clean_months` ->
   recovering, else recovered; fewer than `recovered_after_clean_months` while the statement ends before the
   last full month -> insufficient_history (the months that would show recovery are not covered); an account
@@ -25,9 +29,9 @@ From the account's flags and months as of the run's as-of date:
   the as-of month so far for the rules that judge it too (events and shares of a month: an overdue fee booked
   this month counts today), else the last full month (a trailing ratio over full months is not known for a
   partial month); an account whose statement ends earlier falls back to the last full month. For the other
-  rules it is the metric of the code's flag in the last full month or later, else unknown ("not flagged since
-  the last full month"). The flag stops counting on the first as-of date whose lookback no longer reaches its
-  month: the month after `lookback_months` clean months.
+  rules it is the metric of the code's flag in the last full month or later (of an episode: its peak month's),
+  else unknown ("not flagged since the last full month"). The flag stops counting on the first as-of date whose
+  lookback no longer reaches its month: the month after `lookback_months` clean months.
 """
 
 from __future__ import annotations
