@@ -180,3 +180,17 @@ def test_the_gather_window_is_gather_days_back_from_its_last_inflow():
     assert hubs(first + just_inside + out)["metric_value"].round(4).to_list() == [0.9333]
     at_the_edge = [*later[:2], {**later[2], "booked_at": later[2]["booked_at"].replace(minute=0, hour=10)}]
     assert hubs(first + at_the_edge + out).height == 0  # three senders in the window (2026-03-01 10:00, 03-04 10:00]
+
+
+def test_a_hubs_scattered_money_is_not_a_large_outflow_of_its_holder():
+    """One fact, one flag: 8,800 paid on from the gathered money is the hub's, not 2 x a 3,000 salary leaving."""
+    from tests.rows import monthly
+
+    salary = monthly("X", [10, 11, 12], "3000", year=2025) + monthly("X", [1, 2, 3], "3000", year=2026)
+    hub = signals(
+        salary + gathered(SENDERS[:5], IN) + scattered(RECEIVERS[:4], OUT), as_of=date(2026, 3, 31), accounts_ref=REF
+    )
+    assert sorted(hub["risk_flags"]["flag_code"].to_list()) == ["GATHER_SCATTER"]
+    # the same payments out without the gathering before them: the holder's own money, 3 of them large
+    paid = signals(salary + scattered(RECEIVERS[:4], OUT), as_of=date(2026, 3, 31), accounts_ref=REF)["risk_flags"]
+    assert paid.select("flag_code", "metric_value").rows() == [("LARGE_OUTFLOW", 9420.0)]

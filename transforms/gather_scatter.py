@@ -243,7 +243,17 @@ def without_hub_fans(fan_flags: pl.LazyFrame, hub_flags: pl.LazyFrame) -> pl.Laz
     return fan_flags.join(covered, on="flag_id", how="anti")
 
 
+def _hub_legs(hub_flags: pl.LazyFrame, transactions: pl.LazyFrame, side: pl.Expr) -> pl.LazyFrame:
+    evidence = hub_flags.select(txn_id="evidence_txn_ids").explode("txn_id").drop_nulls().unique()
+    return evidence.join(transactions.filter(side).select("txn_id"), on="txn_id", how="semi")
+
+
 def hub_inflows(hub_flags: pl.LazyFrame, transactions: pl.LazyFrame) -> pl.LazyFrame:
     """`txn_id` of the gathered inflows of GATHER_SCATTER flags: money collected to be paid on is not earned."""
-    evidence = hub_flags.select(txn_id="evidence_txn_ids").explode("txn_id").drop_nulls().unique()
-    return evidence.join(transactions.filter(pl.col("amount") > 0).select("txn_id"), on="txn_id", how="semi")
+    return _hub_legs(hub_flags, transactions, pl.col("amount") > 0)
+
+
+def hub_outflows(hub_flags: pl.LazyFrame, transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """`txn_id` of the scattered outflows of GATHER_SCATTER flags: paying on the gathered money is the hub's fact,
+    not a large outflow of the holder's own money."""
+    return _hub_legs(hub_flags, transactions, pl.col("amount") < 0)

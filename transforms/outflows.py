@@ -21,8 +21,9 @@ flag says so (`transforms.currency_limits`).
 Not money leaving in a block, never judged: moves between the holder's own accounts; regular commitments —
 the same party paid a similar amount (within `recurring_tolerance`) in at least `recurring_months` months of
 the statement (rent, a mortgage, school fees); and the legs of money that came
-back or only passed through (`returned`: the outflows of round trips in either direction, of cycles and of
-pass-through months) — one fact, one flag: those are ROUND_TRIP, CYCLE and PASS_THROUGH.
+back or only passed through (`returned`: the outflows of round trips in either direction, of cycles, of
+pass-through months, of window-dressing drains and a collecting hub's payments onward) — one fact, one flag:
+those are ROUND_TRIP, CYCLE, PASS_THROUGH, WINDOW_DRESSING and GATHER_SCATTER.
 
 `large_outflow_flags`: one LARGE_OUTFLOW flag (`contracts.RISK_FLAGS`) per account, currency and month with
 at least one large outflow. Rule and defaults: docs/rules_core.md.

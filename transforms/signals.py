@@ -53,7 +53,7 @@ from transforms.counterparty import resolved_counterparties
 from transforms.credit import borrow_to_repay_links, credit_flags, credit_month_features
 from transforms.cycles import CYCLE, cycle_flags, cycle_inbound_ids, cycle_links
 from transforms.fan import fan_in_flags, fan_out_flags, gathered_inflows
-from transforms.gather_scatter import gather_scatter_flags, hub_inflows, without_hub_fans
+from transforms.gather_scatter import gather_scatter_flags, hub_inflows, hub_outflows, without_hub_fans
 from transforms.income import income_volatility, income_volatility_flags
 from transforms.income_streams import income_stopped_flags, income_streams
 from transforms.integrity import balance_breaks, integrity_flags, integrity_month_features
@@ -325,6 +325,7 @@ def account_signals(
             passed_out,
             trade.filter(pl.col("business_direction") == "out").select("txn_id"),
             dressing_legs(dressed, "drain"),
+            hub_outflows(hubs, marked),
         ]
     )
 
