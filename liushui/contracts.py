@@ -355,9 +355,18 @@ ACCOUNT_MONTHS = Table(
         count("lenders_active_30d", "Distinct lenders with loan activity in the 30 days to month end."),
         count("lenders_active_90d", "Distinct lenders with loan activity in the 90 days to month end."),
         count("lenders_active_180d", "Distinct lenders with loan activity in the 180 days to month end."),
+        count(
+            "lenders_active_judged",
+            "Distinct lenders active in the window MULTI_LENDER judges (multi_lender.judged_window_days) to month end.",
+        ),
         count("new_lenders", "Lenders first seen in this month (within the statement)."),
         count("disbursement_count", "Loan disbursements received in the month."),
         ratio("loan_share_of_inflow", "loan_disbursed / inflow."),
+        ratio(
+            "loan_share_trailing",
+            "loan_disbursed / inflow over the borrowing.window_months months ending at this full month, all full "
+            "(CASH_LOAN_RELIANCE's figure); null otherwise.",
+        ),
         count(
             "penalty_count",
             "Penalty interest / late fee rows paid (罚息, 逾期, 滞纳金, 违约金, late fee); not a prepayment fee "

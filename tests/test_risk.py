@@ -266,6 +266,26 @@ def test_today_value_of_a_rule_judging_the_as_of_month_is_that_month_so_far():
     assert r["score"] == 45.0
 
 
+def test_today_value_of_a_trailing_credit_episode_is_todays_figure_not_its_peak():
+    """MULTI_LENDER and CASH_LOAN_RELIANCE publish episodes whose metric is the peak month's; today's value is the
+    figure the rule judges now: lenders in the judged window as of October so far, the loan share of the last full
+    window (September)."""
+    month_rows = _with_figures(months("A", FLAT), lenders_active_judged=4)
+    for row in month_rows:
+        row["loan_share_trailing"] = 0.35
+    month_rows.append({**_as_of_month("A"), "lenders_active_judged": 3, "loan_share_trailing": None})
+    flags = [
+        flag("A", "MULTI_LENDER", date(2026, 9, 30), metric=6.0, threshold=3.0),  # a peak of 6 lenders in July
+        flag("A", "CASH_LOAN_RELIANCE", date(2026, 9, 30), severity="medium", metric=0.55, threshold=0.3),
+    ]
+    r = risk(flags, month_rows)["A"]
+    now = dict(zip(r["active_flags"], zip(r["recovery_now"], r["recovery_now_month_on"], strict=True), strict=True))
+    assert now == {
+        "MULTI_LENDER": (3.0, date(2026, 10, 1)),
+        "CASH_LOAN_RELIANCE": (0.35, date(2026, 9, 1)),
+    }
+
+
 def test_a_statement_ending_before_the_as_of_month_gives_the_last_full_month_value():
     month_rows = _with_figures(months("A", FLAT), related_out_share=0.2)
     r = risk([flag("A", "RELATED_TRANSFER_HEAVY", date(2026, 7, 31), metric=0.9, threshold=0.5)], month_rows)["A"]

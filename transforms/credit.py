@@ -160,6 +160,20 @@ def _trailing_sum(value: pl.Expr, months: int) -> pl.Expr:
     return (running - running.shift(months).fill_null(0)).over(_PER_ACCOUNT, order_by="month_on")
 
 
+def _trailing_loan_share(months: int) -> dict[str, pl.Expr]:
+    """CASH_LOAN_RELIANCE's window over the `months` months ending at each row: `_full_months`, `_disbursed`,
+    `_inflow` and `_share` (disbursed / inflow; null without inflow)."""
+    return {
+        "_full_months": _trailing_sum(pl.col("is_full_month").cast(pl.Int64), months),
+        "_disbursed": _trailing_sum(pl.col("loan_disbursed"), months),
+        "_inflow": _trailing_sum(pl.col("inflow"), months),
+    }
+
+
+def _share_of(disbursed: pl.Expr, inflow: pl.Expr) -> pl.Expr:
+    return pl.when(inflow > 0).then(disbursed.cast(pl.Float64) / inflow.cast(pl.Float64))
+
+
 def trailing_debt_service(account_months: pl.LazyFrame, *, rules: DebtBurdenRules) -> pl.LazyFrame:
     """Add the trailing debt-service window: `debt_burden_start_on` (first full month in the window of
     `trailing_months` months ending at this month), `debt_burden_months` (full months in it),
@@ -220,7 +234,15 @@ def credit_month_features(
     ]
     private = ["debt_burden_start_on", "debt_burden_months", "debt_burden_repaid", "debt_burden_income", "_refinanced"]
     # Recomputed, never joined twice: a frame already conformed to the contract carries them as nulls.
-    produced = [*counts, "penalty_amount", "loan_share_of_inflow", "debt_burden_trailing"]
+    produced = [
+        *counts,
+        "lenders_active_judged",
+        "penalty_amount",
+        "loan_share_of_inflow",
+        "loan_share_trailing",
+        "debt_burden_trailing",
+    ]
+    window = rules.borrowing.window_months
     return (
         account_months.drop(produced, strict=False)
         .join(_lender_counts(transactions, account_months, windows), on=_MONTH_KEY, how="left", maintain_order="left")
@@ -235,7 +257,15 @@ def credit_month_features(
         .join(_refinanced(transactions, borrow_to_repay), on=_MONTH_KEY, how="left", maintain_order="left")
         .with_columns(_refinanced=pl.col("_refinanced").fill_null(_ZERO))
         .pipe(trailing_debt_service, rules=rules.debt_burden)
-        .drop(private, strict=False)
+        .with_columns(**_trailing_loan_share(window))
+        .with_columns(
+            # the figures MULTI_LENDER and CASH_LOAN_RELIANCE judge, month by month (today's value in account_risk)
+            lenders_active_judged=pl.col(f"lenders_active_{rules.multi_lender.judged_window_days}d"),
+            loan_share_trailing=pl.when(pl.col("is_full_month") & (pl.col("_full_months") == window)).then(
+                _share_of(pl.col("_disbursed"), pl.col("_inflow"))
+            ),
+        )
+        .drop([*private, *_trailing_loan_share(window)], strict=False)
     )
 
 
@@ -467,17 +497,8 @@ def cash_loan_reliance_flags(
     n = rules.window_months
     flagged = (
         _judged(months_with_credit)
-        .with_columns(
-            _full_months=_trailing_sum(pl.col("is_full_month").cast(pl.Int64), n),
-            _disbursed=_trailing_sum(pl.col("loan_disbursed"), n),
-            _inflow=_trailing_sum(pl.col("inflow"), n),
-            _first_month_on=pl.col("month_on").min().over(_PER_ACCOUNT),
-        )
-        .with_columns(
-            _share=pl.when(pl.col("_inflow") > 0).then(
-                pl.col("_disbursed").cast(pl.Float64) / pl.col("_inflow").cast(pl.Float64)
-            )
-        )
+        .with_columns(**_trailing_loan_share(n), _first_month_on=pl.col("month_on").min().over(_PER_ACCOUNT))
+        .with_columns(_share=_share_of(pl.col("_disbursed"), pl.col("_inflow")))
         .filter(
             pl.col("is_full_month")
             & (pl.col("_full_months") == n)  # a whole window, or the statement's first month would decide

@@ -46,7 +46,13 @@ from liushui.vocabularies import RecoveryStatus, StatementTrust
 from transforms.balances import OVERDRAWN
 from transforms.classify import account_owners
 from transforms.commingling import COMMINGLING
-from transforms.credit import BORROWING_FREQUENT, DEBT_BURDEN_HIGH, OVERDUE_PENALTY
+from transforms.credit import (
+    BORROWING_FREQUENT,
+    CASH_LOAN_RELIANCE,
+    DEBT_BURDEN_HIGH,
+    MULTI_LENDER,
+    OVERDUE_PENALTY,
+)
 from transforms.flag_rows import fmt_num, severity
 from transforms.income import INCOME_VOLATILE
 from transforms.integrity import BALANCE_BREAK
@@ -62,6 +68,8 @@ CURRENT_VALUE: dict[str, pl.Expr] = {
     ),
     OVERDRAWN.code: pl.col("negative_balance_days").cast(pl.Float64),
     DEBT_BURDEN_HIGH.code: pl.col("debt_burden_trailing"),
+    MULTI_LENDER.code: pl.col("lenders_active_judged").cast(pl.Float64),
+    CASH_LOAN_RELIANCE.code: pl.col("loan_share_trailing"),
     RELATED_TRANSFER_HEAVY.code: pl.col("related_out_share"),
     COMMINGLING.code: pl.col("business_in_share"),
 }
@@ -71,6 +79,7 @@ judges."""
 JUDGED_IN_AS_OF_MONTH: frozenset[str] = frozenset(
     {
         BORROWING_FREQUENT.code,
+        MULTI_LENDER.code,
         OVERDUE_PENALTY.code,
         OVERDRAWN.code,
         RELATED_TRANSFER_HEAVY.code,
