@@ -77,6 +77,9 @@ class IncomeStreamRules(RuleSection):
     fall_share: float = Field(gt=0, lt=1)
     """Fallen: the last period's amount or the recent periods' mean is below this share of the typical amount."""
     fall_periods: int = Field(ge=1)
+    steady_amount_cv: float = Field(ge=0)
+    """A stream whose amounts vary more than this (coefficient of variation) is judged fallen on the mean of its
+    recent periods only, never on its last payment alone."""
     """The recent periods (months of a monthly stream, payments of another) whose mean is compared."""
     share_window_months: int = Field(ge=1)
     """Full months before the judged month over which a stream's share of clean income is measured."""

@@ -52,7 +52,8 @@ TxnClass = Literal[
 ]
 """`transactions.txn_class`: what kind of money moved (`transforms.classify`). `neutral`: a row its export marks
 as neither income nor spending (`flow_tag`: 不计收支, '/'), e.g. a move into a money-market fund or a
-refund the export already netted; it counts in no inflow, outflow or income total. The `*_in` / `*_out` classes of
+refund the export already netted, and a currency exchange within the account (购汇, 结汇); it counts in no
+inflow, outflow or income total. The `*_in` / `*_out` classes of
 round trips, cycles, pass-through and window dressing (money parked over month ends, WINDOW_DRESSING) are the legs
 of money that came back, merely passed or was parked: inflows that looked earned or related and outflows that
 looked spent or related (`transforms.classify.mark_returned_money`) — one fact, one flag: they are neither

@@ -404,3 +404,15 @@ def test_streams_never_count_more_payments_than_clean_income_inflows(payments):
     assert set(ids) <= set(clean_inflows["txn_id"])
     assert (streams["payments_count"] == streams["payment_txn_ids"].list.len()).all()
     assert (streams["payments_count"] >= 3).all()
+
+
+def test_a_stream_of_unsteady_amounts_is_not_fallen_on_its_last_payment_alone():
+    """A client paying 1,000, 20,000, 500, 9,000, 100, 30,000, 2,000, then 50: the last payment is far below the
+    median, but the mean of the last 3 periods (10,683.33) is not — volatile income, not a fall."""
+    amounts = ["1000", "20000", "500", "9000", "100", "30000", "2000", "50"]
+    rows = [txn("A", f"2026-{m:02d}-10 09:00:00", a, "客户甲", None, "劳务费") for m, a in enumerate(amounts, 1)]
+    result = signals(rows + spending_until("A", AS_OF), as_of=AS_OF)
+    assert result["income_streams"].select("status", "last_amount", "recent_amount").rows() == [
+        ("active", money("50"), money("10683.33"))
+    ]
+    assert flags_of(result, "INCOME_STOPPED").is_empty()

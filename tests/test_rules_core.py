@@ -624,3 +624,20 @@ def test_payments_to_one_party_in_two_months_or_far_apart_in_amount_are_not_a_co
     # three months, but 4,500 / 5,100 / 5,800 are more than 10 % apart: none is another's match twice
     apart = flags_of(signals(_rent(["4500", "5100", "5800"]), as_of=AS_OF), "LARGE_OUTFLOW")
     assert apart["period_start_on"].to_list() == [date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)]
+
+
+def test_a_currency_exchange_is_neutral_not_a_large_outflow_nor_income():
+    """购汇 moves the holder's money from CNY to USD within one account: neither spending nor earnings."""
+    rows = monthly("X", [1, 2, 3, 4, 5, 6, 7, 8], "12000", day=10)
+    rows += [
+        txn("X", "2026-07-07 18:14:31", "-87839.21", None, None, "购汇"),
+        txn("X", "2026-07-07 18:14:32", "12371.72", None, None, "购汇", currency="USD"),
+        txn("X", "2026-07-20 09:00:00", "-30000", "某人", "62220001", "转账"),  # beside it, a real large outflow
+    ]
+    result = signals(rows, as_of=date(2026, 9, 15))
+    exchanged = result["transactions"].filter(pl.col("description") == "购汇").sort("currency")
+    assert exchanged.select("currency", "txn_class", "is_clean_income").rows() == [
+        ("CNY", "neutral", False),
+        ("USD", "neutral", False),
+    ]
+    assert flags_of(result, "LARGE_OUTFLOW").select("currency", "metric_value").rows() == [("CNY", 30000.0)]

@@ -20,6 +20,11 @@ from transforms.lenders import loan_role_is
 
 REFUND_PATTERN = r"(?i)退款|退货|冲正|抹账|撤销|退回|refund|reversal|chargeback"
 SALARY_PATTERN = r"(?i)代发工资|工资|薪资|薪酬|奖金|代发|salary|payroll|wages"
+EXCHANGE_PATTERN = r"(?i)购汇|结汇|换汇|外汇买卖|外币兑换|货币兑换|currency exchange|foreign exchange|fx conversion"
+"""A currency exchange (购汇 CNY -> USD, 结汇 back): the holder's money moving between the currencies of one
+account, `neutral` like a move into a money-market fund — neither spending, income nor a transfer to anyone
+(one 87,839 CNY 购汇 is no large outflow, its 12,371 USD no earnings, and neither an own transfer that would count
+as related money)."""
 
 INCOME_CLASSES: tuple[TxnClass, ...] = ("salary", "income")
 """Earned income (`is_clean_income`), until `mark_returned_money` finds it only came back or passed through."""
@@ -87,14 +92,15 @@ def counterparty_relation(
 
 def transaction_class() -> pl.Expr:
     """The class of a row, in priority order: neutral (the export's `flow_tag`), loan events, refunds,
-    own/related transfers, income, spend."""
+    own/related transfers, income, spend. A currency exchange (`EXCHANGE_PATTERN`) is neutral, as the rows an
+    export marks so."""
     inflow = pl.col("amount") > 0
+    text = pl.col("description").fill_null("")
     own = pl.col("related_relation").is_in(["own_account", "self"])
     related = pl.col("related_relation").is_not_null()
-    text = pl.col("description").fill_null("")
     value = txn_class_value
     return (
-        pl.when(pl.col("flow_tag").is_not_null())
+        pl.when(pl.col("flow_tag").is_not_null() | text.str.contains(EXCHANGE_PATTERN))
         .then(value("neutral"))
         .when(loan_role_is("penalty"))
         .then(value("penalty_fee"))

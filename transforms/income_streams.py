@@ -322,9 +322,7 @@ def _expected(streams: pl.LazyFrame, *, rules: IncomeStreamRules) -> pl.LazyFram
         "_step_days"
     ) - 1
     missed = pl.col("missed_payments")
-    fallen = (pl.col("last_amount").cast(pl.Float64) < rules.fall_share * pl.col("typical_amount").cast(pl.Float64)) | (
-        pl.col("recent_amount").cast(pl.Float64) < rules.fall_share * pl.col("typical_amount").cast(pl.Float64)
-    )
+    fallen = _fall_ratio(rules) < rules.fall_share
     return streams.with_columns(
         expected_next_on=pl.when(_is("monthly"))
         .then(_on_typical_day(last_pay_month.dt.offset_by("1mo")))
@@ -345,6 +343,17 @@ def _expected(streams: pl.LazyFrame, *, rules: IncomeStreamRules) -> pl.LazyFram
         .then(_status("late"))
         .otherwise(_status("active"))
     )
+
+
+def _fall_ratio(rules: IncomeStreamRules) -> pl.Expr:
+    """What the stream pays now against its typical amount: the lower of the last period and the mean of the recent
+    ones — for a stream of steady amounts (`amount_cv` at most `steady_amount_cv`); a stream paying 500 one month
+    and 30,000 the next has no level a single payment can fall from, and is judged on the recent mean only."""
+    typical = pl.col("typical_amount").cast(pl.Float64)
+    recent = pl.col("recent_amount").cast(pl.Float64)
+    last = pl.col("last_amount").cast(pl.Float64)
+    steady = pl.col("amount_cv").fill_null(0) <= rules.steady_amount_cv
+    return pl.when(steady).then(pl.min_horizontal(last, recent)).otherwise(recent) / typical
 
 
 INCOME_STOPPED = Rule(
@@ -396,9 +405,7 @@ def income_stopped_flags(
     )
     source = pl.coalesce(pl.col("source_name"), pl.col("source_key"))
     cadence_zh = pl.col("cadence").replace_strict(CADENCE_ZH, return_dtype=pl.String)
-    ratio = pl.min_horizontal(pl.col("last_amount"), pl.col("recent_amount")).cast(pl.Float64) / pl.col(
-        "typical_amount"
-    ).cast(pl.Float64)
+    ratio = _fall_ratio(rules)
     days = [pl.col(c).cast(pl.String) for c in ("last_seen_on", "expected_next_on")]
     share = fmt_pct(pl.col("trailing_share"))
     window = pl.lit(str(rules.share_window_months))

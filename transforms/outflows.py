@@ -18,7 +18,8 @@ amount_out, typical_income, limit_amount, limit_name`. The limit is
 Absolute amounts are per currency (`large_outflow.limits`); an unlisted currency takes the CNY row and the
 flag says so (`transforms.currency_limits`).
 
-Not money leaving in a block, never judged: moves between the holder's own accounts; regular commitments —
+Not money leaving in a block, never judged: moves between the holder's own accounts; neutral rows (a move into a
+money-market fund, a currency exchange within the account: `transforms.classify`); regular commitments —
 the same party paid a similar amount (within `recurring_tolerance`) in at least `recurring_months` months of
 the statement (rent, a mortgage, school fees); and the legs of money that came
 back or only passed through (`returned`: the outflows of round trips in either direction, of cycles, of
@@ -81,7 +82,7 @@ def large_outflows(
     floor = amount_for_currency({c: limits.absolute_floor for c, limits in rules.limits.items()})
     no_base = amount_for_currency({c: limits.no_history_limit for c, limits in rules.limits.items()})
     relative = pl.col("typical_income").cast(pl.Float64) * rules.income_multiple
-    outflows = transactions.filter((pl.col("amount") < 0) & ~txn_class_is("own_transfer_out")).with_columns(
+    outflows = transactions.filter((pl.col("amount") < 0) & ~txn_class_is("own_transfer_out", "neutral")).with_columns(
         month_on=pl.col("booked_on").dt.month_start(), amount_out=-pl.col("amount")
     )
     if returned is not None:
