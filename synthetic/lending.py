@@ -210,9 +210,10 @@ def label_debt_burden(part: Part) -> None:
         window = np.ones(DEBT_BURDEN_MONTHS)
         repaid_3 = np.convolve(repaid, window)[: w.months]
         income_3 = np.convolve(income, window)[: w.months]
+        # the statement's last month is the as-of month of a run on it, never a judged full month
         months = [
             m
-            for m in range(DEBT_BURDEN_MONTHS - 1, w.months)
+            for m in range(DEBT_BURDEN_MONTHS - 1, w.months - 1)
             if income_3[m] > 0 and repaid_3[m] > DEBT_BURDEN_MAX_RATIO * income_3[m]
         ]
         part.label(int(a), "debt_burden_high", months)

@@ -67,6 +67,12 @@ _KEY = ["account_id", "currency"]
 _WINDOW = ["account_id", "currency", "_end_at"]
 
 
+def _exact_sum(amounts: pl.Expr) -> pl.Expr:
+    """The sum of float amounts, each rounded to cents and added as integers: the same whatever the rows' order (a
+    float sum is not, and an incremental night must publish what a full rebuild does, to the last bit)."""
+    return (amounts * 100).round(0).cast(pl.Int64).sum().cast(pl.Float64) / 100
+
+
 def _hub_rows(
     transactions: pl.LazyFrame, accounts: pl.LazyFrame, fx_rates: pl.LazyFrame, *, rules: GatherScatterRules
 ) -> pl.LazyFrame:
@@ -94,8 +100,8 @@ def _gather_windows(inflows: pl.LazyFrame, *, rules: GatherScatterRules) -> pl.L
         .agg(
             _senders=pl.col("_party").n_unique(),
             _start_at=pl.col("booked_at").min(),
-            _in_total=pl.col("_amount").sum(),
-            _in_cny=pl.col("_cny").sum(),
+            _in_total=_exact_sum(pl.col("_amount")),
+            _in_cny=_exact_sum(pl.col("_cny")),
             _rated=pl.col("_cny").is_not_null().all(),
         )
         .rename({"booked_at": "_end_at"})
@@ -156,7 +162,7 @@ def gather_scatter_hubs(
         .group_by(_WINDOW)
         .agg(
             _receivers=pl.col("_party").n_unique(),
-            _out_total=pl.col("_value").sum(),
+            _out_total=_exact_sum(pl.col("_value")),
             _last_out_at=pl.col("_out_at").max(),
             _out_ids=pl.col("_out_txn"),
         )
