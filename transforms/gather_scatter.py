@@ -83,8 +83,11 @@ def _hub_rows(
         & txn_class_is(*SCATTER_CLASSES)
         & ~pl.col("description").fill_null("").str.contains(SALARY_PATTERN)
     )
+    # a CNY row below the floor can never count: left out before the party keys are drawn (every small
+    # purchase of every account would otherwise join the others of its name); other currencies wait for the rate
+    plausible = (pl.col("currency") != "CNY") | (pl.col("amount").abs() >= rules.min_amount)
     return (
-        fanned_rows(transactions, accounts, condition, min_amount=0)
+        fanned_rows(transactions, accounts, condition & plausible, min_amount=0)
         .pipe(in_cny, fx_rates, amount="_amount", currency="currency", at="booked_at", out="_cny")
         .filter(pl.coalesce("_cny", "_amount") >= rules.min_amount)
     )
