@@ -9,7 +9,7 @@ from liushui.contracts import FX_RATES_REF, RELATED_PARTIES_REF
 from tests.rows import accounts, canonical, txn
 from transforms.classify import classified_transactions
 from transforms.counterparty import resolved_counterparties
-from transforms.fan import fan_in_flags, fan_out_flags
+from transforms.fan import MERCHANT_PATTERN, fan_in_flags, fan_out_flags
 from transforms.lenders import classify_lenders, load_lender_registry
 
 RULES = load_rules()  # >= 5 parties in 3 days, >= 500 each; high at 10 parties or >= 50 % onward / funded in 3 days
@@ -196,3 +196,9 @@ def test_senders_named_in_two_forms_are_counted_once_for_fan_in():
     forms += [("赵六", "6222****9012"), ("赵六", "6222****9012")]
     rows = [txn("X", f"2026-03-02 {9 + i:02d}:00:00", "3000", n, a, "转账") for i, (n, a) in enumerate(forms)]
     assert fan_in(rows).height == 0
+
+
+def test_a_merchant_name_needs_the_whole_latin_word():
+    """The Latin words of MERCHANT_PATTERN stand alone: after a Chinese character too, never inside a name."""
+    names = pl.Series(["ACME Trading Ltd", "华强Co", "Costco Wholesale", "Marco Li", "张伟", "便利店"])
+    assert names.str.contains(MERCHANT_PATTERN).to_list() == [True, True, False, False, False, True]

@@ -84,16 +84,23 @@ def party_keys(rows: pl.LazyFrame, *, within: list[str]) -> pl.LazyFrame:
     number = normalised_number(pl.col("counterparty_account"))
     name = normalised_name(pl.col("counterparty_name"))
     suffix = pl.coalesce(number.str.extract(MASK_PATTERN, 2), number.str.extract(TAIL_PATTERN, 1))
-    keyed = rows.with_columns(
-        _pk_name=pl.when(name != "").then(name),
-        _pk_number=pl.when(number != "").then(number),
-        _pk_prefix=pl.coalesce(number.str.extract(MASK_PATTERN, 1), pl.lit("")),
-        _pk_suffix=suffix,
-    ).with_columns(
-        _pk_direct=pl.when(pl.col("counterparty_account_id").is_not_null())
-        .then(pl.lit("acct:") + pl.col("counterparty_account_id"))
-        .when(pl.col("_pk_number").is_not_null() & pl.col("_pk_suffix").is_null())
-        .then(pl.lit("num:") + pl.col("_pk_number"))
+    # `keyed` feeds three branches (anchors, masked rows, the rows keyed): cached, so that the rows upstream (a
+    # filter over every transaction of the night) are computed once, not once per branch (at 1M rows the
+    # difference was 6 s against 1 s of CPU for GATHER_SCATTER)
+    keyed = (
+        rows.cache()
+        .with_columns(
+            _pk_name=pl.when(name != "").then(name),
+            _pk_number=pl.when(number != "").then(number),
+            _pk_prefix=pl.coalesce(number.str.extract(MASK_PATTERN, 1), pl.lit("")),
+            _pk_suffix=suffix,
+        )
+        .with_columns(
+            _pk_direct=pl.when(pl.col("counterparty_account_id").is_not_null())
+            .then(pl.lit("acct:") + pl.col("counterparty_account_id"))
+            .when(pl.col("_pk_number").is_not_null() & pl.col("_pk_suffix").is_null())
+            .then(pl.lit("num:") + pl.col("_pk_number"))
+        )
     )
     anchors = (
         keyed.filter(pl.col("_pk_direct").is_not_null() & pl.col("_pk_name").is_not_null())
