@@ -211,7 +211,8 @@ def dressed_month_ends(
         .filter(~pl.col("is_credit_card").fill_null(False))
         .select(_PER_ACCOUNT)
     )
-    days = daily_balances(transactions).join(debit, on=_PER_ACCOUNT, how="semi")
+    # `.cache()` on the frames read by more than one branch below: each is computed once, not once per reader
+    days = daily_balances(transactions).join(debit, on=_PER_ACCOUNT, how="semi").cache()
     floor = amount_for_currency(rules.min_push)
     # Only month ends ending at the noise floor at all are looked at closely (a negative usual counts as zero).
     ends = days.filter(
@@ -253,10 +254,13 @@ def dressed_month_ends(
             & (pl.col("rise").cast(pl.Float64) >= floor)
             & (pl.col("drained").cast(pl.Float64) >= rules.min_drained_share * pl.col("rise").cast(pl.Float64))
         )
+        .cache()
     )
     is_leg = pl.col("amount").abs().cast(pl.Float64) >= rules.min_leg_share * pl.col("rise").cast(pl.Float64)
-    legs = measured.select(*_END_KEY, "rise").join(
-        transactions.select(*_PER_ACCOUNT, "txn_id", "booked_on", "amount", "txn_class"), on=_PER_ACCOUNT
+    legs = (
+        measured.select(*_END_KEY, "rise")
+        .join(transactions.select(*_PER_ACCOUNT, "txn_id", "booked_on", "amount", "txn_class"), on=_PER_ACCOUNT)
+        .cache()
     )
     push = (
         legs.filter(

@@ -241,7 +241,9 @@ def cycle_links(
 ) -> pl.LazyFrame:
     """One `TRANSFER_LINKS` row per hop of every chain (see the module docstring). `transactions`: the
     transfer graph with `customer_id` and the resolved counterparty (`counterparty.resolved_counterparties`)."""
-    chains = _disjoint_chains(_chains(cycle_hops(transactions, accounts, fx_rates, rules=rules), rules=rules))
+    # cached: each is read by more than one branch, and computed once
+    hops = cycle_hops(transactions, accounts, fx_rates, rules=rules).cache()
+    chains = _disjoint_chains(_chains(hops, rules=rules).cache())
     hop_rows = (
         chains.with_columns(
             hop_index=pl.int_ranges(pl.col("chain_length")),
@@ -264,7 +266,7 @@ def cycle_links(
         )
     )
     legs = mirrored_legs(transactions, fx_rates).select("out_txn_id", "in_txn_id", "in_at", _leg_amount="amount_in")
-    with_legs = hop_rows.join(legs, left_on="txn_id", right_on="out_txn_id", how="left")
+    with_legs = hop_rows.join(legs, left_on="txn_id", right_on="out_txn_id", how="left").cache()
     evidence = with_legs.group_by("chain_id").agg(
         evidence_txn_ids=pl.concat_list("txn_id", "in_txn_id").list.explode().drop_nulls().unique().sort()
     )
