@@ -13,7 +13,6 @@ Parquet and scanned back for data larger than memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
@@ -41,6 +40,7 @@ from transforms.balances import (
     overdrawn_flags,
     window_dressing_flags,
 )
+from transforms.checkpoints import Checkpoint, in_memory
 from transforms.classify import (
     account_owners,
     classified_transactions,
@@ -69,12 +69,6 @@ if TYPE_CHECKING:
     from polars._typing import PolarsDataType
 
 MONTH_KEY = ["account_id", "currency", "month_on"]
-Checkpoint = Callable[[pl.LazyFrame], pl.LazyFrame]
-
-
-def in_memory(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """The default checkpoint: collect once, keep the result in memory."""
-    return frame.collect().lazy()
 
 
 def spill_to(directory: Path) -> Checkpoint:
@@ -199,7 +193,7 @@ def cross_account_signals(
     )
     fx = fx_rates if fx_rates is not None else FX_RATES_REF.empty().lazy()
     owned = checkpoint(resolved_counterparties(checkpoint(account_owners(graph, accounts)), accounts, fx))
-    cycles = checkpoint(cycle_links(owned, accounts, fx, rules=rules.cycles))
+    cycles = checkpoint(cycle_links(owned, accounts, fx, rules=rules.cycles, checkpoint=checkpoint))
     # both legs, joined on the resolved account rather than on the number the statement shows
     legs = transfer_legs(owned.with_columns(counterparty_account=pl.col("counterparty_account_id")))
     return CrossAccount(
