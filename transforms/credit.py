@@ -44,6 +44,7 @@ from transforms.flag_rows import (
     severity,
 )
 from transforms.lenders import load_lender_registry
+from transforms.patterns import ascii_word_boundaries
 from transforms.transfers import link_id_expr, link_type_is, link_type_value, one_to_one
 
 LOAN_ACTIVITY_CLASSES: tuple[TxnClass, ...] = ("loan_disbursement", "loan_repayment", "penalty_fee", "failed_debit")
@@ -639,9 +640,9 @@ OVERDUE_PENALTY_PATTERN = (
 )
 """Penalty interest and late fees: 罚息 / 复息 (interest on overdue interest), 逾期 (利息, 费, 还款 ...), 滞纳金 and
 违约金 (a credit card's late fee since 2017), late fee / charge, overdue, penalty / penal / default interest."""
-OVERDUE_FAILED_PATTERN = (
+OVERDUE_FAILED_PATTERN = ascii_word_boundaries(
     r"(?i)(扣款|代扣|扣收|划扣|划款|还款|自动还款)(交易)?失败|余额不足|退票|"
-    r"insufficient\s*funds?|(?-u:\b)nsf(?-u:\b)|dishono(u)?red|bounced|bounce\s*(chq|cheque|check|charge|fee)|"
+    r"insufficient\s*funds?|\bnsf\b|dishono(u)?red|bounced|bounce\s*(chq|cheque|check|charge|fee)|"
     r"(chq|cheque|check)\s*(return|bounce)|returned\s*(item|payment|debit|direct\s*debit|cheque|check|ach)|"
     r"(ach|nach|ecs|direct\s*debit)\s*return|unpaid\s*(item|direct\s*debit)|(payment|debit)\s*failed|"
     r"failed\s*(payment|debit)"
