@@ -250,7 +250,7 @@ def cycle_links(
     """One `TRANSFER_LINKS` row per hop of every chain (see the module docstring). `transactions`: the
     transfer graph with `customer_id` and the resolved counterparty (`counterparty.resolved_counterparties`);
     `checkpoint` (`transforms.checkpoints`) cuts the plan between the lengths and rounds of the search."""
-    # cached: each is read by more than one branch, and computed once
+    # through the checkpoint: each is read by more than one branch, and computed once
     hops = cycle_hops(transactions, accounts, fx_rates, rules=rules).pipe(checkpoint)
     chains = _chains(hops, rules=rules, checkpoint=checkpoint).pipe(checkpoint)
     chains = _disjoint_chains(chains, checkpoint=checkpoint)
