@@ -5,7 +5,8 @@ call per ~10 M rows): `generate_sample` cannot make one world that large — its
 finite (10 cities x 40 words x 5 trade kinds = 2,000 trade-company names) and `_company_pool` loops
 forever once it asks for more distinct names than exist (`n_accounts // 10` trade companies: from about
 20,000 accounts, i.e. ~19 M rows, the call never returns). Shard files keep their content; customer ids
-in the reference files get a shard prefix so that customers of different shards never merge.
+in the reference files get a shard prefix so that customers of different shards never merge. Shards are
+generated once into `out/shards/` and shared by the composed sizes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 
 import polars as pl
+
+from synthetic.generate import BOOKED_AT_FORMAT
 
 MARKER = "GENERATED.json"
 MAX_SINGLE_ROWS = 12_000_000
@@ -60,7 +63,8 @@ def _composed(root: Path, rows: int) -> dict:
     accounts, related = [], []
     meta = {"n_rows": 0, "n_overlap_rows": 0, "n_accounts": 0, "n_customers": 0, "shards": k}
     for i in range(k):
-        shard = root / "shards" / f"seed_{7 + i}"
+        # shared by the composed sizes (50 M and 100 M take the same first five shards)
+        shard = root.parent / "shards" / f"seed_{7 + i}_{rows // k}"
         done = shard / MARKER
         if done.exists():
             s = json.loads(done.read_text())
@@ -95,6 +99,53 @@ def _composed(root: Path, rows: int) -> dict:
     acc.write_csv(reference / "accounts.csv")
     pl.concat(related).write_csv(reference / "related_parties.csv")
     return meta
+
+
+FORMATS = {"csv": "unquoted CSV", "quoted_csv": "quoted CSV", "parquet": "Parquet"}
+"""The one-format copies of a data set (`variant`): key -> the name the benchmark gives it."""
+
+
+def variant(out: Path, rows: int, fmt: str) -> Path:
+    """`out/data_<rows>_<fmt>`: the rows of `dataset(out, rows)` with every inbox file in one format —
+    unquoted CSV (quoting only where a cell needs it), CSV with every cell quoted, or Parquet (the
+    generator's Parquet schema: datetime, Decimal amounts) — and the same reference folder. The generator
+    writes a mix of the three; the speed targets hold for each format alone. CSV text is carried over
+    as text (read all-string, written again), so a CSV copy has exactly the generator's cells; built once
+    (marker file)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    source = dataset(out, rows)
+    root = out / f"data_{rows}_{fmt}"
+    marker = root / MARKER
+    if marker.exists():
+        return root
+    inbox = root / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    if not (root / "reference").exists():
+        (root / "reference").symlink_to((source / "reference").resolve())
+    files = sorted(f.resolve() for f in (source / "inbox").iterdir())
+    schema = next((pl.read_parquet_schema(f) for f in files if f.suffix == ".parquet"), None)
+    for f in files:
+        stem = f.name.rsplit(".", 1)[0]
+        if fmt == "parquet":
+            if f.suffix == ".parquet":
+                (inbox / f.name).symlink_to(f)
+                continue
+            if schema is None:
+                raise FileNotFoundError(f"no Parquet part in {source / 'inbox'} to take the schema from")
+            frame = pl.read_csv(f, infer_schema=False).with_columns(
+                pl.col(c).str.to_datetime(BOOKED_AT_FORMAT) if t == pl.Datetime else pl.col(c).cast(t)
+                for c, t in schema.items()
+            )
+            frame.write_parquet(inbox / f"{stem}.parquet", compression="zstd", statistics=True)
+            continue
+        quote = "always" if fmt == "quoted_csv" else "necessary"
+        if f.suffix == ".parquet":
+            pl.read_parquet(f).write_csv(inbox / f"{stem}.csv", datetime_format=BOOKED_AT_FORMAT, quote_style=quote)
+        else:
+            pl.read_csv(f, infer_schema=False).write_csv(inbox / f"{stem}.csv", quote_style=quote)
+    marker.write_text(json.dumps({**info(source), "format": FORMATS[fmt], "source": str(source)}, indent=1))
+    return root
 
 
 def info(root: Path) -> dict:

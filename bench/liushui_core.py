@@ -10,12 +10,15 @@ Run as `python -m bench.liushui_core core|signals DATA_DIR OUT`; prints a JSON l
 from __future__ import annotations
 
 import json
+import linecache
+import re
 import resource
 import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 
 import duckdb
 import polars as pl
@@ -53,9 +56,15 @@ def core(data: Path, db: Path) -> dict:
     rules = load_rules()
     accounts, related = read_reference(data / "reference")
     as_of = canonical["booked_at"].max().date()
-    classified = classified_transactions(
-        classify_lenders(canonical.lazy(), load_lender_registry()), accounts.lazy(), related.lazy()
-    ).collect()
+    # The core path resolves no counterparty to an account of the batch (the peers do not either):
+    # large outflows tell parties apart by normalised name and number.
+    classified = (
+        classified_transactions(
+            classify_lenders(canonical.lazy(), load_lender_registry()), accounts.lazy(), related.lazy()
+        )
+        .with_columns(counterparty_account_id=pl.lit(None, pl.String))
+        .collect()
+    )
     del canonical
     steps["classify"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
@@ -82,6 +91,17 @@ def core(data: Path, db: Path) -> dict:
     }
 
 
+def _call_site(frame: FrameType) -> str:
+    """What a checkpoint call checkpoints, from its source line: the transform called inside `checkpoint(...)`
+    (`large_outflows`), else the name assigned (`owned`), else the calling function and line."""
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    called = re.search(r"checkpoint\(\s*(\w+)\(", line)
+    if called and called.group(1) != "checkpoint":
+        return called.group(1)
+    assigned = re.match(r"\s*(\w+)\s*=", line)
+    return assigned.group(1) if assigned else f"{frame.f_code.co_name}:{frame.f_lineno}"
+
+
 def signals(data: Path, staging: Path) -> dict:
     from transforms.signals import derive_signals, spill_to
 
@@ -95,14 +115,16 @@ def signals(data: Path, staging: Path) -> dict:
     as_of = canonical["booked_at"].max().date()
     spill = spill_to(staging / "checkpoints")
     checkpoints: list[float] = []
+    names: list[str] = []
     last = [time.perf_counter()]
 
     def timed_checkpoint(frame: pl.LazyFrame) -> pl.LazyFrame:
         """The flow's spill checkpoint, timed: seconds from the previous checkpoint (plan building is
-        negligible; the time is the collect + Parquet write of this intermediate)."""
+        negligible; the time is the collect + Parquet write of this intermediate), named after its call site."""
         result = spill(frame)
         now = time.perf_counter()
         checkpoints.append(round(now - last[0], 2))
+        names.append(_call_site(sys._getframe(1)))
         last[0] = now
         return result
 
@@ -117,6 +139,7 @@ def signals(data: Path, staging: Path) -> dict:
     ).sink(staging / "tables")
     steps["derive_signals"] = round(time.perf_counter() - t0, 3)
     steps["checkpoints"] = checkpoints
+    steps["checkpoint_names"] = names
     steps["sink_tables"] = round(time.perf_counter() - last[0], 3)
     shutil.rmtree(staging, ignore_errors=True)
     return {

@@ -140,6 +140,7 @@ def _summarise(result: dict, db: Path, api_url: str | None = None) -> dict:
     lines = result.pop("lines")
     result["tail"] = [ln for _, ln in lines[-12:]]
     result["stage_lines"] = [[t, ln] for t, ln in lines if ln.startswith("liushui:")]
+    result["first_line_s"] = lines[0][0] if lines else None
     result["before_ingest_s"] = _prefect_overhead(lines)
     result["runs"] = stage_table(db) if db.exists() else []
     return result
@@ -230,3 +231,46 @@ def increment_run(
     result["increment"] = info
     result["base"] = str(full_db_dir)
     return result
+
+
+def quiet_runs(data: Path, out: Path, full_db_dir: Path, *, repeat: int = 3, timeout_s: float = 600, **kw) -> dict:
+    """Nights with nothing new: `liushui run` `repeat` times on the full run's inbox against a copy of its
+    database (every file known: flows/noop.py answers without Prefect). Each run is timed from its process
+    start; `first_line_s` is when its first output line came. The summary's `wall_s` is the median run,
+    `first_line_s` the slowest first line, `peak_rss_mib` the largest."""
+    work = out / f"quiet_{data.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    db = work / "liushui.duckdb"
+    shutil.copy(full_db_dir / "liushui.duckdb", db)
+    runs = []
+    for _ in range(repeat):
+        result = _run(data / "inbox", data / "reference", db, out, echo=False, timeout_s=timeout_s, **kw)
+        lines = result.pop("lines")
+        recorded = stage_table(db)[-1] if db.exists() else {}
+        runs.append(
+            {
+                **{k: result[k] for k in ("wall_s", "cpu_s", "peak_rss_mib", "returncode", "killed")},
+                "first_line_s": lines[0][0] if lines else None,
+                "first_line": lines[0][1] if lines else "",
+                "status": recorded.get("status"),
+                "mode": recorded.get("mode"),
+                "stages": recorded.get("stage_seconds", {}),
+                "load": [result["load_start"][0], result["load_end"][0]],
+                "tail": [ln for _, ln in lines[-4:]],
+            }
+        )
+    quiet = [r for r in runs if r["status"] == "nothing_new" and r["returncode"] in (0, 4)]  # 4: rows quarantined
+    walls = sorted(r["wall_s"] for r in runs)
+    firsts = [r["first_line_s"] for r in runs if r["first_line_s"] is not None]
+    return {
+        "runs": runs,
+        "wall_s": walls[len(walls) // 2],
+        "cpu_s": sorted(r["cpu_s"] for r in runs)[len(runs) // 2],
+        "first_line_s": max(firsts) if firsts else None,
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "returncode": 0 if len(quiet) == len(runs) else next(r["returncode"] or 1 for r in runs if r not in quiet),
+        "killed": next((r["killed"] for r in runs if r["killed"]), None),
+        "load_start": [runs[0]["load"][0]],
+        "load_end": [runs[-1]["load"][1]],
+    }

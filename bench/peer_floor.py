@@ -19,17 +19,19 @@ def run(data: Path) -> dict:
     parquets = sorted(str(p) for p in inbox.glob("*.parquet"))
     started = time.perf_counter()
     con = duckdb.connect()
-    n = con.execute(f"""
-        SELECT count(*), sum(total) FROM (
-            SELECT account_id, sum(amount) AS total FROM (
-                SELECT account_id, amount FROM read_csv({csvs!r}, header = true,
+    sources = []  # an inbox of one format has no files of the other
+    if csvs:
+        sources.append(f"""
+                SELECT account_id, amount FROM read_csv({csvs!r}, header = true, delim = ',', quote = '"',
                     columns = {{'account_id': 'VARCHAR', 'txn_id': 'VARCHAR', 'booked_at': 'VARCHAR',
                                'amount': 'DECIMAL(18,2)', 'currency': 'VARCHAR', 'balance_after': 'VARCHAR',
                                'counterparty_name': 'VARCHAR', 'counterparty_account': 'VARCHAR',
-                               'description': 'VARCHAR', 'channel': 'VARCHAR'}})
-                UNION ALL
-                SELECT account_id, amount FROM read_parquet({parquets!r})
-            ) GROUP BY account_id
+                               'description': 'VARCHAR', 'channel': 'VARCHAR'}})""")
+    if parquets:
+        sources.append(f"SELECT account_id, amount FROM read_parquet({parquets!r})")
+    n = con.execute(f"""
+        SELECT count(*), sum(total) FROM (
+            SELECT account_id, sum(amount) AS total FROM ({" UNION ALL ".join(sources)}) GROUP BY account_id
         )""").fetchone()
     con.close()
     return {

@@ -28,21 +28,24 @@ def models(data: Path) -> list[tuple[str, str]]:
     parquets = sorted(str(p) for p in inbox.glob("*.parquet"))
     cp, ds = lender_patterns()
     cols = "account_id, txn_id, booked_at, amount, currency, balance_after, counterparty_name, counterparty_account, description, channel"
-    return [
-        (
-            "stg_transactions",
-            f"""
-            SELECT DISTINCT {cols} FROM (
+    sources = []  # an inbox of one format has no files of the other
+    if csvs:
+        sources.append(f"""
                 SELECT account_id, nullif(txn_id, '') AS txn_id, CAST(booked_at AS TIMESTAMP) AS booked_at,
                        CAST(amount AS DECIMAL(18,2)) AS amount, coalesce(nullif(currency, ''), 'CNY') AS currency,
                        CAST(nullif(balance_after, '') AS DECIMAL(18,2)) AS balance_after,
                        nullif(counterparty_name, '') AS counterparty_name,
                        nullif(counterparty_account, '') AS counterparty_account,
                        nullif(description, '') AS description, nullif(channel, '') AS channel
-                FROM read_csv({csvs!r}, all_varchar = true, header = true, union_by_name = true)
-                UNION ALL
-                SELECT {cols} FROM read_parquet({parquets!r}, union_by_name = true)
-            )""",
+                FROM read_csv({csvs!r}, all_varchar = true, header = true, union_by_name = true)""")
+    if parquets:
+        sources.append(f"""
+                SELECT {cols} FROM read_parquet({parquets!r}, union_by_name = true)""")
+    return [
+        (
+            "stg_transactions",
+            f"""
+            SELECT DISTINCT {cols} FROM ({" UNION ALL ".join(sources)}            )""",
         ),
         ("ref_accounts", f"SELECT * FROM read_csv({str(data / 'reference' / 'accounts.csv')!r}, all_varchar = true)"),
         (

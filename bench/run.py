@@ -1,7 +1,8 @@
 """Benchmarks: liushui end to end, its nightly increment and its feature stage, against peers on the
 same files in the same run (DuckDB SQL as a dbt-duckdb project would write it, pandas, a DuckDB floor).
 
-    python -m bench.run --rows 1000000 --rows 10000000 [--rows 50000000] [--out bench/out]
+    python -m bench.run --targets          # what the targets table needs: 1 M, 10 M, 50 M, 100 M (~2.5 h)
+    python -m bench.run --rows 1000000 --rows 10000000 [--rows 50000000] [--only STEPS] [--out bench/out]
 
 `liushui run` is measured with Prefect's temporary server (`run`, `increment`: every process starts its
 own, as without PREFECT_API_URL) and against one long-running `prefect server start` that the benchmark
@@ -30,14 +31,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import liushui_run
-from bench.data import dataset, info
+from bench.data import FORMATS, dataset, info, variant
 from bench.measure import measured
 from bench.report import render, sanity_check
 
 ROOT = Path(__file__).resolve().parent.parent
-STEPS = ("floor", "sql", "pandas", "core", "signals", "run", "increment", "increment_served", "run_served")
+STEPS = (
+    "floor",
+    "sql",
+    "pandas",
+    "core",
+    "signals",
+    "run",
+    "quiet",
+    "increment",
+    "increment_served",
+    "formats",
+    "run_served",
+)
 DEFAULT_STEPS = STEPS[:-1]  # run_served: a second full run (~200 s at 10 M) for a 13 s difference; ask for it
 SERVED_STEPS = ("increment_served", "run_served")
+TARGETS_PLAN: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (1_000_000, DEFAULT_STEPS),
+    (10_000_000, DEFAULT_STEPS),
+    (50_000_000, ("sql", "run", "quiet", "increment", "increment_served")),
+    (100_000_000, ("run",)),
+)
+"""`--targets`: what the speed issue's targets table needs at each size (the 1 M set also checks that the
+peers compute the same thing). About 2 h 30 min on the 2-core machine, most of it the 50 M and 100 M runs."""
 
 
 def _py(module: str, *args: str) -> list[str]:
@@ -114,6 +135,12 @@ def measure_rows(
         base_ok = res["run"]["returncode"] in (0, 3) and not res["run"]["killed"]
     else:
         base_ok = liushui_run.published_full_run(base)
+    if "quiet" in steps:
+        if base_ok:
+            res["quiet"] = liushui_run.quiet_runs(data, out, base, timeout_s=timeout_s, rss_limit_mib=rss_limit_mib)
+            log("quiet", res["quiet"])
+        else:
+            print(f"bench {rows:>11,} quiet      skipped: no published full run in {base}", file=sys.stderr)
     for key in ("increment", "increment_served"):
         if key not in steps:
             continue
@@ -123,6 +150,21 @@ def measure_rows(
         served = api_url if key.endswith("_served") else None
         res[key] = liushui_run.increment_run(data, out, base, timeout_s=timeout_s, api_url=served)
         log(key, res[key])
+    if "formats" in steps:
+        res["formats"] = {}
+        for fmt, name in FORMATS.items():
+            one = variant(out, rows, fmt)
+            measured_fmt: dict = {"data": str(one)}
+            res["formats"][fmt] = measured_fmt
+            measured_fmt["sql"] = _peer(_py("bench.peer_sql", str(one), str(work / f"sql_{fmt}.duckdb")), **kw)
+            log(f"{name}: sql", measured_fmt["sql"])
+            if rows <= pandas_max_rows:
+                measured_fmt["pandas"] = _peer(
+                    _py("bench.peer_pandas", str(one), str(work / f"pandas_{fmt}.duckdb")), **kw
+                )
+                log(f"{name}: pandas", measured_fmt["pandas"])
+            measured_fmt["run"] = liushui_run.full_run(one, out, **kw)
+            log(f"{name}: run", measured_fmt["run"])
     if "run_served" in steps:
         res["run_served"] = liushui_run.full_run(data, out, api_url=api_url, **kw)
         log("run_served", res["run_served"])
@@ -169,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pandas-max-rows", type=int, default=10_000_000)
     parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--render-only", action="store_true")
+    parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="measure what the targets table needs: "
+        + "; ".join(f"{n // 1_000_000} M: {','.join(st)}" for n, st in TARGETS_PLAN)
+        + " (--rows and --only are then ignored)",
+    )
     args = parser.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -179,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(steps) - set(STEPS)
         if unknown:
             parser.error(f"unknown steps {sorted(unknown)}")
+        plan = TARGETS_PLAN if args.targets else tuple((rows, steps) for rows in args.rows or [1_000_000, 10_000_000])
+        steps = tuple(dict.fromkeys(step for _, planned in plan for step in planned))
         results["command"] = "python -m bench.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         if {"run", "increment"} & set(steps):
             started = time.perf_counter()
@@ -201,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-            for rows in args.rows or [1_000_000, 10_000_000]:
+            for rows, steps in plan:
 
-                def save(partial: dict, rows: int = rows) -> None:
+                def save(partial: dict, rows: int = rows, steps: tuple[str, ...] = steps) -> None:
                     provisional = {**results, "by_rows": {**results["by_rows"]}}
                     _merge(
                         provisional,

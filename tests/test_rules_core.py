@@ -617,6 +617,15 @@ def test_a_one_off_payment_beside_the_rent_is_still_large():
     assert flags.select("period_start_on", "metric_value").rows() == [(date(2026, 7, 1), 9000.0)]
 
 
+def test_payments_naming_no_party_are_never_a_commitment():
+    # the same 4,500 every month, but with no name and no number nobody says it goes to one landlord
+    rows = monthly("L", [1, 2, 3, 4, 5, 6, 7, 8], "2000", day=1) + [
+        txn("L", f"2026-{m:02d}-05 09:00:00", "-4500", None, None, "转账") for m in (3, 4, 5)
+    ]
+    flags = flags_of(signals(rows, as_of=AS_OF), "LARGE_OUTFLOW")
+    assert flags["period_start_on"].to_list() == [date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)]
+
+
 def test_payments_to_one_party_in_two_months_or_far_apart_in_amount_are_not_a_commitment():
     # two months only: both are judged
     twice = flags_of(signals(_rent(["4500", "4500"]), as_of=AS_OF), "LARGE_OUTFLOW")
