@@ -7,6 +7,7 @@ non-zero exit code, never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -29,7 +30,7 @@ from flows.decisions import decision_text
 from liushui import queries
 from liushui.config import DEFAULT_DATA_DIR, DEFAULT_DATABASE, ConfigError, Settings
 from liushui.contracts import RECOVERY_STATUSES, RISK_BANDS
-from liushui.runtime import configure_environment, use_prefect_home
+from liushui.runtime import configure_environment, use_prefect_home, use_running_server
 from liushui.store import DatabaseBusy, StoreError, reader, run_lock
 from transforms.registry import FLAG_CODES, RULES
 
@@ -199,6 +200,11 @@ def _run_and_exit(settings: Settings) -> NoReturn:
             if quiet is not None:
                 _finish(settings, quiet)
 
+            # A local server kept for this database (`liushui serve`, `liushui prefect-server`) saves Prefect's
+            # temporary one (~10 s of every run); the run then shows in that server's UI.
+            server = use_running_server(Path(os.environ["PREFECT_HOME"]))
+            if server:
+                print(f"liushui: Prefect API {server} (the local server kept for this database)", file=sys.stderr)
             from flows.nightly import PublishBlocked, run_nightly
             from flows.tasks import ReingestError, ReingestRefused
 
@@ -747,6 +753,28 @@ def serve(
     try:
         serve_nightly(settings, cron=cron, timezone=timezone, api_url=api_url)
     except (ServerError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.command("prefect-server")
+def prefect_server(db: Database = DEFAULT_DB) -> None:
+    """Keep a local Prefect API running for the database until SIGTERM or Ctrl-C: every `liushui run` on it
+    then uses this server instead of starting Prefect's temporary one (~10 s a run), and its runs show in
+    the server's UI. `liushui serve` does the same while it serves (docs/operations.md).
+
+    Example: liushui prefect-server --db data/warehouse/liushui.duckdb
+    """
+    import threading
+
+    use_prefect_home(db.resolve())
+    from flows.deploy import ServerError, local_prefect_server
+
+    try:
+        with local_prefect_server() as api_url:
+            print(f"liushui: Prefect API {api_url} for {db.resolve()}; stop with SIGTERM or Ctrl-C", file=sys.stderr)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    except ServerError as exc:
         _fail(str(exc))
 
 

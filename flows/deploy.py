@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from liushui.config import DEFAULT_DATA_DIR, Settings
-from liushui.runtime import configure_environment
+from liushui.runtime import configure_environment, forget_server, record_server
 
 configure_environment()
 
@@ -133,7 +133,8 @@ def _raise_sigterm_as_exit(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def local_prefect_server(*, home: Path | None = None, timeout_s: float = SERVER_STARTUP_TIMEOUT_S) -> Iterator[str]:
     """A `prefect server start` subprocess on 127.0.0.1 and a free port; yields its API URL once its
-    health endpoint answers, stops it (SIGTERM, then SIGKILL) on exit."""
+    health endpoint answers, stops it (SIGTERM, then SIGKILL) on exit. While it runs, `home` records it
+    (`liushui.runtime.SERVER_RECORD`): a `liushui run` of the same Prefect home uses it."""
     home = home or Path(os.environ.get("PREFECT_HOME", DEFAULT_DATA_DIR / "prefect"))
     home.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -174,8 +175,10 @@ def local_prefect_server(*, home: Path | None = None, timeout_s: float = SERVER_
                     f"prefect server did not answer on {api_url} within {timeout_s:.0f} s: {_tail(log_path)}"
                 )
             time.sleep(0.5)
+        record_server(home, api_url, server.pid)  # `liushui run` on this database runs against it
         yield api_url
     finally:
+        forget_server(home, server.pid)
         _stop(server)
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

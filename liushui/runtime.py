@@ -5,11 +5,21 @@ off and DuckDB never installs extensions. Prefect keeps its state beside the dat
 (`prefect_home`), so that runs against two databases never share one Prefect home and the CLI works from
 any working directory. Values already set in the environment win (a deployment may point Prefect at a
 real server or a home of its own).
+
+A local Prefect server that liushui starts (`liushui serve`, `liushui prefect-server`) writes where it
+answers into its Prefect home (`SERVER_RECORD`) while it lives; `liushui run` on the same database, with no
+PREFECT_API_URL of its own, runs against it (`use_running_server`) instead of starting Prefect's temporary
+server (~10 s), and its flow runs show in that server's UI.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 OFFLINE_ENV = {
@@ -41,3 +51,59 @@ def use_prefect_home(database: Path) -> Path:
     home = Path(os.environ.setdefault("PREFECT_HOME", str(prefect_home(database))))
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+SERVER_RECORD = "liushui-prefect-server.json"
+"""In a Prefect home: {"api_url", "pid"} of the local server liushui started there, while it runs."""
+
+
+def record_server(home: Path, api_url: str, pid: int) -> Path:
+    """Say in `home` that the server of process `pid` answers at `api_url` (written whole, then renamed)."""
+    path = home / SERVER_RECORD
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"api_url": api_url, "pid": pid}), encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
+def forget_server(home: Path, pid: int) -> None:
+    """Remove `home`'s server record if it is still the one of process `pid`."""
+    path = home / SERVER_RECORD
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
+            path.unlink()
+
+
+def running_server(home: Path, *, timeout_s: float = 1.0) -> str | None:
+    """The API URL of the server `home`'s record names, if its process is alive and its health endpoint
+    answers within `timeout_s`; else None (no record, a dead process, a server that does not answer)."""
+    try:
+        record = json.loads((home / SERVER_RECORD).read_text(encoding="utf-8"))
+        api_url, pid = str(record["api_url"]), int(record["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not api_url.startswith(("http://127.0.0.1:", "http://localhost:")):
+        return None  # only a server on this machine, as liushui starts them
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as response:  # noqa: S310 - loopback
+            return api_url if response.status == 200 else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def use_running_server(home: Path) -> str | None:
+    """Point Prefect at the running local server of `home` (PREFECT_API_URL) unless an API URL is already
+    set; call before Prefect is imported. Returns the URL taken, or None (Prefect then starts its
+    temporary server, as before)."""
+    if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
+        return None  # an API named already, or Prefect read its settings (at import) and would not see it
+    api_url = running_server(home)
+    if api_url:
+        os.environ["PREFECT_API_URL"] = api_url
+    return api_url
