@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import os
 import re
 import resource
 import shutil
@@ -94,6 +95,8 @@ def core(data: Path, db: Path) -> dict:
 def _call_site(frame: FrameType) -> str:
     """What a checkpoint call checkpoints, from its source line: the transform called inside `checkpoint(...)`
     (`large_outflows`), else the name assigned (`owned`), else the calling function and line."""
+    while frame.f_back is not None and f"{os.sep}polars{os.sep}" in frame.f_code.co_filename:
+        frame = frame.f_back  # called through LazyFrame.pipe: the caller of pipe
     line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
     called = re.search(r"checkpoint\(\s*(\w+)\(", line)
     if called and called.group(1) != "checkpoint":

@@ -201,7 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(DEFAULT_STEPS),
         help=f"comma-separated steps of {','.join(STEPS)} (default: all but run_served)",
     )
-    parser.add_argument("--timeout", type=float, default=40 * 60, help="seconds per measured command")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds per measured command (default: 40 min, or 1 min per million rows when that is longer: "
+        "100 min at 100 M, where the target is to complete at all)",
+    )
     parser.add_argument(
         "--rss-limit-mib",
         type=float,
@@ -268,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows,
                     out,
                     steps,
-                    timeout_s=args.timeout,
+                    timeout_s=args.timeout or max(40 * 60.0, rows / 1_000_000 * 60),
                     rss_limit_mib=args.rss_limit_mib,
                     pandas_max_rows=args.pandas_max_rows,
                     api_url=server["api_url"] if server else None,
