@@ -10,7 +10,8 @@ cheaply, holding the run lock, from what the flow itself would look at:
   today's, and its as-of month is the published data's (the as-of date of a night without new rows is the
   latest published booking date): the flow's mode would be `incremental`;
 - every inbox file is known by content (sha256, the flow's own test: a renamed file is known, a changed file
-  is new; a file once rejected is read again every night, so it makes the night not empty);
+  is new; a file once rejected is read again every night, so it makes the night not empty); a file whose stat
+  is the one the last run saw is not read again (`liushui.file_hashes`);
 - no staging folder is left by an earlier run (the flow records a dead run as crashed and cleans it up).
 
 Then it records the run as the flow would — a `pipeline_runs` row with status `nothing_new`, mode
@@ -29,8 +30,9 @@ import polars as pl
 
 from flows.run_report import RunReport, library_versions, run_row
 from liushui import store
-from liushui.config import Settings, config_fingerprint, file_sha256, load_rules
+from liushui.config import Settings, config_fingerprint, load_rules
 from liushui.contracts import PIPELINE_RUNS
+from liushui.file_hashes import FileHashes
 from liushui.ingest.inbox import inbox_files
 from transforms import scope
 
@@ -64,8 +66,10 @@ def quiet_night(settings: Settings) -> QuietNight | None:
     if scope.run_mode(full_rebuild=False, last_run=last_run, fingerprint=fingerprint, as_of=as_of) != "incremental":
         return None
     files = inbox_files(settings.inbox)
-    if any(file_sha256(path) not in known for path in files):
+    hashes = FileHashes(settings.file_hashes_path)  # a file whose stat is unchanged is not read again
+    if any(hashes.sha256(path) not in known for path in files):
         return None
+    hashes.save()
     return QuietNight(known_files=len(files), as_of=as_of, fingerprint=fingerprint)
 
 

@@ -25,13 +25,14 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from expectations.runner import Validation, validate_parts, validate_table  # noqa: E402
 from flows.run_report import RunReport  # noqa: E402
 from liushui import store  # noqa: E402
-from liushui.config import ConfigError, Rules, Settings, file_sha256, load_rules  # noqa: E402
+from liushui.config import ConfigError, Rules, Settings, load_rules  # noqa: E402
 from liushui.contracts import (  # noqa: E402
     CANONICAL_TRANSACTION,
     DQ_RESULTS,
     RISK_FLAGS,
     TRANSFER_LINKS,
 )
+from liushui.file_hashes import FileHashes, file_sha256  # noqa: E402
 from liushui.ingest.inbox import inbox_files  # noqa: E402
 from liushui.ingest.staging import ShardedNight, StagedNight, shard_night, stage_files  # noqa: E402
 from liushui.reference import read_fx_rates, read_reference  # noqa: E402
@@ -158,7 +159,8 @@ def ingest(
     """Parse every new inbox file into Parquet in `directory`, one file in memory at a time; with `reingest`,
     only that file, read again although it is known."""
     shutil.rmtree(directory, ignore_errors=True)  # a retry starts over
-    return stage_files(
+    hashes = FileHashes(None if reingest else settings.file_hashes_path)
+    staged = stage_files(
         [reingest.path] if reingest else inbox_files(settings.inbox),
         directory=directory,
         known_file_hashes=set() if reingest else prior.file_hashes,
@@ -166,7 +168,10 @@ def ingest(
         latest_booking=latest_booking,
         forced_profile=settings.profile,
         profiles_dir=settings.profiles_dir,
+        hashes=hashes,
     )
+    hashes.save()
+    return staged
 
 
 @task(name="validate", cache_policy=NO_CACHE)

@@ -431,13 +431,10 @@ class Settings(_Strict):
         """Spilled intermediate tables of this database's runs (one folder per run)."""
         return self.database.parent / "staging" / self.database.stem
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    @property
+    def file_hashes_path(self) -> Path:
+        """The inbox files' remembered SHA-256 (`liushui.file_hashes`), beside the database."""
+        return self.database.parent / f"{self.database.stem}.file-hashes.json"
 
 
 LENDER_REGISTRY_PATH = PACKAGE_DIR / "reference" / "lenders.yaml"

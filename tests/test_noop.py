@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from typer.testing import CliRunner
 from apps.cli import app
 from flows.noop import quiet_night
 from liushui.config import Settings
+from liushui.file_hashes import SETTLE_NS, file_sha256
 
 runner = CliRunner()
 
@@ -98,3 +101,19 @@ def test_an_empty_database_is_not_quiet(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     assert quiet_night(Settings(inbox=inbox, database=tmp_path / "none.duckdb")) is None
+
+
+def test_a_file_remembered_by_its_stat_and_then_changed_is_new(published: Settings) -> None:
+    """The quiet path does not read a file whose stat is the one it saw, and a rewrite changes the stat even
+    with the same size and a forged mtime (liushui/file_hashes.py)."""
+    time.sleep(SETTLE_NS / 1e9 + 0.1)  # the file's last change settles: now it is remembered
+    assert quiet_night(published) is not None
+    a = published.inbox / "a.csv"
+    remembered = json.loads(published.file_hashes_path.read_text(encoding="utf-8"))["files"]
+    assert list(remembered) == [str(a.resolve())]
+    assert remembered[str(a.resolve())]["sha256"] == file_sha256(a)
+    st = a.stat()
+    a.write_text(CANONICAL.replace("-120.00", "-121.00"), encoding="utf-8")
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert a.stat().st_size == st.st_size
+    assert quiet_night(published) is None

@@ -117,7 +117,7 @@ def test_an_empty_night_yields_empty_shards(tmp_path):
 
 
 def test_a_known_file_is_skipped_while_staging(tmp_path):
-    from liushui.config import file_sha256
+    from liushui.file_hashes import file_sha256
 
     day1 = write(tmp_path / "day1.csv", DAY1)
     staged = stage([day1], tmp_path / "staged", known={file_sha256(day1)})

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from liushui.config import file_sha256
 from liushui.contracts import CANONICAL_TRANSACTION, QUARANTINE, SOURCE_FILES
+from liushui.file_hashes import FileHashes, file_sha256
 from liushui.ingest.canonical import (
     PARQUET_MAGIC,
     FileRejected,
@@ -223,15 +223,17 @@ def read_files(
     latest_booking: date,
     forced_profile: str | None = None,
     profiles_dir: Path | None = None,
+    hashes: FileHashes | None = None,
 ) -> Iterator[FileOutcome]:
     """Read and parse each file not ingested before, one at a time (memory holds one file's rows).
-    Files whose SHA-256 is known (or repeated tonight) yield an outcome with `skipped` set. Bank exports
+    Files whose SHA-256 is known (or repeated tonight) yield an outcome with `skipped` set; `hashes` answers a
+    file's SHA-256 from the last run's when its stat has not changed (`liushui.file_hashes`). Bank exports
     are read with the shipped layout profiles and those of `profiles_dir` (same name: the user's wins)."""
     seen_at = datetime.now(UTC).replace(tzinfo=None)
     profiles = Profiles(profiles_dir)
     seen_hashes = set(known_file_hashes)
     for path in paths:
-        sha = file_sha256(path)
+        sha = hashes.sha256(path) if hashes is not None else file_sha256(path)
         if sha in seen_hashes:
             yield FileOutcome(path, None, None, skipped=True)
             continue

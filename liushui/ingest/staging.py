@@ -26,6 +26,7 @@ import polars_hash as plh
 
 from liushui.config import STAGING_COMPRESSION
 from liushui.contracts import CANONICAL_TRANSACTION, QUARANTINE
+from liushui.file_hashes import FileHashes
 from liushui.ingest.inbox import read_files, source_files_table
 
 SEQ, ROW, SHARD = "_seq", "_row", "_shard"
@@ -63,9 +64,10 @@ def stage_files(
     latest_booking: date,
     forced_profile: str | None = None,
     profiles_dir: Path | None = None,
+    hashes: FileHashes | None = None,
 ) -> StagedNight:
     """Parse each file and write its good rows to `directory` before reading the next; bank exports are
-    read with the shipped layout profiles and those of `profiles_dir`."""
+    read with the shipped layout profiles and those of `profiles_dir`; `hashes`: see `read_files`."""
     directory.mkdir(parents=True, exist_ok=True)
     files, file_rows, bads = [], [], []
     skipped = rows = 0
@@ -77,6 +79,7 @@ def stage_files(
             latest_booking=latest_booking,
             forced_profile=forced_profile,
             profiles_dir=profiles_dir,
+            hashes=hashes,
         )
     ):
         skipped += outcome.skipped
