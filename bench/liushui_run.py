@@ -243,6 +243,9 @@ def quiet_runs(data: Path, out: Path, full_db_dir: Path, *, repeat: int = 3, tim
     work.mkdir(parents=True)
     db = work / "liushui.duckdb"
     shutil.copy(full_db_dir / "liushui.duckdb", db)
+    hashes = full_db_dir / "liushui.file-hashes.json"  # the database's remembered inbox hashes go with it
+    if hashes.exists():
+        shutil.copy(hashes, work / hashes.name)
     runs = []
     for _ in range(repeat):
         result = _run(data / "inbox", data / "reference", db, out, echo=False, timeout_s=timeout_s, **kw)
