@@ -227,6 +227,7 @@ def increment_run(
     info = write_increment(data, inbox / f"increment_{INCREMENT_DAY}.csv")
     db = work / "liushui.duckdb"
     shutil.copy(full_db_dir / "liushui.duckdb", db)
+    _copy_file_hashes(full_db_dir, work)
     result = _summarise(_run(inbox, data / "reference", db, out, timeout_s=timeout_s, api_url=api_url), db, api_url)
     result["increment"] = info
     result["base"] = str(full_db_dir)
@@ -243,9 +244,7 @@ def quiet_runs(data: Path, out: Path, full_db_dir: Path, *, repeat: int = 3, tim
     work.mkdir(parents=True)
     db = work / "liushui.duckdb"
     shutil.copy(full_db_dir / "liushui.duckdb", db)
-    hashes = full_db_dir / "liushui.file-hashes.json"  # the database's remembered inbox hashes go with it
-    if hashes.exists():
-        shutil.copy(hashes, work / hashes.name)
+    _copy_file_hashes(full_db_dir, work)
     runs = []
     for _ in range(repeat):
         result = _run(data / "inbox", data / "reference", db, out, echo=False, timeout_s=timeout_s, **kw)
@@ -277,3 +276,11 @@ def quiet_runs(data: Path, out: Path, full_db_dir: Path, *, repeat: int = 3, tim
         "load_start": [runs[0]["load"][0]],
         "load_end": [runs[-1]["load"][1]],
     }
+
+
+def _copy_file_hashes(full_db_dir: Path, work: Path) -> None:
+    """The database's remembered inbox hashes (`liushui.file_hashes`) go with its copy, as they would stay
+    beside it from one night to the next."""
+    hashes = full_db_dir / "liushui.file-hashes.json"
+    if hashes.exists():
+        shutil.copy(hashes, work / hashes.name)
