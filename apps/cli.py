@@ -69,8 +69,9 @@ EXIT_BUSY = 75
 
 
 class _NoTraceback(logging.Filter):
-    """Prefect logs a failed flow's exception with its traceback. For the errors `run` reports itself as one
-    clear message (a locked database, bad config, a blocked publish), keep Prefect's line, drop the traceback."""
+    """Prefect logs a failed flow's or task's exception with its traceback. For the errors `run` reports itself as
+    one clear message (every error: a locked database, bad config, a blocked publish, and an unforeseen one, whose
+    traceback goes to a file), keep Prefect's line, drop the traceback."""
 
     def __init__(self, reported: tuple[type[BaseException], ...]) -> None:
         super().__init__()
@@ -208,8 +209,9 @@ def _run_and_exit(settings: Settings) -> NoReturn:
             from flows.nightly import PublishBlocked, run_nightly
             from flows.tasks import ReingestError, ReingestRefused
 
-            reported = (PublishBlocked, ReingestError, ConfigError, StoreError)
-            logging.getLogger("prefect.flow_runs").addFilter(_NoTraceback(reported))
+            # Every failure is reported below as one message (an unforeseen one with its traceback in a file).
+            for logger in ("prefect.flow_runs", "prefect.task_runs"):
+                logging.getLogger(logger).addFilter(_NoTraceback((Exception,)))
             try:
                 report = run_nightly(settings)
             except PublishBlocked as exc:
@@ -222,7 +224,32 @@ def _run_and_exit(settings: Settings) -> NoReturn:
         _fail(str(exc), EXIT_BUSY)
     except (ConfigError, StoreError) as exc:
         _fail(str(exc))
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug, a full disk, an I/O error: one clear line, not a traceback
+        _unforeseen(settings, exc)
     _finish(settings, report)
+
+
+def _unforeseen(settings: Settings, exc: Exception) -> NoReturn:
+    """A failure nobody foresaw: say what failed and that nothing was published (the publish is atomic, and last);
+    the traceback goes to a file beside the database (else the temporary folder) for whoever debugs it."""
+    import tempfile
+    import traceback
+
+    name = f"{settings.database.stem}.last-error.log"
+    written = None
+    for path in (settings.database.parent / name, Path(tempfile.gettempdir()) / f"liushui-{name}"):
+        try:
+            path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        except OSError:
+            continue
+        written = path
+        break
+    _fail(
+        f"the run failed: {type(exc).__name__}: {exc}. Nothing was published; the previous state is kept."
+        + (f" The traceback is in {written}." if written else "")
+    )
 
 
 def _finish(settings: Settings, report: RunReport) -> NoReturn:

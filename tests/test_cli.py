@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -199,3 +202,26 @@ def test_a_misspelt_weight_code_is_refused_before_anything_runs(prefect_harness,
     assert result.exit_code == 1, result.output
     assert "account_risk.weights names unknown flag code(s) ['LARGE_OUTFLOWS']" in result.output
     assert not db.exists()
+
+
+def test_an_unforeseen_failure_is_one_clear_line_and_its_traceback_goes_to_a_file(tmp_path):
+    """A failure nobody foresaw (here the database's folder is a file, as a full disk or an I/O error would fail
+    a write): exit 1 with what failed and that nothing was published, no traceback on the terminal; the
+    traceback is in a file (beside the database when it can be written there, else the temporary folder)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.csv").write_text(
+        "account_id,booked_at,amount,currency\nA1,2026-03-01 10:00:00,8000.00,CNY\n", encoding="utf-8"
+    )
+    not_a_folder = tmp_path / "warehouse"
+    not_a_folder.write_text("a file where the database's folder should be", encoding="utf-8")
+    result = runner.invoke(app, ["run", "--inbox", str(inbox), "--db", str(not_a_folder / "w.duckdb")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1, result.output
+    # the folder's creation fails: FileExistsError (or NotADirectoryError, by where it fails first)
+    assert re.search(r"error: the run failed: (FileExistsError|NotADirectoryError): \[Errno \d+\]", text), text
+    assert "Nothing was published; the previous state is kept." in text
+    assert "Traceback" not in result.output
+    log = Path(tempfile.gettempdir()) / "liushui-w.last-error.log"
+    assert f"The traceback is in {log}." in text
+    assert log.read_text(encoding="utf-8").startswith("Traceback (most recent call last):")
