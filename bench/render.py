@@ -392,7 +392,9 @@ def targets(results: dict) -> list[str]:
 def _completion(r: dict) -> str:
     if _wall(r) is not None:
         return f"completed in {_f(r['wall_s'])} s"
-    return f"did not complete ({r.get('killed') or 'exit ' + str(r.get('returncode'))}, after {_f(r['wall_s'])} s)"
+    why = r.get("killed") or "exit " + str(r.get("returncode"))
+    error = next((ln.split("] ", 1)[-1].strip() for ln in reversed(r.get("tail", [])) if "Error" in ln), None)
+    return f"did not complete ({why}, after {_f(r['wall_s'])} s{': ' + error[:160] if error else ''})"
 
 
 def _first_lines(res: dict) -> list[tuple[str, float]]:
