@@ -20,15 +20,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from liushui.config import DEFAULT_DATA_DIR, Settings
-from liushui.runtime import configure_environment, forget_server, record_server
+from liushui.runtime import configure_environment, forget_server, record_server, server_answers
 
 configure_environment()
 
@@ -117,15 +115,6 @@ def _free_port() -> int:
         return port
 
 
-def _healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:  # noqa: S310 - local URL
-            status: int = response.status
-            return status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _raise_sigterm_as_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -167,7 +156,7 @@ def local_prefect_server(*, home: Path | None = None, timeout_s: float = SERVER_
         )
     try:
         deadline = time.monotonic() + timeout_s
-        while not _healthy(api_url):
+        while not server_answers(api_url):
             if server.poll() is not None:
                 raise ServerError(f"prefect server exited with code {server.returncode}: {_tail(log_path)}")
             if time.monotonic() > deadline:

@@ -90,11 +90,16 @@ def running_server(home: Path, *, timeout_s: float = 1.0) -> str | None:
         return None
     except PermissionError:
         pass  # alive, another user's
+    return api_url if server_answers(api_url, timeout_s=timeout_s) else None
+
+
+def server_answers(api_url: str, *, timeout_s: float = 2.0) -> bool:
+    """Does the Prefect API at `api_url` answer its health endpoint (200) within `timeout_s`?"""
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as response:  # noqa: S310 - loopback
-            return api_url if response.status == 200 else None
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as response:  # noqa: S310 - local URL
+            return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
-        return None
+        return False
 
 
 def use_running_server(home: Path) -> str | None:
