@@ -66,10 +66,13 @@ def quiet_night(settings: Settings) -> QuietNight | None:
     if scope.run_mode(full_rebuild=False, last_run=last_run, fingerprint=fingerprint, as_of=as_of) != "incremental":
         return None
     files = inbox_files(settings.inbox)
-    hashes = FileHashes(settings.file_hashes_path)  # a file whose stat is unchanged is not read again
-    if any(hashes.sha256(path) not in known for path in files):
-        return None
+    # Every file is hashed (a file whose stat is unchanged is not read again) and remembered, also when one is
+    # new: the flow's ingest that follows then reads no file twice.
+    hashes = FileHashes(settings.file_hashes_path)
+    unknown = [path for path in files if hashes.sha256(path) not in known]
     hashes.save()
+    if unknown:
+        return None
     return QuietNight(known_files=len(files), as_of=as_of, fingerprint=fingerprint)
 
 

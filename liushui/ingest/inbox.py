@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from liushui.contracts import CANONICAL_TRANSACTION, QUARANTINE, SOURCE_FILES
-from liushui.file_hashes import FileHashes, file_sha256
+from liushui.file_hashes import FileHashes
 from liushui.ingest.canonical import (
     PARQUET_MAGIC,
     FileRejected,
@@ -232,8 +232,9 @@ def read_files(
     seen_at = datetime.now(UTC).replace(tzinfo=None)
     profiles = Profiles(profiles_dir)
     seen_hashes = set(known_file_hashes)
+    hashes = hashes if hashes is not None else FileHashes(None)  # None: every file is hashed
     for path in paths:
-        sha = hashes.sha256(path) if hashes is not None else file_sha256(path)
+        sha = hashes.sha256(path)
         if sha in seen_hashes:
             yield FileOutcome(path, None, None, skipped=True)
             continue
