@@ -73,12 +73,8 @@ class _NoTraceback(logging.Filter):
     one clear message (every error: a locked database, bad config, a blocked publish, and an unforeseen one, whose
     traceback goes to a file), keep Prefect's line, drop the traceback."""
 
-    def __init__(self, reported: tuple[type[BaseException], ...]) -> None:
-        super().__init__()
-        self.reported = reported
-
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], self.reported):
+        if record.exc_info and isinstance(record.exc_info[1], Exception):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -211,7 +207,7 @@ def _run_and_exit(settings: Settings) -> NoReturn:
 
             # Every failure is reported below as one message (an unforeseen one with its traceback in a file).
             for logger in ("prefect.flow_runs", "prefect.task_runs"):
-                logging.getLogger(logger).addFilter(_NoTraceback((Exception,)))
+                logging.getLogger(logger).addFilter(_NoTraceback())
             try:
                 report = run_nightly(settings)
             except PublishBlocked as exc:
